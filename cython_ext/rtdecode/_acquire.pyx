@@ -1,0 +1,243 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The acquisition loop: LSL inlet -> ring buffer, entirely without the GIL.
+
+It calls liblsl's C functions through the addresses of the library that pylsl already loaded
+(no second copy of liblsl, no link-time dependency). Each pass waits in ``lsl_pull_sample_*``
+(which wakes as soon as a sample arrives: ``pull_chunk`` with a timeout would wait for a full
+buffer), drains what else is queued with ``lsl_pull_chunk_*(timeout=0)``, converts the stream's
+format to float32 once and publishes the chunk to the ring buffer. Gaps and non-monotonic
+timestamps are counted here, per sample.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int16_t, int32_t
+from libc.math cimport floor
+
+from rtdecode._ringbuffer cimport RingBuffer
+
+cnp.import_array()
+
+cdef extern from "rt_sync.h" nogil:
+    int rt_load_int(const int *p)
+    void rt_store_int(int *p, int v)
+
+ctypedef double (*pull_sample_fn)(void* inlet, void* buf, int32_t n, double timeout,
+                                  int32_t* ec) noexcept nogil
+ctypedef unsigned long (*pull_chunk_fn)(void* inlet, void* data, double* ts,
+                                        unsigned long data_elements, unsigned long ts_elements,
+                                        double timeout, int32_t* ec) noexcept nogil
+
+# liblsl channel formats we accept (lsl_channel_format_t values).
+cdef enum:
+    FMT_FLOAT32 = 1
+    FMT_DOUBLE64 = 2
+    FMT_INT32 = 4
+    FMT_INT16 = 5
+
+FORMAT_FLOAT32 = FMT_FLOAT32
+FORMAT_DOUBLE64 = FMT_DOUBLE64
+FORMAT_INT32 = FMT_INT32
+FORMAT_INT16 = FMT_INT16
+_DTYPES = {
+    FORMAT_FLOAT32: np.float32,
+    FORMAT_DOUBLE64: np.float64,
+    FORMAT_INT32: np.int32,
+    FORMAT_INT16: np.int16,
+}
+
+# Indices into the counters array (float64 so one array carries counts and times).
+cdef enum:
+    I_CHUNKS = 0
+    I_SAMPLES = 1
+    I_GAPS = 2
+    I_MISSING = 3        # samples missing in gaps, estimated from the timestamp jump
+    I_NONMONOTONIC = 4
+    I_LAST_TS = 5        # LSL timestamp of the newest sample
+    I_FIRST_TS = 6
+    I_ERROR = 7          # last liblsl error code (0 = none)
+    I_COUNT = 8
+
+COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
+                 "last_ts", "first_ts", "lsl_error")
+
+
+cdef class AcquisitionLoop:
+    """Pull from one LSL inlet into a ring buffer until stopped.
+
+    Parameters
+    ----------
+    ring : RingBuffer
+    inlet_handle : int
+        The ``lsl_inlet`` pointer (``pylsl.StreamInlet.obj.value``).
+    pull_sample_addr, pull_chunk_addr : int
+        Addresses of the liblsl pull functions matching the stream's format.
+    channel_format : int
+        liblsl channel format code (float32, double64, int32 or int16).
+    n_channels : int
+    nominal_rate_hz : float
+        The stream's nominal rate, used for gap detection.
+    gap_tolerance_s : float
+        A timestamp step longer than one period plus this counts as a gap.
+    max_chunk : int
+        Samples drained per pass at most.
+
+    Notes
+    -----
+    ``run`` blocks the calling thread (without the GIL) until ``stop`` is called from another
+    thread or liblsl reports an error; the counters are readable at any time.
+    """
+    cdef RingBuffer _ring
+    cdef void* _inlet
+    cdef pull_sample_fn _pull_sample
+    cdef pull_chunk_fn _pull_chunk
+    cdef int _fmt
+    cdef Py_ssize_t _n_ch, _max_chunk
+    cdef double _period, _gap_tol
+    cdef object _stage_native
+    cdef char* _stage_ptr
+    cdef Py_ssize_t _item
+    cdef float[:, ::1] _stage_f32
+    cdef double[::1] _stage_ts
+    cdef double[::1] _counters
+    cdef int _stop
+    cdef double _offset
+    cdef object _keepalive
+
+    def __cinit__(self, RingBuffer ring not None, size_t inlet_handle, size_t pull_sample_addr,
+                  size_t pull_chunk_addr, int channel_format, Py_ssize_t n_channels,
+                  double nominal_rate_hz, double gap_tolerance_s=0.05, Py_ssize_t max_chunk=4096,
+                  keepalive=None):
+        if channel_format not in _DTYPES:
+            raise ValueError(
+                f"channel format code {channel_format} is not supported; "
+                "use float32, double64, int32 or int16"
+            )
+        if ring.n_channels != n_channels:
+            raise ValueError(f"ring holds {ring.n_channels} channels, stream has {n_channels}")
+        if not (nominal_rate_hz > 0):
+            raise ValueError(f"nominal_rate_hz must be > 0, got {nominal_rate_hz}")
+        if inlet_handle == 0 or pull_sample_addr == 0 or pull_chunk_addr == 0:
+            raise ValueError("null inlet handle or liblsl function address")
+        self._ring = ring
+        self._inlet = <void*>inlet_handle
+        self._pull_sample = <pull_sample_fn>pull_sample_addr
+        self._pull_chunk = <pull_chunk_fn>pull_chunk_addr
+        self._fmt = channel_format
+        self._n_ch = n_channels
+        self._max_chunk = max_chunk
+        self._period = 1.0 / nominal_rate_hz
+        self._gap_tol = gap_tolerance_s
+        arr = np.zeros((max_chunk, n_channels), dtype=_DTYPES[channel_format])
+        self._stage_native = arr
+        self._item = arr.itemsize
+        self._stage_ptr = <char*>cnp.PyArray_DATA(arr)
+        self._stage_f32 = np.zeros((max_chunk, n_channels), dtype=np.float32)
+        self._stage_ts = np.zeros(max_chunk, dtype=np.float64)
+        self._counters = np.zeros(I_COUNT, dtype=np.float64)
+        self._stop = 0
+        self._offset = 0.0
+        # The pylsl inlet must outlive the loop: its handle is used without the GIL.
+        self._keepalive = keepalive
+
+    @property
+    def counters(self) -> np.ndarray:
+        """Live view of the counters (in the order of ``COUNTER_NAMES``)."""
+        return np.asarray(self._counters)
+
+    def set_time_offset(self, double offset_s) -> None:
+        """Clock offset added to every timestamp from now on (source clock -> local clock).
+
+        Updated from a slow side thread: liblsl's own in-pull clock synchronisation can hold a
+        pull for as long as a time-correction exchange takes, which would be added latency.
+        """
+        self._offset = offset_s
+
+    @property
+    def time_offset(self) -> float:
+        return self._offset
+
+    def stop(self) -> None:
+        """Ask ``run`` to return after its current wait (<= ``wait_s``)."""
+        rt_store_int(&self._stop, 1)
+
+    def run(self, double wait_s=0.05) -> int:
+        """Acquire until stopped; return the liblsl error code that ended it (0 when stopped)."""
+        cdef int32_t ec = 0
+        with nogil:
+            ec = self._loop(wait_s)
+        return ec
+
+    cdef int32_t _loop(self, double wait_s) noexcept nogil:
+        cdef int32_t ec = 0
+        cdef double ts0
+        cdef unsigned long got
+        cdef Py_ssize_t n, rest
+        cdef Py_ssize_t C = self._n_ch
+        while not rt_load_int(&self._stop):
+            ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s, &ec)
+            if ec != 0:
+                self._counters[I_ERROR] = ec
+                return ec
+            if ts0 == 0.0:
+                continue
+            self._stage_ts[0] = ts0
+            n = 1
+            rest = self._max_chunk - 1
+            if rest > 0:
+                got = self._pull_chunk(self._inlet, self._stage_ptr + C * self._item,
+                                       &self._stage_ts[1], <unsigned long>(rest * C),
+                                       <unsigned long>rest, 0.0, &ec)
+                if ec != 0:
+                    self._counters[I_ERROR] = ec
+                    return ec
+                n += <Py_ssize_t>(got // C)
+            self._convert(n)
+            self._check_time(n)
+            self._ring.write_ptr(&self._stage_f32[0, 0], &self._stage_ts[0], n)
+            self._counters[I_CHUNKS] += 1
+            self._counters[I_SAMPLES] += n
+        return 0
+
+    cdef void _convert(self, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i, total = n * self._n_ch
+        cdef float* dst = &self._stage_f32[0, 0]
+        cdef const float* f32
+        cdef const double* f64
+        cdef const int32_t* i32
+        cdef const int16_t* i16
+        if self._fmt == FMT_FLOAT32:
+            f32 = <const float*>self._stage_ptr
+            for i in range(total):
+                dst[i] = f32[i]
+        elif self._fmt == FMT_DOUBLE64:
+            f64 = <const double*>self._stage_ptr
+            for i in range(total):
+                dst[i] = <float>f64[i]
+        elif self._fmt == FMT_INT32:
+            i32 = <const int32_t*>self._stage_ptr
+            for i in range(total):
+                dst[i] = <float>i32[i]
+        else:
+            i16 = <const int16_t*>self._stage_ptr
+            for i in range(total):
+                dst[i] = <float>i16[i]
+
+    cdef void _check_time(self, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef double last = self._counters[I_LAST_TS], t, dt
+        cdef double limit = self._period + self._gap_tol
+        cdef double offset = self._offset
+        for i in range(n):
+            t = self._stage_ts[i] + offset
+            self._stage_ts[i] = t
+            if last != 0.0:
+                dt = t - last
+                if dt > limit:
+                    self._counters[I_GAPS] += 1
+                    self._counters[I_MISSING] += floor(dt / self._period + 0.5) - 1
+                elif dt < 0.0:
+                    self._counters[I_NONMONOTONIC] += 1
+            else:
+                self._counters[I_FIRST_TS] = t
+            last = t
+        self._counters[I_LAST_TS] = last

@@ -1,0 +1,134 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Stateful, causal FIR decimator for multichannel float32 streams.
+
+Output sample ``m`` is ``sum_k h[k] * x[m*D + D-1 - k]``: it covers the input up to and including
+sample ``m*D + D-1``, so after ``k*D`` input samples exactly ``k`` outputs exist. Only the outputs
+are computed (polyphase cost: ``len(h)`` multiply-adds per output per channel), and each one is
+computed the same way whatever the chunking of the input, so a stream fed in random chunk sizes
+gives bit-identical output to the whole recording fed at once.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.string cimport memcpy, memmove, memset
+
+cnp.import_array()
+
+
+cdef class FirDecimator:
+    """Decimate by ``factor`` with FIR ``taps`` (anti-aliasing designed by the caller).
+
+    Parameters
+    ----------
+    taps : ndarray, shape (n_taps,), float32
+    factor : int
+        Decimation factor D >= 1.
+    n_channels : int
+    block : int
+        Input samples processed per internal step (bounds the scratch memory).
+    """
+    cdef float[::1] _h
+    cdef Py_ssize_t _n_taps, _factor, _n_ch, _block
+    cdef float[:, ::1] _buf      # (n_taps - 1 + block, n_ch): history, then new input
+    cdef float[::1] _acc
+    cdef long long _n_in
+
+    def __cinit__(self, taps, Py_ssize_t factor, Py_ssize_t n_channels, Py_ssize_t block=4096):
+        h = np.ascontiguousarray(taps, dtype=np.float32)
+        if h.ndim != 1 or h.shape[0] < 1:
+            raise ValueError(f"taps must be a non-empty 1-D array, got shape {h.shape}")
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor}")
+        if n_channels < 1:
+            raise ValueError(f"n_channels must be >= 1, got {n_channels}")
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        self._h = h
+        self._n_taps = h.shape[0]
+        self._factor = factor
+        self._n_ch = n_channels
+        self._block = block
+        self._buf = np.zeros((self._n_taps - 1 + block, n_channels), dtype=np.float32)
+        self._acc = np.zeros(n_channels, dtype=np.float32)
+        self._n_in = 0
+
+    @property
+    def factor(self) -> int:
+        return self._factor
+
+    @property
+    def n_channels(self) -> int:
+        return self._n_ch
+
+    @property
+    def n_in(self) -> int:
+        """Input samples consumed so far."""
+        return self._n_in
+
+    def n_out_for(self, Py_ssize_t n) -> int:
+        """Outputs that the next ``n`` input samples will produce."""
+        return (self._n_in + n) // self._factor - self._n_in // self._factor
+
+    def reset(self) -> None:
+        """Forget the history (as after a stream gap)."""
+        self._buf[:, :] = 0
+        self._n_in = 0
+
+    def process(self, const float[:, ::1] x, float[:, ::1] out) -> int:
+        """Consume ``x`` and write the outputs it completes into ``out``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, n_channels), float32, C-contiguous
+        out : ndarray, shape (>= n_out_for(n), n_channels), float32, C-contiguous
+
+        Returns
+        -------
+        int
+            Number of output rows written.
+        """
+        cdef Py_ssize_t n = x.shape[0]
+        cdef Py_ssize_t need
+        if x.shape[1] != self._n_ch:
+            raise ValueError(f"input has {x.shape[1]} channels, decimator expects {self._n_ch}")
+        need = self.n_out_for(n)
+        if out.shape[0] < need or (need > 0 and out.shape[1] != self._n_ch):
+            raise ValueError(
+                f"out must be at least ({need}, {self._n_ch}), got ({out.shape[0]}, {out.shape[1]})"
+            )
+        if n == 0:
+            return 0
+        with nogil:
+            self._process(&x[0, 0], n, &out[0, 0] if need > 0 else NULL)
+        return need
+
+    cdef void _process(self, const float* x, Py_ssize_t n, float* out) noexcept nogil:
+        cdef Py_ssize_t L = self._n_taps, D = self._factor, C = self._n_ch
+        cdef Py_ssize_t hist = L - 1
+        cdef Py_ssize_t done = 0, m, i, j, k, c, first_out
+        cdef Py_ssize_t n_out = 0
+        cdef float* buf = &self._buf[0, 0]
+        cdef float* acc = &self._acc[0]
+        cdef const float* h = &self._h[0]
+        cdef const float* row
+        cdef float hk
+        while done < n:
+            m = min(self._block, n - done)
+            memcpy(buf + hist * C, x + done * C, m * C * sizeof(float))
+            # Local index (in buf) of the first input sample that completes an output: absolute
+            # input index i with (i + 1) % D == 0.
+            first_out = (D - 1 - (self._n_in % D)) % D
+            j = first_out
+            while j < m:
+                memset(acc, 0, C * sizeof(float))
+                for k in range(L):
+                    hk = h[k]
+                    row = buf + (hist + j - k) * C
+                    for c in range(C):
+                        acc[c] += hk * row[c]
+                memcpy(out + n_out * C, acc, C * sizeof(float))
+                n_out += 1
+                j += D
+            # Keep the newest L-1 samples as history for the next step.
+            memmove(buf, buf + m * C, hist * C * sizeof(float))
+            self._n_in += m
+            done += m

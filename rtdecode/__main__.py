@@ -1,0 +1,5 @@
+import sys
+
+from rtdecode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,352 @@
+"""Command line: ``rtdecode run | demo | simulate | info``.
+
+Exit codes: 0 done (``--duration`` reached, or stopped with Ctrl-C), 2 bad input (model, stream,
+arguments), 1 a failure while running.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rtdecode import __version__
+
+logger = logging.getLogger("rtdecode")
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit code 2."""
+
+
+# Argument parsing -----------------------------------------------------------------------------
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_hysteresis_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hysteresis (defaults come from the model)")
+    g.add_argument("--on-threshold", type=float, help="event tasks: enter when p >= this")
+    g.add_argument("--off-threshold", type=float, help="event tasks: leave when p <= this")
+    g.add_argument("--on-dwell", type=float, metavar="S", help="event tasks: seconds above on")
+    g.add_argument("--off-dwell", type=float, metavar="S", help="event tasks: seconds below off")
+    g.add_argument("--margin", type=float, help="state tasks: lead needed to switch state")
+    g.add_argument("--dwell", type=float, metavar="S", help="state tasks: seconds the lead holds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtdecode",
+        description="Real-time decoder for electrophysiology over Lab Streaming Layer.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtdecode {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="decode a live LSL stream with a model")
+    run.add_argument("--model", required=True, help="ONNX model with an rtdecode contract")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("--source", metavar="NAME", help="input stream name")
+    src.add_argument("--source-type", metavar="TYPE", help="input stream type (e.g. EEG)")
+    src.add_argument("--source-id", metavar="ID", help="input stream source_id")
+    run.add_argument("--resolve-timeout", type=_positive_float, default=10.0, metavar="S")
+    run.add_argument("--headless", action="store_true", help="no monitor window (status line only)")
+    run.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
+    run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    run.add_argument("--status-every", type=float, default=1.0, metavar="S",
+                     help="status line period (0 = none)")
+    _add_hysteresis_args(run)
+
+    demo = sub.add_parser("demo", help="simulator + decoder with a bundled model, in one command")
+    demo.add_argument("--scenario", choices=("sleep", "seizure"), default="seizure")
+    demo.add_argument("--headless", action="store_true", help="no monitor window")
+    demo.add_argument("--duration", type=_positive_float, default=60.0, metavar="S")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
+
+    sim = sub.add_parser("simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)")
+    sim.add_argument("--scenario", choices=("sleep", "seizure"), default="sleep")
+    sim.add_argument("--channels", type=int, default=64)
+    sim.add_argument("--rate", type=_positive_float, default=32000.0, metavar="HZ")
+    sim.add_argument("--name", default="rtdecode-sim")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--duration", type=_positive_float, metavar="S")
+    sim.add_argument("--chunk", type=int, default=32, metavar="SAMPLES",
+                     help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)")
+
+    info = sub.add_parser("info", help="print a model's contract")
+    info.add_argument("model")
+    return parser
+
+
+# Commands -------------------------------------------------------------------------------------
+def _hysteresis_override(args: argparse.Namespace, default):
+    """The model's hysteresis with any CLI flags applied, or None when no flag is given."""
+    from dataclasses import replace
+
+    from rtdecode.config import EventHysteresis
+
+    if isinstance(default, EventHysteresis):
+        names = dict(on_threshold="on_threshold", off_threshold="off_threshold",
+                     on_dwell="on_dwell_s", off_dwell="off_dwell_s")
+        wrong = [f"--{k.replace('_', '-')}" for k in ("margin", "dwell") if getattr(args, k) is not None]
+    else:
+        names = dict(margin="margin", dwell="dwell_s")
+        wrong = [f"--{k.replace('_', '-')}" for k in ("on_threshold", "off_threshold", "on_dwell",
+                                                       "off_dwell") if getattr(args, k) is not None]
+    if wrong:
+        raise UsageError(
+            f"{', '.join(wrong)} do(es) not apply to this model's {default.kind} task; "
+            f"use {', '.join('--' + k.replace('_', '-') for k in names)}"
+        )
+    changes = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+    if not changes:
+        return None
+    try:
+        return replace(default, **changes)
+    except ValueError as exc:
+        raise UsageError(f"hysteresis flags: {exc}") from None
+
+
+def _print_status(status) -> None:
+    line = status.line()
+    if sys.stdout.isatty():
+        sys.stdout.write("\r" + line[: os.get_terminal_size().columns - 1])
+    else:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path: str | None,
+                  hysteresis_args: argparse.Namespace | None):
+    """Load the model, find and check the stream, create the outputs: a ready Decoder."""
+    from rtdecode.decoder import Decoder
+    from rtdecode.inlet import LslAcquisition, StreamMismatchError, StreamNotFoundError, resolve_stream
+    from rtdecode.model import ModelError, OnnxModel
+    from rtdecode.outputs import DecisionOutputs
+
+    try:
+        model = OnnxModel(model_path)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    hysteresis = None
+    if hysteresis_args is not None:
+        hysteresis = _hysteresis_override(hysteresis_args, model.contract.hysteresis)
+    try:
+        info = resolve_stream(selector, timeout_s=resolve_timeout)
+        model.check_stream(n_channels=info.channel_count(), fs_hz=info.nominal_srate(),
+                           stream_name=info.name())
+        acquisition = LslAcquisition(info)
+    except (StreamNotFoundError, StreamMismatchError, ModelError) as exc:
+        raise UsageError(str(exc)) from None
+    if log_path is not None and not Path(log_path).resolve().parent.is_dir():
+        raise UsageError(f"--log {log_path}: directory {Path(log_path).resolve().parent} does not exist")
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=acquisition.name,
+        hop_s=model.contract.features.hop_s,
+        log_path=log_path,
+        model_name=Path(model_path).name,
+    )
+    return Decoder(model, acquisition, outputs, hysteresis=hysteresis)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rtdecode.inlet import StreamSelector
+
+    selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
+    decoder = _open_decoder(args.model, selector, resolve_timeout=args.resolve_timeout,
+                            log_path=args.log, hysteresis_args=args)
+    print(
+        f"rtdecode {__version__}: decoding {decoder.acquisition.name!r} "
+        f"({decoder.acquisition.n_channels} ch @ {decoder.acquisition.fs_hz:g} Hz) with "
+        f"{Path(args.model).name}; outlets rtdecode-scores / rtdecode-state",
+        flush=True,
+    )
+    with decoder:
+        try:
+            decoder.wait(args.duration, status_every_s=args.status_every or None,
+                         on_status=_print_status)
+        except KeyboardInterrupt:
+            print("\nstopped (Ctrl-C)", flush=True)
+    status = decoder.status()
+    print(f"\n{status.decisions} decisions; latency p50 {status.latency_p50_ms:.2f} ms "
+          f"p99 {status.latency_p99_ms:.2f} ms; gaps {status.gaps}, lost {status.missing_samples}, "
+          f"overruns {status.overruns}", flush=True)
+    return EXIT_OK
+
+
+class _TruthListener:
+    """Collect the simulator's truth markers on a thread (for the demo's side-by-side)."""
+
+    def __init__(self, stream_name: str) -> None:
+        import pylsl
+
+        self.changes: list[tuple[float, str]] = []
+        found = pylsl.resolve_byprop("name", stream_name, timeout=10.0)
+        self._inlet = pylsl.StreamInlet(found[0]) if found else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self._inlet is None:
+            return
+        while not self._stop.is_set():
+            sample, ts = self._inlet.pull_sample(timeout=0.2)
+            if sample is not None:
+                self.changes.append((ts, sample[0]))
+
+    def state_at(self, t: float) -> str | None:
+        current = None
+        for ts, state in list(self.changes):
+            if ts <= t:
+                current = state
+        return current
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rtdecode.inlet import StreamSelector
+    from rtdecode.model import ModelError, OnnxModel
+    from rtdecode.models import bundled_model_path
+
+    model_path = bundled_model_path(args.scenario)
+    try:
+        contract = OnnxModel(model_path).contract
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    name = f"rtdecode-demo-{os.getpid()}"
+    sim_cmd = [
+        sys.executable, "-m", "rtdecode", "simulate", "--scenario", args.scenario,
+        "--channels", str(contract.n_channels), "--rate", str(contract.features.fs_hz),
+        "--name", name, "--seed", str(args.seed), "--duration", str(args.duration + 30),
+    ]
+    print(f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
+          f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name}", flush=True)
+    sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        truth = _TruthListener(f"{name}-truth")
+        decoder = _open_decoder(str(model_path), StreamSelector(name=name), resolve_timeout=20.0,
+                                log_path=args.log, hysteresis_args=None)
+        agree = total = 0
+        last_state = None
+
+        def on_status(status) -> None:
+            nonlocal agree, total, last_state
+            if status.state is None:
+                return
+            t_end = decoder._last_ts
+            true_state = truth.state_at(t_end - contract.features.window_s / 2) if t_end else None
+            if status.state != last_state:
+                print(f"[{time.strftime('%H:%M:%S')}] decoded {status.state:<8} truth "
+                      f"{true_state or '-':<8} (p={max(status.probabilities):.2f}, latency p99 "
+                      f"{status.latency_p99_ms:.2f} ms)", flush=True)
+                last_state = status.state
+            if true_state is not None:
+                total += 1
+                agree += status.state == true_state
+
+        with decoder:
+            try:
+                decoder.wait(args.duration, status_every_s=0.1, on_status=on_status)
+            except KeyboardInterrupt:
+                print("stopped (Ctrl-C)", flush=True)
+            status = decoder.status()
+        truth.close()
+        print(
+            f"demo done: {status.decisions} decisions, state agreed with the simulator's truth "
+            f"{100.0 * agree / max(total, 1):.1f}% of the time; latency p50 "
+            f"{status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms; lost samples "
+            f"{status.missing_samples}, overruns {status.overruns}",
+            flush=True,
+        )
+    finally:
+        sim.terminate()
+        try:
+            _, err = sim.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            err = ""
+        if sim.returncode not in (0, -signal.SIGTERM) and err:
+            print(f"simulator said:\n{err[-2000:]}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from rtdecode.simulator import SimulatorConfig, run_lsl_source
+
+    try:
+        config = SimulatorConfig(scenario=args.scenario, n_channels=args.channels,
+                                 fs_hz=args.rate, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"simulating {args.scenario}: {args.channels} ch @ {args.rate:g} Hz as {args.name!r} "
+          f"(truth markers on {args.name + '-truth'!r})", flush=True)
+    try:
+        run_lsl_source(config, args.name, duration_s=args.duration, chunk_samples=args.chunk)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rtdecode.model import ModelError, OnnxModel, describe
+
+    try:
+        model = OnnxModel(args.model)
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+    print(describe(model.contract, args.model))
+    return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    # SIGTERM (a supervisor stopping us) ends as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"rtdecode {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # one readable line; the traceback only with -v
+        logger.debug("failure", exc_info=True)
+        print(f"rtdecode {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

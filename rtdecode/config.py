@@ -1,0 +1,273 @@
+"""Frozen configuration objects shared by training and live decoding.
+
+Each config round-trips through ``to_dict`` / ``from_dict`` (plain JSON types) so that it can
+travel inside an ONNX model's metadata: the feature configuration a model was trained with is the
+one the live decoder rebuilds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "Band",
+    "Ratio",
+    "DEFAULT_BANDS",
+    "DEFAULT_RATIOS",
+    "FeatureConfig",
+    "EventHysteresis",
+    "StateHysteresis",
+    "hysteresis_from_dict",
+]
+
+
+@dataclass(frozen=True)
+class Band:
+    """A frequency band ``[lo_hz, hi_hz)`` with a stable name."""
+
+    name: str
+    lo_hz: float
+    hi_hz: float
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.isidentifier():
+            raise ValueError(f"band name must be an identifier, got {self.name!r}")
+        if not (0.0 <= self.lo_hz < self.hi_hz):
+            raise ValueError(
+                f"band {self.name!r}: need 0 <= lo_hz < hi_hz, got {self.lo_hz}..{self.hi_hz} Hz"
+            )
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Power ratio ``numerator / denominator`` of two named bands (a log10 difference)."""
+
+    name: str
+    numerator: str
+    denominator: str
+
+
+DEFAULT_BANDS: tuple[Band, ...] = (
+    Band("delta", 1.0, 4.0),
+    Band("theta", 6.0, 9.0),
+    Band("sigma", 10.0, 15.0),
+    Band("beta", 15.0, 30.0),
+    Band("gamma", 30.0, 80.0),
+    Band("high_gamma", 80.0, 150.0),
+    Band("ripple", 150.0, 250.0),
+    Band("fast_ripple", 250.0, 500.0),
+)
+
+# theta/delta separates REM from NREM; sigma/delta marks spindles; gamma/delta rises with
+# EMG-like broadband activity in wake and with seizure discharges.
+DEFAULT_RATIOS: tuple[Ratio, ...] = (
+    Ratio("theta_delta", "theta", "delta"),
+    Ratio("sigma_delta", "sigma", "delta"),
+    Ratio("gamma_delta", "gamma", "delta"),
+)
+
+
+def _auto_decimation(fs_hz: float, top_hz: float, hop_samples: int) -> int:
+    """Largest decimation factor that keeps >= 4x ``top_hz`` and divides the hop exactly."""
+    best = 1
+    for factor in range(2, int(fs_hz // (4.0 * top_hz)) + 1):
+        if hop_samples % factor == 0:
+            best = factor
+    return best
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How band-power features are computed from a stream.
+
+    Parameters
+    ----------
+    fs_hz : float
+        Sampling rate of the input stream, Hz.
+    window_s : float
+        Length of the analysis window, seconds (default 2 s).
+    hop_s : float
+        Time between decisions, seconds of *samples* (default 0.1 s).
+    bands : tuple of Band
+        Frequency bands. Bands whose lower edge is at or above the analysis Nyquist frequency are
+        dropped when the config is built; a band crossing it is clipped.
+    ratios : tuple of Ratio
+        Band-power ratios computed per channel (ratios naming a dropped band are dropped).
+    decimation : int
+        Anti-aliased decimation factor applied before the FFT. ``0`` (default) chooses the largest
+        factor that keeps the analysis rate >= 4x the top band edge and divides the hop.
+    fir_taps_per_phase : int
+        Length of each polyphase branch of the decimation filter (total taps =
+        ``decimation * fir_taps_per_phase``).
+
+    Notes
+    -----
+    Window and hop are rounded to whole samples of the analysis (decimated) stream; the hop is a
+    whole number of input samples, so decisions are clocked by the stream, not the wall clock.
+    """
+
+    fs_hz: float
+    window_s: float = 2.0
+    hop_s: float = 0.1
+    bands: tuple[Band, ...] = DEFAULT_BANDS
+    ratios: tuple[Ratio, ...] = DEFAULT_RATIOS
+    decimation: int = 0
+    fir_taps_per_phase: int = 12
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.fs_hz) and self.fs_hz > 0):
+            raise ValueError(f"fs_hz must be a positive number, got {self.fs_hz!r}")
+        if not (self.window_s > 0 and self.hop_s > 0):
+            raise ValueError(
+                f"window_s and hop_s must be > 0, got window_s={self.window_s}, hop_s={self.hop_s}"
+            )
+        if self.hop_s > self.window_s:
+            raise ValueError(f"hop_s ({self.hop_s}) must not exceed window_s ({self.window_s})")
+        hop_samples = round(self.hop_s * self.fs_hz)
+        if hop_samples < 1 or abs(hop_samples - self.hop_s * self.fs_hz) > 1e-6 * self.fs_hz:
+            raise ValueError(
+                f"hop_s={self.hop_s} s is not a whole number of samples at {self.fs_hz} Hz"
+            )
+        # Normalise containers to tuples of dataclasses (from_dict hands lists of dicts).
+        bands = tuple(b if isinstance(b, Band) else Band(**b) for b in self.bands)
+        ratios = tuple(r if isinstance(r, Ratio) else Ratio(**r) for r in self.ratios)
+        if not bands:
+            raise ValueError("at least one band is required")
+        names = [b.name for b in bands]
+        if len(set(names)) != len(names):
+            raise ValueError(f"band names must be unique, got {names}")
+        decimation = self.decimation
+        top_hz = max(b.hi_hz for b in bands)
+        if decimation == 0:
+            decimation = _auto_decimation(self.fs_hz, top_hz, hop_samples)
+        if decimation < 1 or hop_samples % decimation:
+            raise ValueError(
+                f"decimation={decimation} must be >= 1 and divide the hop ({hop_samples} samples)"
+            )
+        nyquist = self.fs_hz / decimation / 2.0
+        kept = tuple(
+            b if b.hi_hz <= nyquist else Band(b.name, b.lo_hz, nyquist)
+            for b in bands
+            if b.lo_hz < nyquist
+        )
+        kept_names = {b.name for b in kept}
+        for r in ratios:
+            for part in (r.numerator, r.denominator):
+                if part not in names:
+                    raise ValueError(f"ratio {r.name!r} names unknown band {part!r}; bands: {names}")
+        ratios = tuple(r for r in ratios if r.numerator in kept_names and r.denominator in kept_names)
+        if self.fir_taps_per_phase < 1:
+            raise ValueError(f"fir_taps_per_phase must be >= 1, got {self.fir_taps_per_phase}")
+        object.__setattr__(self, "bands", kept)
+        object.__setattr__(self, "ratios", ratios)
+        object.__setattr__(self, "decimation", int(decimation))
+        if self.window_samples_analysis < 8:
+            raise ValueError(
+                f"window_s={self.window_s} s gives only {self.window_samples_analysis} analysis samples"
+            )
+
+    # Derived quantities -------------------------------------------------------------------
+    @property
+    def hop_samples(self) -> int:
+        """Input samples between decisions."""
+        return round(self.hop_s * self.fs_hz)
+
+    @property
+    def analysis_fs_hz(self) -> float:
+        """Sampling rate after decimation, Hz."""
+        return self.fs_hz / self.decimation
+
+    @property
+    def window_samples_analysis(self) -> int:
+        """Window length in analysis (decimated) samples."""
+        return round(self.window_s * self.analysis_fs_hz)
+
+    @property
+    def window_samples(self) -> int:
+        """Window length in input samples."""
+        return self.window_samples_analysis * self.decimation
+
+    @property
+    def features_per_channel(self) -> int:
+        return len(self.bands) + len(self.ratios)
+
+    def feature_names(self, channel_labels: list[str] | tuple[str, ...]) -> list[str]:
+        """Stable feature names ``"<channel>:<band or ratio>"``, channel-major."""
+        per_channel = [b.name for b in self.bands] + [r.name for r in self.ratios]
+        return [f"{ch}:{name}" for ch in channel_labels for name in per_channel]
+
+    # Serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class EventHysteresis:
+    """Hysteresis for event tasks (e.g. seizure): one event class against the rest.
+
+    Enter the event when ``p(event) >= on_threshold`` has held for ``on_dwell_s`` seconds of
+    stream time; leave it when ``p(event) <= off_threshold`` has held for ``off_dwell_s``.
+    """
+
+    event_class: str
+    on_threshold: float = 0.7
+    off_threshold: float = 0.3
+    on_dwell_s: float = 0.5
+    off_dwell_s: float = 2.0
+    kind: str = field(default="event", init=False)
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.off_threshold <= self.on_threshold <= 1.0):
+            raise ValueError(
+                "need 0 <= off_threshold <= on_threshold <= 1, got "
+                f"off={self.off_threshold}, on={self.on_threshold}"
+            )
+        if self.on_dwell_s < 0 or self.off_dwell_s < 0:
+            raise ValueError(
+                f"dwell times must be >= 0 s, got on={self.on_dwell_s}, off={self.off_dwell_s}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StateHysteresis:
+    """Hysteresis for multi-class state tasks (e.g. wake / NREM / REM).
+
+    Switch to class ``c`` only when ``p(c) - p(current) >= margin`` has held for ``dwell_s``
+    seconds of stream time.
+    """
+
+    margin: float = 0.2
+    dwell_s: float = 2.0
+    kind: str = field(default="state", init=False)
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.margin < 1.0):
+            raise ValueError(f"margin must be in [0, 1), got {self.margin}")
+        if self.dwell_s < 0:
+            raise ValueError(f"dwell_s must be >= 0 s, got {self.dwell_s}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hysteresis_from_dict(d: dict[str, Any]) -> EventHysteresis | StateHysteresis:
+    """Rebuild a hysteresis config from its ``to_dict`` form (dispatch on ``kind``)."""
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind == "event":
+        return EventHysteresis(**d)
+    if kind == "state":
+        return StateHysteresis(**d)
+    raise ValueError(f"hysteresis kind must be 'event' or 'state', got {kind!r}")

@@ -1,0 +1,300 @@
+"""The decode thread: ring buffer -> features -> model -> smoother -> outputs.
+
+The acquisition thread (``rtdecode.inlet``) fills the ring buffer; this thread sleeps (without the
+GIL) until the ring holds the next sample count it needs, feeds the new samples to the streaming
+feature extractor in small steps (so that when a window's last sample arrives only the last few
+milliseconds remain to be decimated), and at each hop boundary scores the window and publishes the
+decision. Nothing here waits for a consumer or a GUI.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pylsl
+
+from rtdecode._ringbuffer import OverrunError
+from rtdecode.features import StreamingFeatures
+from rtdecode.inlet import LslAcquisition
+from rtdecode.model import OnnxModel
+from rtdecode.outputs import Decision, DecisionOutputs
+from rtdecode.smoother import make_smoother
+
+__all__ = ["DecoderStatus", "Decoder"]
+
+logger = logging.getLogger("rtdecode")
+
+
+@dataclass(frozen=True)
+class DecoderStatus:
+    """A snapshot of the decoder for status lines and the monitor (copied, never shared)."""
+
+    decisions: int
+    state: str | None
+    state_since_s: float | None
+    probabilities: tuple[float, ...]
+    classes: tuple[str, ...]
+    decisions_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    samples: int
+    gaps: int
+    missing_samples: int
+    overruns: int
+    input_rate_hz: float
+    clock_offset_s: float
+    counters: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One compact status line."""
+        probs = " ".join(f"{c}={p:.2f}" for c, p in zip(self.classes, self.probabilities))
+        return (
+            f"state {self.state or '-':<8} {probs} | {self.decisions_per_s:4.1f} dec/s "
+            f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms | "
+            f"in {self.input_rate_hz / 1000:.1f} kHz gaps {self.gaps} lost {self.missing_samples} "
+            f"overruns {self.overruns}"
+        )
+
+
+class Decoder:
+    """Decode one stream with one model on a dedicated thread.
+
+    Parameters
+    ----------
+    model : OnnxModel
+    acquisition : LslAcquisition
+        Started or not; ``start`` starts it. Its stream must match the model's contract.
+    outputs : DecisionOutputs
+    hysteresis : EventHysteresis or StateHysteresis, optional
+        Overrides the model's default hysteresis.
+    step_fraction : float
+        The decode thread wakes every ``hop * step_fraction`` of samples to decimate what has
+        arrived, so the work left when a window completes is small (latency).
+    feature_sink : callable, optional
+        Called as ``feature_sink(end_sample, features)`` on the decode thread after each decision
+        is published (observers only: it must return quickly and not keep the array).
+
+    Notes
+    -----
+    ``start`` / ``stop`` / ``join``; errors in the thread are kept in ``error`` and re-raised by
+    ``join``. ``status()`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        model: OnnxModel,
+        acquisition: LslAcquisition,
+        outputs: DecisionOutputs,
+        *,
+        hysteresis=None,
+        step_fraction: float = 0.1,
+        feature_sink=None,
+    ) -> None:
+        contract = model.contract
+        model.check_stream(
+            n_channels=acquisition.n_channels, fs_hz=acquisition.fs_hz, stream_name=acquisition.name
+        )
+        self.model = model
+        self.acquisition = acquisition
+        self.outputs = outputs
+        self.classes = tuple(contract.classes)
+        self.config = contract.features
+        self.smoother = make_smoother(
+            hysteresis or contract.hysteresis, self.classes, self.config.hop_s
+        )
+        self.features = StreamingFeatures(self.config, acquisition.n_channels)
+        self._step = max(1, int(self.config.hop_samples * step_fraction))
+        scratch_rows = max(self.config.hop_samples, self._step) * 2
+        self._scratch = np.empty((scratch_rows, acquisition.n_channels), dtype=np.float32)
+        self._scratch_ts = np.empty(scratch_rows, dtype=np.float64)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._latencies_ms: deque[float] = deque(maxlen=600)
+        self._decision_times: deque[float] = deque(maxlen=50)
+        self._n_decisions = 0
+        self._last_probs: tuple[float, ...] = tuple(0.0 for _ in self.classes)
+        self._state_since_ts: float | None = None
+        self._last_ts: float | None = None
+        self._processed = 0
+        self._feature_sink = feature_sink
+
+    # Thread control ---------------------------------------------------------------------
+    def start(self) -> Decoder:
+        if self._thread is not None:
+            raise RuntimeError("decoder already started")
+        if not self.acquisition.alive:
+            self.acquisition.start()
+        self.outputs.log_event(
+            "start",
+            model=str(self.model.path),
+            stream=self.acquisition.name,
+            source_id=self.acquisition.source_id,
+            fs_hz=self.acquisition.fs_hz,
+            n_channels=self.acquisition.n_channels,
+        )
+        self._thread = threading.Thread(target=self._run, name="rtdecode-decode", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the decode thread to finish; idempotent."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the decode thread; re-raise its error if it failed."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop decoding and acquisition, close the outputs. Idempotent."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.acquisition.close()
+        try:
+            self.outputs.log_event("stop", decisions=self._n_decisions)
+        except ValueError:  # already closed
+            pass
+        self.outputs.close()
+
+    def __enter__(self) -> Decoder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # The decode loop --------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            logger.error("decode thread failed: %s", exc)
+            self.error = exc
+
+    def _loop(self) -> None:
+        ring = self.acquisition.ring
+        features = self.features
+        while not self._stop.is_set():
+            target = min(features.next_decision_sample(), self._processed + self._step)
+            if not ring.wait_for(target, 0.25):
+                if self.acquisition.error is not None:
+                    raise RuntimeError(
+                        f"acquisition from {self.acquisition.name!r} failed: {self.acquisition.error}"
+                    )
+                continue
+            newest = ring.written
+            if newest - self._processed > ring.capacity:
+                # Fell behind by more than the buffer: the samples are gone. Restart the
+                # features from the oldest samples still held, and say so.
+                lost = newest - ring.capacity // 2 - self._processed
+                logger.warning("decoder fell behind by %d samples; skipping them", lost)
+                self._processed = newest - ring.capacity // 2
+                features.reset()
+            while self._processed < newest and not self._stop.is_set():
+                n = min(newest - self._processed, self._scratch.shape[0])
+                end = self._processed + n
+                block, block_ts = self._scratch[:n], self._scratch_ts[:n]
+                try:
+                    ring.read(end, block, block_ts)
+                except OverrunError as exc:
+                    logger.warning("%s", exc)
+                    self._processed = ring.written - ring.capacity // 2
+                    features.reset()
+                    break
+                start = self._processed
+                self._processed = end
+                for end_sample, row in features.push(block):
+                    self._decide(end_sample, float(block_ts[end_sample - start - 1]), row)
+
+    def _decide(self, end_sample: int, timestamp: float, row: np.ndarray) -> None:
+        probs = self.model.predict_proba(row)[0]
+        state, changed = self.smoother.update(probs)
+        acq = self.acquisition.counters
+        counters = {
+            "gaps": int(acq["gaps"]),
+            "missing_samples": int(acq["missing_samples"]),
+            "overruns": int(self.acquisition.ring.overruns),
+        }
+        self.outputs.publish(
+            Decision(
+                end_sample=end_sample,
+                timestamp=timestamp,
+                probabilities=probs,
+                state=state,
+                state_changed=changed,
+                counters=counters,
+            )
+        )
+        now = pylsl.local_clock()
+        if self._feature_sink is not None:
+            self._feature_sink(end_sample, row)
+        with self._lock:
+            self._latencies_ms.append((now - timestamp) * 1e3)
+            self._decision_times.append(now)
+            self._n_decisions += 1
+            self._last_probs = tuple(float(p) for p in probs)
+            self._last_ts = timestamp
+            if changed:
+                self._state_since_ts = timestamp
+
+    # Observation ------------------------------------------------------------------------
+    def status(self) -> DecoderStatus:
+        """A consistent snapshot, safe to call from any thread."""
+        acq = self.acquisition.counters
+        with self._lock:
+            lat = np.array(self._latencies_ms) if self._latencies_ms else np.zeros(1)
+            times = list(self._decision_times)
+            n = self._n_decisions
+            probs = self._last_probs
+            since = self._state_since_ts
+            last_ts = self._last_ts
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else 0.0
+        span = acq["last_ts"] - acq["first_ts"]
+        return DecoderStatus(
+            decisions=n,
+            state=self.smoother.state,
+            state_since_s=(last_ts - since) if (since is not None and last_ts is not None) else None,
+            probabilities=probs,
+            classes=self.classes,
+            decisions_per_s=rate,
+            latency_p50_ms=float(np.percentile(lat, 50)),
+            latency_p99_ms=float(np.percentile(lat, 99)),
+            samples=int(acq["samples"]),
+            gaps=int(acq["gaps"]),
+            missing_samples=int(acq["missing_samples"]),
+            overruns=int(self.acquisition.ring.overruns),
+            input_rate_hz=(acq["samples"] - 1) / span if span > 0 else 0.0,
+            clock_offset_s=self.acquisition.clock_offset_s,
+            counters=acq,
+        )
+
+    def wait(self, duration_s: float | None = None, *, status_every_s: float | None = None,
+             on_status=None) -> None:
+        """Block the calling thread until ``duration_s`` passes, the decoder stops or fails.
+
+        Calls ``on_status(self.status())`` every ``status_every_s`` seconds if given.
+        """
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        next_status = time.monotonic() + (status_every_s or 0)
+        while self.running:
+            now = time.monotonic()
+            if t_end is not None and now >= t_end:
+                break
+            if on_status is not None and status_every_s and now >= next_status:
+                on_status(self.status())
+                next_status = now + status_every_s
+            time.sleep(0.05)
+        if self.error is not None:
+            raise self.error

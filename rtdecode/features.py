@@ -1,0 +1,280 @@
+"""Sliding-window band-power features: the one implementation used live and offline.
+
+The input stream is decimated (anti-aliased, causal, stateful polyphase FIR in Cython) to an
+analysis rate a few times the top band edge, then every hop a Hann-tapered FFT of the last
+window gives the power in each band per channel (log10, in input units squared), plus log band
+ratios. Decisions are clocked by input samples: one feature row each time the absolute sample
+count reaches a multiple of the hop (once a full window exists).
+
+``StreamingFeatures.push`` is what the live decoder calls on every chunk it receives;
+``extract_features`` is the offline path and calls the same ``push`` over the whole recording, so
+live and offline features are identical for the same samples, whatever the chunking.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from rtdecode._decimate import FirDecimator
+from rtdecode.config import FeatureConfig
+
+__all__ = [
+    "design_decimation_filter",
+    "BandPower",
+    "StreamingFeatures",
+    "extract_features",
+    "iter_features",
+]
+
+# Power below this (units^2) is treated as this, so a flat channel gives a finite log.
+_POWER_FLOOR = 1e-20
+_KAISER_BETA = 8.0  # ~80 dB stopband
+
+
+def design_decimation_filter(config: FeatureConfig) -> np.ndarray:
+    """Anti-aliasing FIR taps (float32) for ``config.decimation``; ``[1.0]`` when no decimation.
+
+    A Kaiser-windowed low-pass with cutoff at the analysis Nyquist frequency and
+    ``decimation * fir_taps_per_phase`` taps. With the default 4x margin between the analysis
+    rate and the top band edge, whatever aliases (above ``fs_a - top``) lands outside the bands.
+    """
+    if config.decimation == 1:
+        return np.ones(1, dtype=np.float32)
+    n_taps = config.decimation * config.fir_taps_per_phase
+    taps = scipy.signal.firwin(
+        n_taps, config.analysis_fs_hz / 2.0, window=("kaiser", _KAISER_BETA), fs=config.fs_hz
+    )
+    return taps.astype(np.float32)
+
+
+class BandPower:
+    """Band-power features of one analysis window.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    n_channels : int
+
+    Notes
+    -----
+    All buffers are allocated here; ``compute`` allocates only scipy.fft's output.
+    The power of band ``[lo, hi)`` is the one-sided periodogram (Hann taper, density scaling)
+    summed over the FFT bins with ``lo <= f < hi``, times the bin width: a sinusoid of amplitude
+    ``A`` inside the band gives ``A**2 / 2``.
+    """
+
+    def __init__(self, config: FeatureConfig, n_channels: int) -> None:
+        if n_channels < 1:
+            raise ValueError(f"n_channels must be >= 1, got {n_channels}")
+        self.config = config
+        self.n_channels = n_channels
+        n = config.window_samples_analysis
+        fs_a = config.analysis_fs_hz
+        self._taper = scipy.signal.get_window("hann", n, fftbins=True).astype(np.float32)
+        freqs = scipy.fft.rfftfreq(n, d=1.0 / fs_a)
+        # density scaling (x2 for the one-sided spectrum except DC/Nyquist) times bin width
+        scale = np.full(freqs.size, 2.0 / (fs_a * float(np.sum(self._taper.astype(np.float64) ** 2))))
+        scale[0] /= 2.0
+        if n % 2 == 0:
+            scale[-1] /= 2.0
+        scale *= fs_a / n
+        matrix = np.zeros((freqs.size, len(config.bands)), dtype=np.float32)
+        for j, band in enumerate(config.bands):
+            in_band = (freqs >= band.lo_hz) & (freqs < band.hi_hz)
+            if not in_band.any():
+                raise ValueError(
+                    f"band {band.name!r} ({band.lo_hz}-{band.hi_hz} Hz) holds no FFT bin with a "
+                    f"{config.window_s} s window at {fs_a} Hz: widen the band or lengthen the window"
+                )
+            matrix[in_band, j] = scale[in_band]
+        self._band_matrix = matrix
+        # Only bins that some band uses enter the matrix product.
+        used = np.flatnonzero(matrix.any(axis=1))
+        self._bin_lo, self._bin_hi = int(used[0]), int(used[-1]) + 1
+        self._band_matrix_used = np.ascontiguousarray(matrix[self._bin_lo : self._bin_hi])
+        names = [b.name for b in config.bands]
+        self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], dtype=np.intp)
+        self._ratio_den = np.array([names.index(r.denominator) for r in config.ratios], dtype=np.intp)
+        self._tapered = np.empty((n_channels, n), dtype=np.float32)
+        self._power = np.empty((n_channels, self._bin_hi - self._bin_lo), dtype=np.float32)
+        self._bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
+        self.n_features = n_channels * config.features_per_channel
+
+    def compute(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Features of one window.
+
+        Parameters
+        ----------
+        window : ndarray, shape (window_samples_analysis, n_channels), float32
+            The analysis-rate samples of the window, oldest first.
+        out : ndarray, shape (n_features,), float32, optional
+
+        Returns
+        -------
+        ndarray, shape (n_features,), float32
+            Channel-major: for each channel its log10 band powers, then its log10 ratios.
+        """
+        if out is None:
+            out = np.empty(self.n_features, dtype=np.float32)
+        np.multiply(window.T, self._taper, out=self._tapered)
+        spectrum = scipy.fft.rfft(self._tapered, axis=-1, overwrite_x=True)[
+            :, self._bin_lo : self._bin_hi
+        ]
+        np.square(spectrum.real, out=self._power)
+        self._power += np.square(spectrum.imag)
+        np.matmul(self._power, self._band_matrix_used, out=self._bands)
+        np.maximum(self._bands, _POWER_FLOOR, out=self._bands)
+        np.log10(self._bands, out=self._bands)
+        per_channel = out.reshape(self.n_channels, self.config.features_per_channel)
+        n_bands = len(self.config.bands)
+        per_channel[:, :n_bands] = self._bands
+        if self._ratio_num.size:
+            np.subtract(
+                self._bands[:, self._ratio_num],
+                self._bands[:, self._ratio_den],
+                out=per_channel[:, n_bands:],
+            )
+        return out
+
+
+class StreamingFeatures:
+    """Stateful feature extractor over a stream of input samples.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    n_channels : int
+
+    Notes
+    -----
+    Not thread-safe: one thread (the decode thread, or the offline loop) calls ``push``. Holds the
+    decimator state and the last window of analysis-rate samples; memory is fixed at construction.
+    """
+
+    def __init__(self, config: FeatureConfig, n_channels: int) -> None:
+        self.config = config
+        self.n_channels = n_channels
+        self.band_power = BandPower(config, n_channels)
+        self.n_features = self.band_power.n_features
+        self._taps = design_decimation_filter(config)
+        self._decimator = FirDecimator(self._taps, config.decimation, n_channels)
+        self._window_a = config.window_samples_analysis
+        self._hop_a = config.hop_samples // config.decimation
+        # Analysis samples are appended to a linear buffer twice the window; when it fills, the
+        # newest window is moved to the front: one extra copy per sample, and every window is a
+        # contiguous slice.
+        self._store = np.zeros((2 * self._window_a + self._hop_a, n_channels), dtype=np.float32)
+        self._fill = 0
+        self._n_in = 0
+        self._n_analysis = 0
+        self._scratch = np.empty((4096, n_channels), dtype=np.float32)
+
+    @property
+    def samples_in(self) -> int:
+        """Input samples consumed since construction or the last ``reset``."""
+        return self._n_in
+
+    def next_decision_sample(self) -> int:
+        """Absolute input-sample count at which the next feature row becomes available."""
+        hop = self.config.hop_samples
+        first = -(-self.config.window_samples // hop) * hop
+        nxt = (self._n_in // hop + 1) * hop
+        return max(first, nxt)
+
+    def reset(self) -> None:
+        """Start over, as at the beginning of a stream (after a gap)."""
+        self._decimator.reset()
+        self._fill = 0
+        self._n_in = 0
+        self._n_analysis = 0
+
+    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Consume a chunk; return the feature rows it completes.
+
+        Parameters
+        ----------
+        samples : ndarray, shape (n, n_channels), float32, C-contiguous
+
+        Returns
+        -------
+        list of (end_sample, features)
+            ``end_sample`` is the absolute input-sample count at the window's end (exclusive);
+            ``features`` has shape (n_features,), float32.
+        """
+        if samples.ndim != 2 or samples.shape[1] != self.n_channels:
+            raise ValueError(
+                f"samples must have shape (n, {self.n_channels}), got {samples.shape}"
+            )
+        samples = np.ascontiguousarray(samples, dtype=np.float32)
+        rows: list[tuple[int, np.ndarray]] = []
+        hop = self.config.hop_samples
+        start = 0
+        n = samples.shape[0]
+        while start < n:
+            # Stop each step at the next hop boundary so a row is computed exactly there.
+            boundary = (self._n_in // hop + 1) * hop
+            stop = min(n, start + (boundary - self._n_in))
+            self._consume(samples[start:stop])
+            start = stop
+            if self._n_in == boundary and self._n_in >= self.config.window_samples:
+                end = self._fill
+                window = self._store[end - self._window_a : end]
+                rows.append((self._n_in, self.band_power.compute(window)))
+        return rows
+
+    def _consume(self, samples: np.ndarray) -> None:
+        n_out = self._decimator.n_out_for(samples.shape[0])
+        if n_out > self._scratch.shape[0]:
+            self._scratch = np.empty((n_out, self.n_channels), dtype=np.float32)
+        produced = self._decimator.process(samples, self._scratch)
+        if self._fill + produced > self._store.shape[0]:
+            keep = self._window_a
+            self._store[:keep] = self._store[self._fill - keep : self._fill]
+            self._fill = keep
+        self._store[self._fill : self._fill + produced] = self._scratch[:produced]
+        self._fill += produced
+        self._n_analysis += produced
+        self._n_in += samples.shape[0]
+
+
+def iter_features(
+    chunks: Iterable[np.ndarray], config: FeatureConfig, n_channels: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Feature rows for a recording given as consecutive chunks (bounded memory)."""
+    extractor = StreamingFeatures(config, n_channels)
+    for chunk in chunks:
+        yield from extractor.push(np.ascontiguousarray(chunk, dtype=np.float32))
+
+
+def extract_features(
+    data: np.ndarray, config: FeatureConfig, *, chunk_samples: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Offline features of a whole recording, through the live code path.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_samples, n_channels)
+        The recording at ``config.fs_hz`` (converted to float32 as the live path does).
+    config : FeatureConfig
+    chunk_samples : int
+        Samples handed to ``StreamingFeatures.push`` at a time (does not change the result).
+
+    Returns
+    -------
+    end_samples : ndarray, shape (n_rows,), int64
+        Input-sample count at each window's end (exclusive).
+    features : ndarray, shape (n_rows, n_features), float32
+    """
+    if data.ndim != 2:
+        raise ValueError(f"data must be 2-D (n_samples, n_channels), got shape {data.shape}")
+    n_channels = data.shape[1]
+    chunks = (data[i : i + chunk_samples] for i in range(0, data.shape[0], chunk_samples))
+    rows = list(iter_features(chunks, config, n_channels))
+    n_features = n_channels * config.features_per_channel
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, n_features), dtype=np.float32)
+    ends = np.array([end for end, _ in rows], dtype=np.int64)
+    return ends, np.stack([f for _, f in rows])

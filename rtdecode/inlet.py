@@ -1,0 +1,269 @@
+"""LSL inlet: find the source, check it, and acquire it into the ring buffer on its own thread.
+
+The acquisition thread runs a Cython loop that calls liblsl without the GIL (see
+``cython_ext/rtdecode/_acquire.pyx``): it wakes as soon as a sample arrives, drains what is queued,
+converts the stream's format to float32 once and writes the ring buffer.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from dataclasses import dataclass
+
+import pylsl
+
+from rtdecode._acquire import COUNTER_NAMES, AcquisitionLoop
+from rtdecode._ringbuffer import RingBuffer
+
+__all__ = ["StreamNotFoundError", "StreamMismatchError", "StreamSelector", "resolve_stream", "LslAcquisition"]
+
+logger = logging.getLogger("rtdecode")
+
+_FORMAT_NAMES = {
+    pylsl.cf_float32: "float32",
+    pylsl.cf_double64: "double64",
+    pylsl.cf_int32: "int32",
+    pylsl.cf_int16: "int16",
+    pylsl.cf_string: "string",
+    pylsl.cf_int8: "int8",
+    pylsl.cf_int64: "int64",
+}
+_SUPPORTED_FORMATS = (pylsl.cf_float32, pylsl.cf_double64, pylsl.cf_int32, pylsl.cf_int16)
+
+
+class StreamNotFoundError(RuntimeError):
+    """No LSL stream matched the selector within the timeout."""
+
+
+class StreamMismatchError(RuntimeError):
+    """The stream cannot be decoded (format, channel count or rate)."""
+
+
+@dataclass(frozen=True)
+class StreamSelector:
+    """Which stream to decode: by name, type or source_id (the first one given is used)."""
+
+    name: str | None = None
+    type: str | None = None
+    source_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.name or self.type or self.source_id):
+            raise ValueError("give a stream name, type or source_id to select the source")
+
+    @property
+    def prop(self) -> tuple[str, str]:
+        if self.source_id:
+            return "source_id", self.source_id
+        if self.name:
+            return "name", self.name
+        return "type", str(self.type)
+
+    def __str__(self) -> str:
+        key, value = self.prop
+        return f"{key}={value!r}"
+
+
+def _describe(info: pylsl.StreamInfo) -> str:
+    fmt = _FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
+    return (
+        f"{info.name()!r} (type {info.type()!r}, {info.channel_count()} ch, "
+        f"{info.nominal_srate():g} Hz, {fmt}, source_id {info.source_id()!r}, host {info.hostname()!r})"
+    )
+
+
+def resolve_stream(selector: StreamSelector, timeout_s: float = 5.0) -> pylsl.StreamInfo:
+    """Find the stream; on failure the error lists the streams that are visible.
+
+    Raises
+    ------
+    StreamNotFoundError
+    """
+    key, value = selector.prop
+    found = pylsl.resolve_byprop(key, value, minimum=1, timeout=timeout_s)
+    if found:
+        if len(found) > 1:
+            logger.warning(
+                "%d streams match %s; using %s", len(found), selector, _describe(found[0])
+            )
+        return found[0]
+    visible = pylsl.resolve_streams(wait_time=1.0)
+    listing = "\n".join(f"  - {_describe(s)}" for s in visible) or "  (none)"
+    raise StreamNotFoundError(
+        f"no LSL stream with {selector} found within {timeout_s:g} s. Visible streams:\n{listing}\n"
+        "Check that the source is running and on this network, or select it with "
+        "--source NAME / --source-type TYPE / --source-id ID."
+    )
+
+
+def channel_labels(info: pylsl.StreamInfo) -> list[str]:
+    """Channel labels from the stream header (``chNNN`` where absent)."""
+    labels: list[str] = []
+    ch = info.desc().child("channels").child("channel")
+    while not ch.empty():
+        labels.append(ch.child_value("label"))
+        ch = ch.next_sibling()
+    if len(labels) != info.channel_count() or not all(labels):
+        labels = [f"ch{i:03d}" for i in range(info.channel_count())]
+    return labels
+
+
+def _function_address(func: ctypes._CFuncPtr) -> int:
+    """C address of a ctypes foreign function (the pointer its buffer holds)."""
+    return ctypes.c_void_p.from_address(ctypes.addressof(func)).value
+
+
+class LslAcquisition:
+    """Acquire one LSL stream into a ring buffer on a dedicated thread.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A resolved stream.
+    buffer_s : float
+        Seconds held by the ring buffer.
+    gap_tolerance_s : float
+        Timestamp steps longer than one period plus this are counted as gaps.
+    max_buflen_s : int
+        Seconds liblsl may queue if the acquisition thread is held up.
+
+    Notes
+    -----
+    Timestamps are mapped to this machine's LSL clock with the offset from
+    ``StreamInlet.time_correction``, refreshed every ``clock_sync_s`` on a side thread (liblsl's
+    in-pull ``proc_clocksync`` can hold a pull for a whole clock exchange: added latency), and
+    kept as sent otherwise (no dejitter), so a decision's timestamp is the time the source
+    stamped on the window's last sample. Use as a context manager or call
+    ``start``/``close``; ``close`` is idempotent.
+    """
+
+    def __init__(
+        self,
+        info: pylsl.StreamInfo,
+        *,
+        buffer_s: float = 8.0,
+        gap_tolerance_s: float = 0.05,
+        max_buflen_s: int = 30,
+        clock_sync_s: float = 5.0,
+    ) -> None:
+        fmt = info.channel_format()
+        if fmt not in _SUPPORTED_FORMATS:
+            raise StreamMismatchError(
+                f"stream {info.name()!r} sends {_FORMAT_NAMES.get(fmt, fmt)} samples; rtdecode "
+                "decodes float32, double64, int32 or int16 streams"
+            )
+        self.fs_hz = float(info.nominal_srate())
+        if not self.fs_hz > 0:
+            raise StreamMismatchError(
+                f"stream {info.name()!r} has an irregular rate (nominal 0 Hz); rtdecode needs a "
+                "stream with a fixed nominal sampling rate"
+            )
+        self.n_channels = int(info.channel_count())
+        self.name = info.name()
+        self.source_id = info.source_id() or f"{info.name()}@{info.hostname()}"
+        self._inlet = pylsl.StreamInlet(
+            info,
+            max_buflen=max_buflen_s,
+            recover=True,
+            processing_flags=0,
+        )
+        self._clock_sync_s = clock_sync_s
+        self._stop_event = threading.Event()
+        # The full header (channel labels, units) comes with the inlet's info.
+        full_info = self._inlet.info(timeout=5.0)
+        self.channel_labels = channel_labels(full_info)
+        capacity = max(int(buffer_s * self.fs_hz), 1024)
+        self.ring = RingBuffer(capacity, self.n_channels)
+        max_chunk = max(64, min(capacity // 4, int(0.05 * self.fs_hz)))
+        self._loop = AcquisitionLoop(
+            self.ring,
+            self._inlet.obj.value,
+            _function_address(self._inlet.do_pull_sample),
+            _function_address(self._inlet.do_pull_chunk),
+            fmt,
+            self.n_channels,
+            self.fs_hz,
+            gap_tolerance_s,
+            max_chunk,
+            self._inlet,
+        )
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def counters(self) -> dict[str, float]:
+        """Acquisition counters: samples, chunks, gaps, missing_samples, nonmonotonic, ..."""
+        return dict(zip(COUNTER_NAMES, self._loop.counters.tolist()))
+
+    def start(self) -> LslAcquisition:
+        """Open the stream and start the acquisition thread."""
+        if self._thread is not None:
+            raise RuntimeError("acquisition already started")
+        self._inlet.open_stream(timeout=10.0)
+        self._sync_clock(timeout_s=2.0)
+        self._thread = threading.Thread(target=self._run, name="rtdecode-acquire", daemon=True)
+        self._thread.start()
+        self._clock_thread = threading.Thread(
+            target=self._clock_loop, name="rtdecode-clock", daemon=True
+        )
+        self._clock_thread.start()
+        return self
+
+    def _sync_clock(self, timeout_s: float) -> None:
+        try:
+            offset = self._inlet.time_correction(timeout=timeout_s)
+        except Exception as exc:  # a missed exchange keeps the last offset; it is retried
+            logger.warning("LSL clock correction for %r failed: %s", self.name, exc)
+            return
+        self._loop.set_time_offset(offset)
+
+    def _clock_loop(self) -> None:
+        while not self._stop_event.wait(self._clock_sync_s):
+            self._sync_clock(timeout_s=2.0)
+
+    @property
+    def clock_offset_s(self) -> float:
+        """Offset currently added to the source's timestamps (seconds)."""
+        return float(self._loop.time_offset)
+
+    def _run(self) -> None:
+        try:
+            code = self._loop.run(0.05)
+            if code != 0:
+                raise RuntimeError(
+                    f"liblsl error {code} while pulling from {self.name!r}; acquisition stopped"
+                )
+        except BaseException as exc:  # surfaced to the decode thread, never swallowed
+            logger.error("acquisition thread failed: %s", exc)
+            self.error = exc
+        finally:
+            self.ring.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop the thread and close the inlet. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_event.set()
+        self._loop.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self.ring.close()
+        try:
+            self._inlet.close_stream()
+        except Exception:  # closing a lost stream may raise; nothing left to do
+            pass
+
+    def __enter__(self) -> LslAcquisition:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

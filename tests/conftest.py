@@ -1,0 +1,43 @@
+"""Shared fixtures: small real models and unique LSL names per test."""
+import os
+import uuid
+
+import numpy as np
+import pytest
+
+from rtdecode.config import FeatureConfig, StateHysteresis
+from rtdecode.model import ModelContract, default_channel_labels
+
+
+@pytest.fixture
+def unique_name():
+    """An LSL stream name no other test (or process) uses."""
+    return f"rtd-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def make_small_model(path, *, n_channels=4, fs_hz=2000.0, window_s=1.0, hop_s=0.1, seed=0):
+    """Train and export a real 3-class XGBoost -> ONNX model for a small stream."""
+    from rtdecode.training import XGBParams, export_onnx, fit_xgboost
+
+    config = FeatureConfig(fs_hz=fs_hz, window_s=window_s, hop_s=hop_s)
+    n_features = n_channels * config.features_per_channel
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0.0, 1.0, (300, n_features)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int) + (X[:, 1] > 0.5).astype(int)
+    booster = fit_xgboost(X, y, None, None, 3, XGBParams(n_estimators=20, seed=seed))
+    contract = ModelContract(
+        task="state",
+        classes=("wake", "nrem", "rem"),
+        n_channels=n_channels,
+        channel_labels=None,
+        features=config,
+        feature_names=tuple(config.feature_names(default_channel_labels(n_channels))),
+        hysteresis=StateHysteresis(margin=0.1, dwell_s=0.2),
+        training={"data": "random features (test fixture)"},
+    )
+    return export_onnx(booster, contract, path, X[:50])
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    return make_small_model(tmp_path / "small.onnx")

@@ -1,0 +1,208 @@
+"""Real LSL on loopback: a source -> the decoder -> pylsl consumers.
+
+The live features equal the offline ones on the same samples; decisions carry the timestamp of
+their window's last sample; the CLI runs simulator and decoder as separate processes.
+"""
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pylsl
+import pytest
+
+from rtdecode.decoder import Decoder
+from rtdecode.features import extract_features
+from rtdecode.inlet import LslAcquisition, StreamSelector, resolve_stream
+from rtdecode.model import OnnxModel
+from rtdecode.models import bundled_model_path
+from rtdecode.outputs import DecisionOutputs
+
+pytestmark = pytest.mark.lsl
+
+RTDECODE = [sys.executable, "-m", "rtdecode"]
+
+
+def _pull_all(inlet, sink, seconds):
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        chunk, ts = inlet.pull_chunk(timeout=0.05)
+        sink.extend(zip(ts, chunk))
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("channel_format, dtype", [("float32", np.float32), ("int16", np.int16),
+                                                   ("double64", np.float64)])
+def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channel_format, dtype):
+    fs, n_ch = 2000.0, 4
+    rng = np.random.default_rng(11)
+    n = int(fs * 5)
+    t = np.arange(n) / fs
+    data = (rng.standard_normal((n, n_ch)) * 20 + 80 * np.sin(2 * np.pi * 7 * t)[:, None])
+    data = data.astype(dtype)
+    info = pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, channel_format, unique_name)
+    outlet = pylsl.StreamOutlet(info, chunk_size=16)
+
+    model = OnnxModel(small_model)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
+                              input_name=unique_name, hop_s=0.1, log_path=tmp_path / "log.jsonl")
+    live_rows = []
+    decoder = Decoder(model, acquisition, outputs,
+                      feature_sink=lambda end, row: live_rows.append((end, row.copy())))
+    scores_info = pylsl.resolve_byprop("source_id", f"rtdecode-scores:{unique_name}", timeout=5)[0]
+    scores = pylsl.StreamInlet(scores_info, processing_flags=0)
+    scores.open_stream(5)
+    with decoder:
+        deadline = time.monotonic() + 10
+        while not outlet.have_consumers() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Push in random chunk sizes, faster than real time, with exact sample timestamps.
+        t0 = pylsl.local_clock()
+        pos = 0
+        while pos < n:
+            k = int(rng.integers(1, 300))
+            chunk = data[pos : pos + k]
+            pos += len(chunk)
+            outlet.push_chunk(np.ascontiguousarray(chunk), timestamp=t0 + (pos - 1) / fs)
+            time.sleep(0.002)
+        ends, offline = extract_features(data.astype(np.float32), model.contract.features)
+        deadline = time.monotonic() + 20
+        while len(live_rows) < len(ends) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        received = []
+        _pull_all(scores, received, 1.0)
+    assert [e for e, _ in live_rows] == ends.tolist()
+    np.testing.assert_array_equal(np.stack([r for _, r in live_rows]), offline)
+    # what the consumer received: the model's probabilities, stamped with the window's last sample
+    expected = model.predict_proba(offline)
+    assert len(received) == len(ends)
+    np.testing.assert_allclose(np.array([x for _, x in received]), expected, atol=1e-6)
+    stamps = np.array([ts for ts, _ in received])
+    np.testing.assert_allclose(stamps, t0 + (ends - 1) / fs, atol=2e-3)
+    lines = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
+    decisions = [d for d in lines if "event" not in d]
+    assert [d["end_sample"] for d in decisions] == ends.tolist()
+    assert lines[0]["event"] == "start"
+
+
+def _run(args, timeout=60):
+    return subprocess.run(RTDECODE + args, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
+    """rtdecode simulate | rtdecode run, each its own process; a pylsl consumer listens."""
+    model = bundled_model_path("seizure")
+    contract = OnnxModel(model).contract
+    sim = subprocess.Popen(RTDECODE + ["simulate", "--scenario", "seizure", "--name", unique_name,
+                                       "--channels", str(contract.n_channels), "--duration", "40"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "decisions.jsonl"
+    try:
+        time.sleep(1.0)
+        dec = subprocess.Popen(RTDECODE + ["run", "--model", str(model), "--source", unique_name,
+                                           "--headless", "--duration", "12", "--log", str(log)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        found = {}
+        deadline = time.monotonic() + 20
+        while len(found) < 2 and time.monotonic() < deadline:
+            for s in pylsl.resolve_streams(wait_time=0.5):
+                if unique_name in s.source_id() and s.name() in ("rtdecode-scores", "rtdecode-state"):
+                    found.setdefault(s.name(), s)
+        assert set(found) == {"rtdecode-scores", "rtdecode-state"}, dec.stderr.read() if dec.poll() else ""
+        scores = pylsl.StreamInlet(found["rtdecode-scores"], processing_flags=0)
+        states = pylsl.StreamInlet(found["rtdecode-state"], processing_flags=0)
+        scores.open_stream(5)
+        states.open_stream(5)
+        labels = []
+        ch = scores.info().desc().child("channels").child("channel")
+        while not ch.empty():
+            labels.append(ch.child_value("label"))
+            ch = ch.next_sibling()
+        got_scores, got_states, latency = [], [], []
+        t_end = time.monotonic() + 8
+        while time.monotonic() < t_end:
+            x, ts = scores.pull_sample(timeout=0.2)
+            if x is not None:
+                latency.append(pylsl.local_clock() - ts)
+                got_scores.append((ts, x))
+            m, mts = states.pull_sample(timeout=0.0)
+            if m is not None:
+                got_states.append(m[0])
+        out, err = dec.communicate(timeout=30)
+    finally:
+        sim.kill()
+        sim.wait()
+    assert dec.returncode == 0, err
+    assert labels == list(contract.classes)
+    assert len(got_scores) > 40  # ~10 decisions per second
+    stamps = np.array([ts for ts, _ in got_scores])
+    assert np.all(np.diff(stamps) > 0)
+    np.testing.assert_allclose(np.median(np.diff(stamps)), 0.1, atol=0.01)  # one per hop
+    probs = np.array([x for _, x in got_scores])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert 0 < np.median(latency) < 0.5  # sanity, not a benchmark: decisions are fresh
+    assert all(s in contract.classes for s in got_states)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    decisions = [r for r in records if "event" not in r]
+    assert len(decisions) >= len(got_scores)
+    assert {"t", "end_sample", "probs", "state"} <= set(decisions[0])
+    assert "decisions" in out and "latency" in out
+
+
+@pytest.mark.timeout(60)
+def test_missing_stream_lists_visible_streams(unique_name):
+    info = pylsl.StreamInfo(unique_name + "-other", "EEG", 2, 100, "float32", unique_name + "-o")
+    outlet = pylsl.StreamOutlet(info)  # noqa: F841 (kept alive so it is visible)
+    result = _run(["run", "--model", str(bundled_model_path("sleep")), "--source",
+                   unique_name + "-absent", "--resolve-timeout", "1"])
+    assert result.returncode == 2
+    assert "no LSL stream with name=" in result.stderr
+    assert unique_name + "-other" in result.stderr  # the visible one is listed
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_stream_model_mismatch_is_a_clear_error(unique_name):
+    info = pylsl.StreamInfo(unique_name, "EEG", 8, 30000, "float32", unique_name)
+    outlet = pylsl.StreamOutlet(info)  # noqa: F841
+    result = _run(["run", "--model", str(bundled_model_path("sleep")), "--source", unique_name,
+                   "--resolve-timeout", "3"])
+    assert result.returncode == 2
+    assert "expects 64 channels at 32000 Hz" in result.stderr
+    assert "8 channels at 30000 Hz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model at all", None])
+def test_bad_model_file_is_exit_2(tmp_path, content):
+    path = tmp_path / "bad.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    result = _run(["info", str(path)])
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_info_prints_the_contract():
+    result = _run(["info", str(bundled_model_path("sleep"))])
+    assert result.returncode == 0, result.stderr
+    for word in ("wake", "nrem", "rem", "32000", "theta", "fast_ripple"):
+        assert word in result.stdout
+
+
+def test_version():
+    result = _run(["--version"])
+    assert result.returncode == 0
+    assert result.stdout.startswith("rtdecode ")
+
+
+def test_hysteresis_flag_for_the_wrong_task_is_rejected(unique_name):
+    result = _run(["run", "--model", str(bundled_model_path("sleep")), "--source", unique_name,
+                   "--on-threshold", "0.9", "--resolve-timeout", "1"])
+    assert result.returncode == 2
+    assert "--on-threshold" in result.stderr and "--margin" in result.stderr

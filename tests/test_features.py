@@ -1,0 +1,135 @@
+"""Band power of known signals, live == offline, and the decimated path vs a full-rate FFT."""
+import numpy as np
+import pytest
+import scipy.signal
+
+from rtdecode.config import Band, FeatureConfig, Ratio
+from rtdecode.features import StreamingFeatures, design_decimation_filter, extract_features
+
+
+def _sines(fs, seconds, parts):
+    t = np.arange(int(fs * seconds)) / fs
+    return np.stack([a * np.sin(2 * np.pi * f * t + 0.3) for f, a in parts], axis=1).astype(
+        np.float32
+    )
+
+
+def _column(config, names, channel, feature):
+    return config.feature_names(names).index(f"{channel}:{feature}")
+
+
+@pytest.mark.parametrize("fs, hop_s", [(32000.0, 0.1), (1000.0, 0.1), (512.0, 0.125)])
+def test_sinusoid_power_lands_in_its_band(fs, hop_s):
+    config = FeatureConfig(fs_hz=fs, hop_s=hop_s)
+    parts = [(7.5, 10.0), (2.5, 3.0), (40.0, 1.0)]  # theta, delta, gamma
+    x = _sines(fs, 3.0, parts)
+    ends, feats = extract_features(x, config)
+    names = ["th", "de", "ga"]
+    row = feats[-1]
+    # A**2 / 2 in the band that holds the sinusoid (Hann leakage stays inside the band)
+    assert row[_column(config, names, "th", "theta")] == pytest.approx(np.log10(50.0), abs=2e-3)
+    assert row[_column(config, names, "de", "delta")] == pytest.approx(np.log10(4.5), abs=2e-3)
+    assert row[_column(config, names, "ga", "gamma")] == pytest.approx(np.log10(0.5), abs=2e-3)
+    # and ~nothing elsewhere (>= 5 orders of magnitude below)
+    assert row[_column(config, names, "th", "delta")] < np.log10(50.0) - 5
+    ratio = row[_column(config, names, "th", "theta_delta")]
+    assert ratio == pytest.approx(
+        row[_column(config, names, "th", "theta")] - row[_column(config, names, "th", "delta")]
+    )
+
+
+def test_high_band_survives_decimation_and_alias_is_rejected():
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    assert config.decimation == 16 and config.analysis_fs_hz == 2000.0
+    # 300 Hz sits in fast_ripple; 1900 Hz would alias to 100 Hz (high_gamma) without the filter.
+    x = _sines(fs, 3.0, [(300.0, 4.0), (1900.0, 100.0)])
+    _, feats = extract_features(x, config)
+    names = ["fr", "alias"]
+    row = feats[-1]
+    assert row[_column(config, names, "fr", "fast_ripple")] == pytest.approx(np.log10(8.0), abs=5e-3)
+    # 100 uV at 1900 Hz would give log10(5000) = 3.7 in high_gamma if aliased; >= 80 dB down
+    assert row[_column(config, names, "alias", "high_gamma")] < np.log10(5000.0) - 7.5
+
+
+def test_decision_clock_counts_samples():
+    config = FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25)
+    ends, feats = extract_features(np.zeros((3000, 2), np.float32), config)
+    np.testing.assert_array_equal(ends, [1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000])
+    assert feats.shape == (9, 2 * config.features_per_channel)
+    assert np.isfinite(feats).all()  # flat input: floored power, finite log
+
+
+def test_live_chunks_equal_offline_bitwise():
+    """The streaming path fed in random chunk sizes gives exactly the offline features."""
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((int(fs * 3.3), 6)) * 30).astype(np.float32)
+    ends, offline = extract_features(x, config)
+    live = StreamingFeatures(config, 6)
+    rows = []
+    pos = 0
+    while pos < len(x):
+        n = int(rng.integers(1, 7000))
+        rows += live.push(x[pos : pos + n])
+        pos += n
+    assert [e for e, _ in rows] == ends.tolist()
+    np.testing.assert_array_equal(np.stack([f for _, f in rows]), offline)
+
+
+def test_decimated_features_close_to_full_rate_fft():
+    """Tolerance against a full-rate Hann periodogram: 0.02 log10 units (~5 %) per band."""
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    rng = np.random.default_rng(7)
+    n = int(fs * 2.5)
+    white = rng.standard_normal((n, 2))
+    pink = scipy.signal.lfilter([1.0], [1.0, -0.995], white, axis=0)  # 1/f^2-like LFP
+    x = (pink * 5 + white).astype(np.float32)
+    ends, feats = extract_features(x, config)
+    end = int(ends[-1])
+    window = x[end - config.window_samples : end].astype(np.float64)
+    freqs, psd = scipy.signal.periodogram(window, fs=fs, window="hann", axis=0)
+    df = freqs[1] - freqs[0]
+    for b, band in enumerate(config.bands):
+        sel = (freqs >= band.lo_hz) & (freqs < band.hi_hz)
+        ref = np.log10(psd[sel].sum(axis=0) * df)
+        for ch in range(2):
+            got = feats[-1, ch * config.features_per_channel + b]
+            assert got == pytest.approx(ref[ch], abs=0.02), band.name
+
+
+def test_config_drops_bands_above_nyquist_and_their_ratios():
+    config = FeatureConfig(fs_hz=100.0, window_s=2.0, hop_s=0.5)
+    assert [b.name for b in config.bands] == ["delta", "theta", "sigma", "beta", "gamma"]
+    assert config.bands[-1].hi_hz == 50.0  # clipped at Nyquist
+    assert [r.name for r in config.ratios] == ["theta_delta", "sigma_delta", "gamma_delta"]
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(fs_hz=-1.0), "fs_hz"),
+        (dict(fs_hz=1000.0, hop_s=0.0001), "whole number of samples"),
+        (dict(fs_hz=1000.0, hop_s=3.0), "must not exceed"),
+        (dict(fs_hz=1000.0, bands=(Band("a", 1, 4), Band("a", 4, 8))), "unique"),
+        (dict(fs_hz=1000.0, ratios=(Ratio("x", "delta", "nope"),)), "unknown band"),
+        (dict(fs_hz=32000.0, decimation=7), "divide the hop"),
+    ],
+)
+def test_bad_configs_say_what_is_wrong(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureConfig(**kwargs)
+
+
+def test_filter_is_unity_gain_lowpass():
+    config = FeatureConfig(fs_hz=32000.0)
+    taps = design_decimation_filter(config).astype(np.float64)
+    assert taps.size == 16 * 12
+    assert taps.sum() == pytest.approx(1.0, abs=1e-5)
+    w, h = scipy.signal.freqz(taps, worN=[500.0, 1500.0, 4000.0], fs=32000.0)
+    gain_db = 20 * np.log10(np.abs(h))
+    assert abs(gain_db[0]) < 0.1  # top band edge passes
+    assert gain_db[1] < -60 and gain_db[2] < -70  # what would alias into the bands is stopped
