@@ -31,11 +31,11 @@ from rtdecode.training import XGBParams, cross_validate, export_onnx, fit_xgboos
 logger = logging.getLogger("rtdecode")
 
 TASKS = {
-    "sleep": dict(task="state", hysteresis=StateHysteresis(margin=0.2, dwell_s=2.0)),
+    "sleep": dict(task="state", hysteresis=StateHysteresis(margin=0.2, dwell_s=1.0)),
     "seizure": dict(
         task="event",
         hysteresis=EventHysteresis(
-            event_class="seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.5, off_dwell_s=2.0
+            event_class="seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.3, off_dwell_s=1.0
         ),
     ),
 }
@@ -95,8 +95,12 @@ def smoothed_agreement(proba: np.ndarray, y: np.ndarray, contract: ModelContract
             on = np.flatnonzero(states[a:b] == event)
             if on.size:
                 delays.append(on[0] * contract.features.hop_s)
-        false_rows = (states == event) & ~true_on
-        false_onsets = int(np.sum(false_rows & ~np.r_[False, false_rows[:-1]]))
+        # a false alarm is an alarm episode (run of smoothed event rows) with no true event row:
+        # the off-dwell tail after a real seizure belongs to that seizure's episode
+        on = states == event
+        a_starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+        a_stops = np.flatnonzero(on & ~np.r_[on[1:], False]) + 1
+        false_onsets = int(sum(not true_on[a:b].any() for a, b in zip(a_starts, a_stops)))
         hours = len(y) * contract.features.hop_s / 3600.0
         result.update(
             events=len(starts),
@@ -207,8 +211,8 @@ def model_card_markdown(card: dict) -> str:
     if card["task"] == "event":
         lines.append(
             f"Events detected {s['events_detected']}/{s['events']}; detection delay after the "
-            f"first fully-ictal window median {s['detection_delay_median_s']} s, p90 "
-            f"{s['detection_delay_p90_s']} s; false alarms {s['false_alarms_per_hour']:.2f} per hour."
+            f"first fully-ictal window median {s['detection_delay_median_s']:.1f} s, p90 "
+            f"{s['detection_delay_p90_s']:.1f} s; false alarms {s['false_alarms_per_hour']:.2f} per hour."
         )
     lines += ["", "Simulated data only: retrain on your own labelled recordings before trusting it "
               "on an animal or a patient.", ""]

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=_positive_float, metavar="S")
     sim.add_argument("--chunk", type=int, default=32, metavar="SAMPLES",
                      help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)")
+    sim.add_argument("--wait-for-consumer", type=float, default=0.0, metavar="S",
+                     help="hold the first sample until a consumer connects (up to S seconds)")
 
     info = sub.add_parser("info", help="print a model's contract")
     info.add_argument("model")
@@ -235,6 +237,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sys.executable, "-m", "rtdecode", "simulate", "--scenario", args.scenario,
         "--channels", str(contract.n_channels), "--rate", str(contract.features.fs_hz),
         "--name", name, "--seed", str(args.seed), "--duration", str(args.duration + 30),
+        # start the clock when the decoder connects, so the truth listener (connected first)
+        # also gets the initial state
+        "--wait-for-consumer", "30",
     ]
     print(f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
           f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name}", flush=True)
@@ -298,7 +303,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(f"simulating {args.scenario}: {args.channels} ch @ {args.rate:g} Hz as {args.name!r} "
           f"(truth markers on {args.name + '-truth'!r})", flush=True)
     try:
-        run_lsl_source(config, args.name, duration_s=args.duration, chunk_samples=args.chunk)
+        run_lsl_source(config, args.name, duration_s=args.duration, chunk_samples=args.chunk,
+                       wait_for_consumers_s=args.wait_for_consumer)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -80,7 +80,7 @@ _FILTERED_AMPS: dict[str, tuple[float, ...]] = {
     "normal": (20.0, 15.0, 6.0, 40.0, 25.0, 8.0),
     "seizure": (20.0, 15.0, 8.0, 40.0, 25.0, 10.0),
 }
-_SPINDLE_UV = 90.0  # peak of the spindle envelope
+_SPINDLE_UV = 110.0  # peak of the spindle envelope
 _SPINDLE_HZ = (11.0, 14.0)
 _SPINDLE_DURATION_S = (0.5, 2.0)
 _SPINDLE_GAP_S = (1.0, 4.0)  # silence between the end of one spindle and the next onset
@@ -96,6 +96,7 @@ _SWD_RAMP_TO = 0.6  # fraction of the seizure over which the amplitude ramps to 
 _SWD_RAMP_FROM = 0.3  # starting amplitude fraction
 _HFO_UV = 80.0  # rms of the fast-ripple noise at the spike peak
 _HFO_SD_S = 0.007
+_HFO_COLUMN = 6  # latent column of the fast-ripple noise (after the six of _FILTERED_AMPS)
 
 _LINE_HARMONIC = 3
 _LINE_HARMONIC_GAIN = 0.3
@@ -151,8 +152,9 @@ class SimulatorConfig:
 
     Notes
     -----
-    The default durations make a 1-2 minute demo show several changes: sleep states last
-    15-45 s, seizures 8-25 s separated by 25-60 s of normal background.
+    Runs start in the first class (``"wake"`` or ``"normal"``). The default durations make a
+    1-2 minute demo show several changes: sleep states last 15-45 s, seizures 8-25 s separated
+    by 25-60 s of normal background.
     """
 
     scenario: str
@@ -232,7 +234,9 @@ class SimulatorConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown simulator config keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown simulator config keys {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -254,6 +258,10 @@ def _band_sos(band: tuple[float, float], fs_hz: float, order: int) -> np.ndarray
     return signal.butter(order, [lo, hi], btype="bandpass", fs=fs_hz, output="sos")
 
 
+# scipy >= 1.15 renamed sosfreqz to freqz_sos.
+_freqz_sos = getattr(signal, "freqz_sos", None) or signal.sosfreqz
+
+
 def _noise_gain(sos: np.ndarray, fs_hz: float, top_hz: float) -> float:
     """Rms output of ``sos`` for unit-variance white input (integral of |H|^2)."""
     nyq = fs_hz / 2.0
@@ -262,7 +270,7 @@ def _noise_gain(sos: np.ndarray, fs_hz: float, top_hz: float) -> float:
     freqs = np.linspace(0.0, knee, 40001)
     if knee < nyq:
         freqs = np.concatenate([freqs, np.geomspace(knee, nyq, 4001)[1:]])
-    _, h = signal.sosfreqz(sos, worN=freqs, fs=fs_hz)
+    _, h = _freqz_sos(sos, worN=freqs, fs=fs_hz)
     power = trapezoid(np.abs(h) ** 2, freqs) * 2.0 / fs_hz
     return math.sqrt(power)
 
@@ -315,8 +323,8 @@ class LfpSimulator:
     -----
     Consecutive calls to :meth:`generate` continue one signal: filters, oscillator phases and
     the state schedule carry over. The output depends only on the seed and on the total number
-    of samples drawn, up to float32 rounding of the final channel mix (~1e-7 relative):
-    ``generate(1000)`` then ``generate(2345)`` matches ``generate(3345)``.
+    of samples drawn: ``generate(1000)`` then ``generate(2345)`` matches ``generate(3345)``
+    (bitwise on the machines tested; at worst float32 rounding of the channel mix).
     Not thread-safe; use one instance per thread.
     """
 
@@ -334,13 +342,11 @@ class LfpSimulator:
         seeds = np.random.SeedSequence(config.seed).spawn(6)
         # SFC64: the fastest of numpy's bit generators for float32 normals here (1.7 vs 2.0 ms
         # for 3200 x 64 with PCG64), and the per-channel noise is the largest single cost.
-        layout_rng, self._sched_rng, self._event_rng, latent_seed, chan_seed, warm_seed = (
-            np.random.Generator(np.random.SFC64(s)) for s in seeds
-        )
         # Separate streams keep each part of the signal independent of the call sizes: a
         # Generator drawing (n1, k) then (n2, k) values yields the same as one (n1 + n2, k) draw.
-        self._latent_rng = latent_seed
-        self._chan_rng = chan_seed
+        layout_rng, self._sched_rng, self._event_rng, self._latent_rng, self._chan_rng, warm = (
+            np.random.Generator(np.random.SFC64(s)) for s in seeds
+        )
 
         # Filtered noise sources: name -> filter (None when out of band at this rate).
         is_sleep = config.scenario == "sleep"
@@ -348,21 +354,21 @@ class LfpSimulator:
             ("bg_slow_a", _leaky_sos(_BG_SLOW_HZ, fs), _BG_SLOW_HZ, _BG_SLOW_HZ),
             ("bg_slow_b", _leaky_sos(_BG_SLOW_HZ, fs), _BG_SLOW_HZ, _BG_SLOW_HZ),
             ("bg_fast", _leaky_sos(min(_BG_FAST_HZ, 0.2 * fs), fs), _BG_FAST_HZ, _BG_FAST_HZ),
-            ("delta", _band_sos(_DELTA_BAND, fs, 2), _DELTA_BAND[1], _DELTA_BAND[0]),
-            ("theta", _band_sos(_THETA_BAND, fs, 2), _THETA_BAND[1], _THETA_BAND[0]),
+            ("delta", _band_sos(_DELTA_BAND, fs, 3), _DELTA_BAND[1], _DELTA_BAND[0]),
+            ("theta", _band_sos(_THETA_BAND, fs, 3), _THETA_BAND[1], _THETA_BAND[0]),
             ("emg", _band_sos(_EMG_BAND, fs, 2), _EMG_BAND[1], _EMG_BAND[0]),
         ]
         if not is_sleep:
             specs.append(("hfo", _band_sos(_HFO_BAND, fs, 3), _HFO_BAND[1], _HFO_BAND[0]))
         self._filters: list[_Filter | None] = [
-            None if sos is None else _Filter(sos, fs, top, slow, warm_seed)
+            None if sos is None else _Filter(sos, fs, top, slow, warm)
             for _, sos, top, slow in specs
         ]
         self._n_filtered = 6  # columns covered by _FILTERED_AMPS
         self._modulated = (2, 3, 4, 5)  # bg_fast, delta, theta, emg drift slowly
         mod_sos = signal.butter(2, min(_MOD_HZ, 0.2 * fs), fs=fs, output="sos")
         self._mod_filter = _Filter(
-            mod_sos, fs, _MOD_HZ, _MOD_HZ, warm_seed, n_columns=len(self._modulated)
+            mod_sos, fs, _MOD_HZ, _MOD_HZ, warm, n_columns=len(self._modulated)
         )
         self._n_noise = len(specs) + len(self._modulated)
 
@@ -488,8 +494,9 @@ class LfpSimulator:
 
         Notes
         -----
-        Continues seamlessly from the previous call. Costs roughly 20-40 ms of CPU per second
-        of 32 kHz x 64 channel data (see ``benchmarks/bench_simulator.py``).
+        Continues seamlessly from the previous call. Costs about 30-40 ms of CPU per second
+        of 32 kHz x 64 channel data on a 2-core x86 VM, of which half is drawing the
+        per-channel noise (see ``benchmarks/bench_simulator.py``).
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
             raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}")
@@ -508,7 +515,6 @@ class LfpSimulator:
         n = len(out)
         s0 = self._pos
         s1 = s0 + n
-        fs = self._fs
         t = np.arange(s0, s1, dtype=np.float64)
         self._extend_schedule(s1 + self._half + 1)
 
@@ -564,10 +570,10 @@ class LfpSimulator:
                 line += amp * np.sin(2.0 * math.pi * cyc + phase)
 
         # Channel mix of the latent sources, plus independent noise per channel. einsum, not
-        # matmul: OpenBLAS threads a (3200, 10) @ (10, 64) sgemm, and on 2 cores its worker
-        # then spins between calls (measured 88 ms CPU for 45 ms wall per simulated second).
-        # einsum is single-threaded, 0.5 ms per 0.1 s block, and bitwise independent of the
-        # block size.
+        # matmul: OpenBLAS threads a (3200, 10) @ (10, 64) sgemm and its worker then spins
+        # between calls, taking the second core from the decoder (bench_simulator.py, 2 cores,
+        # mix + noise per 0.1 s block: matmul 3.8 ms CPU for 1.9 ms wall, einsum 2.3 ms CPU
+        # = wall). einsum is single-threaded and bitwise independent of the block size.
         self._chan_rng.standard_normal(out.shape, dtype=np.float32, out=out)
         out *= self._noise_scale
         out += np.einsum("nk,kc->nc", sources.astype(np.float32), self.gains)
@@ -598,10 +604,10 @@ class LfpSimulator:
         ramp = 1.0 - (1.0 - np.minimum(u / _SWD_RAMP_TO, 1.0)) ** 2
         amp = w * amp_factor * (_SWD_RAMP_FROM + (1.0 - _SWD_RAMP_FROM) * ramp)
         sources[lo:hi, col] += _SWD_UV * amp * (-spike + _SWD_WAVE_GAIN * wave - mean)
-        hfo = filtered[6]
+        hfo = filtered[_HFO_COLUMN]
         if hfo is not None:
             locked = np.exp(-0.5 * (dt_spike / _HFO_SD_S) ** 2)
-            sources[lo:hi, 6] += _HFO_UV * amp * locked * hfo[lo:hi]
+            sources[lo:hi, _HFO_COLUMN] += _HFO_UV * amp * locked * hfo[lo:hi]
 
     def _add_spindles(self, col: np.ndarray, t: np.ndarray, s0: int, s1: int) -> None:
         self._extend_spindles(s1)
@@ -629,6 +635,7 @@ class LfpSimulator:
 # ------------------------------------------------------------------------------------------
 _MAX_BUFFERED_S = 30
 _BLOCK_S = 0.1
+_LINGER_S = 0.5  # keep outlets open this long after the last push when someone listens
 
 
 def run_lsl_source(
@@ -666,9 +673,10 @@ def run_lsl_source(
         each change, from the streaming thread; the timestamp is that of the first sample of
         the new state. Exceptions propagate and stop the source.
     wait_for_consumers_s : float
-        Wait up to this long for an inlet on each outlet before starting the clock (default 0,
-        no waiting). LSL does not replay samples to late inlets, so tests use this to receive
-        the first samples and the initial truth marker.
+        Wait up to this long for an inlet on the data outlet before starting the clock
+        (default 0, no waiting). LSL does not replay samples to late inlets: a consumer that
+        wants the first samples and the initial truth marker opens the truth inlet first, then
+        the data inlet.
 
     Returns
     -------
@@ -683,7 +691,8 @@ def run_lsl_source(
     chunk carries the LSL timestamp read just before its push (what pylsl would assign by
     default: the time of the chunk's last sample; earlier samples are spaced back by 1/fs).
     Each truth marker is pushed right after the chunk that holds the first sample of the
-    new state, with that sample's timestamp.
+    new state, with that sample's timestamp. If inlets are connected when streaming ends,
+    the outlets stay open for another 0.5 s so the last chunk reaches them.
     """
     import pylsl  # here, not at import time: generating training data needs no liblsl
 
@@ -722,13 +731,8 @@ def run_lsl_source(
     truth_info.desc().append_child_value("classes", ",".join(sim.classes))
     truth = pylsl.StreamOutlet(truth_info)
 
-    if wait_for_consumers_s > 0:
-        deadline = time.monotonic() + wait_for_consumers_s
-        for out in (outlet, truth):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not out.wait_for_consumers(remaining):
-                logger.info("no consumer after %.1f s; streaming anyway", wait_for_consumers_s)
-                break
+    if wait_for_consumers_s > 0 and not outlet.wait_for_consumers(wait_for_consumers_s):
+        logger.info("no consumer after %g s; streaming anyway", wait_for_consumers_s)
 
     block = chunk_samples * max(1, round(_BLOCK_S * fs / chunk_samples))
     total = None if duration_s is None else round(duration_s * fs)
@@ -780,5 +784,9 @@ def run_lsl_source(
             "LSL source %r stopped: %d samples (%.1f s), worst lateness %.1f ms",
             name, pushed, pushed / fs, 1e3 * max_late,
         )
+        # liblsl sends from its own threads and has no flush: destroying the outlet right
+        # after the last push cut off the final chunk on loopback (3968 of 4000 samples).
+        if outlet.have_consumers() or truth.have_consumers():
+            time.sleep(_LINGER_S)
         del outlet, truth
     return pushed

@@ -99,7 +99,7 @@ def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
     contract = OnnxModel(model).contract
     sim = subprocess.Popen(RTDECODE + ["simulate", "--scenario", "seizure", "--name", unique_name,
                                        "--channels", str(contract.n_channels), "--duration", "40"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = tmp_path / "decisions.jsonl"
     try:
         time.sleep(1.0)
@@ -112,7 +112,9 @@ def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
             for s in pylsl.resolve_streams(wait_time=0.5):
                 if unique_name in s.source_id() and s.name() in ("rtdecode-scores", "rtdecode-state"):
                     found.setdefault(s.name(), s)
-        assert set(found) == {"rtdecode-scores", "rtdecode-state"}, dec.stderr.read() if dec.poll() else ""
+        if set(found) != {"rtdecode-scores", "rtdecode-state"}:
+            dec.kill()
+            pytest.fail(f"decoder outlets not found; decoder said: {dec.communicate()}")
         scores = pylsl.StreamInlet(found["rtdecode-scores"], processing_flags=0)
         states = pylsl.StreamInlet(found["rtdecode-state"], processing_flags=0)
         scores.open_stream(5)
