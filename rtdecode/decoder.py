@@ -91,7 +91,7 @@ class Decoder:
         outputs: DecisionOutputs,
         *,
         hysteresis=None,
-        step_fraction: float = 0.1,
+        step_fraction: float = 0.25,
         feature_sink=None,
     ) -> None:
         contract = model.contract
@@ -187,6 +187,7 @@ class Decoder:
         ring = self.acquisition.ring
         features = self.features
         while not self._stop.is_set():
+            self.acquisition.set_urgent_at(features.next_decision_sample())
             target = min(features.next_decision_sample(), self._processed + self._step)
             if not ring.wait_for(target, 0.25):
                 if self.acquisition.error is not None:

@@ -242,6 +242,11 @@ class LslAcquisition:
         finally:
             self.ring.close()
 
+    def set_urgent_at(self, sample_count: int) -> None:
+        """Tell the acquisition loop which sample's arrival is latency-critical (see
+        ``AcquisitionLoop.set_urgent_at``); 0 makes every sample urgent."""
+        self._loop.set_urgent_at(sample_count)
+
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -27,6 +27,7 @@ cdef extern from "rt_sync.h" nogil:
     void rt_sync_init(rt_sync_t *s)
     void rt_sync_destroy(rt_sync_t *s)
     void rt_sync_notify(rt_sync_t *s)
+    void rt_sync_notify_if(rt_sync_t *s, const long long *counter)
     int rt_sync_wait(rt_sync_t *s, const long long *counter, long long target,
                      const int *closed, double timeout_s)
 
@@ -112,7 +113,7 @@ cdef class RingBuffer:
                    (n - skip - first) * nch * sizeof(float))
             memcpy(&self._ts[0], ts + skip + first, (n - skip - first) * sizeof(double))
         rt_store(&self._written, start + n)
-        rt_sync_notify(&self._sync)
+        rt_sync_notify_if(&self._sync, &self._written)
 
     def write(self, const float[:, ::1] chunk, const double[::1] timestamps) -> None:
         """Append a chunk.
