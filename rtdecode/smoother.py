@@ -106,7 +106,38 @@ def _probs_as_floats(probs: np.ndarray, n_classes: int) -> list[float]:
     return values
 
 
-class EventSmoother:
+class _Smoother:
+    """What both smoothers share: validated classes, hop and hysteresis configuration."""
+
+    _config_type: type = object
+
+    def __init__(self, hysteresis, classes: Sequence[str], hop_s: float) -> None:
+        if not isinstance(hysteresis, self._config_type):
+            raise TypeError(
+                f"hysteresis must be a{'n' if self._config_type.__name__[0] in 'AEIOU' else ''} "
+                f"{self._config_type.__name__}, got {type(hysteresis).__name__}"
+            )
+        self._classes = validate_classes(classes)
+        self._hop_s = _check_hop(hop_s)
+        self._hysteresis = hysteresis
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in model output order."""
+        return self._classes
+
+    @property
+    def hop_s(self) -> float:
+        """Time between decisions, seconds."""
+        return self._hop_s
+
+    @property
+    def hysteresis(self):
+        """The configuration this smoother was built from."""
+        return self._hysteresis
+
+
+class EventSmoother(_Smoother):
     """Event detector (e.g. seizure vs normal) with on/off thresholds and dwell times.
 
     Parameters
@@ -136,21 +167,17 @@ class EventSmoother:
     one ``tolist`` and is not thread-safe.
     """
 
+    _config_type = EventHysteresis
+
     def __init__(
         self, hysteresis: EventHysteresis, classes: Sequence[str], hop_s: float
     ) -> None:
-        if not isinstance(hysteresis, EventHysteresis):
-            raise TypeError(
-                f"hysteresis must be an EventHysteresis, got {type(hysteresis).__name__}"
-            )
-        self._classes = validate_classes(classes)
-        self._hop_s = _check_hop(hop_s)
+        super().__init__(hysteresis, classes, hop_s)
         if hysteresis.event_class not in self._classes:
             raise ValueError(
                 f"hysteresis.event_class={hysteresis.event_class!r} is not a class; "
                 f"allowed: {list(self._classes)}"
             )
-        self._hysteresis = hysteresis
         self._event = hysteresis.event_class
         self._event_index = self._classes.index(self._event)
         self._background = next(c for c in self._classes if c != self._event)
@@ -162,21 +189,6 @@ class EventSmoother:
         self._run = 0
 
     # Read-only configuration ----------------------------------------------------------------
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Class names in model output order."""
-        return self._classes
-
-    @property
-    def hop_s(self) -> float:
-        """Time between decisions, seconds."""
-        return self._hop_s
-
-    @property
-    def hysteresis(self) -> EventHysteresis:
-        """The configuration this smoother was built from."""
-        return self._hysteresis
-
     @property
     def event_class(self) -> str:
         """Name of the event state."""
@@ -264,7 +276,7 @@ class EventSmoother:
         )
 
 
-class StateSmoother:
+class StateSmoother(_Smoother):
     """Multi-class state tracker (e.g. wake / NREM / REM) with a margin and a dwell time.
 
     Parameters
@@ -290,36 +302,17 @@ class StateSmoother:
     ``update`` is called once per decision from the decode thread and is not thread-safe.
     """
 
+    _config_type = StateHysteresis
+
     def __init__(
         self, hysteresis: StateHysteresis, classes: Sequence[str], hop_s: float
     ) -> None:
-        if not isinstance(hysteresis, StateHysteresis):
-            raise TypeError(
-                f"hysteresis must be a StateHysteresis, got {type(hysteresis).__name__}"
-            )
-        self._classes = validate_classes(classes)
-        self._hop_s = _check_hop(hop_s)
-        self._hysteresis = hysteresis
+        super().__init__(hysteresis, classes, hop_s)
         self._margin = float(hysteresis.margin)
         self._n_dwell = dwell_decisions(hysteresis.dwell_s, self._hop_s)
         self._current = -1  # index into classes; -1 = no state yet
         self._candidate = -1
         self._run = 0
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        """Class names in model output order."""
-        return self._classes
-
-    @property
-    def hop_s(self) -> float:
-        """Time between decisions, seconds."""
-        return self._hop_s
-
-    @property
-    def hysteresis(self) -> StateHysteresis:
-        """The configuration this smoother was built from."""
-        return self._hysteresis
 
     @property
     def dwell_decisions(self) -> int:
