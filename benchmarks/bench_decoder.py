@@ -24,6 +24,8 @@ import numpy as np
 import psutil
 import pylsl
 
+from rtdecode.cli import PACKAGE_PARENT
+
 HERE = Path(__file__).resolve().parent
 RT = [sys.executable, "-m", "rtdecode"]
 
@@ -38,7 +40,8 @@ def machine() -> str:
 
 
 def measure(cmd, scores_name, source_id_part, duration, warmup=5.0):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=PACKAGE_PARENT)
     inlet = None
     deadline = time.monotonic() + 40
     while inlet is None and time.monotonic() < deadline:
@@ -101,7 +104,7 @@ def main() -> None:
     sim = subprocess.Popen(RT + ["simulate", "--scenario", a.scenario, "--channels", str(a.channels),
                                  "--rate", str(a.rate), "--name", name,
                                  "--duration", str(a.duration + (a.baseline_duration or a.duration) + 200)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PACKAGE_PARENT)
     time.sleep(2.0)
     rows = []
     try:

@@ -21,6 +21,11 @@ logger = logging.getLogger("rtdecode")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
+# `python -m rtdecode` puts the working directory first on sys.path: started from a source
+# checkout it would import the uncompiled source folder. Child processes start here instead, so
+# they import the very package this process runs.
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+
 
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit code 2."""
@@ -243,7 +248,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ]
     print(f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
           f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name}", flush=True)
-    sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           cwd=PACKAGE_PARENT)
     try:
         truth = _TruthListener(f"{name}-truth")
         decoder = _open_decoder(str(model_path), StreamSelector(name=name), resolve_timeout=20.0,

@@ -21,6 +21,8 @@ from rtdecode.outputs import DecisionOutputs
 
 pytestmark = pytest.mark.lsl
 
+from rtdecode.cli import PACKAGE_PARENT
+
 RTDECODE = [sys.executable, "-m", "rtdecode"]
 
 
@@ -88,7 +90,8 @@ def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channe
 
 
 def _run(args, timeout=60):
-    return subprocess.run(RTDECODE + args, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(RTDECODE + args, capture_output=True, text=True, timeout=timeout,
+                          cwd=PACKAGE_PARENT)
 
 
 @pytest.mark.slow
@@ -99,13 +102,14 @@ def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
     contract = OnnxModel(model).contract
     sim = subprocess.Popen(RTDECODE + ["simulate", "--scenario", "seizure", "--name", unique_name,
                                        "--channels", str(contract.n_channels), "--duration", "40"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PACKAGE_PARENT)
     log = tmp_path / "decisions.jsonl"
     try:
         time.sleep(1.0)
         dec = subprocess.Popen(RTDECODE + ["run", "--model", str(model), "--source", unique_name,
                                            "--headless", "--duration", "12", "--log", str(log)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=PACKAGE_PARENT)
         found = {}
         deadline = time.monotonic() + 20
         while len(found) < 2 and time.monotonic() < deadline:
