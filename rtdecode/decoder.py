@@ -108,6 +108,7 @@ class Decoder:
         )
         self.features = StreamingFeatures(self.config, acquisition.n_channels)
         self._step = max(1, int(self.config.hop_samples * step_fraction))
+        self._pre_boundary = max(1, int(0.002 * self.config.fs_hz))
         scratch_rows = max(self.config.hop_samples, self._step) * 2
         self._scratch = np.empty((scratch_rows, acquisition.n_channels), dtype=np.float32)
         self._scratch_ts = np.empty(scratch_rows, dtype=np.float64)
@@ -187,8 +188,13 @@ class Decoder:
         ring = self.acquisition.ring
         features = self.features
         while not self._stop.is_set():
-            self.acquisition.set_urgent_at(features.next_decision_sample())
-            target = min(features.next_decision_sample(), self._processed + self._step)
+            boundary = features.next_decision_sample()
+            self.acquisition.set_urgent_at(boundary)
+            target = min(boundary, self._processed + self._step)
+            # one more wake just before the window ends, so only ~2 ms of samples are left to
+            # decimate when its last sample arrives
+            if self._processed < boundary - self._pre_boundary < target:
+                target = boundary - self._pre_boundary
             if not ring.wait_for(target, 0.25):
                 if self.acquisition.error is not None:
                     raise RuntimeError(
