@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             nonlocal agree, total, last_state
             if status.state is None:
                 return
-            t_end = decoder._last_ts
+            t_end = status.last_timestamp
             true_state = truth.state_at(t_end - contract.features.window_s / 2) if t_end else None
             if status.state != last_state:
                 print(f"[{time.strftime('%H:%M:%S')}] decoded {status.state:<8} truth "

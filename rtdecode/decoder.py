@@ -36,6 +36,7 @@ class DecoderStatus:
     decisions: int
     state: str | None
     state_since_s: float | None
+    last_timestamp: float | None   # LSL timestamp of the newest decision's window end
     probabilities: tuple[float, ...]
     classes: tuple[str, ...]
     decisions_per_s: float
@@ -164,10 +165,8 @@ class Decoder:
         if self._thread is not None:
             self._thread.join(5.0)
         self.acquisition.close()
-        try:
+        if not self.outputs.closed:
             self.outputs.log_event("stop", decisions=self._n_decisions)
-        except ValueError:  # already closed
-            pass
         self.outputs.close()
 
     def __enter__(self) -> Decoder:
@@ -273,6 +272,7 @@ class Decoder:
             decisions=n,
             state=self.smoother.state,
             state_since_s=(last_ts - since) if (since is not None and last_ts is not None) else None,
+            last_timestamp=last_ts,
             probabilities=probs,
             classes=self.classes,
             decisions_per_s=rate,

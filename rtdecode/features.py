@@ -171,7 +171,6 @@ class StreamingFeatures:
         self._store = np.zeros((n_channels, 2 * self._window_a + self._hop_a), dtype=np.float32)
         self._fill = 0
         self._n_in = 0
-        self._n_analysis = 0
         self._scratch = np.empty((4096, n_channels), dtype=np.float32)
 
     @property
@@ -191,7 +190,6 @@ class StreamingFeatures:
         self._decimator.reset()
         self._fill = 0
         self._n_in = 0
-        self._n_analysis = 0
 
     def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Consume a chunk; return the feature rows it completes.
@@ -238,7 +236,6 @@ class StreamingFeatures:
             self._fill = keep
         self._store[:, self._fill : self._fill + produced] = self._scratch[:produced].T
         self._fill += produced
-        self._n_analysis += produced
         self._n_in += samples.shape[0]
 
 

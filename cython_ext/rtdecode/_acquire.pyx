@@ -133,11 +133,14 @@ cdef class AcquisitionLoop:
         self._max_chunk = max_chunk
         self._period = 1.0 / nominal_rate_hz
         self._gap_tol = gap_tolerance_s
-        arr = np.zeros((max_chunk, n_channels), dtype=_DTYPES[channel_format])
+        f32 = np.zeros((max_chunk, n_channels), dtype=np.float32)
+        self._stage_f32 = f32
+        # float32 streams are pulled straight into the float32 stage (no conversion copy)
+        arr = f32 if channel_format == FMT_FLOAT32 else np.zeros(
+            (max_chunk, n_channels), dtype=_DTYPES[channel_format])
         self._stage_native = arr
         self._item = arr.itemsize
         self._stage_ptr = <char*>cnp.PyArray_DATA(arr)
-        self._stage_f32 = np.zeros((max_chunk, n_channels), dtype=np.float32)
         self._stage_ts = np.zeros(max_chunk, dtype=np.float64)
         self._counters = np.zeros(I_COUNT, dtype=np.float64)
         self._stop = 0
@@ -243,14 +246,11 @@ cdef class AcquisitionLoop:
     cdef void _convert(self, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, total = n * self._n_ch
         cdef float* dst = &self._stage_f32[0, 0]
-        cdef const float* f32
         cdef const double* f64
         cdef const int32_t* i32
         cdef const int16_t* i16
         if self._fmt == FMT_FLOAT32:
-            f32 = <const float*>self._stage_ptr
-            for i in range(total):
-                dst[i] = f32[i]
+            return  # pulled in place
         elif self._fmt == FMT_DOUBLE64:
             f64 = <const double*>self._stage_ptr
             for i in range(total):
