@@ -2,9 +2,10 @@
 
 The acquisition thread (``rtdecode.inlet``) fills the ring buffer; this thread sleeps (without the
 GIL) until the ring holds the next sample count it needs, feeds the new samples to the streaming
-feature extractor in small steps (so that when a window's last sample arrives only the last few
-milliseconds remain to be decimated), and at each hop boundary scores the window and publishes the
-decision. Nothing here waits for a consumer or a GUI.
+feature extractor in small steps, wakes once more when all of the next window but its last 4 ms
+has arrived (the extractor then runs the FFT of that head), and at each hop boundary finishes the
+spectrum with the tail, scores the window and publishes the decision. Nothing here waits for a
+consumer or a GUI.
 """
 from __future__ import annotations
 
@@ -109,7 +110,9 @@ class Decoder:
         )
         self.features = StreamingFeatures(self.config, acquisition.n_channels)
         self._step = max(1, int(self.config.hop_samples * step_fraction))
-        self._pre_boundary = max(1, int(0.002 * self.config.fs_hz))
+        # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
+        # the tail's small DFT is left for when the last sample arrives.
+        self._pre_boundary = self.features.tail_input_samples
         scratch_rows = max(self.config.hop_samples, self._step) * 2
         self._scratch = np.empty((scratch_rows, acquisition.n_channels), dtype=np.float32)
         self._scratch_ts = np.empty(scratch_rows, dtype=np.float64)
@@ -190,8 +193,7 @@ class Decoder:
             boundary = features.next_decision_sample()
             self.acquisition.set_urgent_at(boundary)
             target = min(boundary, self._processed + self._step)
-            # one more wake just before the window ends, so only ~2 ms of samples are left to
-            # decimate when its last sample arrives
+            # one more wake just before the window ends (see _pre_boundary)
             if self._processed < boundary - self._pre_boundary < target:
                 target = boundary - self._pre_boundary
             if not ring.wait_for(target, 0.25):

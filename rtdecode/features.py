@@ -3,8 +3,10 @@
 The input stream is decimated (anti-aliased, causal, stateful polyphase FIR in Cython) to an
 analysis rate a few times the top band edge, then every hop a Hann-tapered FFT of the last
 window gives the power in each band per channel (log10, in input units squared), plus log band
-ratios. Decisions are clocked by input samples: one feature row each time the absolute sample
-count reaches a multiple of the hop (once a full window exists).
+ratios. Each window's spectrum is computed in two parts that add up: an FFT of all but its last
+4 ms, run as soon as those samples have arrived, and a small DFT of the tail when the window ends
+(only that is on the live latency path). Decisions are clocked by input samples: one feature row
+each time the absolute sample count reaches a multiple of the hop (once a full window exists).
 
 ``StreamingFeatures.push`` is what the live decoder calls on every chunk it receives;
 ``extract_features`` is the offline path and calls the same ``push`` over the whole recording, so
@@ -32,6 +34,8 @@ __all__ = [
 # Power below this (units^2) is treated as this, so a flat channel gives a finite log.
 _POWER_FLOOR = 1e-20
 _KAISER_BETA = 8.0  # ~80 dB stopband
+# Length of the window's tail whose spectrum is left for the moment the window ends (seconds).
+_TAIL_S = 0.004
 
 
 def design_decimation_filter(config: FeatureConfig) -> np.ndarray:
@@ -98,13 +102,31 @@ class BandPower:
         names = [b.name for b in config.bands]
         self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], dtype=np.intp)
         self._ratio_den = np.array([names.index(r.denominator) for r in config.ratios], dtype=np.intp)
+        # The window's spectrum is computed in two parts that add up (the DFT is linear): the
+        # head (all but the last ``tail_samples``, zero-padded) with an FFT *before* the window
+        # ends, and the tail with a small DFT over the used bins once its last sample arrives.
+        # Live, only the tail is on the latency path; offline, the same two calls run back to
+        # back, so both paths give identical numbers.
+        self.tail_samples = int(min(n // 2, max(1, np.ceil(_TAIL_S * fs_a))))
+        m, n_used = self.tail_samples, self._bin_hi - self._bin_lo
+        k = np.arange(self._bin_lo, self._bin_hi, dtype=np.float64)
+        t = np.arange(n - m, n, dtype=np.float64)
+        phase = 2.0 * np.pi * np.outer(t, k) / n
+        self._tail_cos = np.ascontiguousarray(np.cos(phase), dtype=np.float32)
+        self._tail_sin = np.ascontiguousarray(-np.sin(phase), dtype=np.float32)
+        self._tail_taper = np.ascontiguousarray(self._taper[n - m :])
         self._tapered = np.empty((n_channels, n), dtype=np.float32)
-        self._power = np.empty((n_channels, self._bin_hi - self._bin_lo), dtype=np.float32)
+        self._tapered_tail = np.empty((n_channels, m), dtype=np.float32)
+        self._head_re = np.empty((n_channels, n_used), dtype=np.float32)
+        self._head_im = np.empty((n_channels, n_used), dtype=np.float32)
+        self._tail_re = np.empty((n_channels, n_used), dtype=np.float32)
+        self._tail_im = np.empty((n_channels, n_used), dtype=np.float32)
+        self._power = np.empty((n_channels, n_used), dtype=np.float32)
         self._bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
         self.n_features = n_channels * config.features_per_channel
 
     def compute(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Features of one window.
+        """Features of one window (``prepare`` on its head, then ``finish`` on its tail).
 
         Parameters
         ----------
@@ -119,14 +141,48 @@ class BandPower:
         ndarray, shape (n_features,), float32
             Channel-major: for each channel its log10 band powers, then its log10 ratios.
         """
+        head = window.shape[1] - self.tail_samples
+        self.prepare(window[:, :head])
+        return self.finish(window[:, head:], out)
+
+    def prepare(self, head: np.ndarray) -> None:
+        """Spectrum of the window's head: all its samples but the last ``tail_samples``.
+
+        Parameters
+        ----------
+        head : ndarray, shape (n_channels, window_samples_analysis - tail_samples), float32
+        """
+        n_head = head.shape[1]
+        tapered = self._tapered
+        np.multiply(head, self._taper[:n_head], out=tapered[:, :n_head])
+        tapered[:, n_head:] = 0.0
+        spectrum = scipy.fft.rfft(tapered, axis=-1)[:, self._bin_lo : self._bin_hi]
+        np.copyto(self._head_re, spectrum.real)
+        np.copyto(self._head_im, spectrum.imag)
+
+    def finish(self, tail: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Features of the window whose head was last given to ``prepare``.
+
+        Parameters
+        ----------
+        tail : ndarray, shape (n_channels, tail_samples), float32
+            The window's last samples.
+        out : ndarray, shape (n_features,), float32, optional
+
+        Returns
+        -------
+        ndarray, shape (n_features,), float32
+            As ``compute``.
+        """
         if out is None:
             out = np.empty(self.n_features, dtype=np.float32)
-        np.multiply(window, self._taper, out=self._tapered)
-        spectrum = scipy.fft.rfft(self._tapered, axis=-1, overwrite_x=True)[
-            :, self._bin_lo : self._bin_hi
-        ]
-        np.square(spectrum.real, out=self._power)
-        self._power += np.square(spectrum.imag)
+        np.multiply(tail, self._tail_taper, out=self._tapered_tail)
+        np.matmul(self._tapered_tail, self._tail_cos, out=self._tail_re)
+        np.matmul(self._tapered_tail, self._tail_sin, out=self._tail_im)
+        self._tail_re += self._head_re
+        self._tail_im += self._head_im
+        np.square(self._tail_re, out=self._power)
+        self._power += np.square(self._tail_im, out=self._tail_im)
         np.matmul(self._power, self._band_matrix_used, out=self._bands)
         np.maximum(self._bands, _POWER_FLOOR, out=self._bands)
         np.log10(self._bands, out=self._bands)
@@ -172,11 +228,20 @@ class StreamingFeatures:
         self._fill = 0
         self._n_in = 0
         self._scratch = np.empty((4096, n_channels), dtype=np.float32)
+        self._tail_a = self.band_power.tail_samples
+        self._head_a = self._window_a - self._tail_a
+        self._tail_in = self._tail_a * config.decimation
+        self._prepared_for = -1  # the boundary whose window head band_power holds
 
     @property
     def samples_in(self) -> int:
         """Input samples consumed since construction or the last ``reset``."""
         return self._n_in
+
+    @property
+    def tail_input_samples(self) -> int:
+        """Input samples of each window left for its end; the rest is prepared before it."""
+        return self._tail_in
 
     def next_decision_sample(self) -> int:
         """Absolute input-sample count at which the next feature row becomes available."""
@@ -190,6 +255,7 @@ class StreamingFeatures:
         self._decimator.reset()
         self._fill = 0
         self._n_in = 0
+        self._prepared_for = -1
 
     def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
         """Consume a chunk; return the feature rows it completes.
@@ -211,18 +277,29 @@ class StreamingFeatures:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         rows: list[tuple[int, np.ndarray]] = []
         hop = self.config.hop_samples
+        band_power = self.band_power
         start = 0
         n = samples.shape[0]
         while start < n:
-            # Stop each step at the next hop boundary so a row is computed exactly there.
+            # Stop each step at the next hop boundary so a row is computed exactly there, and
+            # at the point where all but the window's tail has arrived, to prepare its head.
             boundary = (self._n_in // hop + 1) * hop
-            stop = min(n, start + (boundary - self._n_in))
+            prepare_at = boundary - self._tail_in
+            emits = boundary >= self.config.window_samples
+            step_end = prepare_at if (emits and self._n_in < prepare_at) else boundary
+            stop = min(n, start + (step_end - self._n_in))
             self._consume(samples[start:stop])
             start = stop
-            if self._n_in == boundary and self._n_in >= self.config.window_samples:
+            if emits and self._n_in == prepare_at:
+                band_power.prepare(self._store[:, self._fill - self._head_a : self._fill])
+                self._prepared_for = boundary
+            elif emits and self._n_in == boundary:
                 end = self._fill
-                window = self._store[:, end - self._window_a : end]
-                rows.append((self._n_in, self.band_power.compute(window)))
+                if self._prepared_for != boundary:
+                    band_power.prepare(self._store[:, end - self._window_a : end - self._tail_a])
+                row = band_power.finish(self._store[:, end - self._tail_a : end])
+                self._prepared_for = -1
+                rows.append((self._n_in, row))
         return rows
 
     def _consume(self, samples: np.ndarray) -> None:

@@ -133,3 +133,31 @@ def test_filter_is_unity_gain_lowpass():
     gain_db = 20 * np.log10(np.abs(h))
     assert abs(gain_db[0]) < 0.1  # top band edge passes
     assert gain_db[1] < -60 and gain_db[2] < -70  # what would alias into the bands is stopped
+
+
+@pytest.mark.parametrize("offset", [0.0, 500.0])
+def test_head_and_tail_spectrum_equal_one_periodogram(offset):
+    """prepare(head) + finish(tail) (the split that keeps the FFT off the latency path) equals a
+    float64 Hann periodogram of the whole window, even on a large DC offset."""
+    from rtdecode.features import BandPower
+
+    config = FeatureConfig(fs_hz=32000.0)
+    rng = np.random.default_rng(3)
+    n = config.window_samples_analysis
+    window = (offset + rng.standard_normal((4, n)) * np.linspace(1, 20, 4)[:, None]).astype(np.float32)
+    band_power = BandPower(config, 4)
+    assert 1 <= band_power.tail_samples < n // 2
+    got = band_power.compute(window).reshape(4, config.features_per_channel)[:, : len(config.bands)]
+    freqs, psd = scipy.signal.periodogram(
+        window.astype(np.float64), fs=config.analysis_fs_hz, window="hann", axis=-1
+    )
+    df = freqs[1] - freqs[0]
+    for j, band in enumerate(config.bands):
+        in_band = (freqs >= band.lo_hz) & (freqs < band.hi_hz)
+        expected = np.log10(psd[:, in_band].sum(axis=1) * df)
+        np.testing.assert_allclose(got[:, j], expected, atol=2e-4, err_msg=band.name)
+    # the two halves called separately give the same bits as compute
+    head = n - band_power.tail_samples
+    band_power.prepare(window[:, :head])
+    again = band_power.finish(window[:, head:])
+    np.testing.assert_array_equal(again, band_power.compute(window))
