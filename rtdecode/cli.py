@@ -1,4 +1,4 @@
-"""Command line: ``rtdecode run | demo | simulate | info``.
+"""Command line: ``rtdecode run | demo | simulate | info | train | evaluate | replay``.
 
 Exit codes: 0 done (``--duration`` reached, or stopped with Ctrl-C), 2 bad input (model, stream,
 arguments), 1 a failure while running.
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from rtdecode import __version__
+from rtdecode.cli_offline import OFFLINE_COMMANDS, add_offline_commands
 
 logger = logging.getLogger("rtdecode")
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print a model's contract")
     info.add_argument("model")
+    add_offline_commands(sub)
     return parser
 
 
@@ -331,7 +333,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate, "info": cmd_info}
+COMMANDS = {"run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate, "info": cmd_info,
+            **OFFLINE_COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ __all__ = [
     "cross_validate",
     "export_onnx",
     "fit_xgboost",
+    "grouped_folds",
     "time_blocked_folds",
     "with_n_estimators",
 ]
@@ -139,6 +140,51 @@ def time_blocked_folds(
             )
         folds.append((train, val.copy()))
     return folds
+
+
+def grouped_folds(groups: Sequence[Any], n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds that keep every group (a recording, an animal, an event) on one side of each split.
+
+    Groups are taken in order of first appearance and dealt into ``n_folds`` consecutive runs
+    of about equal row counts, so with time-ordered rows a fold is also a stretch of time.
+
+    Parameters
+    ----------
+    groups : sequence, one entry per row
+        Hashable group ids.
+    n_folds : int
+        >= 2 and <= the number of groups.
+
+    Returns
+    -------
+    list of (train_idx, val_idx)
+    """
+    n_folds = _check_int("n_folds", n_folds, 2)
+    keys = list(groups)
+    order: dict[Any, int] = {}
+    for g in keys:
+        order.setdefault(g, len(order))
+    if len(order) < n_folds:
+        raise ValueError(
+            f"{len(order)} group(s) cannot make {n_folds} folds; need at least one group per fold"
+        )
+    codes = np.array([order[g] for g in keys], dtype=np.intp)
+    sizes = np.bincount(codes, minlength=len(order))
+    cum = np.cumsum(sizes)
+    # cut the sequence of groups where the cumulative row count crosses k/n of the total
+    targets = cum[-1] * np.arange(1, n_folds) / n_folds
+    cuts = np.searchsorted(cum, targets, side="left") + 1
+    cuts = np.maximum.accumulate(np.clip(cuts, 1, len(order) - 1))
+    bounds = np.r_[0, cuts, len(order)]
+    rows = np.arange(codes.size, dtype=np.intp)
+    folds = []
+    for k in range(n_folds):
+        lo, hi = bounds[k], bounds[k + 1]
+        if hi <= lo:
+            lo, hi = min(lo, len(order) - 1), min(lo, len(order) - 1) + 1
+        in_val = (codes >= lo) & (codes < hi)
+        folds.append((rows[~in_val], rows[in_val]))
+    return [(tr, va) for tr, va in folds if va.size and tr.size]
 
 
 def balanced_sample_weight(y: np.ndarray) -> np.ndarray:
@@ -406,6 +452,7 @@ def cross_validate(
     *,
     n_folds: int = 5,
     gap_rows: int = 0,
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Time-blocked cross-validation of :func:`fit_xgboost`.
 
@@ -426,6 +473,8 @@ def cross_validate(
         Hyper-parameters.
     n_folds, gap_rows : int
         See :func:`time_blocked_folds`.
+    folds : list of (train_idx, val_idx), optional
+        Explicit folds (e.g. :func:`grouped_folds`) instead of time-blocked ones.
 
     Returns
     -------
@@ -447,7 +496,8 @@ def cross_validate(
     if not isinstance(params, XGBParams):
         raise TypeError(f"params must be an XGBParams, got {type(params).__name__}")
     gap_rows = _check_int("gap_rows", gap_rows, 0)
-    folds = time_blocked_folds(X.shape[0], n_folds, gap_rows=gap_rows)
+    if folds is None:
+        folds = time_blocked_folds(X.shape[0], n_folds, gap_rows=gap_rows)
 
     oof_proba = np.full((X.shape[0], n_classes), np.nan, dtype=np.float32)
     fold_info = []
