@@ -167,6 +167,38 @@ class FeatureConfig:
                 f"window_s={self.window_s} s gives only {self.window_samples_analysis} analysis samples"
             )
 
+    def at_rate(self, fs_hz: float) -> FeatureConfig:
+        """The same features computed from a stream sampled at ``fs_hz``.
+
+        The analysis rate, window, hop and bands stay the model's; only the decimation factor
+        (and so the anti-aliasing filter) changes, e.g. a 30 kHz rig decimates by 15 instead of
+        16 to reach a 32 kHz model's 2 kHz. Possible when ``fs_hz`` is a whole multiple of the
+        analysis rate and the hop is a whole number of its samples.
+
+        Raises
+        ------
+        ValueError
+            Saying why the rate cannot be used.
+        """
+        fs_hz = float(fs_hz)
+        if abs(fs_hz - self.fs_hz) <= 1e-6 * self.fs_hz:
+            return self
+        fs_a = self.analysis_fs_hz
+        ratio = fs_hz / fs_a
+        factor = round(ratio)
+        if factor < 1 or abs(ratio - factor) > 1e-6 * ratio:
+            raise ValueError(
+                f"{fs_hz:g} Hz is not a whole multiple of the model's analysis rate {fs_a:g} Hz "
+                f"(the model decimates {self.fs_hz:g} Hz by {self.decimation})"
+            )
+        hop = self.hop_s * fs_hz
+        if abs(hop - round(hop)) > 1e-6 * hop:
+            raise ValueError(f"the model's hop {self.hop_s:g} s is not a whole number of samples "
+                             f"at {fs_hz:g} Hz")
+        return FeatureConfig(fs_hz=fs_hz, window_s=self.window_s, hop_s=self.hop_s,
+                             bands=self.bands, ratios=self.ratios, decimation=factor,
+                             fir_taps_per_phase=self.fir_taps_per_phase)
+
     # Derived quantities -------------------------------------------------------------------
     @property
     def hop_samples(self) -> int:

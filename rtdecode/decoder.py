@@ -104,7 +104,8 @@ class Decoder:
         self.acquisition = acquisition
         self.outputs = outputs
         self.classes = tuple(contract.classes)
-        self.config = contract.features
+        # the model's features, with the decimation adapted when the stream's rate differs
+        self.config = model.stream_features(acquisition.fs_hz)
         self.smoother = make_smoother(
             hysteresis or contract.hysteresis, self.classes, self.config.hop_s
         )

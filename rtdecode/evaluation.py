@@ -238,7 +238,7 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
     contract = model.contract
     model.check_stream(n_channels=recording.n_channels, fs_hz=recording.fs_hz,
                        stream_name=str(recording.path))
-    config = contract.features
+    config = model.stream_features(recording.fs_hz)
     features = StreamingFeatures(config, recording.n_channels)
     smoother = make_smoother(hysteresis or contract.hysteresis, contract.classes, config.hop_s)
     ring = RingBuffer(max(4 * chunk_samples, config.hop_samples), recording.n_channels)

@@ -467,14 +467,17 @@ class OnnxModel:
         return self._session.run(self._output_names, {self._input_name: x})[0]
 
     def check_stream(self, *, n_channels: int, fs_hz: float, stream_name: str) -> None:
-        """Refuse a stream whose channel count or sampling rate differs from the model's.
+        """Refuse a stream whose channel count differs or whose rate the model cannot use.
+
+        A stream at another rate is accepted when the model's features can be computed from it
+        (see :meth:`stream_features`).
 
         Parameters
         ----------
         n_channels : int
             Channel count of the stream.
         fs_hz : float
-            Nominal sampling rate of the stream, Hz. Compared with a relative tolerance of 1e-6.
+            Nominal sampling rate of the stream, Hz.
         stream_name : str
             Name of the stream, for the message.
 
@@ -484,15 +487,34 @@ class OnnxModel:
             If the stream does not match; the message says both configurations and what to do.
         """
         c = self.contract
-        expected_fs = c.features.fs_hz
-        same_rate = abs(float(fs_hz) - expected_fs) <= 1e-6 * expected_fs
-        if n_channels == c.n_channels and same_rate:
+        reason = None
+        try:
+            c.features.at_rate(fs_hz)
+        except ValueError as exc:
+            reason = str(exc)
+        if n_channels == c.n_channels and reason is None:
             return
         raise ModelError(
-            f"model {self.path} expects {c.n_channels} channels at {_fmt_num(expected_fs)} Hz; "
-            f"stream {stream_name!r} has {n_channels} channels at {_fmt_num(fs_hz)} Hz. Use a "
-            "model trained for this rig (rtdecode train ...) or select the matching stream."
+            f"model {self.path} expects {c.n_channels} channels at {_fmt_num(c.features.fs_hz)} Hz; "
+            f"stream {stream_name!r} has {n_channels} channels at {_fmt_num(fs_hz)} Hz"
+            + (f" ({reason})" if reason else "")
+            + ". Use a model trained for this rig (rtdecode train ...) or select the matching "
+            "stream."
         )
+
+    def stream_features(self, fs_hz: float) -> FeatureConfig:
+        """The model's feature config for a stream at ``fs_hz`` (decimation adapted to the rate).
+
+        Raises
+        ------
+        ModelError
+            If the model's features cannot be computed at that rate.
+        """
+        try:
+            return self.contract.features.at_rate(fs_hz)
+        except ValueError as exc:
+            raise ModelError(f"model {self.path} cannot decode a {_fmt_num(fs_hz)} Hz stream: "
+                             f"{exc}") from None
 
 
 def _probability_output(outputs: list[Any]) -> Any:

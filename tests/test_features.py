@@ -161,3 +161,27 @@ def test_head_and_tail_spectrum_equal_one_periodogram(offset):
     band_power.prepare(window[:, :head])
     again = band_power.finish(window[:, head:])
     np.testing.assert_array_equal(again, band_power.compute(window))
+
+
+def test_a_stream_at_another_rate_gives_the_models_features():
+    """A 30 kHz rig decoding with a 32 kHz model: decimate by 15 instead of 16, same analysis
+    rate, window and bands; the band powers of the same signal agree."""
+    model_config = FeatureConfig(fs_hz=32000.0)
+    rig = model_config.at_rate(30000.0)
+    assert rig.decimation == 15 and rig.analysis_fs_hz == model_config.analysis_fs_hz
+    assert rig.window_samples_analysis == model_config.window_samples_analysis
+    assert rig.feature_names(["a"]) == model_config.feature_names(["a"])
+    parts = [(2.5, 30.0), (7.5, 20.0), (40.0, 5.0), (300.0, 2.0)]
+    multi32 = sum(_sines(32000.0, 2.5, [p]) for p in parts)
+    multi30 = sum(_sines(30000.0, 2.5, [p]) for p in parts)
+    got = extract_features(multi30, rig)[1][-1]
+    want = extract_features(multi32, model_config)[1][-1]
+    n_bands = len(model_config.bands)
+    holding = want[:n_bands] > -6  # bands with a sinusoid; the others are at the ~1e-12 floor
+    assert holding.sum() == 4
+    np.testing.assert_allclose(got[:n_bands][holding], want[:n_bands][holding], atol=0.02)
+    assert (got[:n_bands][~holding] < -10).all()
+    for bad, why in [(25000.0, "not a whole multiple of the model's analysis rate 2000 Hz"),
+                     (1000.0, "not a whole multiple")]:
+        with pytest.raises(ValueError, match=why):
+            model_config.at_rate(bad)

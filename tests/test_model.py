@@ -303,6 +303,12 @@ def test_check_stream(exported):
     model = OnnxModel(path)
     model.check_stream(n_channels=2, fs_hz=1000.0, stream_name="rig")
     model.check_stream(n_channels=2, fs_hz=1000.0 * (1 + 1e-9), stream_name="rig")
+    # a rig at twice the rate decimates by 2 more to the model's analysis rate
+    model.check_stream(n_channels=2, fs_hz=2000.0, stream_name="rig")
+    assert model.stream_features(2000.0).analysis_fs_hz == model.contract.features.analysis_fs_hz
+    with pytest.raises(ModelError, match=r"cannot decode a 1500 Hz stream: 1500 Hz is not a whole "
+                                         r"multiple of the model's analysis rate 1000 Hz"):
+        model.stream_features(1500.0)
     for n, fs in [(3, 1000.0), (2, 999.0), (2, 1000.01)]:
         with pytest.raises(ModelError) as info:
             model.check_stream(n_channels=n, fs_hz=fs, stream_name="X")
