@@ -45,6 +45,9 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--marker-stream", help="XDF marker stream (name or type) holding the labels")
     g.add_argument("--map", action="append", metavar="OLD=NEW[,OLD=NEW]",
                    help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep")
+    g.add_argument("--windows-within-segments", action="store_true",
+                   help="label only windows inside one segment, even across touching segments "
+                        "of one label (files made of separate pieces joined end to end)")
 
 
 def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
@@ -74,6 +77,13 @@ def add_offline_commands(sub) -> None:
     p.add_argument("--bands", type=_split_list, metavar="NAME,...",
                    help="subset of the default bands (delta theta sigma beta gamma high_gamma "
                         "ripple fast_ripple)")
+    p.add_argument("--normalisation", choices=("relative", "baseline", "none"),
+                   default="relative",
+                   help="per-recording feature normalisation, causal so it runs live (default "
+                        "relative: band power over the channel's total; measured across "
+                        "recordings with different electrode gains in benchmarks/RESULTS.md)")
+    p.add_argument("--baseline-s", type=float, default=300.0,
+                   help="time constant of the running mean for --normalisation baseline")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--max-false-alarms-per-hour", type=float, default=1.0)
     p.add_argument("--trees", type=int, default=300, help="most boosting rounds")
@@ -146,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             found += [s.label for s in labels]
             sources.append(Source(data=Path(data), labels=tuple(labels),
                                   channels=tuple(args.channels) if args.channels else None,
-                                  stream=args.stream))
+                                  stream=args.stream,
+                                  merge_touching=not args.windows_within_segments))
         if len(fs_rates) != 1:
             raise UsageError(f"recordings at different rates {sorted(fs_rates)} Hz; train on one "
                              "rate")
@@ -187,7 +198,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ratios = tuple(r for r in DEFAULT_RATIOS if r.numerator in names and r.denominator in names)
         try:
             config = FeatureConfig(fs_hz=fs_hz, window_s=args.window_s, hop_s=args.hop_s,
-                                   bands=bands, ratios=ratios)
+                                   bands=bands, ratios=ratios, normalisation=args.normalisation,
+                                   baseline_s=args.baseline_s)
         except ValueError as exc:
             raise UsageError(f"features: {exc}") from None
         spec = TrainSpec(
@@ -238,7 +250,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     decoded = decode_recording(model, rec)
     wall = time.perf_counter() - t0
     config = contract.features
-    y, _ = window_labels(decoded.end_s, config.window_s, segments, contract.classes)
+    y, _ = window_labels(decoded.end_s, config.window_s, segments, contract.classes,
+                         merge_touching=not args.windows_within_segments)
     episodes = (event_episodes(segments, contract.hysteresis.event_class)
                 if contract.task == "event" else [])
     metrics = decision_metrics([(decoded.end_s, decoded.proba, y, episodes, rec.duration_s)],

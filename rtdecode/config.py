@@ -7,7 +7,7 @@ one the live decoder rebuilds.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -67,6 +67,9 @@ DEFAULT_RATIOS: tuple[Ratio, ...] = (
     Ratio("gamma_delta", "gamma", "delta"),
 )
 
+#: Per-recording feature normalisations (see FeatureConfig).
+NORMALISATIONS = ("none", "relative", "baseline")
+
 
 def _auto_decimation(fs_hz: float, top_hz: float, hop_samples: int) -> int:
     """Largest decimation factor that keeps >= 4x ``top_hz`` and divides the hop exactly."""
@@ -100,6 +103,13 @@ class FeatureConfig:
     fir_taps_per_phase : int
         Length of each polyphase branch of the decimation filter (total taps =
         ``decimation * fir_taps_per_phase``).
+    normalisation : {"none", "relative", "baseline"}
+        Per-recording normalisation, causal so that it runs live: ``"relative"`` divides each
+        channel's band powers by their sum (log relative power: a channel's gain cancels);
+        ``"baseline"`` subtracts from every feature its running mean over about ``baseline_s``
+        seconds of the stream so far (a cumulative mean until then, an exponential one after).
+    baseline_s : float
+        Time constant of the ``"baseline"`` running mean, seconds.
 
     Notes
     -----
@@ -114,8 +124,16 @@ class FeatureConfig:
     ratios: tuple[Ratio, ...] = DEFAULT_RATIOS
     decimation: int = 0
     fir_taps_per_phase: int = 12
+    normalisation: str = "none"
+    baseline_s: float = 300.0
 
     def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}"
+            )
+        if not (math.isfinite(self.baseline_s) and self.baseline_s > 0):
+            raise ValueError(f"baseline_s must be a positive number, got {self.baseline_s!r}")
         if not (math.isfinite(self.fs_hz) and self.fs_hz > 0):
             raise ValueError(f"fs_hz must be a positive number, got {self.fs_hz!r}")
         if not (self.window_s > 0 and self.hop_s > 0):
@@ -195,9 +213,7 @@ class FeatureConfig:
         if abs(hop - round(hop)) > 1e-6 * hop:
             raise ValueError(f"the model's hop {self.hop_s:g} s is not a whole number of samples "
                              f"at {fs_hz:g} Hz")
-        return FeatureConfig(fs_hz=fs_hz, window_s=self.window_s, hop_s=self.hop_s,
-                             bands=self.bands, ratios=self.ratios, decimation=factor,
-                             fir_taps_per_phase=self.fir_taps_per_phase)
+        return replace(self, fs_hz=fs_hz, decimation=factor)
 
     # Derived quantities -------------------------------------------------------------------
     @property

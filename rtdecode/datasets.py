@@ -40,12 +40,15 @@ class Source:
     channels : tuple of str or int, optional
     stream : str, optional
         XDF data stream name or type.
+    merge_touching : bool
+        See :func:`window_labels`.
     """
 
     data: Path
     labels: tuple[Segment, ...]
     channels: tuple[str | int, ...] | None = None
     stream: str | None = None
+    merge_touching: bool = True
 
 
 @dataclass
@@ -80,13 +83,16 @@ class RecordingFeatures:
 
 
 def window_labels(
-    end_s: np.ndarray, window_s: float, segments: Sequence[Segment], classes: Sequence[str]
+    end_s: np.ndarray, window_s: float, segments: Sequence[Segment], classes: Sequence[str],
+    *, merge_touching: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label of each window ``[end - window_s, end)``: the one segment covering it, else -1.
 
-    Touching segments with the same label and group count as one (a hypnogram's consecutive
-    epochs of one stage cover the windows across their borders); segments of different groups
-    stay apart. Segments whose label is not in ``classes`` label nothing (their windows get -1).
+    With ``merge_touching``, touching segments with the same label and group count as one (a
+    hypnogram's consecutive epochs of one stage cover the windows across their borders);
+    segments of different groups stay apart. Without it every window must fit inside one segment
+    (for files made of separate pieces joined end to end). Segments whose label is not in
+    ``classes`` label nothing (their windows get -1).
 
     Returns
     -------
@@ -98,7 +104,9 @@ def window_labels(
     groups = np.full(end_s.shape, None, dtype=object)
     if not segments or end_s.size == 0:
         return y, groups
-    segs = _merge_touching(sorted(segments, key=lambda s: s.onset_s))
+    segs = sorted(segments, key=lambda s: s.onset_s)
+    if merge_touching:
+        segs = _merge_touching(segs)
     onsets = np.array([s.onset_s for s in segs])
     ends = np.array([s.end_s for s in segs])
     index = {c: i for i, c in enumerate(classes)}
@@ -147,7 +155,8 @@ def recording_features(
             f"{rec.path}: {rec.duration_s:.1f} s is shorter than one {config.window_s:g} s window"
         )
     end_s = np.array(ends, dtype=np.float64) / rec.fs_hz
-    y, groups = window_labels(end_s, config.window_s, source.labels, classes)
+    y, groups = window_labels(end_s, config.window_s, source.labels, classes,
+                              merge_touching=source.merge_touching)
     return RecordingFeatures(
         path=rec.path, end_s=end_s, X=np.stack(rows), y=y, groups=groups,
         channel_names=rec.channel_names, fs_hz=rec.fs_hz, duration_s=rec.duration_s,

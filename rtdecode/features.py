@@ -123,6 +123,7 @@ class BandPower:
         self._tail_im = np.empty((n_channels, n_used), dtype=np.float32)
         self._power = np.empty((n_channels, n_used), dtype=np.float32)
         self._bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
+        self._relative = config.normalisation == "relative"
         self.n_features = n_channels * config.features_per_channel
 
     def compute(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -185,6 +186,8 @@ class BandPower:
         self._power += np.square(self._tail_im, out=self._tail_im)
         np.matmul(self._power, self._band_matrix_used, out=self._bands)
         np.maximum(self._bands, _POWER_FLOOR, out=self._bands)
+        if self._relative:
+            self._bands /= self._bands.sum(axis=1, keepdims=True)
         np.log10(self._bands, out=self._bands)
         per_channel = out.reshape(self.n_channels, self.config.features_per_channel)
         n_bands = len(self.config.bands)
@@ -232,6 +235,12 @@ class StreamingFeatures:
         self._head_a = self._window_a - self._tail_a
         self._tail_in = self._tail_a * config.decimation
         self._prepared_for = -1  # the boundary whose window head band_power holds
+        # running mean of every feature ("baseline" normalisation), kept across reset(): it
+        # describes the recording and electrodes, which a gap does not change
+        self._baseline = (np.zeros(self.n_features, dtype=np.float64)
+                          if config.normalisation == "baseline" else None)
+        self._baseline_rows = 0
+        self._baseline_alpha = min(1.0, config.hop_s / config.baseline_s)
 
     @property
     def samples_in(self) -> int:
@@ -299,8 +308,17 @@ class StreamingFeatures:
                     band_power.prepare(self._store[:, end - self._window_a : end - self._tail_a])
                 row = band_power.finish(self._store[:, end - self._tail_a : end])
                 self._prepared_for = -1
+                if self._baseline is not None:
+                    self._subtract_baseline(row)
                 rows.append((self._n_in, row))
         return rows
+
+    def _subtract_baseline(self, row: np.ndarray) -> None:
+        """row -= running mean of the rows so far (this one included), in place."""
+        self._baseline_rows += 1
+        alpha = max(self._baseline_alpha, 1.0 / self._baseline_rows)
+        self._baseline += alpha * (row - self._baseline)
+        row -= self._baseline.astype(np.float32)
 
     def _consume(self, samples: np.ndarray) -> None:
         n_out = self._decimator.n_out_for(samples.shape[0])

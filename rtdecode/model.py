@@ -616,6 +616,11 @@ def describe(contract: ModelContract, path: str | Path | None = None) -> str:
         )
     bands = (f"{b.name} {_fmt_num(b.lo_hz)}-{_fmt_num(b.hi_hz)} Hz" for b in f.bands)
     lines.append("bands: " + ", ".join(bands))
+    lines.append("normalisation: " + {
+        "none": "none (absolute log10 band power)",
+        "relative": "relative (log10 band power over the channel's total)",
+        "baseline": f"baseline (minus the running mean, {_fmt_num(f.baseline_s)} s time constant)",
+    }[f.normalisation])
     lines.append(
         "ratios: "
         + (", ".join(f"{r.name} = {r.numerator}/{r.denominator}" for r in f.ratios) or "none")

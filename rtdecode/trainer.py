@@ -88,7 +88,32 @@ class TrainSpec:
 
 
 def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
-    """Run the whole training; write the model and its card; return the card as a dict."""
+    """Run the whole training; write the model and its card; return the card as a dict.
+
+    With ``spec.dask`` a scheduler address, features are extracted and XGBoost trains
+    (``xgboost.dask``) on that cluster's workers.
+    """
+    client = _training_client(spec.dask)
+    try:
+        return _train(spec, client, progress)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _training_client(dask: str | None):
+    """A Dask client when a scheduler address is given: XGBoost then trains with xgboost.dask."""
+    if not dask or not dask.startswith(("tcp://", "tls://", "ucx://")):
+        return None
+    from dask.distributed import Client
+
+    try:
+        return Client(dask, timeout=10)
+    except Exception as exc:
+        raise DataError(f"--dask {dask}: cannot reach the Dask scheduler ({exc})") from None
+
+
+def _train(spec: TrainSpec, client, progress: bool) -> dict:
     from rtdecode.training import (
         XGBParams,
         cross_validate,
@@ -140,7 +165,7 @@ def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
     params = XGBParams(n_estimators=spec.n_estimators, max_depth=spec.max_depth,
                        learning_rate=spec.learning_rate, seed=spec.seed)
     cv = cross_validate(X, y, spec.classes, params, n_folds=spec.n_folds, gap_rows=gap_rows,
-                        folds=folds)
+                        folds=folds, client=client)
     oof = cv["oof_proba"]
 
     # Hysteresis tuned on out-of-fold decisions, recording by recording -------------------
@@ -162,7 +187,7 @@ def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
 
     # Final model, contract, export ----------------------------------------------------------
     final_params = with_n_estimators(params, cv["best_iteration_median"])
-    booster = fit_xgboost(X, y, None, None, len(spec.classes), final_params)
+    booster = fit_xgboost(X, y, None, None, len(spec.classes), final_params, client=client)
     channel_names = recs[0].channel_names
     training = {
         "data": [
@@ -186,6 +211,7 @@ def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
         "rtdecode_version": __version__,
         "date": time.strftime("%Y-%m-%d"),
         "command": "rtdecode train",
+        "trained_on": ("xgboost.dask on " + spec.dask) if client is not None else "this machine",
     }
     contract = ModelContract(
         task=spec.kind, classes=spec.classes, n_channels=len(channel_names),
@@ -265,7 +291,8 @@ def model_card_markdown(card: dict) -> str:
         + (f" ({', '.join(card.get('channel_labels') or [])[:200]})" if card.get("channel_labels") else ""),
         f"- features: {card['n_features']} (window {card['features']['window_s']:g} s, hop "
         f"{card['features']['hop_s']:g} s, bands "
-        f"{', '.join(b['name'] for b in card['features']['bands'])})",
+        f"{', '.join(b['name'] for b in card['features']['bands'])}; normalisation "
+        f"{card['features'].get('normalisation', 'none')})",
         f"- hysteresis: {json.dumps(card['hysteresis'])}",
         f"- trained {t.get('date', '')} with rtdecode {t.get('rtdecode_version', '')}"
         + (f"; rebuild: `{t['script']}`" if t.get("script") else ""),

@@ -312,6 +312,8 @@ def fit_xgboost(
     y_val: np.ndarray | None,
     n_classes: int,
     params: XGBParams,
+    *,
+    client: Any = None,
 ) -> xgboost.Booster:
     """Fit a class-balanced gradient-boosted tree classifier.
 
@@ -328,6 +330,9 @@ def fit_xgboost(
         Number of classes (>= 2); classes absent from ``y_train`` still get a probability column.
     params : XGBParams
         Hyper-parameters.
+    client : dask.distributed.Client, optional
+        Train with ``xgboost.dask`` on that cluster's workers (the rows are split among them)
+        instead of in this process.
 
     Returns
     -------
@@ -348,6 +353,8 @@ def fit_xgboost(
         )
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val must both be given or both be None")
+    if client is not None:
+        return _fit_xgboost_dask(client, X_train, y_train, X_val, y_val, n_classes, params)
     dtrain = xgb.DMatrix(X_train, label=y_train, weight=balanced_sample_weight(y_train))
     evals = []
     early = None
@@ -370,13 +377,45 @@ def fit_xgboost(
         early_stopping_rounds=early,
         verbose_eval=False,
     )
-    if early is not None:
+    return _trim_to_best(booster, early_stopped=early is not None)
+
+
+def _trim_to_best(booster, *, early_stopped: bool):
+    """Keep the rounds up to the best iteration; record it as the ``best_iteration`` attr."""
+    if early_stopped:
         best = int(booster.best_iteration)
         booster = booster[: best + 1]
     else:
         best = booster.num_boosted_rounds() - 1
     booster.set_attr(best_iteration=str(best))
     return booster
+
+
+def _fit_xgboost_dask(client, X_train, y_train, X_val, y_val, n_classes, params) -> Any:
+    """``fit_xgboost`` on a Dask cluster with ``xgboost.dask``: same weights, early stopping."""
+    import dask.array as da
+    from xgboost import dask as dxgb
+
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+
+    def matrix(X, y):
+        rows = max(1, -(-X.shape[0] // n_workers))
+        return dxgb.DaskDMatrix(
+            client, da.from_array(X, chunks=(rows, -1)), da.from_array(y, chunks=rows),
+            weight=da.from_array(balanced_sample_weight(y), chunks=rows),
+        )
+
+    evals, early = [], None
+    if X_val is not None:
+        X_val = _check_features("X_val", X_val)
+        y_val = _check_labels("y_val", y_val, n_classes)
+        evals = [(matrix(X_val, y_val), "val")]
+        early = params.early_stopping_rounds or None
+    out = dxgb.train(client, params.xgb_params(n_classes), matrix(X_train, y_train),
+                     num_boost_round=params.n_estimators, evals=evals,
+                     early_stopping_rounds=early, verbose_eval=False)
+    booster = out["booster"]
+    return _trim_to_best(booster, early_stopped=early is not None)
 
 
 # Metrics -----------------------------------------------------------------------------------
@@ -453,6 +492,7 @@ def cross_validate(
     n_folds: int = 5,
     gap_rows: int = 0,
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Time-blocked cross-validation of :func:`fit_xgboost`.
 
@@ -475,6 +515,8 @@ def cross_validate(
         See :func:`time_blocked_folds`.
     folds : list of (train_idx, val_idx), optional
         Explicit folds (e.g. :func:`grouped_folds`) instead of time-blocked ones.
+    client : dask.distributed.Client, optional
+        Fit each fold with ``xgboost.dask`` on that cluster (see :func:`fit_xgboost`).
 
     Returns
     -------
@@ -504,10 +546,12 @@ def cross_validate(
     for k, (train, val) in enumerate(folds):
         fit_rows, stop_rows = _early_stopping_split(train, gap_rows)
         if stop_rows is None:
-            booster = fit_xgboost(X[train], y[train], None, None, n_classes, params)
+            booster = fit_xgboost(X[train], y[train], None, None, n_classes, params,
+                                  client=client)
         else:
             booster = fit_xgboost(
-                X[fit_rows], y[fit_rows], X[stop_rows], y[stop_rows], n_classes, params
+                X[fit_rows], y[fit_rows], X[stop_rows], y[stop_rows], n_classes, params,
+                client=client,
             )
         proba = booster_predict_proba(booster, X[val])
         oof_proba[val] = proba

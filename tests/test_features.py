@@ -185,3 +185,26 @@ def test_a_stream_at_another_rate_gives_the_models_features():
                      (1000.0, "not a whole multiple")]:
         with pytest.raises(ValueError, match=why):
             model_config.at_rate(bad)
+
+
+@pytest.mark.parametrize("normalisation", ["relative", "baseline"])
+def test_normalised_features_ignore_electrode_gain(normalisation):
+    """Per-channel gain (electrode, amplifier) cancels in relative and running-baseline features;
+    absolute band power moves by log10(gain**2)."""
+    config = FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25, normalisation=normalisation)
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((6000, 3)) + _sines(1000.0, 6.0, [(6.0, 2.0), (20.0, 1.0),
+                                                                (70.0, 0.5)])).astype(np.float32)
+    gains = np.array([0.2, 3.7, 40.0], dtype=np.float32)
+    _, plain = extract_features(x, config)
+    _, scaled = extract_features(x * gains, config)
+    np.testing.assert_allclose(scaled, plain, atol=2e-4)
+    _, absolute = extract_features(x * gains, FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25))
+    _, absolute1 = extract_features(x, FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25))
+    n_bands = len(config.bands)
+    shift = (absolute - absolute1).reshape(len(absolute), 3, -1)[:, :, :n_bands]
+    np.testing.assert_allclose(shift, np.broadcast_to(2 * np.log10(gains)[None, :, None],
+                                                      shift.shape), atol=2e-4)
+    if normalisation == "baseline":
+        # the running mean starts from the first row: that row is all zeros, later ones are not
+        assert np.abs(plain[0]).max() == 0 and np.abs(plain[-1]).max() > 0.01

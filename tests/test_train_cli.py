@@ -172,7 +172,7 @@ def test_rat_seizure_set_meets_the_issue_figures(tmp_path, capsys):
     rat = DATA / "rat-seizure"
     assert main(["train", "--task", "seizure", "--data", str(rat / "rat_seizure_dev.edf"),
                  "--labels", str(rat / "rat_seizure_dev_labels.csv"), "--group-column",
-                 "annotation", "--window-s", "2", "--hop-s", "0.5",
+                 "annotation", "--windows-within-segments", "--window-s", "2", "--hop-s", "0.5",
                  "--max-false-alarms-per-hour", "4", "--out", str(out), "--dask", "none",
                  "--no-progress"]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
@@ -197,3 +197,23 @@ def test_bundled_model_rebuild_is_reproducible(tmp_path):
     for key in ("cv", "cv_after_hysteresis", "class_counts", "xgboost_params"):
         assert cards[0][key] == cards[1][key], key
     assert cards[0]["cv"]["metrics"]["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_train_on_a_dask_scheduler_uses_xgboost_dask(recordings, tmp_path):
+    """--dask tcp://... : features on the workers and XGBoost through xgboost.dask."""
+    from dask.distributed import LocalCluster
+
+    out = tmp_path / "dask.onnx"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, protocol="tcp://") as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        args = ["train", "--task", "seizure", "--out", str(out), "--window-s", "1", "--trees",
+                "40", "--dask", address, "--no-progress", "--data"]
+        args += [str(e) for e, _ in recordings] + ["--labels"] + [str(c) for _, c in recordings]
+        assert main(args) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["trained_on"] == f"xgboost.dask on {address}"
+    assert card["training"]["cv"]["metrics"]["accuracy"] > 0.9
+    OnnxModel(out)  # exported and parity-checked like any other
