@@ -136,9 +136,13 @@ def _merge_touching(segs: list[Segment]) -> list[Segment]:
 
 
 def recording_features(
-    source: Source, config: FeatureConfig, classes: Sequence[str], *, chunk_samples: int = 65536
+    source: Source, config: FeatureConfig, classes: Sequence[str], *, chunk_samples: int = 65536,
+    progress: bool = False,
 ) -> RecordingFeatures:
-    """Features and window labels of one recording (bounded memory: one chunk at a time)."""
+    """Features and window labels of one recording (bounded memory: one chunk at a time).
+
+    ``progress`` shows a bar over the recording's seconds (for one long file in this process).
+    """
     t0 = time.perf_counter()
     rec = open_recording(source.data, channels=source.channels, stream=source.stream)
     if abs(rec.fs_hz - config.fs_hz) > 1e-6 * config.fs_hz:
@@ -147,9 +151,17 @@ def recording_features(
             f"{config.fs_hz:g} Hz; train on recordings of one rate"
         )
     ends, rows = [], []
-    for end_sample, row in iter_features(rec.chunks(chunk_samples), config, rec.n_channels):
+    chunks = rec.chunks(chunk_samples)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(rec.duration_s), desc=rec.path.name, unit="s")
+        chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
+    for end_sample, row in iter_features(chunks, config, rec.n_channels):
         ends.append(end_sample)
         rows.append(row)
+    if progress:
+        bar.close()
     if not rows:
         raise DataError(
             f"{rec.path}: {rec.duration_s:.1f} s is shorter than one {config.window_s:g} s window"
@@ -163,6 +175,12 @@ def recording_features(
         seconds=time.perf_counter() - t0,
         info={"units": list(rec.units)},
     )
+
+
+def _counting(chunks, on_chunk):
+    for chunk in chunks:
+        yield chunk
+        on_chunk(chunk.shape[0])
 
 
 def extract_sources(
@@ -197,7 +215,7 @@ def _extract_serial(sources, config, classes, progress) -> list[RecordingFeature
 
     out = []
     for source in tqdm(sources, desc="features", unit="file", disable=not progress or len(sources) < 2):
-        out.append(recording_features(source, config, classes))
+        out.append(recording_features(source, config, classes, progress=progress))
         logger.info("%s: %d windows in %.1f s", source.data.name, len(out[-1].y), out[-1].seconds)
     return out
 
