@@ -25,7 +25,7 @@ from rtdecode.model import OnnxModel
 from rtdecode.outputs import Decision, DecisionOutputs
 from rtdecode.smoother import make_smoother
 
-__all__ = ["DecoderStatus", "Decoder"]
+__all__ = ["DecoderStatus", "Decoder", "Observation"]
 
 logger = logging.getLogger("rtdecode")
 
@@ -62,6 +62,18 @@ class DecoderStatus:
         )
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One decision as an observer sees it (copied: the decoder keeps nothing shared)."""
+
+    end_sample: int
+    timestamp: float
+    probabilities: tuple[float, ...]
+    state: str
+    changed: bool
+    features: np.ndarray
+
+
 class Decoder:
     """Decode one stream with one model on a dedicated thread.
 
@@ -79,6 +91,9 @@ class Decoder:
     feature_sink : callable, optional
         Called as ``feature_sink(end_sample, features)`` on the decode thread after each decision
         is published (observers only: it must return quickly and not keep the array).
+    telemetry : DecoderTelemetry, optional
+        Gets every decision's features and, about once a second, the status, after the decision
+        is published (for a monitor in another process).
 
     Notes
     -----
@@ -95,6 +110,7 @@ class Decoder:
         hysteresis=None,
         step_fraction: float = 0.25,
         feature_sink=None,
+        telemetry=None,
     ) -> None:
         contract = model.contract
         model.check_stream(
@@ -129,6 +145,8 @@ class Decoder:
         self._last_ts: float | None = None
         self._processed = 0
         self._feature_sink = feature_sink
+        self._observers: list[deque] = []
+        self._telemetry = telemetry
 
     # Thread control ---------------------------------------------------------------------
     def start(self) -> Decoder:
@@ -172,6 +190,8 @@ class Decoder:
         if not self.outputs.closed:
             self.outputs.log_event("stop", decisions=self._n_decisions)
         self.outputs.close()
+        if self._telemetry is not None:
+            self._telemetry.close()
 
     def __enter__(self) -> Decoder:
         return self.start()
@@ -249,6 +269,13 @@ class Decoder:
         now = pylsl.local_clock()
         if self._feature_sink is not None:
             self._feature_sink(end_sample, row)
+        if self._telemetry is not None:
+            self._telemetry.publish(row, timestamp, self.status)
+        if self._observers:
+            seen = Observation(end_sample, timestamp, tuple(float(p) for p in probs), state,
+                               changed, row.copy())
+            for queue in self._observers:
+                queue.append(seen)  # a bounded deque: never blocks, drops the oldest
         with self._lock:
             self._latencies_ms.append((now - timestamp) * 1e3)
             self._decision_times.append(now)
@@ -259,6 +286,17 @@ class Decoder:
                 self._state_since_ts = timestamp
 
     # Observation ------------------------------------------------------------------------
+    def observe(self, maxlen: int = 6000) -> deque:
+        """A bounded queue that receives an :class:`Observation` after each decision.
+
+        For observers such as the monitor: the decode thread appends without waiting (the
+        oldest entries go when the observer falls behind); the observer pops from its thread.
+        Call before ``start``.
+        """
+        queue: deque = deque(maxlen=maxlen)
+        self._observers.append(queue)
+        return queue
+
     def status(self) -> DecoderStatus:
         """A consistent snapshot, safe to call from any thread."""
         acq = self.acquisition.counters

@@ -8,6 +8,9 @@ import pytest
 from rtdecode.config import FeatureConfig, StateHysteresis
 from rtdecode.model import ModelContract, default_channel_labels
 
+# Qt widgets are tested offscreen; without a display Qt would abort the whole run.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 @pytest.fixture
 def unique_name():

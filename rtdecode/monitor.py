@@ -1,0 +1,716 @@
+"""Operator monitor: a pyqtgraph window over a running decoder. The only module that imports Qt.
+
+The window observes and the decoder never waits for it. ``rtdecode monitor`` (and ``run
+--monitor``, which starts it) runs it as its own process at idle CPU priority over
+:class:`LslFeed`: the raw stream through its own inlet and ring buffer, and the decoder's
+``rtdecode-scores``, ``-state``, ``-features`` and ``-status`` outlets; so it also runs on another
+machine. :class:`DecoderFeed` shows a decoder of the same process (tests). Each frame (a Qt
+timer, 25 Hz by default) copies the newest raw samples out of the ring buffer (a read that never
+blocks the writer), takes the new decisions and the status. What it shows:
+
+- a state banner (big, coloured; an alarm state flashes, shows the time since onset and can be
+  acknowledged: the acknowledgement goes in the decision log), and ``NO SIGNAL`` when no sample
+  has arrived for ``stall_s``;
+- traces of a page of channels over the last seconds, drawn as min/max per pixel column computed
+  incrementally from the new samples only (32 kHz never reaches the GUI as points);
+- band power per channel x band of the newest decision (heat map) and a scrolling band-power
+  spectrogram of one selected channel;
+- class probabilities over the last minutes with the hysteresis thresholds, and a state timeline
+  (hypnogram-style) with a truth row when a ``NAME-truth`` stream exists;
+- a health panel: input rate vs nominal, lost samples, gaps, overruns, decision latency p50/p99,
+  LSL clock offset, the process's CPU.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+import pyqtgraph as pg
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
+
+__all__ = ["MonitorConfig", "MonitorWindow", "DecoderFeed", "LslFeed", "TruthInlet", "run_monitor",
+           "STATE_COLOURS"]
+
+logger = logging.getLogger("rtdecode")
+
+#: Banner / timeline colours by state name; other states get a colour from the palette.
+STATE_COLOURS = {
+    "wake": (230, 159, 0), "nrem": (86, 180, 233), "rem": (0, 158, 115),
+    "normal": (70, 130, 70), "seizure": (213, 40, 40), "no_signal": (110, 110, 110),
+}
+_PALETTE = [(204, 121, 167), (240, 228, 66), (0, 114, 178), (213, 94, 0), (150, 150, 150)]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the monitor shows and how often it redraws.
+
+    Attributes
+    ----------
+    channels_per_page : int
+        Traces shown at once; keys (PgUp/PgDn) or the spin box page through the rest.
+    trace_s : float
+        Seconds of traces on screen.
+    columns : int
+        Min/max columns across the trace plot (about its width in pixels).
+    decisions_s : float
+        Seconds of probabilities and states shown.
+    fps : float
+        Redraw rate.
+    stall_s : float
+        No sample for this long shows NO SIGNAL.
+    """
+
+    channels_per_page: int = 16
+    trace_s: float = 10.0
+    columns: int = 700
+    decisions_s: float = 180.0
+    fps: float = 25.0
+    stall_s: float = 1.0
+
+
+def _colour(state: str | None, classes: tuple[str, ...]) -> tuple[int, int, int]:
+    if state is None:
+        return STATE_COLOURS["no_signal"]
+    if state in STATE_COLOURS:
+        return STATE_COLOURS[state]
+    return _PALETTE[classes.index(state) % len(_PALETTE)] if state in classes else _PALETTE[-1]
+
+
+class _Envelope:
+    """Min/max per column of the last ``n_columns * per_column`` samples, updated incrementally."""
+
+    def __init__(self, n_columns: int, per_column: int, n_channels: int) -> None:
+        self.n_columns, self.per_column = n_columns, max(1, per_column)
+        self.lo = np.zeros((n_columns, n_channels), dtype=np.float32)
+        self.hi = np.zeros((n_columns, n_channels), dtype=np.float32)
+        self._partial = np.zeros((0, n_channels), dtype=np.float32)
+        self.filled = 0
+
+    def push(self, samples: np.ndarray) -> None:
+        data = np.concatenate([self._partial, samples]) if self._partial.size else samples
+        n_full = data.shape[0] // self.per_column
+        if n_full:
+            blocks = data[: n_full * self.per_column].reshape(n_full, self.per_column, -1)
+            lo, hi = blocks.min(axis=1), blocks.max(axis=1)
+            k = min(n_full, self.n_columns)
+            self.lo = np.roll(self.lo, -k, axis=0)
+            self.hi = np.roll(self.hi, -k, axis=0)
+            self.lo[-k:], self.hi[-k:] = lo[-k:], hi[-k:]
+            self.filled = min(self.n_columns, self.filled + n_full)
+        self._partial = data[n_full * self.per_column :].copy()
+
+
+class MonitorWindow(QtWidgets.QWidget):
+    """The operator window over a running :class:`rtdecode.decoder.Decoder`.
+
+    Parameters
+    ----------
+    feed : DecoderFeed or LslFeed
+        Where the raw samples, decisions and status come from: the decoder in this process, or
+        its LSL outlets (another process, another machine).
+    truth : object with ``drain() -> list[(timestamp, label)]``, optional
+        Truth markers (``NAME-truth``) for the timeline's second row.
+    config : MonitorConfig
+    """
+
+    def __init__(self, feed, *, truth=None, config: MonitorConfig | None = None) -> None:
+        super().__init__()
+        if not hasattr(feed, "drain"):  # a Decoder given directly
+            feed = DecoderFeed(feed)
+        self.feed = feed
+        self.config = config or MonitorConfig()
+        self.truth = truth
+        self.classes = tuple(feed.classes)
+        self.channel_labels = tuple(feed.channel_labels
+                                    or [f"ch{i:03d}" for i in range(feed.n_channels)])
+        self.n_channels = feed.n_channels
+        self.fs_hz = feed.fs_hz
+        self.feature_config = feed.feature_config
+        self.hysteresis = feed.hysteresis
+        self.event_class = getattr(self.hysteresis, "event_class", None)
+        self._process = psutil.Process(os.getpid())
+        self._process.cpu_percent(None)
+        per_column = max(1, round(self.config.trace_s * self.fs_hz / self.config.columns))
+        self._envelope = _Envelope(self.config.columns, per_column, self.n_channels)
+        self._read_until = None  # absolute sample index read so far
+        self._scratch = np.empty((int(self.fs_hz), self.n_channels), dtype=np.float32)
+        n_dec = int(self.config.decisions_s / self.feature_config.hop_s)
+        self._t = deque(maxlen=n_dec)
+        self._p = deque(maxlen=n_dec)
+        self._states = deque(maxlen=n_dec)
+        self._truth_marks: deque[tuple[float, str]] = deque(maxlen=10000)
+        self._band_rows = deque(maxlen=n_dec)
+        self._last_row = None
+        self._alarm_onset_t: float | None = None
+        self._alarm_acknowledged = False
+        self._last_samples = -1
+        self._last_sample_wall = time.monotonic()
+        self._frames = 0
+        self._frame_times: deque[float] = deque(maxlen=100)
+        self.page = 0
+        self.selected_channel = 0
+        self.gain = 1.0
+        self.no_signal = False
+        self._build()
+        self._timer = QtCore.QTimer(self)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start(int(1000 / self.config.fps))
+
+    # Layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.setWindowTitle(f"rtdecode monitor: {self.feed.name}")
+        self.resize(1500, 950)
+        layout = QtWidgets.QGridLayout(self)
+        self.banner = QtWidgets.QLabel("waiting for decisions")
+        self.banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        font = self.banner.font()
+        font.setPointSize(28)
+        font.setBold(True)
+        self.banner.setFont(font)
+        self.banner.setMinimumHeight(70)
+        self.ack_button = QtWidgets.QPushButton("Acknowledge alarm")
+        self.ack_button.setEnabled(False)
+        self.ack_button.clicked.connect(self.acknowledge_alarm)
+        layout.addWidget(self.banner, 0, 0, 1, 2)
+        layout.addWidget(self.ack_button, 0, 2)
+
+        # traces + their controls
+        controls = QtWidgets.QHBoxLayout()
+        self.page_spin = QtWidgets.QSpinBox()
+        self.n_pages = max(1, -(-self.n_channels // self.config.channels_per_page))
+        self.page_spin.setRange(1, self.n_pages)
+        self.page_spin.setPrefix("page ")
+        self.page_spin.setSuffix(f" / {self.n_pages}")
+        self.page_spin.valueChanged.connect(lambda v: self.set_page(v - 1))
+        self.gain_spin = QtWidgets.QDoubleSpinBox()
+        self.gain_spin.setRange(0.01, 1000.0)
+        self.gain_spin.setValue(1.0)
+        self.gain_spin.setPrefix("gain x")
+        self.gain_spin.valueChanged.connect(self._set_gain)
+        self.channel_combo = QtWidgets.QComboBox()
+        self.channel_combo.addItems(list(self.channel_labels))
+        self.channel_combo.currentIndexChanged.connect(self._select_channel)
+        for w in (QtWidgets.QLabel("channels"), self.page_spin, self.gain_spin,
+                  QtWidgets.QLabel("spectrogram of"), self.channel_combo):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        layout.addLayout(controls, 1, 0)
+        self.trace_plot = pg.PlotWidget()
+        self.trace_plot.setLabel("bottom", "time", units="s")
+        self.trace_plot.setMouseEnabled(x=False, y=False)
+        self.trace_plot.hideButtons()
+        self.trace_curves = [self.trace_plot.plot(pen=pg.mkPen((40, 40, 40), width=1))
+                             for _ in range(self.config.channels_per_page)]
+        self.trace_plot.setBackground("w")
+        layout.addWidget(self.trace_plot, 2, 0, 3, 1)
+
+        # band power heat map and band spectrogram
+        self.heat_plot = pg.PlotWidget(title="band power (log10) per channel x band")
+        self.heat_img = pg.ImageItem()
+        self.heat_plot.addItem(self.heat_img)
+        self.heat_img.setColorMap(pg.colormap.get("viridis"))
+        bands = [b.name for b in self.feature_config.bands]
+        self.heat_plot.getAxis("left").setTicks([list(enumerate(bands))])
+        self.heat_plot.setLabel("bottom", "channel")
+        layout.addWidget(self.heat_plot, 1, 1, 2, 2)
+        self.spec_plot = pg.PlotWidget(title="band power over time, selected channel")
+        self.spec_img = pg.ImageItem()
+        self.spec_img.setColorMap(pg.colormap.get("inferno"))
+        self.spec_plot.addItem(self.spec_img)
+        self.spec_plot.getAxis("left").setTicks([list(enumerate(bands))])
+        layout.addWidget(self.spec_plot, 3, 1, 1, 2)
+
+        # probabilities, thresholds, timeline
+        self.prob_plot = pg.PlotWidget(title="class probabilities")
+        self.prob_plot.setYRange(0, 1)
+        self.prob_plot.addLegend(offset=(5, 5))
+        self.prob_curves = [
+            self.prob_plot.plot(name=c, pen=pg.mkPen(_colour(c, self.classes), width=2))
+            for c in self.classes
+        ]
+        if self.event_class is not None:
+            for level, style in ((self.hysteresis.on_threshold, QtCore.Qt.PenStyle.DashLine),
+                                 (self.hysteresis.off_threshold, QtCore.Qt.PenStyle.DotLine)):
+                self.prob_plot.addItem(pg.InfiniteLine(level, angle=0,
+                                                       pen=pg.mkPen("k", style=style)))
+        layout.addWidget(self.prob_plot, 4, 1, 1, 2)
+        self.timeline_plot = pg.PlotWidget(title="state (top: decoded, bottom: truth)")
+        self.timeline_img = pg.ImageItem()
+        self.timeline_plot.addItem(self.timeline_img)
+        self.timeline_plot.getAxis("left").setTicks([[(0.5, "truth"), (1.5, "decoded")]])
+        self.timeline_plot.setMaximumHeight(110)
+        layout.addWidget(self.timeline_plot, 5, 0, 1, 3)
+
+        self.health = QtWidgets.QLabel()
+        self.health.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        layout.addWidget(self.health, 6, 0, 1, 3)
+        layout.setColumnStretch(0, 3)
+        layout.setColumnStretch(1, 2)
+        self.set_page(0)
+
+    # Controls -------------------------------------------------------------------------------
+    def set_page(self, page: int) -> None:
+        """Show channel page ``page`` (0-based), clamped to the pages that exist."""
+        self.page = int(min(max(page, 0), self.n_pages - 1))
+        if self.page_spin.value() != self.page + 1:
+            self.page_spin.setValue(self.page + 1)
+        first = self.page * self.config.channels_per_page
+        shown = self.page_channels()
+        ticks = [(-(i) * 1.0, self.channel_labels[c]) for i, c in enumerate(shown)]
+        self.trace_plot.getAxis("left").setTicks([ticks])
+        for i, curve in enumerate(self.trace_curves):
+            curve.setVisible(first + i < self.n_channels)
+        self._draw_traces()
+
+    def page_channels(self) -> list[int]:
+        first = self.page * self.config.channels_per_page
+        return list(range(first, min(first + self.config.channels_per_page, self.n_channels)))
+
+    def _set_gain(self, value: float) -> None:
+        self.gain = float(value)
+        self._draw_traces()
+
+    def _select_channel(self, index: int) -> None:
+        self.selected_channel = int(index)
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt API)
+        key = event.key()
+        if key in (QtCore.Qt.Key.Key_PageDown, QtCore.Qt.Key.Key_Down):
+            self.set_page(self.page + 1)
+        elif key in (QtCore.Qt.Key.Key_PageUp, QtCore.Qt.Key.Key_Up):
+            self.set_page(self.page - 1)
+        elif key == QtCore.Qt.Key.Key_Plus:
+            self.gain_spin.setValue(self.gain * 2)
+        elif key == QtCore.Qt.Key.Key_Minus:
+            self.gain_spin.setValue(self.gain / 2)
+        else:
+            super().keyPressEvent(event)
+
+    def acknowledge_alarm(self) -> None:
+        """Stop the alarm flashing (it stays red while the alarm lasts) and log who saw it."""
+        if self._alarm_onset_t is None or self._alarm_acknowledged:
+            return
+        self._alarm_acknowledged = True
+        self.ack_button.setEnabled(False)
+        self.feed.acknowledge(self.event_class, self._alarm_onset_t)
+
+    @property
+    def alarm_on(self) -> bool:
+        return self._alarm_onset_t is not None
+
+    @property
+    def banner_text(self) -> str:
+        return self.banner.text()
+
+    # Frame ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read what is new and redraw (the timer calls it; tests may call it directly)."""
+        t0 = time.perf_counter()
+        self._read_samples()
+        self._read_observations()
+        if self.truth is not None:
+            for mark in self.truth.drain():
+                self._truth_marks.append(mark)
+        status = self.feed.status()
+        self._update_signal()
+        self._draw_traces()
+        self._draw_spectra()
+        self._draw_decisions()
+        self._draw_banner(status)
+        self._draw_health(status)
+        self._frames += 1
+        self._frame_times.append(time.perf_counter() - t0)
+
+    def _read_samples(self) -> None:
+        ring = self.feed.ring
+        written = ring.written
+        if self._read_until is None:
+            self._read_until = max(0, written - self._envelope.n_columns * self._envelope.per_column)
+        # never reach back further than half the ring: a read the writer overtakes would count
+        # as an overrun of the decoder's buffer
+        start = max(self._read_until, written - ring.capacity // 2)
+        while start < written:
+            n = min(written - start, self._scratch.shape[0])
+            ring.read(start + n, self._scratch[:n])
+            self._envelope.push(self._scratch[:n])
+            start += n
+        self._read_until = written
+
+    def _read_observations(self) -> None:
+        n_bands = len(self.feature_config.bands)
+        per_channel = self.feature_config.features_per_channel
+        for obs in self.feed.drain():
+            self._t.append(obs.timestamp)
+            self._p.append(obs.probabilities)
+            self._states.append(obs.state)
+            if obs.features is not None:
+                row = obs.features.reshape(self.n_channels, per_channel)[:, :n_bands]
+                self._last_row = row
+                self._band_rows.append(row[self.selected_channel].copy())
+            if self.event_class is not None:
+                if obs.state == self.event_class and self._alarm_onset_t is None:
+                    self._alarm_onset_t = obs.timestamp
+                    self._alarm_acknowledged = False
+                elif obs.state != self.event_class:
+                    self._alarm_onset_t = None
+
+    def _update_signal(self) -> None:
+        now = time.monotonic()
+        samples = self.feed.samples_received()
+        if samples != self._last_samples:
+            self._last_samples = samples
+            self._last_sample_wall = now
+        self.no_signal = now - self._last_sample_wall > self.config.stall_s
+
+    def _draw_traces(self) -> None:
+        env = self._envelope
+        n = env.filled
+        if n == 0:
+            return
+        x = (np.arange(-n, 0, dtype=np.float64) * env.per_column / self.fs_hz)
+        xx = np.repeat(x, 2)
+        shown = self.page_channels()
+        block = np.empty(2 * n, dtype=np.float32)
+        lo, hi = env.lo[-n:], env.hi[-n:]
+        # one robust scale for the page: at gain 1 the 1st-99th percentile range of a typical
+        # channel fills 0.9 of its row
+        spread = np.median(np.percentile(hi[:, shown], 99, axis=0)
+                           - np.percentile(lo[:, shown], 1, axis=0)) if shown else 1.0
+        scale = 0.9 * self.gain / max(float(spread), 1e-12)
+        for i, curve in enumerate(self.trace_curves):
+            if i >= len(shown):
+                continue
+            c = shown[i]
+            centre = float(np.median(lo[:, c] + hi[:, c]) / 2.0)
+            block[0::2] = lo[:, c]
+            block[1::2] = hi[:, c]
+            curve.setData(xx, (block - centre) * scale - i, skipFiniteCheck=True)
+
+    def _draw_spectra(self) -> None:
+        if self._last_row is not None:
+            self.heat_img.setImage(self._last_row, autoLevels=True)
+        if self._band_rows:
+            self.spec_img.setImage(np.array(self._band_rows), autoLevels=True)
+
+    def _draw_decisions(self) -> None:
+        if not self._t:
+            return
+        t = np.array(self._t)
+        rel = t - t[-1]
+        p = np.array(self._p)
+        for k, curve in enumerate(self.prob_curves):
+            curve.setData(rel, p[:, k])
+        decoded = [_colour(s, self.classes) for s in self._states]
+        truth_row = [(235, 235, 235)] * len(t)
+        if self._truth_marks:
+            marks_t = np.array([m[0] for m in self._truth_marks])
+            labels = [m[1] for m in self._truth_marks]
+            idx = np.searchsorted(marks_t, t, side="right") - 1
+            truth_row = [_colour(labels[i], self.classes) if i >= 0 else (235, 235, 235)
+                         for i in idx]
+        img = np.zeros((len(t), 2, 3), dtype=np.uint8)
+        img[:, 0] = truth_row
+        img[:, 1] = decoded
+        self.timeline_img.setImage(img, levels=(0, 255))
+
+    def _draw_banner(self, status) -> None:
+        if self.no_signal:
+            text, colour = "NO SIGNAL", STATE_COLOURS["no_signal"]
+            text += f"  (no sample for {time.monotonic() - self._last_sample_wall:.0f} s)"
+        elif status.state is None:
+            text, colour = "waiting for decisions", STATE_COLOURS["no_signal"]
+        else:
+            since = status.state_since_s or 0.0
+            text = f"{status.state.upper()}  for {_fmt_duration(since)}"
+            colour = _colour(status.state, self.classes)
+            if self.alarm_on and status.state == self.event_class:
+                text = f"ALARM: {status.state.upper()}  {_fmt_duration(since)} since onset"
+                self.ack_button.setEnabled(not self._alarm_acknowledged)
+                if not self._alarm_acknowledged and int(time.monotonic() * 2) % 2:
+                    colour = (255, 255, 255)  # flash until acknowledged
+        self.banner.setText(text)
+        fg = "black" if sum(colour) > 450 else "white"
+        self.banner.setStyleSheet(f"background-color: rgb{tuple(colour)}; color: {fg};")
+
+    def _draw_health(self, status) -> None:
+        cpu = self._process.cpu_percent(None) / 100.0
+        nominal = self.fs_hz
+        rate = status.input_rate_hz
+        ok = abs(rate - nominal) < 0.01 * nominal and not self.no_signal
+        parts = [
+            f"<b>input</b> {rate / 1000:.2f} / {nominal / 1000:.2f} kHz"
+            + ("" if ok else " <span style='color:red'><b>!</b></span>"),
+            f"<b>lost</b> {status.missing_samples}",
+            f"<b>gaps</b> {status.gaps}",
+            f"<b>overruns</b> {status.overruns}",
+            f"<b>latency</b> p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms",
+            f"<b>clock offset</b> {status.clock_offset_s * 1e3:.3f} ms",
+            f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
+        ]
+        decoder_cpu = getattr(self.feed, "decoder_cpu_cores", None)
+        if decoder_cpu is not None:
+            parts.append(f"<b>CPU</b> decoder {decoder_cpu:.3f}, monitor {cpu:.2f} cores")
+        else:
+            parts.append(f"<b>CPU</b> {cpu:.2f} cores (decoder + monitor)")
+        if self.no_signal:
+            parts.insert(0, "<span style='color:red'><b>NO SIGNAL</b></span>")
+        self.health.setText(" &nbsp;|&nbsp; ".join(parts))
+
+    def frame_cost_ms(self) -> float:
+        """Median time of the last frames' refresh, ms (for the benchmark)."""
+        return float(np.median(self._frame_times) * 1e3) if self._frame_times else 0.0
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class TruthInlet:
+    """``NAME-truth`` markers pulled without waiting (for the timeline's truth row)."""
+
+    def __init__(self, name: str, timeout_s: float = 1.0) -> None:
+        import pylsl
+
+        found = pylsl.resolve_byprop("name", f"{name}-truth", timeout=timeout_s)
+        self._inlet = pylsl.StreamInlet(found[0]) if found else None
+        if self._inlet is not None:
+            self._inlet.open_stream(timeout=2.0)
+
+    def drain(self) -> list[tuple[float, str]]:
+        if self._inlet is None:
+            return []
+        out = []
+        while True:
+            sample, ts = self._inlet.pull_sample(timeout=0.0)
+            if sample is None:
+                return out
+            out.append((ts, str(sample[0])))
+
+
+class DecoderFeed:
+    """The monitor's view of a decoder in this process (tests, benchmarks).
+
+    The GUI then shares the decoder's interpreter lock; ``rtdecode run --monitor`` instead
+    starts the monitor as its own process over :class:`LslFeed`.
+    """
+
+    def __init__(self, decoder) -> None:
+        self.decoder = decoder
+        acq = decoder.acquisition
+        self.ring, self.n_channels, self.fs_hz, self.name = acq.ring, acq.n_channels, acq.fs_hz, acq.name
+        self.channel_labels = tuple(getattr(acq, "channel_labels", None) or ())
+        self.classes = tuple(decoder.classes)
+        self.hysteresis = decoder.smoother.hysteresis
+        self.feature_config = decoder.config
+        self._queue = decoder.observe()
+
+    def drain(self) -> list:
+        out = []
+        while self._queue:
+            out.append(self._queue.popleft())
+        return out
+
+    def status(self):
+        return self.decoder.status()
+
+    def samples_received(self) -> int:
+        return int(self.decoder.acquisition.counters["samples"])
+
+    def acknowledge(self, state: str | None, onset_t: float | None) -> None:
+        if not self.decoder.outputs.closed:
+            self.decoder.outputs.log_event("alarm_acknowledged", state=state, onset_t=onset_t)
+
+    def running(self) -> bool:
+        return self.decoder.running
+
+    def close(self) -> None:
+        pass
+
+
+class LslFeed:
+    """The monitor's view of a decoder in another process: the raw stream (its own inlet and
+    ring buffer) and the decoder's outlets ``rtdecode-scores``, ``rtdecode-state``,
+    ``rtdecode-features`` and ``rtdecode-status`` for that stream.
+
+    Parameters
+    ----------
+    selector : StreamSelector
+        The raw input stream the decoder decodes.
+    resolve_timeout_s : float
+        How long to wait for the raw stream and the decoder's outlets.
+    log_path : str, optional
+        Alarm acknowledgements are appended here as JSON lines (and logged).
+    """
+
+    def __init__(self, selector, *, resolve_timeout_s: float = 10.0,
+                 log_path: str | None = None) -> None:
+        import pylsl
+
+        from rtdecode.inlet import LslAcquisition, resolve_stream
+        from rtdecode.model import ModelContract
+        from rtdecode.telemetry import FEATURES_STREAM_NAME, STATUS_STREAM_NAME
+
+        info = resolve_stream(selector, timeout_s=resolve_timeout_s)
+        self.acquisition = LslAcquisition(info, buffer_s=12.0)
+        sid = self.acquisition.source_id
+
+        def inlet(prefix: str, required: bool = True):
+            found = pylsl.resolve_byprop("source_id", f"{prefix}:{sid}", timeout=resolve_timeout_s)
+            if not found:
+                if required:
+                    raise RuntimeError(
+                        f"no decoder publishes for stream {info.name()!r} ({prefix}:{sid} not "
+                        "found): start `rtdecode run` on that stream first"
+                    )
+                return None
+            # No clock processing: the decoder stamps scores and features with the same value,
+            # and per-inlet clock corrections would pull them apart (they are paired by it).
+            return pylsl.StreamInlet(found[0], max_buflen=30)
+
+        self._status_inlet = inlet(STATUS_STREAM_NAME)
+        full = self._status_inlet.info(timeout=resolve_timeout_s)
+        contract = ModelContract.from_json(full.desc().child_value("contract"))
+        self._scores = inlet("rtdecode-scores")
+        self._state = inlet("rtdecode-state")
+        self._features = inlet(FEATURES_STREAM_NAME, required=False)
+        for i in (self._status_inlet, self._scores, self._state, self._features):
+            if i is not None:
+                i.open_stream(timeout=resolve_timeout_s)
+        self.acquisition.start()
+        self.ring = self.acquisition.ring
+        self.n_channels, self.fs_hz = self.acquisition.n_channels, self.acquisition.fs_hz
+        self.name = self.acquisition.name
+        self.channel_labels = tuple(self.acquisition.channel_labels)
+        self.classes = tuple(contract.classes)
+        self.hysteresis = contract.hysteresis
+        self.feature_config = contract.features
+        self._state_now: str | None = None
+        self._state_marks: list[tuple[float, str]] = []
+        self._pending: dict[float, list] = {}
+        self._status = None
+        self._last_status_wall = time.monotonic()
+        self._log_path = log_path
+        self.decoder_cpu_cores: float | None = None
+
+    def _pull(self, inlet):
+        out = []
+        while True:
+            sample, ts = inlet.pull_sample(timeout=0.0)
+            if sample is None:
+                return out
+            out.append((ts, sample))
+
+    def drain(self) -> list:
+        from rtdecode.decoder import Observation
+
+        for ts, sample in self._pull(self._state):
+            self._state_marks.append((ts, str(sample[0])))
+        for ts, sample in self._pull(self._scores):
+            self._pending.setdefault(round(ts, 6), [ts, None, None])[1] = sample
+        if self._features is not None:
+            for ts, sample in self._pull(self._features):
+                self._pending.setdefault(round(ts, 6), [ts, None, None])[2] = sample
+        out = []
+        newest = max((v[0] for v in self._pending.values()), default=None)
+        # features whose scores never came (should not happen) must not pile up
+        for key in [k for k, v in self._pending.items() if v[1] is None and v[0] < newest - 5]:
+            del self._pending[key]
+        for key in sorted(self._pending):
+            ts, probs, feats = self._pending[key]
+            # wait for the features of a decision unless a newer decision already came
+            if probs is None or (feats is None and self._features is not None and ts >= newest):
+                continue
+            del self._pending[key]
+            changed = False
+            while self._state_marks and self._state_marks[0][0] <= ts + 1e-6:
+                changed = self._state_marks[0][1] != self._state_now
+                self._state_now = self._state_marks.pop(0)[1]
+            state = self._state_now or self.classes[int(np.argmax(probs))]
+            out.append(Observation(0, ts, tuple(float(p) for p in probs), state, changed,
+                                   None if feats is None else np.asarray(feats, np.float32)))
+        return out
+
+    def status(self):
+        import json
+
+        from rtdecode.decoder import DecoderStatus
+
+        for _, sample in self._pull(self._status_inlet):
+            d = json.loads(sample[0])
+            self.decoder_cpu_cores = d.pop("decoder_cpu_cores", None)
+            d["probabilities"] = tuple(d["probabilities"])
+            d["classes"] = tuple(d["classes"])
+            self._status = DecoderStatus(**d)
+            self._last_status_wall = time.monotonic()
+        if self._status is None:
+            return DecoderStatus(0, None, None, None, (), self.classes, 0.0, 0.0, 0.0, 0, 0, 0,
+                                 0, 0.0, 0.0)
+        return self._status
+
+    def samples_received(self) -> int:
+        return int(self.acquisition.counters["samples"])
+
+    def acknowledge(self, state: str | None, onset_t: float | None) -> None:
+        import json
+
+        logger.warning("alarm %s (onset %s) acknowledged at the monitor", state, onset_t)
+        if self._log_path:
+            with open(self._log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"event": "alarm_acknowledged", "state": state,
+                                    "onset_t": onset_t, "unix_time": time.time()}) + "\n")
+
+    def running(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.acquisition.close()
+
+
+def run_monitor(feed, *, duration_s: float | None = None, screenshot: str | None = None,
+                truth=None, config: MonitorConfig | None = None) -> MonitorWindow:
+    """Open the window over ``feed`` (a DecoderFeed, an LslFeed, or a Decoder, started here if
+    needed) and run Qt until closed, ``duration_s`` passes or the decoder stops; then save
+    ``screenshot`` (PNG) if asked. Returns the window."""
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    window = MonitorWindow(feed, truth=truth, config=config)
+    feed = window.feed
+    if isinstance(feed, DecoderFeed) and not feed.decoder.running:
+        feed.decoder.start()
+    window.show()
+    if duration_s is not None:
+        QtCore.QTimer.singleShot(int(duration_s * 1000), app.quit)
+    stop_check = QtCore.QTimer()
+    stop_check.timeout.connect(lambda: None if feed.running() else app.quit())
+    stop_check.start(200)
+    proc = psutil.Process(os.getpid())
+    cpu0, wall0, frames0 = sum(proc.cpu_times()[:2]), time.monotonic(), window.frames
+    app.exec()
+    wall = max(1e-9, time.monotonic() - wall0)
+    window.stats = {
+        "frames": window.frames - frames0, "seconds": wall,
+        "fps": (window.frames - frames0) / wall, "frame_ms": window.frame_cost_ms(),
+        "cpu_cores": (sum(proc.cpu_times()[:2]) - cpu0) / wall,
+    }
+    logger.info("monitor: %(frames)d frames in %(seconds).1f s (%(fps).1f fps), refresh median "
+                "%(frame_ms).1f ms, %(cpu_cores).2f cores", window.stats)
+    if screenshot:
+        window.refresh()
+        window.grab().save(str(screenshot))
+        logger.info("screenshot saved to %s", screenshot)
+    window.close()
+    return window
