@@ -152,6 +152,7 @@ class MonitorWindow(QtWidgets.QWidget):
         self._last_samples = -1
         self._last_sample_wall = time.monotonic()
         self._frames = 0
+        self._next_health_t = 0.0
         self._frame_times: deque[float] = deque(maxlen=100)
         self.page = 0
         self.selected_channel = 0
@@ -313,17 +314,22 @@ class MonitorWindow(QtWidgets.QWidget):
         """Read what is new and redraw (the timer calls it; tests may call it directly)."""
         t0 = time.perf_counter()
         self._read_samples()
-        self._read_observations()
+        new_decisions = self._read_observations()
         if self.truth is not None:
             for mark in self.truth.drain():
                 self._truth_marks.append(mark)
         status = self.feed.status()
         self._update_signal()
         self._draw_traces()
-        self._draw_spectra()
-        self._draw_decisions()
+        # decisions come 10 times a second: redraw what depends on them only then, and the
+        # health text twice a second (painting is most of the monitor's CPU)
+        if new_decisions:
+            self._draw_spectra()
+            self._draw_decisions()
         self._draw_banner(status)
-        self._draw_health(status)
+        if t0 >= self._next_health_t:
+            self._next_health_t = t0 + 0.5
+            self._draw_health(status)
         self._frames += 1
         self._frame_times.append(time.perf_counter() - t0)
 
@@ -342,10 +348,12 @@ class MonitorWindow(QtWidgets.QWidget):
             start += n
         self._read_until = written
 
-    def _read_observations(self) -> None:
+    def _read_observations(self) -> int:
         n_bands = len(self.feature_config.bands)
+        count = 0
         per_channel = self.feature_config.features_per_channel
         for obs in self.feed.drain():
+            count += 1
             self._t.append(obs.timestamp)
             self._p.append(obs.probabilities)
             self._states.append(obs.state)
@@ -359,6 +367,7 @@ class MonitorWindow(QtWidgets.QWidget):
                     self._alarm_acknowledged = False
                 elif obs.state != self.event_class:
                     self._alarm_onset_t = None
+        return count
 
     def _update_signal(self) -> None:
         now = time.monotonic()
@@ -434,9 +443,12 @@ class MonitorWindow(QtWidgets.QWidget):
                 self.ack_button.setEnabled(not self._alarm_acknowledged)
                 if not self._alarm_acknowledged and int(time.monotonic() * 2) % 2:
                     colour = (255, 255, 255)  # flash until acknowledged
-        self.banner.setText(text)
         fg = "black" if sum(colour) > 450 else "white"
-        self.banner.setStyleSheet(f"background-color: rgb{tuple(colour)}; color: {fg};")
+        style = f"background-color: rgb{tuple(colour)}; color: {fg};"
+        if text != self.banner.text():
+            self.banner.setText(text)
+        if style != self.banner.styleSheet():
+            self.banner.setStyleSheet(style)
 
     def _draw_health(self, status) -> None:
         cpu = self._process.cpu_percent(None) / 100.0

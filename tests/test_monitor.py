@@ -110,9 +110,9 @@ def _window(qtbot, decoder, **config):
 def test_state_alarm_ack_and_no_signal(qtbot, live):
     source, decoder, log = live
     window = _window(qtbot, decoder)
-    qtbot.waitUntil(lambda: window.banner_text.startswith("NORMAL"), timeout=15000)
+    qtbot.waitUntil(lambda: window.banner_text.startswith("NORMAL")
+                    and "<b>input</b> 1.00 / 1.00 kHz" in window.health.text(), timeout=15000)
     assert decoder.status().state == "normal" and not window.alarm_on
-    assert "<b>input</b> 1.00 / 1.00 kHz" in window.health.text()
 
     source.loud = True
     qtbot.waitUntil(lambda: window.alarm_on and window.banner_text.startswith("ALARM: SEIZURE"),
@@ -125,8 +125,8 @@ def test_state_alarm_ack_and_no_signal(qtbot, live):
                     timeout=15000)
 
     source.running = False
-    qtbot.waitUntil(lambda: window.banner_text.startswith("NO SIGNAL"), timeout=10000)
-    assert "NO SIGNAL" in window.health.text()
+    qtbot.waitUntil(lambda: window.banner_text.startswith("NO SIGNAL")
+                    and "NO SIGNAL" in window.health.text(), timeout=10000)
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert any(e.get("event") == "alarm_acknowledged" for e in events)
     assert any(e.get("state") == "seizure" and e.get("changed") for e in events)
