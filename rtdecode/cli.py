@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="save a PNG of the monitor when --duration ends (works offscreen)")
     run.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
     run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    run.add_argument("--stall-s", type=_positive_float, default=1.0, metavar="S",
+                     help="no sample for S seconds publishes no_signal (default 1)")
     run.add_argument("--status-every", type=float, default=1.0, metavar="S",
                      help="status line period (0 = none)")
     _add_hysteresis_args(run)
@@ -203,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
     decoder = _open_decoder(args.model, selector, resolve_timeout=args.resolve_timeout,
                             log_path=args.log, hysteresis_args=args)
+    decoder.stall_s = args.stall_s
     print(
         f"rtdecode {__version__}: decoding {decoder.acquisition.name!r} "
         f"({decoder.acquisition.n_channels} ch @ {decoder.acquisition.fs_hz:g} Hz) with "

@@ -29,6 +29,9 @@ __all__ = ["DecoderStatus", "Decoder", "Observation"]
 
 logger = logging.getLogger("rtdecode")
 
+#: State-outlet marker while the input delivers no samples (not a class of any model).
+NO_SIGNAL = "no_signal"
+
 
 @dataclass(frozen=True)
 class DecoderStatus:
@@ -91,6 +94,9 @@ class Decoder:
     feature_sink : callable, optional
         Called as ``feature_sink(end_sample, features)`` on the decode thread after each decision
         is published (observers only: it must return quickly and not keep the array).
+    stall_s : float
+        No sample for this long publishes ``no_signal`` on the state outlet (once); decoding
+        resumes by itself when samples come back (after a timestamp gap, with fresh windows).
     telemetry : DecoderTelemetry, optional
         Gets every decision's features and, about once a second, the status, after the decision
         is published (for a monitor in another process).
@@ -111,6 +117,7 @@ class Decoder:
         step_fraction: float = 0.25,
         feature_sink=None,
         telemetry=None,
+        stall_s: float = 1.0,
     ) -> None:
         contract = model.contract
         model.check_stream(
@@ -144,6 +151,12 @@ class Decoder:
         self._state_since_ts: float | None = None
         self._last_ts: float | None = None
         self._processed = 0
+        self._origin = 0          # absolute sample where the features' count starts
+        self._gap_handled = 0     # absolute sample of the newest gap already handled
+        self.stall_s = stall_s
+        self._stalled = False
+        self._newest_seen = -1
+        self._last_arrival = time.monotonic()
         self._feature_sink = feature_sink
         self._observers: list[deque] = []
         self._telemetry = telemetry
@@ -207,11 +220,20 @@ class Decoder:
             logger.error("decode thread failed: %s", exc)
             self.error = exc
 
+    def _restart_features(self, at_sample: int) -> None:
+        """Start the windows afresh at absolute sample ``at_sample`` (after a gap or a skip):
+        no window spans the discontinuity, and the next decision re-announces the state."""
+        self.features.reset()
+        self.smoother.reset()
+        self._origin = at_sample
+        self._processed = at_sample
+
     def _loop(self) -> None:
         ring = self.acquisition.ring
         features = self.features
         while not self._stop.is_set():
-            boundary = features.next_decision_sample()
+            # features count samples from self._origin (0, or the last restart)
+            boundary = self._origin + features.next_decision_sample()
             self.acquisition.set_urgent_at(boundary)
             target = min(boundary, self._processed + self._step)
             # one more wake just before the window ends (see _pre_boundary)
@@ -222,30 +244,60 @@ class Decoder:
                     raise RuntimeError(
                         f"acquisition from {self.acquisition.name!r} failed: {self.acquisition.error}"
                     )
+                self._check_stall(ring.written)
                 continue
-            newest = ring.written
+            newest = ring.written  # read before the gap marker: a gap is marked before its write
+            self._check_stall(newest)
+            gap_at = int(self.acquisition.counters["last_gap_sample"])
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
                 lost = newest - ring.capacity // 2 - self._processed
                 logger.warning("decoder fell behind by %d samples; skipping them", lost)
-                self._processed = newest - ring.capacity // 2
-                features.reset()
+                self.outputs.log_event("skipped", samples=int(lost))
+                self._restart_features(newest - ring.capacity // 2)
             while self._processed < newest and not self._stop.is_set():
-                n = min(newest - self._processed, self._scratch.shape[0])
+                if gap_at > self._gap_handled and gap_at <= self._processed:
+                    # the stream jumped in time (a restarted source, lost packets): windows
+                    # must not span the jump
+                    self._gap_handled = gap_at
+                    self.outputs.log_event("gap", at_sample=gap_at,
+                                           missing_samples=int(self.acquisition.counters[
+                                               "missing_samples"]))
+                    self._restart_features(gap_at)
+                gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
+                stop = min(newest, gap_at) if gap_ahead else newest
+                n = min(stop - self._processed, self._scratch.shape[0])
                 end = self._processed + n
                 block, block_ts = self._scratch[:n], self._scratch_ts[:n]
                 try:
                     ring.read(end, block, block_ts)
                 except OverrunError as exc:
                     logger.warning("%s", exc)
-                    self._processed = ring.written - ring.capacity // 2
-                    features.reset()
+                    self._restart_features(ring.written - ring.capacity // 2)
                     break
                 start = self._processed
                 self._processed = end
                 for end_sample, row in features.push(block):
-                    self._decide(end_sample, float(block_ts[end_sample - start - 1]), row)
+                    absolute = self._origin + end_sample
+                    self._decide(absolute, float(block_ts[absolute - start - 1]), row)
+
+    def _check_stall(self, newest: int) -> None:
+        """Publish ``no_signal`` once when no sample arrives for ``stall_s``; note the resume."""
+        now = time.monotonic()
+        if newest != self._newest_seen:
+            self._newest_seen = newest
+            self._last_arrival = now
+            if self._stalled:
+                self._stalled = False
+                self.outputs.log_event("signal_resumed", samples=int(newest))
+                self.smoother.reset()  # the next decision re-announces the state
+            return
+        if not self._stalled and now - self._last_arrival > self.stall_s:
+            self._stalled = True
+            logger.warning("no sample from %r for %.1f s: no_signal", self.acquisition.name,
+                           now - self._last_arrival)
+            self.outputs.publish_marker(NO_SIGNAL, pylsl.local_clock())
 
     def _decide(self, end_sample: int, timestamp: float, row: np.ndarray) -> None:
         probs = self.model.predict_proba(row)[0]
@@ -311,7 +363,7 @@ class Decoder:
         span = acq["last_ts"] - acq["first_ts"]
         return DecoderStatus(
             decisions=n,
-            state=self.smoother.state,
+            state=NO_SIGNAL if self._stalled else self.smoother.state,
             state_since_s=(last_ts - since) if (since is not None and last_ts is not None) else None,
             last_timestamp=last_ts,
             probabilities=probs,

@@ -386,6 +386,16 @@ class DecisionOutputs:
             record.update(d.counters)
             self._write_line(record)
 
+    def publish_marker(self, marker: str, timestamp: float) -> None:
+        """Push a stream-health marker (e.g. ``"no_signal"``) on the state outlet and log it.
+
+        Markers are not classes: a consumer of ``rtdecode-state`` sees the decoder's view of its
+        input change, and the next decision's state (re-announced after the marker) ends it.
+        """
+        _, state = self._outlets()
+        state.push_sample([marker], timestamp)
+        self.log_event(marker, t=timestamp)
+
     def log_event(self, kind: str, **fields: Any) -> None:
         """Append a non-decision line ``{"event": kind, "t": ..., "unix_time": ..., **fields}``.
 

@@ -58,10 +58,11 @@ cdef enum:
     I_LAST_TS = 5        # LSL timestamp of the newest sample
     I_FIRST_TS = 6
     I_ERROR = 7          # last liblsl error code (0 = none)
-    I_COUNT = 8
+    I_LAST_GAP = 8       # absolute index of the first sample after the newest gap (0 = none)
+    I_COUNT = 9
 
 COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
-                 "last_ts", "first_ts", "lsl_error")
+                 "last_ts", "first_ts", "lsl_error", "last_gap_sample")
 
 
 cdef class AcquisitionLoop:
@@ -277,6 +278,7 @@ cdef class AcquisitionLoop:
                 if dt > limit:
                     self._counters[I_GAPS] += 1
                     self._counters[I_MISSING] += floor(dt / self._period + 0.5) - 1
+                    self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
                 elif dt < 0.0:
                     self._counters[I_NONMONOTONIC] += 1
             else:

@@ -1,0 +1,84 @@
+"""Stream faults: the source killed and restarted (several times) while the decoder runs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rtdecode.cli import PACKAGE_PARENT
+from rtdecode.decoder import NO_SIGNAL, Decoder
+from rtdecode.inlet import LslAcquisition, StreamSelector, resolve_stream
+from rtdecode.model import OnnxModel
+from rtdecode.outputs import DecisionOutputs
+
+pytestmark = [pytest.mark.lsl, pytest.mark.timeout(240)]
+
+
+def _start_source(name):
+    return subprocess.Popen(
+        [sys.executable, "-m", "rtdecode", "simulate", "--scenario", "sleep", "--channels", "4",
+         "--rate", "2000", "--name", name, "--duration", "300"],
+        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _lines(log):
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _wait(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_source_killed_and_restarted_three_times(small_model, unique_name, tmp_path):
+    source = _start_source(unique_name)
+    try:
+        info = resolve_stream(StreamSelector(name=unique_name), timeout_s=20)
+        acquisition = LslAcquisition(info)
+        model = OnnxModel(small_model)
+        log = tmp_path / "decisions.jsonl"
+        outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
+                                  input_name=unique_name, hop_s=0.1, log_path=log)
+        decoder = Decoder(model, acquisition, outputs, stall_s=1.0)
+        window = model.contract.features.window_samples
+        with decoder:
+            for restart in range(3):
+                n = decoder.status().decisions
+                assert _wait(lambda: decoder.status().decisions >= n + 10, 30), "no decisions"
+                os.kill(source.pid, signal.SIGKILL)
+                source.wait()
+                assert _wait(lambda: decoder.status().state == NO_SIGNAL, 10)
+                stalled_at = decoder.status().decisions
+                time.sleep(1.0)
+                assert decoder.status().decisions == stalled_at  # nothing stale is published
+                source = _start_source(unique_name)  # same name -> same source_id
+                assert _wait(lambda: decoder.status().decisions >= stalled_at + 10, 40), \
+                    f"decoding did not resume after restart {restart + 1}"
+                assert decoder.status().state != NO_SIGNAL
+        lines = _lines(log)
+        kinds = [d.get("event") for d in lines]
+        assert kinds.count(NO_SIGNAL) == 3 and kinds.count("signal_resumed") == 3
+        gaps = [d for d in lines if d.get("event") == "gap"]
+        assert len(gaps) == 3
+        decisions = [d for d in lines if "probs" in d]
+        times = [d["t"] for d in decisions]
+        assert times == sorted(times)  # decision timestamps stay monotonic
+        for gap in gaps:
+            after = [d["end_sample"] for d in decisions if d["end_sample"] > gap["at_sample"]]
+            # the first window after a gap starts at the gap: none spans it
+            assert after and min(after) >= gap["at_sample"] + window
+        # every restart re-announces a state: changed decisions right after each resume
+        resumed = [i for i, d in enumerate(lines) if d.get("event") == "signal_resumed"]
+        for i in resumed:
+            nxt = next(d for d in lines[i + 1:] if "probs" in d)
+            assert nxt["changed"] is True
+    finally:
+        source.kill()
+        source.wait()
