@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="save a PNG of the monitor when --duration ends (works offscreen)")
     run.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
     run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    run.add_argument("--log-rotate-mb", type=_positive_float, metavar="MB",
+                     help="start a new log file (the full one renamed with the UTC time) at MB")
+    run.add_argument("--log-fsync-s", type=_positive_float, metavar="S",
+                     help="also fsync the log at most every S seconds (power-cut safety)")
     run.add_argument("--stall-s", type=_positive_float, default=1.0, metavar="S",
                      help="no sample for S seconds publishes no_signal (default 1)")
     run.add_argument("--status-every", type=float, default=1.0, metavar="S",
@@ -161,7 +165,8 @@ def _print_status(status) -> None:
 
 
 def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path: str | None,
-                  hysteresis_args: argparse.Namespace | None):
+                  hysteresis_args: argparse.Namespace | None, log_rotate_bytes: int | None = None,
+                  log_fsync_s: float | None = None):
     """Load the model, find and check the stream, create the outputs: a ready Decoder."""
     from rtdecode.decoder import Decoder
     from rtdecode.inlet import LslAcquisition, StreamMismatchError, StreamNotFoundError, resolve_stream
@@ -191,6 +196,8 @@ def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path
         hop_s=model.contract.features.hop_s,
         log_path=log_path,
         model_name=Path(model_path).name,
+        log_rotate_bytes=log_rotate_bytes,
+        log_fsync_s=log_fsync_s,
     )
     from rtdecode.telemetry import DecoderTelemetry
 
@@ -204,7 +211,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
     decoder = _open_decoder(args.model, selector, resolve_timeout=args.resolve_timeout,
-                            log_path=args.log, hysteresis_args=args)
+                            log_path=args.log, hysteresis_args=args,
+                            log_rotate_bytes=int(args.log_rotate_mb * 2**20)
+                            if args.log_rotate_mb else None, log_fsync_s=args.log_fsync_s)
     decoder.stall_s = args.stall_s
     print(
         f"rtdecode {__version__}: decoding {decoder.acquisition.name!r} "

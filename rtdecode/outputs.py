@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -163,6 +164,12 @@ class DecisionOutputs:
         of the previous run. Its directory must exist.
     model_name : str
         Model identifier recorded in the outlets' descriptions and available to the log.
+    log_rotate_bytes : int, optional
+        For 24/7 runs: when the log reaches this size it is renamed with the UTC time
+        (``decisions.20261123T140102Z.jsonl``) and a new one is started; nothing is deleted.
+    log_fsync_s : float, optional
+        Also ``os.fsync`` the log at most this often (a flushed line survives a crash of the
+        process; an fsync'd one also survives a power cut).
 
     Notes
     -----
@@ -181,8 +188,13 @@ class DecisionOutputs:
         hop_s: float,
         log_path: str | Path | None = None,
         model_name: str = "",
+        log_rotate_bytes: int | None = None,
+        log_fsync_s: float | None = None,
     ) -> None:
         self._classes = validate_classes(classes)
+        self._rotate_bytes = int(log_rotate_bytes) if log_rotate_bytes else None
+        self._fsync_s = float(log_fsync_s) if log_fsync_s else None
+        self._next_fsync = 0.0
         for name, value in (
             ("input_source_id", input_source_id),
             ("input_name", input_name),
@@ -224,6 +236,7 @@ class DecisionOutputs:
             # buffering=1 flushes at every newline, i.e. once per line written.
             self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
             self._log_path = path
+            self._log_bytes = path.stat().st_size
 
         try:
             self._scores_info = self._make_scores_info()
@@ -433,6 +446,29 @@ class DecisionOutputs:
             if self._log is None:
                 raise RuntimeError("DecisionOutputs is closed")
             self._log.write(line)
+            self._log_bytes += len(line)
+            if self._fsync_s is not None:
+                now = time.monotonic()
+                if now >= self._next_fsync:
+                    self._next_fsync = now + self._fsync_s
+                    os.fsync(self._log.fileno())
+            if self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        """Rename the full log with the UTC time and start a new one (under the lock)."""
+        path = self._log_path
+        assert path is not None and self._log is not None
+        self._log.close()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+        k = 1
+        while target.exists():  # several rotations within one second
+            target = path.with_name(f"{path.stem}.{stamp}-{k}{path.suffix}")
+            k += 1
+        os.replace(path, target)
+        self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._log_bytes = 0
 
     def _outlets(self) -> tuple[pylsl.StreamOutlet, pylsl.StreamOutlet]:
         scores, state = self._scores_outlet, self._state_outlet
