@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start a new log file (the full one renamed with the UTC time) at MB")
     run.add_argument("--log-fsync-s", type=_positive_float, metavar="S",
                      help="also fsync the log at most every S seconds (power-cut safety)")
+    run.add_argument("--max-age-s", type=_positive_float, default=1.0, metavar="S",
+                     help="a decision whose window ended more than S ago is logged as stale but "
+                          "not published (default 1; raise it for sources that push in chunks "
+                          "longer than that)")
     run.add_argument("--stall-s", type=_positive_float, default=1.0, metavar="S",
                      help="no sample for S seconds publishes no_signal (default 1)")
     run.add_argument("--status-every", type=float, default=1.0, metavar="S",
@@ -215,6 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             log_rotate_bytes=int(args.log_rotate_mb * 2**20)
                             if args.log_rotate_mb else None, log_fsync_s=args.log_fsync_s)
     decoder.stall_s = args.stall_s
+    decoder.max_age_s = args.max_age_s
     print(
         f"rtdecode {__version__}: decoding {decoder.acquisition.name!r} "
         f"({decoder.acquisition.n_channels} ch @ {decoder.acquisition.fs_hz:g} Hz) with "

@@ -53,6 +53,7 @@ class DecoderStatus:
     input_rate_hz: float
     clock_offset_s: float
     counters: dict = field(default_factory=dict)
+    stale_decisions: int = 0
 
     def line(self) -> str:
         """One compact status line."""
@@ -97,6 +98,9 @@ class Decoder:
     stall_s : float
         No sample for this long publishes ``no_signal`` on the state outlet (once); decoding
         resumes by itself when samples come back (after a timestamp gap, with fresh windows).
+    max_age_s : float, optional
+        A decision whose window ended longer ago than this (the decoder fell behind) is logged
+        with ``"stale": true`` but not published on the outlets; counted in the status.
     telemetry : DecoderTelemetry, optional
         Gets every decision's features and, about once a second, the status, after the decision
         is published (for a monitor in another process).
@@ -118,6 +122,7 @@ class Decoder:
         feature_sink=None,
         telemetry=None,
         stall_s: float = 1.0,
+        max_age_s: float | None = None,
     ) -> None:
         contract = model.contract
         model.check_stream(
@@ -154,6 +159,8 @@ class Decoder:
         self._origin = 0          # absolute sample where the features' count starts
         self._gap_handled = 0     # absolute sample of the newest gap already handled
         self.stall_s = stall_s
+        self.max_age_s = max_age_s
+        self._stale = 0
         self._stalled = False
         self._newest_seen = -1
         self._last_arrival = time.monotonic()
@@ -308,6 +315,10 @@ class Decoder:
             "missing_samples": int(acq["missing_samples"]),
             "overruns": int(self.acquisition.ring.overruns),
         }
+        now = pylsl.local_clock()
+        stale = self.max_age_s is not None and now - timestamp > self.max_age_s
+        if stale:
+            self._stale += 1
         self.outputs.publish(
             Decision(
                 end_sample=end_sample,
@@ -316,7 +327,8 @@ class Decoder:
                 state=state,
                 state_changed=changed,
                 counters=counters,
-            )
+            ),
+            stale=stale,
         )
         now = pylsl.local_clock()
         if self._feature_sink is not None:
@@ -378,6 +390,7 @@ class Decoder:
             input_rate_hz=(acq["samples"] - 1) / span if span > 0 else 0.0,
             clock_offset_s=self.acquisition.clock_offset_s,
             counters=acq,
+            stale_decisions=self._stale,
         )
 
     def wait(self, duration_s: float | None = None, *, status_every_s: float | None = None,

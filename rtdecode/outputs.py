@@ -219,6 +219,7 @@ class DecisionOutputs:
         self._model_name = model_name
         self._lock = threading.Lock()
         self._closed = False
+        self._state_pending = False  # a stale decision changed the state: announce it next
 
         # Open the log before creating outlets: a bad path then fails without leaving streams
         # advertised on the network.
@@ -354,7 +355,7 @@ class DecisionOutputs:
                 return False
         return True
 
-    def publish(self, d: Decision) -> None:
+    def publish(self, d: Decision, *, stale: bool = False) -> None:
         """Publish one decision: scores, then the state marker if it changed, then the log line.
 
         Parameters
@@ -380,24 +381,36 @@ class DecisionOutputs:
                 f"decision state {d.state!r} is not a class; allowed: {list(self._classes)}"
             )
         self._sample[:] = probs
+        if stale:
+            # too old to act on: logged (nothing decided is lost) but not sent to consumers
+            if self._log is not None:
+                self._write_line(self._record(d) | {"stale": True})
+            # a state change made in a stale decision is announced with the next fresh one,
+            # so a consumer of the state outlet never stays on a state the decoder has left
+            self._state_pending = self._state_pending or d.state_changed
+            return
         # push_chunk of the 1-D float32 buffer hands liblsl its pointer directly; push_sample
         # would rebuild a ctypes array from numpy scalars (2.4 vs 3.3 us per push measured
         # with pylsl 1.18 on the dev box). For a single sample the explicit timestamp is kept
         # as is (no srate-based back-dating).
         scores.push_chunk(self._sample, d.timestamp)
-        if d.state_changed:
+        if d.state_changed or self._state_pending:
             state.push_sample([d.state], d.timestamp)
+            self._state_pending = False
         if self._log is not None:
-            values = self._sample.tolist()
-            record: dict[str, Any] = {
-                "t": d.timestamp,
-                "end_sample": int(d.end_sample),
-                "probs": {c: round(v, 6) for c, v in zip(self._classes, values)},
-                "state": d.state,
-                "changed": bool(d.state_changed),
-            }
-            record.update(d.counters)
-            self._write_line(record)
+            self._write_line(self._record(d))
+
+    def _record(self, d: Decision) -> dict[str, Any]:
+        values = self._sample.tolist()
+        record: dict[str, Any] = {
+            "t": d.timestamp,
+            "end_sample": int(d.end_sample),
+            "probs": {c: round(v, 6) for c, v in zip(self._classes, values)},
+            "state": d.state,
+            "changed": bool(d.state_changed),
+        }
+        record.update(d.counters)
+        return record
 
     def publish_marker(self, marker: str, timestamp: float) -> None:
         """Push a stream-health marker (e.g. ``"no_signal"``) on the state outlet and log it.

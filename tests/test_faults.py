@@ -37,17 +37,21 @@ def _wait(predicate, timeout):
     return False
 
 
+def _decoder(model_path, name, log, **options) -> Decoder:
+    """A decoder of the stream called ``name`` that logs to ``log`` (not started)."""
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=name), timeout_s=20))
+    model = OnnxModel(model_path)
+    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
+                              input_name=name, hop_s=0.1, log_path=log)
+    return Decoder(model, acquisition, outputs, **options)
+
+
 def test_source_killed_and_restarted_three_times(small_model, unique_name, tmp_path):
     source = _start_source(unique_name)
     try:
-        info = resolve_stream(StreamSelector(name=unique_name), timeout_s=20)
-        acquisition = LslAcquisition(info)
-        model = OnnxModel(small_model)
         log = tmp_path / "decisions.jsonl"
-        outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
-                                  input_name=unique_name, hop_s=0.1, log_path=log)
-        decoder = Decoder(model, acquisition, outputs, stall_s=1.0)
-        window = model.contract.features.window_samples
+        decoder = _decoder(small_model, unique_name, log, stall_s=1.0)
+        window = decoder.model.contract.features.window_samples
         with decoder:
             for restart in range(3):
                 n = decoder.status().decisions
@@ -128,3 +132,29 @@ def test_log_rotation_by_size_keeps_every_line(tmp_path):
                      for line in f.read_text().splitlines())
     assert samples == list(range(200))
     assert all(f.stat().st_size < 4000 + 300 for f in files)
+
+
+def test_decisions_older_than_max_age_are_logged_not_published(small_model, unique_name,
+                                                                tmp_path):
+    """A decision made too late to act on never reaches a consumer, but stays in the log."""
+    import pylsl
+
+    source = _start_source(unique_name)
+    try:
+        log = tmp_path / "decisions.jsonl"
+        # every decision takes longer than 1 us from its window's last sample: all stale
+        decoder = _decoder(small_model, unique_name, log, max_age_s=1e-6)
+        acquisition = decoder.acquisition
+        found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:{acquisition.source_id}",
+                                     timeout=10)
+        scores = pylsl.StreamInlet(found[0])
+        scores.open_stream(timeout=5)
+        with decoder:
+            assert _wait(lambda: decoder.status().stale_decisions >= 10, 30)
+            sample, _ = scores.pull_sample(timeout=1.0)
+            assert sample is None  # nothing was published
+        decisions = [d for d in _lines(log) if "probs" in d]
+        assert len(decisions) >= 10 and all(d.get("stale") is True for d in decisions)
+    finally:
+        source.kill()
+        source.wait()

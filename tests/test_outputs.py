@@ -260,3 +260,33 @@ def test_constructor_validation(kwargs: dict, exc: type[Exception], match: str) 
     args = dict(input_source_id=_source_id(), input_name="x", hop_s=HOP) | kwargs
     with pytest.raises(exc, match=match):
         DecisionOutputs(CLASSES, **args)
+
+
+def test_stale_decisions_are_logged_and_their_state_change_announced_later(
+    outputs: DecisionOutputs, source_id: str
+) -> None:
+    """A stale decision goes to the log only; if it changed the state, the next fresh decision
+    carries the state marker, so a consumer never stays on a state the decoder has left."""
+    scores_inlet = _inlet(f"rtdecode-scores:{source_id}")
+    state_inlet = _inlet(f"rtdecode-state:{source_id}")
+    try:
+        assert outputs.wait_for_consumers(RESOLVE_S)
+        d = _decisions(pylsl.local_clock())
+        outputs.publish(d[0])               # wake (fresh)
+        outputs.publish(d[1])               # wake (fresh, unchanged)
+        outputs.publish(d[2], stale=True)   # nrem: changed but too old to send
+        outputs.publish(d[3])               # nrem (fresh, unchanged): announces nrem
+        outputs.publish(d[4], stale=True)   # rem: stale
+        got_scores = []
+        while (s := scores_inlet.pull_sample(timeout=1.0))[0] is not None:
+            got_scores.append(s[1])
+        assert got_scores == [d[0].timestamp, d[1].timestamp, d[3].timestamp]
+        markers = []
+        while (m := state_inlet.pull_sample(timeout=1.0))[0] is not None:
+            markers.append((m[0][0], m[1]))
+        assert markers == [("wake", d[0].timestamp), ("nrem", d[3].timestamp)]
+    finally:
+        del scores_inlet, state_inlet
+    lines = _read_jsonl(outputs.log_path)
+    assert [line["end_sample"] for line in lines] == [x.end_sample for x in d]
+    assert [line.get("stale", False) for line in lines] == [False, False, True, False, True]
