@@ -16,6 +16,7 @@ extensions = [
     Extension("rtdecode._ringbuffer", ["cython_ext/rtdecode/_ringbuffer.pyx"], **_COMMON),
     Extension("rtdecode._decimate", ["cython_ext/rtdecode/_decimate.pyx"], **_COMMON),
     Extension("rtdecode._acquire", ["cython_ext/rtdecode/_acquire.pyx"], **_COMMON),
+    Extension("rtdecode._quality", ["cython_ext/rtdecode/_quality.pyx"], **_COMMON),
 ]
 
 setup(

@@ -46,9 +46,9 @@ def features(data, segs, normalisation):
     config = FeatureConfig(fs_hz=FS, normalisation=normalisation)
     ext = StreamingFeatures(config, N_CH)
     rows = ext.push(np.ascontiguousarray(data))
-    end_s = np.array([e for e, _ in rows]) / FS
+    end_s = np.array([r.end_sample for r in rows]) / FS
     y, _ = window_labels(end_s, config.window_s, segs, CLASSES)
-    X = np.stack([r for _, r in rows])
+    X = np.stack([r.features for r in rows])
     return X[y >= 0], y[y >= 0]
 
 

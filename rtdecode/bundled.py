@@ -60,7 +60,7 @@ def simulated_features(
     done = 0
     while done < n_total:
         data, _ = sim.generate(min(block, n_total - done))
-        for end, feats in extractor.push(data):
+        for end, feats, _ in extractor.push(data):
             ends.append(end)
             rows.append(feats)
         done += data.shape[0]

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--name", default="rtdecode-sim")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--duration", type=_positive_float, metavar="S")
+    sim.add_argument("--fault", action="append", default=[], metavar="CH:KIND[@START[-END]]",
+                     help="inject a bad channel: KIND nan, flat, rail or artefact, from START to "
+                          "END seconds (e.g. 3:nan@5-8); repeatable")
     sim.add_argument("--chunk", type=int, default=32, metavar="SAMPLES",
                      help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)")
     sim.add_argument("--wait-for-consumer", type=float, default=0.0, metavar="S",
@@ -449,18 +452,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from rtdecode.simulator import SimulatorConfig, run_lsl_source
+    from rtdecode.simulator import ChannelFault, SimulatorConfig, run_lsl_source
 
     try:
         config = SimulatorConfig(scenario=args.scenario, n_channels=args.channels,
                                  fs_hz=args.rate, seed=args.seed)
+        faults = tuple(ChannelFault.parse(text) for text in args.fault)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"simulating {args.scenario}: {args.channels} ch @ {args.rate:g} Hz as {args.name!r} "
           f"(truth markers on {args.name + '-truth'!r})", flush=True)
     try:
         run_lsl_source(config, args.name, duration_s=args.duration, chunk_samples=args.chunk,
-                       wait_for_consumers_s=args.wait_for_consumer)
+                       wait_for_consumers_s=args.wait_for_consumer, faults=faults)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -233,6 +233,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rtdecode.cli import UsageError
     from rtdecode.datasets import window_labels
     from rtdecode.evaluation import decision_metrics, decode_recording, event_episodes
+    from rtdecode.smoother import BAD_SIGNAL
     from rtdecode.model import ModelError, OnnxModel
     from rtdecode.recordings import DataError, open_recording
 
@@ -259,19 +260,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                window_s=config.window_s)
     metrics["decisions"] = int(decoded.end_s.size)
     metrics["labelled_windows"] = int(np.count_nonzero(y >= 0))
+    # channel checks (rtdecode.quality): windows with a bad channel, and bad_signal decisions
+    metrics["windows_with_bad_channels"] = int(np.count_nonzero(decoded.quality < 1.0))
+    metrics["bad_signal_decisions"] = sum(s == BAD_SIGNAL for s in decoded.states)
     metrics["speed_x_real_time"] = rec.duration_s / wall if wall > 0 else None
     if args.decisions is not None:
         with open(args.decisions, "w") as f:
-            for end_s, p, state in zip(decoded.end_s, decoded.proba, decoded.states):
+            for end_s, p, state, q in zip(decoded.end_s, decoded.proba, decoded.states,
+                                          decoded.quality):
                 f.write(json.dumps({"end_s": round(float(end_s), 6),
                                     "probs": dict(zip(contract.classes, map(float, p))),
-                                    "state": state}) + "\n")
+                                    "state": state, "quality": round(float(q), 4)}) + "\n")
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
     w, a = metrics["windows"], metrics["after_hysteresis"]
     print(f"{rec.path.name}: {metrics['decisions']} decisions, {metrics['labelled_windows']} "
-          f"labelled windows, decoded at {metrics['speed_x_real_time']:.0f}x real time")
+          f"labelled windows, decoded at {metrics['speed_x_real_time']:.0f}x real time; "
+          f"{metrics['windows_with_bad_channels']} windows with bad channels, "
+          f"{metrics['bad_signal_decisions']} bad_signal")
     print(f"windows:          accuracy {w['accuracy']:.3f}  kappa {w['kappa']:.3f}")
     print(f"after hysteresis: accuracy {a['accuracy']:.3f}  kappa {a['kappa']:.3f}")
     for c, m in w["per_class"].items():

@@ -157,7 +157,7 @@ def recording_features(
 
         bar = tqdm(total=round(rec.duration_s), desc=rec.path.name, unit="s")
         chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
-    for end_sample, row in iter_features(chunks, config, rec.n_channels):
+    for end_sample, row, _ in iter_features(chunks, config, rec.n_channels):
         ends.append(end_sample)
         rows.append(row)
     if progress:

@@ -23,7 +23,8 @@ from rtdecode.features import StreamingFeatures
 from rtdecode.inlet import LslAcquisition
 from rtdecode.model import OnnxModel
 from rtdecode.outputs import Decision, DecisionOutputs
-from rtdecode.smoother import make_smoother
+from rtdecode.quality import QualityConfig
+from rtdecode.smoother import QualityGate, make_smoother
 
 __all__ = ["DecoderStatus", "Decoder", "Observation"]
 
@@ -54,6 +55,8 @@ class DecoderStatus:
     clock_offset_s: float
     counters: dict = field(default_factory=dict)
     stale_decisions: int = 0
+    quality: float = 1.0                 # fraction of good channels in the newest window
+    bad_channels: dict = field(default_factory=dict)   # {channel: reason} in that window
 
     def line(self) -> str:
         """One compact status line."""
@@ -63,6 +66,8 @@ class DecoderStatus:
             f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms | "
             f"in {self.input_rate_hz / 1000:.1f} kHz gaps {self.gaps} lost {self.missing_samples} "
             f"overruns {self.overruns}"
+            + (f" | bad ch {', '.join(f'{c}:{r}' for c, r in self.bad_channels.items())}"
+               if self.bad_channels else "")
         )
 
 
@@ -76,6 +81,7 @@ class Observation:
     state: str
     changed: bool
     features: np.ndarray
+    quality: float = 1.0
 
 
 class Decoder:
@@ -123,6 +129,7 @@ class Decoder:
         telemetry=None,
         stall_s: float = 1.0,
         max_age_s: float | None = None,
+        quality: QualityConfig | None = None,
     ) -> None:
         contract = model.contract
         model.check_stream(
@@ -134,10 +141,17 @@ class Decoder:
         self.classes = tuple(contract.classes)
         # the model's features, with the decimation adapted when the stream's rate differs
         self.config = model.stream_features(acquisition.fs_hz)
-        self.smoother = make_smoother(
-            hysteresis or contract.hysteresis, self.classes, self.config.hop_s
+        self.quality_config = quality or QualityConfig()
+        self.smoother = QualityGate(
+            make_smoother(hysteresis or contract.hysteresis, self.classes, self.config.hop_s),
+            self.quality_config.min_good_fraction,
         )
-        self.features = StreamingFeatures(self.config, acquisition.n_channels)
+        self.features = StreamingFeatures(self.config, acquisition.n_channels,
+                                          self.quality_config)
+        labels = list(getattr(acquisition, "channel_labels", None) or [])
+        self._channel_names = (labels if len(labels) == acquisition.n_channels
+                               else [str(i) for i in range(acquisition.n_channels)])
+        self._last_quality = (1.0, {})
         self._step = max(1, int(self.config.hop_samples * step_fraction))
         # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
         # the tail's small DFT is left for when the last sample arrives.
@@ -285,9 +299,9 @@ class Decoder:
                     break
                 start = self._processed
                 self._processed = end
-                for end_sample, row in features.push(block):
+                for end_sample, row, quality in features.push(block):
                     absolute = self._origin + end_sample
-                    self._decide(absolute, float(block_ts[absolute - start - 1]), row)
+                    self._decide(absolute, float(block_ts[absolute - start - 1]), row, quality)
 
     def _check_stall(self, newest: int) -> None:
         """Publish ``no_signal`` once when no sample arrives for ``stall_s``; note the resume."""
@@ -306,9 +320,10 @@ class Decoder:
                            now - self._last_arrival)
             self.outputs.publish_marker(NO_SIGNAL, pylsl.local_clock())
 
-    def _decide(self, end_sample: int, timestamp: float, row: np.ndarray) -> None:
+    def _decide(self, end_sample: int, timestamp: float, row: np.ndarray, quality) -> None:
         probs = self.model.predict_proba(row)[0]
-        state, changed = self.smoother.update(probs)
+        state, changed = self.smoother.update(probs, quality.good_fraction)
+        bad = quality.bad_channels(self._channel_names) if quality.good_fraction < 1.0 else {}
         acq = self.acquisition.counters
         counters = {
             "gaps": int(acq["gaps"]),
@@ -327,6 +342,8 @@ class Decoder:
                 state=state,
                 state_changed=changed,
                 counters=counters,
+                quality=quality.good_fraction,
+                bad_channels=bad,
             ),
             stale=stale,
         )
@@ -337,7 +354,7 @@ class Decoder:
             self._telemetry.publish(row, timestamp, self.status)
         if self._observers:
             seen = Observation(end_sample, timestamp, tuple(float(p) for p in probs), state,
-                               changed, row.copy())
+                               changed, row.copy(), quality.good_fraction)
             for queue in self._observers:
                 queue.append(seen)  # a bounded deque: never blocks, drops the oldest
         with self._lock:
@@ -346,6 +363,7 @@ class Decoder:
             self._n_decisions += 1
             self._last_probs = tuple(float(p) for p in probs)
             self._last_ts = timestamp
+            self._last_quality = (quality.good_fraction, bad)
             if changed:
                 self._state_since_ts = timestamp
 
@@ -371,6 +389,7 @@ class Decoder:
             probs = self._last_probs
             since = self._state_since_ts
             last_ts = self._last_ts
+            quality, bad = self._last_quality
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else 0.0
         span = acq["last_ts"] - acq["first_ts"]
         return DecoderStatus(
@@ -391,6 +410,8 @@ class Decoder:
             clock_offset_s=self.acquisition.clock_offset_s,
             counters=acq,
             stale_decisions=self._stale,
+            quality=quality,
+            bad_channels=dict(bad),
         )
 
     def wait(self, duration_s: float | None = None, *, status_every_s: float | None = None,

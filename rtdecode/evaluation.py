@@ -20,7 +20,8 @@ import numpy as np
 
 from rtdecode.config import EventHysteresis, StateHysteresis
 from rtdecode.recordings import Recording, Segment
-from rtdecode.smoother import make_smoother
+from rtdecode.quality import QualityConfig
+from rtdecode.smoother import QualityGate, make_smoother
 from rtdecode.training import classification_metrics
 
 __all__ = [
@@ -220,10 +221,12 @@ class DecodedRecording:
     proba: np.ndarray         # (n, n_classes) float32
     states: list[str]         # smoothed state after each decision
     changed: np.ndarray       # (n,) bool, state changed at this decision
+    quality: np.ndarray       # (n,) float32, fraction of good channels in the window
 
 
 def decode_recording(model, recording: Recording, *, hysteresis=None,
-                     chunk_samples: int = 3200) -> DecodedRecording:
+                     chunk_samples: int = 3200,
+                     quality: QualityConfig | None = None) -> DecodedRecording:
     """Decode a recording as the live decoder would, as fast as the machine allows.
 
     The samples go in ``chunk_samples`` chunks through a :class:`rtdecode._ringbuffer.RingBuffer`
@@ -239,21 +242,26 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
     model.check_stream(n_channels=recording.n_channels, fs_hz=recording.fs_hz,
                        stream_name=str(recording.path))
     config = model.stream_features(recording.fs_hz)
-    features = StreamingFeatures(config, recording.n_channels)
-    smoother = make_smoother(hysteresis or contract.hysteresis, contract.classes, config.hop_s)
+    quality = quality or QualityConfig()
+    features = StreamingFeatures(config, recording.n_channels, quality)
+    smoother = QualityGate(
+        make_smoother(hysteresis or contract.hysteresis, contract.classes, config.hop_s),
+        quality.min_good_fraction,
+    )
     ring = RingBuffer(max(4 * chunk_samples, config.hop_samples), recording.n_channels)
     block = np.empty((chunk_samples, recording.n_channels), dtype=np.float32)
     block_ts = np.empty(chunk_samples, dtype=np.float64)
-    ends, probas, states, changed = [], [], [], []
+    ends, probas, states, changed, goods = [], [], [], [], []
     for chunk in recording.chunks(chunk_samples):
         n = chunk.shape[0]
         first = ring.written
         stamps = (first + np.arange(n)) / recording.fs_hz
         ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
         ring.read(ring.written, block[:n], block_ts[:n])
-        for end_sample, row in features.push(block[:n]):
+        for end_sample, row, verdict in features.push(block[:n]):
             probs = model.predict_proba(row)[0]
-            state, did_change = smoother.update(probs)
+            state, did_change = smoother.update(probs, verdict.good_fraction)
+            goods.append(verdict.good_fraction)
             ends.append(end_sample)
             probas.append(probs)
             states.append(state)
@@ -265,4 +273,5 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
         proba=np.array(probas, dtype=np.float32).reshape(-1, len(contract.classes)),
         states=states,
         changed=np.array(changed, dtype=bool),
+        quality=np.array(goods, dtype=np.float32),
     )

@@ -14,7 +14,7 @@ live and offline features are identical for the same samples, whatever the chunk
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -22,10 +22,12 @@ import scipy.signal
 
 from rtdecode._decimate import FirDecimator
 from rtdecode.config import FeatureConfig
+from rtdecode.quality import ChannelQuality, QualityConfig, WindowQuality
 
 __all__ = [
     "design_decimation_filter",
     "BandPower",
+    "FeatureRow",
     "StreamingFeatures",
     "extract_features",
     "iter_features",
@@ -201,6 +203,14 @@ class BandPower:
         return out
 
 
+class FeatureRow(NamedTuple):
+    """One window's features, as ``StreamingFeatures.push`` returns them."""
+
+    end_sample: int          # input-sample count at the window's end (exclusive)
+    features: np.ndarray     # (n_features,) float32, bad channels already replaced
+    quality: WindowQuality   # fraction of good channels and each channel's flags
+
+
 class StreamingFeatures:
     """Stateful feature extractor over a stream of input samples.
 
@@ -208,6 +218,9 @@ class StreamingFeatures:
     ----------
     config : FeatureConfig
     n_channels : int
+    quality : QualityConfig, optional
+        Thresholds of the per-window channel checks (``rtdecode.quality``); the features of a
+        bad channel are replaced by the median of the good channels' features.
 
     Notes
     -----
@@ -215,7 +228,8 @@ class StreamingFeatures:
     decimator state and the last window of analysis-rate samples; memory is fixed at construction.
     """
 
-    def __init__(self, config: FeatureConfig, n_channels: int) -> None:
+    def __init__(self, config: FeatureConfig, n_channels: int,
+                 quality: QualityConfig | None = None) -> None:
         self.config = config
         self.n_channels = n_channels
         self.band_power = BandPower(config, n_channels)
@@ -241,6 +255,9 @@ class StreamingFeatures:
                           if config.normalisation == "baseline" else None)
         self._baseline_rows = 0
         self._baseline_alpha = min(1.0, config.hop_s / config.baseline_s)
+        self.quality_config = quality or QualityConfig()
+        self._quality = ChannelQuality(self.quality_config, n_channels, self._window_a,
+                                       self._hop_a, config.hop_s)
 
     @property
     def samples_in(self) -> int:
@@ -265,8 +282,9 @@ class StreamingFeatures:
         self._fill = 0
         self._n_in = 0
         self._prepared_for = -1
+        self._quality.reset()
 
-    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    def push(self, samples: np.ndarray) -> list[FeatureRow]:
         """Consume a chunk; return the feature rows it completes.
 
         Parameters
@@ -275,16 +293,16 @@ class StreamingFeatures:
 
         Returns
         -------
-        list of (end_sample, features)
-            ``end_sample`` is the absolute input-sample count at the window's end (exclusive);
-            ``features`` has shape (n_features,), float32.
+        list of FeatureRow
+            ``(end_sample, features, quality)``: ``end_sample`` is the input-sample count at the
+            window's end (exclusive); ``features`` has shape (n_features,), float32.
         """
         if samples.ndim != 2 or samples.shape[1] != self.n_channels:
             raise ValueError(
                 f"samples must have shape (n, {self.n_channels}), got {samples.shape}"
             )
         samples = np.ascontiguousarray(samples, dtype=np.float32)
-        rows: list[tuple[int, np.ndarray]] = []
+        rows: list[FeatureRow] = []
         hop = self.config.hop_samples
         band_power = self.band_power
         start = 0
@@ -308,10 +326,25 @@ class StreamingFeatures:
                     band_power.prepare(self._store[:, end - self._window_a : end - self._tail_a])
                 row = band_power.finish(self._store[:, end - self._tail_a : end])
                 self._prepared_for = -1
+                quality = self._quality.window(self._store, end,
+                                               self._n_in // self.config.decimation)
+                if quality.good_fraction < 1.0:
+                    self._replace_bad_channels(row, quality.flags)
                 if self._baseline is not None:
                     self._subtract_baseline(row)
-                rows.append((self._n_in, row))
+                rows.append(FeatureRow(self._n_in, row, quality))
         return rows
+
+    def _replace_bad_channels(self, row: np.ndarray, flags: np.ndarray) -> None:
+        """Bad channels' features := the good channels' median (in place; never NaN)."""
+        per_channel = row.reshape(self.n_channels, self.config.features_per_channel)
+        bad = flags != 0
+        if bad.all():
+            # nothing to borrow from: finite placeholders (the window is bad_signal anyway)
+            floor = np.float32(np.log10(_POWER_FLOOR))
+            np.nan_to_num(per_channel, copy=False, nan=floor, posinf=-floor, neginf=floor)
+        else:
+            per_channel[bad] = np.median(per_channel[~bad], axis=0)
 
     def _subtract_baseline(self, row: np.ndarray) -> None:
         """row -= running mean of the rows so far (this one included), in place."""
@@ -336,7 +369,7 @@ class StreamingFeatures:
 
 def iter_features(
     chunks: Iterable[np.ndarray], config: FeatureConfig, n_channels: int
-) -> Iterator[tuple[int, np.ndarray]]:
+) -> Iterator[FeatureRow]:
     """Feature rows for a recording given as consecutive chunks (bounded memory)."""
     extractor = StreamingFeatures(config, n_channels)
     for chunk in chunks:
@@ -370,5 +403,5 @@ def extract_features(
     n_features = n_channels * config.features_per_channel
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros((0, n_features), dtype=np.float32)
-    ends = np.array([end for end, _ in rows], dtype=np.int64)
-    return ends, np.stack([f for _, f in rows])
+    ends = np.array([r.end_sample for r in rows], dtype=np.int64)
+    return ends, np.stack([r.features for r in rows])

@@ -42,6 +42,7 @@ logger = logging.getLogger("rtdecode")
 STATE_COLOURS = {
     "wake": (230, 159, 0), "nrem": (86, 180, 233), "rem": (0, 158, 115),
     "normal": (70, 130, 70), "seizure": (213, 40, 40), "no_signal": (110, 110, 110),
+    "bad_signal": (140, 90, 40),
 }
 _PALETTE = [(204, 121, 167), (240, 228, 66), (0, 114, 178), (213, 94, 0), (150, 150, 150)]
 
@@ -464,6 +465,7 @@ class MonitorWindow(QtWidgets.QWidget):
             f"<b>latency</b> p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms",
             f"<b>clock offset</b> {status.clock_offset_s * 1e3:.3f} ms",
             f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
+            _channels_text(status.bad_channels, self.n_channels),
         ]
         decoder_cpu = getattr(self.feed, "decoder_cpu_cores", None)
         if decoder_cpu is not None:
@@ -481,6 +483,16 @@ class MonitorWindow(QtWidgets.QWidget):
     @property
     def frames(self) -> int:
         return self._frames
+
+
+def _channels_text(bad: dict, n_channels: int) -> str:
+    """Health-panel text of the channel checks: all good, or which are bad and why."""
+    if not bad:
+        return f"<b>channels</b> {n_channels}/{n_channels} ok"
+    listed = ", ".join(f"{name} {why}" for name, why in list(bad.items())[:6])
+    more = f" +{len(bad) - 6}" if len(bad) > 6 else ""
+    return (f"<b>channels</b> <span style='color:red'>{n_channels - len(bad)}/{n_channels} ok"
+            f"</span> ({listed}{more})")
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -652,9 +664,12 @@ class LslFeed:
             while self._state_marks and self._state_marks[0][0] <= ts + 1e-6:
                 changed = self._state_marks[0][1] != self._state_now
                 self._state_now = self._state_marks.pop(0)[1]
-            state = self._state_now or self.classes[int(np.argmax(probs))]
-            out.append(Observation(0, ts, tuple(float(p) for p in probs), state, changed,
-                                   None if feats is None else np.asarray(feats, np.float32)))
+            # the scores stream holds one channel per class, then the quality channel
+            k = len(self.classes)
+            state = self._state_now or self.classes[int(np.argmax(probs[:k]))]
+            out.append(Observation(0, ts, tuple(float(p) for p in probs[:k]), state, changed,
+                                   None if feats is None else np.asarray(feats, np.float32),
+                                   float(probs[k]) if len(probs) > k else 1.0))
         return out
 
     def status(self):

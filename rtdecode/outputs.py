@@ -4,11 +4,13 @@ Two outlets are created per decoder, both keyed to the input stream's ``source_i
 restarted decoder is found again by consumers that were following it:
 
 ``rtdecode-scores`` (type ``Scores``)
-    One float32 channel per class, labelled with the class name, one sample per decision at
-    nominal rate ``1 / hop_s``. Closed-loop consumers read this one.
+    One float32 channel per class, labelled with the class name, then a ``quality`` channel (the
+    fraction of input channels usable in the window, 0-1), one sample per decision at nominal
+    rate ``1 / hop_s``. Closed-loop consumers read this one.
 ``rtdecode-state`` (type ``Markers``)
     One string channel, irregular rate; a marker with the state name whenever the state changes
-    (including the initial state).
+    (including the initial state), and ``bad_signal`` / ``no_signal`` when the input cannot be
+    trusted / stops.
 
 Both carry the timestamp of the last input sample of the decision window, so consumers can
 line decisions up with the raw data; the decode latency is reported in the log, not folded into
@@ -31,17 +33,21 @@ from typing import IO, Any
 import numpy as np
 import pylsl
 
-from .smoother import validate_classes
+from .smoother import BAD_SIGNAL, validate_classes
 
-__all__ = ["Decision", "DecisionOutputs", "SCORES_STREAM_NAME", "STATE_STREAM_NAME"]
+__all__ = ["Decision", "DecisionOutputs", "QUALITY_CHANNEL", "SCORES_STREAM_NAME",
+           "STATE_STREAM_NAME"]
 
 logger = logging.getLogger("rtdecode")
 
 SCORES_STREAM_NAME = "rtdecode-scores"
 STATE_STREAM_NAME = "rtdecode-state"
+# Label of the last channel of the scores stream: the fraction of usable input channels.
+QUALITY_CHANNEL = "quality"
 
 # Keys every decision line owns; counters must not shadow them.
-_DECISION_KEYS = frozenset({"t", "end_sample", "probs", "state", "changed"})
+_DECISION_KEYS = frozenset({"t", "end_sample", "probs", "state", "changed", "quality",
+                            "bad_channels", "stale"})
 # LSL buffers this much per outlet: seconds for the scores stream, x100 markers for the state
 # stream. A consumer that stalls longer than this loses the oldest decisions, not our memory.
 _MAX_BUFFERED_S = 60
@@ -105,7 +111,12 @@ class Decision:
     counters : mapping of str to int or float
         Free-form JSON-able diagnostics written to the log line (e.g. ``lost_samples``, ``gaps``,
         ``overruns``, ``latency_ms``). Keys must not be one of ``t``, ``end_sample``, ``probs``,
-        ``state``, ``changed``.
+        ``state``, ``changed``, ``quality``, ``bad_channels``, ``stale``.
+    quality : float
+        Fraction of the input channels that were usable in the window (``rtdecode.quality``),
+        published as the last score channel.
+    bad_channels : mapping of str to str
+        ``{channel: reason}`` of the unusable ones, logged when not empty.
 
     Notes
     -----
@@ -119,6 +130,8 @@ class Decision:
     state: str
     state_changed: bool
     counters: Mapping[str, int | float] = field(default_factory=dict)
+    quality: float = 1.0
+    bad_channels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.end_sample, bool) or not isinstance(self.end_sample, int | np.integer):
@@ -253,8 +266,9 @@ class DecisionOutputs:
                 self._log.close()
             raise
         # Preallocated so publish() does not allocate for the LSL push.
-        self._sample = np.zeros(len(self._classes), dtype=np.float32)
-        self._class_set = frozenset(self._classes)
+        # one score per class, then the quality channel
+        self._sample = np.zeros(len(self._classes) + 1, dtype=np.float32)
+        self._class_set = frozenset(self._classes) | {BAD_SIGNAL}
         logger.debug(
             "outlets %r and %r created for input %r (source_id %r)",
             SCORES_STREAM_NAME,
@@ -279,13 +293,13 @@ class DecisionOutputs:
         info = pylsl.StreamInfo(
             name=SCORES_STREAM_NAME,
             type="Scores",
-            channel_count=len(self._classes),
+            channel_count=len(self._classes) + 1,
             nominal_srate=1.0 / self._hop_s,
             channel_format=pylsl.cf_float32,
             source_id=f"{SCORES_STREAM_NAME}:{self._input_source_id}",
         )
-        info.set_channel_labels(list(self._classes))
-        info.set_channel_types("probability")
+        info.set_channel_labels([*self._classes, QUALITY_CHANNEL])
+        info.set_channel_types(["probability"] * len(self._classes) + ["quality"])
         info.set_channel_units("none")
         self._describe(info)
         return info
@@ -371,16 +385,18 @@ class DecisionOutputs:
         """
         scores, state = self._outlets()
         probs = d.probabilities
-        if probs.shape != self._sample.shape:
+        if probs.shape != (len(self._classes),):
             raise ValueError(
-                f"decision probabilities must have shape {self._sample.shape} "
+                f"decision probabilities must have shape {(len(self._classes),)} "
                 f"(one per class {list(self._classes)}), got {probs.shape}"
             )
         if d.state not in self._class_set:
             raise ValueError(
-                f"decision state {d.state!r} is not a class; allowed: {list(self._classes)}"
+                f"decision state {d.state!r} is not a class or {BAD_SIGNAL!r}; allowed: "
+                f"{list(self._classes)}"
             )
-        self._sample[:] = probs
+        self._sample[:-1] = probs
+        self._sample[-1] = d.quality
         if stale:
             # too old to act on: logged (nothing decided is lost) but not sent to consumers
             if self._log is not None:
@@ -408,7 +424,10 @@ class DecisionOutputs:
             "probs": {c: round(v, 6) for c, v in zip(self._classes, values)},
             "state": d.state,
             "changed": bool(d.state_changed),
+            "quality": round(float(d.quality), 4),
         }
+        if d.bad_channels:
+            record["bad_channels"] = dict(d.bad_channels)
         record.update(d.counters)
         return record
 

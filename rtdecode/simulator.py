@@ -50,6 +50,8 @@ __all__ = [
     "SimulatorConfig",
     "LfpSimulator",
     "run_lsl_source",
+    "ChannelFault",
+    "FAULT_KINDS",
 ]
 
 logger = logging.getLogger("rtdecode")
@@ -638,6 +640,80 @@ _BLOCK_S = 0.1
 _LINGER_S = 0.5  # keep outlets open this long after the last push when someone listens
 
 
+FAULT_KINDS = ("nan", "flat", "rail", "artefact")
+
+
+@dataclass(frozen=True)
+class ChannelFault:
+    """A bad channel to inject into the simulated stream (for tests and demos).
+
+    Parameters
+    ----------
+    channel : int
+        Channel index.
+    kind : {"nan", "flat", "rail", "artefact"}
+        ``nan``: NaN samples (a dropped ADC); ``flat``: zeros (a broken lead); ``rail``: amplified
+        x20 and clipped at 8 standard deviations (a saturated amplifier); ``artefact``: a 3 Hz
+        swing of 500x the channel's standard deviation (movement).
+    start_s, end_s : float
+        When, in seconds of stream; ``end_s=None`` lasts to the end.
+    """
+
+    channel: int
+    kind: str
+    start_s: float = 0.0
+    end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind {self.kind!r} is not one of {FAULT_KINDS}")
+        if self.channel < 0:
+            raise ValueError(f"fault channel must be >= 0, got {self.channel}")
+        if self.start_s < 0 or (self.end_s is not None and self.end_s <= self.start_s):
+            raise ValueError(f"fault times must satisfy 0 <= start < end, got "
+                             f"{self.start_s}-{self.end_s}")
+
+    @classmethod
+    def parse(cls, text: str) -> ChannelFault:
+        """``"CH:KIND"``, ``"CH:KIND@START"`` or ``"CH:KIND@START-END"`` (seconds)."""
+        try:
+            head, _, when = text.partition("@")
+            channel, kind = head.split(":")
+            start, _, end = when.partition("-")
+            return cls(int(channel), kind.strip().lower(), float(start or 0.0),
+                       float(end) if end else None)
+        except ValueError as exc:
+            raise ValueError(f"bad fault {text!r} ({exc}); write CH:KIND[@START[-END]] with "
+                             f"KIND one of {FAULT_KINDS}, e.g. 3:nan@5-8") from None
+
+    def apply(self, block: np.ndarray, first_sample: int, fs_hz: float,
+              scale: np.ndarray | None = None) -> None:
+        """Inject the fault into ``block`` (samples x channels), whose row 0 is ``first_sample``.
+
+        ``scale`` holds each channel's standard deviation (default: the block's); a stream should
+        pass one fixed value so the rail stays at one level.
+        """
+        n = block.shape[0]
+        lo = max(0, round(self.start_s * fs_hz) - first_sample)
+        hi = n if self.end_s is None else min(n, round(self.end_s * fs_hz) - first_sample)
+        if lo >= hi or self.channel >= block.shape[1]:
+            return
+        col = block[lo:hi, self.channel]
+        std = float(np.std(block[:, self.channel]) if scale is None else scale[self.channel])
+        if self.kind == "nan":
+            col[:] = np.nan
+        elif self.kind == "flat":
+            col[:] = 0.0
+        elif self.kind == "rail":
+            # a saturating amplifier: gain x20 against rails at 8 standard deviations, which
+            # the clean signal never reaches
+            rail = 8.0 * std
+            np.clip(col * 20.0, -rail, rail, out=col)
+        else:
+            t = (first_sample + lo + np.arange(hi - lo)) / fs_hz
+            col += (500.0 * std * np.sin(2 * np.pi * 3.0 * t)).astype(col.dtype)
+
+
 def run_lsl_source(
     config: SimulatorConfig,
     name: str = "rtdecode-sim",
@@ -648,6 +724,7 @@ def run_lsl_source(
     stop_event: threading.Event | None = None,
     on_state_change: Callable[[str, float], None] | None = None,
     wait_for_consumers_s: float = 0.0,
+    faults: tuple[ChannelFault, ...] = (),
 ) -> int:
     """Stream simulated LFP over LSL at real-time pace, with a marker stream of the true state.
 
@@ -677,6 +754,8 @@ def run_lsl_source(
         (default 0, no waiting). LSL does not replay samples to late inlets: a consumer that
         wants the first samples and the initial truth marker opens the truth inlet first, then
         the data inlet.
+    faults : tuple of ChannelFault
+        Bad channels injected into the stream (the truth markers are unchanged).
 
     Returns
     -------
@@ -742,6 +821,7 @@ def run_lsl_source(
         "until stopped" if total is None else f"{duration_s:g} s",
     )
     pushed = 0
+    scale = None  # channels' standard deviations, from the first block, for the faults
     n_changes = 0
     max_late = 0.0
     stopped = False
@@ -752,6 +832,10 @@ def run_lsl_source(
                 break
             n = block if total is None else min(block, total - pushed)
             data, _ = sim.generate(n)
+            if faults and scale is None:
+                scale = np.std(data, axis=0)
+            for fault in faults:
+                fault.apply(data, pushed, fs, scale)
             changes = sim.state_changes()[n_changes:]
             k = 0
             for off in range(0, n, chunk_samples):

@@ -17,7 +17,11 @@ import numpy as np
 
 from .config import EventHysteresis, StateHysteresis
 
-__all__ = ["EventSmoother", "StateSmoother", "dwell_decisions", "make_smoother"]
+__all__ = ["BAD_SIGNAL", "EventSmoother", "QualityGate", "StateSmoother", "dwell_decisions",
+           "make_smoother"]
+
+# The state while too few channels are usable: a marker on the state outlet, never a class.
+BAD_SIGNAL = "bad_signal"
 
 logger = logging.getLogger("rtdecode")
 
@@ -409,3 +413,47 @@ def make_smoother(
         "hysteresis must be an EventHysteresis or a StateHysteresis, "
         f"got {type(hysteresis).__name__}"
     )
+
+
+class QualityGate:
+    """A smoother that stands aside while too few channels are usable.
+
+    Parameters
+    ----------
+    smoother : EventSmoother or StateSmoother
+    min_good_fraction : float
+        Windows with a smaller fraction of good channels (``rtdecode.quality``) give the state
+        :data:`BAD_SIGNAL` (announced once) and do not advance the hysteresis; the first good
+        window after them starts the hysteresis afresh, so its state is announced again.
+    """
+
+    def __init__(self, smoother: EventSmoother | StateSmoother, min_good_fraction: float) -> None:
+        self.smoother = smoother
+        self.min_good_fraction = float(min_good_fraction)
+        self._bad = False
+
+    @property
+    def hysteresis(self) -> EventHysteresis | StateHysteresis:
+        """The wrapped smoother's hysteresis configuration."""
+        return self.smoother.hysteresis
+
+    @property
+    def state(self) -> str | None:
+        """:data:`BAD_SIGNAL`, or the smoother's state."""
+        return BAD_SIGNAL if self._bad else self.smoother.state
+
+    def reset(self) -> None:
+        """Forget everything (after a gap): the next good window announces its state."""
+        self._bad = False
+        self.smoother.reset()
+
+    def update(self, probs: np.ndarray, good_fraction: float = 1.0) -> tuple[str, bool]:
+        """Advance by one decision; returns ``(state, changed)`` as the smoothers do."""
+        if good_fraction < self.min_good_fraction:
+            if self._bad:
+                return BAD_SIGNAL, False
+            self._bad = True
+            self.smoother.reset()
+            return BAD_SIGNAL, True
+        self._bad = False
+        return self.smoother.update(probs)

@@ -77,10 +77,13 @@ def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channe
         _pull_all(scores, received, 1.0)
     assert [e for e, _ in live_rows] == ends.tolist()
     np.testing.assert_array_equal(np.stack([r for _, r in live_rows]), offline)
-    # what the consumer received: the model's probabilities, stamped with the window's last sample
+    # what the consumer received: the model's probabilities and the quality channel (all
+    # channels good), stamped with the window's last sample
     expected = model.predict_proba(offline)
     assert len(received) == len(ends)
-    np.testing.assert_allclose(np.array([x for _, x in received]), expected, atol=1e-6)
+    got = np.array([x for _, x in received])
+    np.testing.assert_allclose(got[:, :-1], expected, atol=1e-6)
+    np.testing.assert_array_equal(got[:, -1], 1.0)
     stamps = np.array([ts for ts, _ in received])
     np.testing.assert_allclose(stamps, t0 + (ends - 1) / fs, atol=2e-3)
     lines = [json.loads(s) for s in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -143,13 +146,14 @@ def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
         sim.kill()
         sim.wait()
     assert dec.returncode == 0, err
-    assert labels == list(contract.classes)
+    assert labels == [*contract.classes, "quality"]
     assert len(got_scores) > 40  # ~10 decisions per second
     stamps = np.array([ts for ts, _ in got_scores])
     assert np.all(np.diff(stamps) > 0)
     np.testing.assert_allclose(np.median(np.diff(stamps)), 0.1, atol=0.01)  # one per hop
     probs = np.array([x for _, x in got_scores])
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs[:, :-1].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(probs[:, -1], 1.0)  # the simulator's channels are all good
     assert 0 < np.median(latency) < 0.5  # sanity, not a benchmark: decisions are fresh
     assert all(s in contract.classes for s in got_states)
     records = [json.loads(line) for line in log.read_text().splitlines()]

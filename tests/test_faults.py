@@ -158,3 +158,67 @@ def test_decisions_older_than_max_age_are_logged_not_published(small_model, uniq
     finally:
         source.kill()
         source.wait()
+
+
+def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, unique_name, tmp_path):
+    """NaN / flat / railed channels injected at the source: the scores carry the quality
+    channel, probabilities stay finite, the log names the bad channels, and with most channels
+    bad the state outlet says bad_signal until the signal is good again."""
+    import math
+
+    import numpy as np
+    import pylsl
+
+    source = subprocess.Popen(
+        [sys.executable, "-m", "rtdecode", "simulate", "--scenario", "sleep", "--channels", "4",
+         "--rate", "2000", "--name", unique_name, "--duration", "300",
+         "--fault", "1:nan@6-8", "--fault", "0:rail@13-16", "--fault", "1:nan@13-16",
+         "--fault", "3:flat@13-16"],
+        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        log = tmp_path / "decisions.jsonl"
+        decoder = _decoder(small_model, unique_name, log)
+        sid = decoder.acquisition.source_id
+        inlets = {}
+        for kind in ("scores", "state"):
+            found = pylsl.resolve_byprop("source_id", f"rtdecode-{kind}:{sid}", timeout=10)
+            inlets[kind] = pylsl.StreamInlet(found[0], processing_flags=0)
+            inlets[kind].open_stream(timeout=5)
+        labels = decoder.acquisition.channel_labels
+        scores, states = [], []
+        with decoder:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and decoder.acquisition.counters["samples"] < 2000 * 22:
+                for kind, sink in (("scores", scores), ("state", states)):
+                    while (got := inlets[kind].pull_sample(timeout=0.0))[0] is not None:
+                        sink.append(got[0])
+                time.sleep(0.05)
+        del inlets
+    finally:
+        source.kill()
+        source.wait()
+    values = np.array(scores)
+    assert values.shape[1] == 4  # three classes, then quality
+    assert np.isfinite(values).all()
+    quality = values[:, -1]
+    # 0.5 in the windows where the second set of faults is entering or leaving
+    assert {1.0, 0.75, 0.25} <= set(np.round(quality, 3)) <= {1.0, 0.75, 0.5, 0.25}
+    marks = [s[0] for s in states]
+    assert "bad_signal" in marks
+    after = marks[marks.index("bad_signal") + 1:]
+    assert after and after[0] in ("wake", "nrem", "rem")  # announced again when good
+    decisions = [d for d in _lines(log) if "probs" in d]
+    assert all(math.isfinite(p) for d in decisions for p in d["probs"].values())
+    one_bad = [d for d in decisions if d["quality"] == 0.75]
+    assert one_bad and all(d["bad_channels"] == {labels[1]: "nonfinite"} for d in one_bad)
+    most_bad = [d for d in decisions if d["quality"] == 0.25]
+    assert most_bad and all(d["state"] == "bad_signal" for d in most_bad)
+    assert all(set(d["bad_channels"]) == {labels[0], labels[1], labels[3]} for d in most_bad)
+    assert all(d["bad_channels"][labels[1]] == "nonfinite" for d in most_bad)
+    assert all("railed" in d["bad_channels"][labels[0]] for d in most_bad)
+    # a window only partly covered can see a stretch of zeros at its extreme (railed) or part of
+    # a clipped stretch inside its range (flat): the reasons are exact when the fault covers it
+    exact = [d for d in most_bad
+             if d["bad_channels"] == {labels[0]: "railed", labels[1]: "nonfinite",
+                                      labels[3]: "flat"}]
+    assert len(exact) >= 0.7 * len(most_bad)

@@ -74,8 +74,8 @@ def test_live_chunks_equal_offline_bitwise():
         n = int(rng.integers(1, 7000))
         rows += live.push(x[pos : pos + n])
         pos += n
-    assert [e for e, _ in rows] == ends.tolist()
-    np.testing.assert_array_equal(np.stack([f for _, f in rows]), offline)
+    assert [r.end_sample for r in rows] == ends.tolist()
+    np.testing.assert_array_equal(np.stack([r.features for r in rows]), offline)
 
 
 def test_decimated_features_close_to_full_rate_fft():

@@ -45,6 +45,8 @@ def _decisions(t0: float) -> list[Decision]:
             state=s,
             state_changed=c,
             counters={"lost_samples": 0, "gaps": i // 3, "latency_ms": 1.5 + i},
+            quality=0.75 if i == 3 else 1.0,
+            bad_channels={"Fz": "flat"} if i == 3 else {},
         )
         for i, (p, s, c) in enumerate(zip(probs, states, changed))
     ]
@@ -80,11 +82,11 @@ def test_stream_infos(outputs: DecisionOutputs, source_id: str) -> None:
     scores, state = outputs.scores_info, outputs.state_info
     assert scores.name() == "rtdecode-scores"
     assert scores.type() == "Scores"
-    assert scores.channel_count() == 3
+    assert scores.channel_count() == 4  # the classes, then the quality channel
     assert scores.channel_format() == pylsl.cf_float32
     assert scores.nominal_srate() == pytest.approx(1.0 / HOP)
     assert scores.source_id() == f"rtdecode-scores:{source_id}"
-    assert scores.get_channel_labels() == list(CLASSES)
+    assert scores.get_channel_labels() == [*CLASSES, "quality"]
     assert state.name() == "rtdecode-state"
     assert state.type() == "Markers"
     assert state.channel_count() == 1
@@ -102,7 +104,7 @@ def test_publish_over_lsl(outputs: DecisionOutputs, source_id: str) -> None:
         # The description (only complete from the inlet, not the resolver) carries the labels
         # and where the decisions come from.
         full = scores_inlet.info(timeout=RESOLVE_S)
-        assert full.get_channel_labels() == list(CLASSES)
+        assert full.get_channel_labels() == [*CLASSES, "quality"]
         assert full.desc().child_value("input_name") == "test-eeg"
         assert full.desc().child_value("input_source_id") == source_id
         assert full.desc().child_value("model") == "sleep-v1"
@@ -116,7 +118,9 @@ def test_publish_over_lsl(outputs: DecisionOutputs, source_id: str) -> None:
         for d in decisions:
             sample, ts = scores_inlet.pull_sample(timeout=RESOLVE_S)
             assert sample is not None, "score sample not received"
-            np.testing.assert_array_equal(np.array(sample, dtype=np.float32), d.probabilities)
+            np.testing.assert_array_equal(np.array(sample[:-1], dtype=np.float32),
+                                          d.probabilities)
+            assert sample[-1] == d.quality
             assert ts == d.timestamp
 
         expected = [(d.state, d.timestamp) for d in decisions if d.state_changed]
@@ -162,6 +166,8 @@ def test_log_lines(outputs: DecisionOutputs) -> None:
             assert row["probs"][c] == round(float(p), 6)
         for k, v in d.counters.items():
             assert row[k] == v
+        assert row["quality"] == d.quality
+        assert row.get("bad_channels", {}) == d.bad_channels
 
 
 def test_log_appends_across_restarts(source_id: str, tmp_path: Path) -> None:

@@ -1,0 +1,142 @@
+"""Per-window channel checks: NaN, flat, railed and artefact channels are found, their features
+replaced, and clean signals (simulated seizures and sleep, the real recordings) are never flagged."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pathlib import Path
+
+from rtdecode.config import EventHysteresis, FeatureConfig
+from rtdecode.features import StreamingFeatures, iter_features
+from rtdecode.quality import ARTEFACT, FLAT, NONFINITE, RAILED, QualityConfig
+from rtdecode.simulator import ChannelFault, LfpSimulator, SimulatorConfig
+from rtdecode.recordings import open_recording
+from rtdecode.smoother import BAD_SIGNAL, QualityGate, make_smoother
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FS = 2000.0
+N_CH = 8
+
+
+def _simulated(scenario: str, seconds: float, n_channels: int = N_CH, fs: float = FS,
+               faults=()) -> np.ndarray:
+    sim = LfpSimulator(SimulatorConfig(scenario=scenario, n_channels=n_channels, fs_hz=fs,
+                                       seed=3))
+    data, _ = sim.generate(int(seconds * fs))
+    for fault in faults:
+        fault.apply(data, 0, fs)
+    return data
+
+
+def _rows(data: np.ndarray, fs: float = FS, chunk: int = 777):
+    ext = StreamingFeatures(FeatureConfig(fs_hz=fs), data.shape[1])
+    rows = []
+    for i in range(0, data.shape[0], chunk):
+        rows += ext.push(np.ascontiguousarray(data[i:i + chunk], dtype=np.float32))
+    return rows
+
+
+@pytest.mark.parametrize("scenario", ["seizure", "sleep"])
+def test_clean_simulated_signal_is_never_flagged(scenario):
+    # 120 s covers several seizures (and their 5-10x amplitude) or sleep stages
+    rows = _rows(_simulated(scenario, 120.0))
+    assert len(rows) > 1000
+    assert all(r.quality.good_fraction == 1.0 for r in rows)
+
+
+@pytest.mark.parametrize("kind,flag", [("nan", NONFINITE), ("flat", FLAT), ("rail", RAILED),
+                                       ("artefact", ARTEFACT)])
+def test_each_fault_is_flagged_on_its_channel_and_only_while_in_the_window(kind, flag):
+    fault = ChannelFault(channel=3, kind=kind, start_s=20.0, end_s=23.0)
+    data = _simulated("sleep", 30.0, faults=[fault])
+    rows = _rows(data)
+    window_s = 2.0
+    for r in rows:
+        end_s = r.end_sample / FS
+        overlaps = end_s > fault.start_s and end_s - window_s < fault.end_s
+        # the artefact's 3 Hz swing needs a few samples to exceed the threshold; the rail, a few
+        # percent of the window clipped: allow the window edges 0.1 s either way
+        near_edge = (abs(end_s - fault.start_s) <= 0.1
+                     or abs(end_s - window_s - fault.end_s) <= 0.1)
+        assert np.isfinite(r.features).all()
+        if overlaps and not near_edge:
+            assert r.quality.flags[3] & flag, (kind, end_s, r.quality.flags)
+            assert np.count_nonzero(r.quality.flags) == 1
+            assert r.quality.good_fraction == pytest.approx(7 / 8)
+            # the bad channel's features are the median of the good channels'
+            per = r.features.reshape(N_CH, -1)
+            np.testing.assert_allclose(per[3], np.median(np.delete(per, 3, axis=0), axis=0))
+        elif not overlaps and not near_edge:
+            assert r.quality.good_fraction == 1.0, (kind, end_s, r.quality.flags)
+
+
+def test_bad_channels_named_with_reasons():
+    data = _simulated("sleep", 8.0, faults=[ChannelFault(1, "nan"), ChannelFault(5, "flat")])
+    q = _rows(data)[-1].quality
+    assert q.bad_channels([f"ch{i}" for i in range(N_CH)]) == {"ch1": "nonfinite", "ch5": "flat"}
+
+
+def test_all_channels_bad_gives_finite_features():
+    data = np.full((int(6 * FS), 4), np.nan, dtype=np.float32)
+    rows = _rows(data)
+    assert rows and all(r.quality.good_fraction == 0.0 for r in rows)
+    assert all(np.isfinite(r.features).all() for r in rows)
+
+
+def test_live_chunking_gives_the_same_verdicts_as_offline():
+    faults = [ChannelFault(2, "rail", 5.0, 9.0), ChannelFault(6, "nan", 7.0, 7.5)]
+    data = _simulated("seizure", 14.0, faults=faults)
+    a, b = _rows(data, chunk=65536), _rows(data, chunk=13)
+    assert [r.end_sample for r in a] == [r.end_sample for r in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.quality.flags, y.quality.flags)
+        np.testing.assert_array_equal(x.features, y.features)
+
+
+def test_quality_gate_holds_then_reannounces():
+    smoother = QualityGate(make_smoother(EventHysteresis(event_class="seizure"),
+                                         ("normal", "seizure"), 0.1), 0.5)
+    p = np.array([0.9, 0.1], np.float32)
+    assert smoother.update(p, 1.0) == ("normal", True)
+    assert smoother.update(p, 1.0) == ("normal", False)
+    assert smoother.update(p, 0.4) == (BAD_SIGNAL, True)
+    assert smoother.update(p, 0.2) == (BAD_SIGNAL, False)
+    assert smoother.state == BAD_SIGNAL
+    assert smoother.update(p, 0.9) == ("normal", True)  # announced again
+
+
+def test_quality_config_validation():
+    with pytest.raises(ValueError, match="artefact_factor"):
+        QualityConfig(artefact_factor=1.0)
+    with pytest.raises(ValueError, match="min_good_fraction"):
+        QualityConfig(min_good_fraction=0.0)
+    with pytest.raises(ValueError, match="CH:KIND"):
+        ChannelFault.parse("3-nan")
+    assert ChannelFault.parse("3:NaN@5-8") == ChannelFault(3, "nan", 5.0, 8.0)
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
+def test_real_recordings_flag_only_true_saturation():
+    """The rat recording (27 seizures) has no bad window; DREAMS excerpt 1 is clipped at its EDF
+    digital limits around 126-143 s, and exactly the windows with samples stuck there are
+    flagged, as railed."""
+    rat = open_recording(DATA / "rat-seizure" / "rat_seizure_dev.edf")
+    rows = list(iter_features(rat.chunks(65536), FeatureConfig(fs_hz=rat.fs_hz, hop_s=0.5),
+                              rat.n_channels))
+    assert len(rows) > 1900 and all(r.quality.good_fraction == 1.0 for r in rows)
+
+    eeg = open_recording(DATA / "dreams" / "excerpt1.edf")
+    x = np.concatenate(list(eeg.chunks(65536)))[:, 0]
+    config = FeatureConfig(fs_hz=eeg.fs_hz, hop_s=0.5)
+    rows = list(iter_features([x[:, None]], config, 1))
+    window = config.window_samples
+    at_rail = (x[1:] == x[:-1]) & ((x[1:] == x.max()) | (x[1:] == x.min()))
+    flagged, clipped = [], []
+    for r in rows:
+        flagged.append(r.quality.good_fraction < 1.0)
+        clipped.append(at_rail[r.end_sample - window: r.end_sample - 1].sum() >= 0.02 * window)
+        if flagged[-1]:
+            assert r.quality.bad_channels() == {"0": "railed"}
+    assert sum(flagged) >= 20 and flagged == clipped
