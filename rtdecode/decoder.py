@@ -10,6 +10,7 @@ consumer or a GUI.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -55,6 +56,7 @@ class DecoderStatus:
     clock_offset_s: float
     counters: dict = field(default_factory=dict)
     stale_decisions: int = 0
+    skipped_decisions: int = 0
     quality: float = 1.0                 # fraction of good channels in the newest window
     bad_channels: dict = field(default_factory=dict)   # {channel: reason} in that window
 
@@ -106,7 +108,8 @@ class Decoder:
         resumes by itself when samples come back (after a timestamp gap, with fresh windows).
     max_age_s : float, optional
         A decision whose window ended longer ago than this (the decoder fell behind) is logged
-        with ``"stale": true`` but not published on the outlets; counted in the status.
+        with ``"stale": true`` but not published on the outlets; counted in the status. A
+        backlog longer than this makes the decoder skip to the newest window (logged, counted).
     telemetry : DecoderTelemetry, optional
         Gets every decision's features and, about once a second, the status, after the decision
         is published (for a monitor in another process).
@@ -172,9 +175,13 @@ class Decoder:
         self._processed = 0
         self._origin = 0          # absolute sample where the features' count starts
         self._gap_handled = 0     # absolute sample of the newest gap already handled
+        self._resets_seen = 0     # timestamp resets already logged
+        self._last_published_ts = -math.inf
+        self._ts_shift = 0.0      # added to decision timestamps after the source's went back
         self.stall_s = stall_s
         self.max_age_s = max_age_s
         self._stale = 0
+        self._skipped = 0
         self._stalled = False
         self._newest_seen = -1
         self._last_arrival = time.monotonic()
@@ -273,18 +280,17 @@ class Decoder:
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
-                lost = newest - ring.capacity // 2 - self._processed
-                logger.warning("decoder fell behind by %d samples; skipping them", lost)
-                self.outputs.log_event("skipped", samples=int(lost))
-                self._restart_features(newest - ring.capacity // 2)
+                self._skip_to(newest - ring.capacity // 2)
+            elif newest - self._processed > max(self._skip_after, self.config.window_samples):
+                # Behind by more than a decision may be late (a starved CPU, a frozen process):
+                # every window before the newest would be stale; skip to the newest one
+                self._skip_to(newest - self.config.window_samples)
             while self._processed < newest and not self._stop.is_set():
                 if gap_at > self._gap_handled and gap_at <= self._processed:
-                    # the stream jumped in time (a restarted source, lost packets): windows
-                    # must not span the jump
+                    # the stream jumped in time (a restarted source, lost packets, a device
+                    # whose clock started over): windows must not span the jump
                     self._gap_handled = gap_at
-                    self.outputs.log_event("gap", at_sample=gap_at,
-                                           missing_samples=int(self.acquisition.counters[
-                                               "missing_samples"]))
+                    self._log_discontinuity(gap_at)
                     self._restart_features(gap_at)
                 gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
                 stop = min(newest, gap_at) if gap_ahead else newest
@@ -302,6 +308,58 @@ class Decoder:
                 for end_sample, row, quality in features.push(block):
                     absolute = self._origin + end_sample
                     self._decide(absolute, float(block_ts[absolute - start - 1]), row, quality)
+
+    def _age_s(self, end_sample: int, timestamp: float, now: float) -> float:
+        """How late a decision is: from its window's last sample, on the LSL clock; or, when the
+        source's timestamps are not on this clock (off by more than a minute: a device clock,
+        a failed clock sync), from the samples that arrived after the window's end."""
+        age = now - timestamp
+        if abs(age) < 60.0:
+            return age
+        return (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
+
+    def _monotonic(self, timestamp: float) -> float:
+        """The published timestamp: the window's last sample's, shifted if the source's clock
+        went back (a reset) so decisions never go back in time; the shift is logged."""
+        published = timestamp + self._ts_shift
+        if published <= self._last_published_ts:
+            shift = self._last_published_ts + self.config.hop_s - published
+            self._ts_shift += shift
+            published += shift
+            self.outputs.log_event("timestamp_shift", shift_s=self._ts_shift)
+            logger.warning("source timestamps went back: decisions shifted by %+.3f s",
+                           self._ts_shift)
+        self._last_published_ts = published
+        return published
+
+    @property
+    def _skip_after(self) -> int:
+        """Backlog (samples) beyond which the decoder skips to the newest window."""
+        if self.max_age_s is None:
+            return self.acquisition.ring.capacity
+        return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples)
+
+    def _skip_to(self, at_sample: int) -> None:
+        samples = at_sample - self._processed
+        decisions = samples // self.config.hop_samples
+        self._skipped += decisions
+        logger.warning("decoder fell behind by %d samples; skipping %d decisions", samples,
+                       decisions)
+        self.outputs.log_event("skipped", samples=int(samples), decisions=int(decisions))
+        self._restart_features(at_sample)
+
+    def _log_discontinuity(self, at_sample: int) -> None:
+        counters = self.acquisition.counters
+        resets = int(counters.get("timestamp_resets", 0))
+        if resets > self._resets_seen:
+            self._resets_seen = resets
+            self.outputs.log_event("timestamp_reset", at_sample=at_sample, resets=resets)
+        else:
+            self.outputs.log_event("gap", at_sample=at_sample,
+                                   missing_samples=int(counters["missing_samples"]))
+        sync = getattr(self.acquisition, "request_clock_sync", None)
+        if sync is not None:
+            sync()
 
     def _check_stall(self, newest: int) -> None:
         """Publish ``no_signal`` once when no sample arrives for ``stall_s``; note the resume."""
@@ -331,9 +389,12 @@ class Decoder:
             "overruns": int(self.acquisition.ring.overruns),
         }
         now = pylsl.local_clock()
-        stale = self.max_age_s is not None and now - timestamp > self.max_age_s
+        stale = (self.max_age_s is not None
+                 and self._age_s(end_sample, timestamp, now) > self.max_age_s)
         if stale:
             self._stale += 1
+        raw_timestamp = timestamp
+        timestamp = self._monotonic(raw_timestamp)
         self.outputs.publish(
             Decision(
                 end_sample=end_sample,
@@ -358,7 +419,7 @@ class Decoder:
             for queue in self._observers:
                 queue.append(seen)  # a bounded deque: never blocks, drops the oldest
         with self._lock:
-            self._latencies_ms.append((now - timestamp) * 1e3)
+            self._latencies_ms.append((now - raw_timestamp) * 1e3)
             self._decision_times.append(now)
             self._n_decisions += 1
             self._last_probs = tuple(float(p) for p in probs)
@@ -410,6 +471,7 @@ class Decoder:
             clock_offset_s=self.acquisition.clock_offset_s,
             counters=acq,
             stale_decisions=self._stale,
+            skipped_decisions=self._skipped,
             quality=quality,
             bad_channels=dict(bad),
         )

@@ -170,6 +170,7 @@ class LslAcquisition:
         )
         self._clock_sync_s = clock_sync_s
         self._stop_event = threading.Event()
+        self._sync_now = threading.Event()  # a discontinuity asks for a clock sync at once
         # The full header (channel labels, units) comes with the inlet's info.
         full_info = self._inlet.info(timeout=5.0)
         self.channel_labels = channel_labels(full_info)
@@ -221,8 +222,17 @@ class LslAcquisition:
         self._loop.set_time_offset(offset)
 
     def _clock_loop(self) -> None:
-        while not self._stop_event.wait(self._clock_sync_s):
+        while not self._stop_event.is_set():
+            self._sync_now.wait(self._clock_sync_s)
+            self._sync_now.clear()
+            if self._stop_event.is_set():
+                break
             self._sync_clock(timeout_s=2.0)
+
+    def request_clock_sync(self) -> None:
+        """Refresh the clock offset now rather than at the next period (after a gap or a
+        timestamp reset, e.g. a source machine that restarted: its clock started over)."""
+        self._sync_now.set()
 
     @property
     def clock_offset_s(self) -> float:
@@ -257,6 +267,7 @@ class LslAcquisition:
             return
         self._closed = True
         self._stop_event.set()
+        self._sync_now.set()
         self._loop.stop()
         if self._thread is not None:
             self._thread.join(timeout=5.0)

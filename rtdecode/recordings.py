@@ -226,7 +226,8 @@ class NpzRecording(Recording):
 
     def __init__(self, path: Path, channels: Sequence[str | int] | None) -> None:
         try:
-            with np.load(path, allow_pickle=False) as z:
+            # our own file object: np.load leaks the one it opens when the zip is damaged
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
                 missing = [k for k in ("data", "fs") if k not in z.files]
                 if missing:
                     raise DataError(

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -222,3 +223,171 @@ def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, uniqu
              if d["bad_channels"] == {labels[0]: "railed", labels[1]: "nonfinite",
                                       labels[3]: "flat"}]
     assert len(exact) >= 0.7 * len(most_bad)
+
+
+def _push_stamped(name, stamp, seconds, *, fs=2000.0, n_ch=4, before_push=None):
+    """An in-process LSL source pushing noise in real time, sample i stamped ``stamp(i)``."""
+    import numpy as np
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "EEG", n_ch, fs, "float32", name)
+    outlet = pylsl.StreamOutlet(info, chunk_size=20)
+    rng = np.random.default_rng(2)
+    stop = threading.Event()
+
+    def run():
+        t0 = time.monotonic()
+        chunk = 20
+        for start in range(0, int(seconds * fs), chunk):
+            if stop.is_set():
+                return
+            delay = t0 + (start + chunk) / fs - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if before_push is not None:
+                before_push(start)
+            data = (rng.standard_normal((chunk, n_ch)) * 20).astype(np.float32)
+            stamps = [stamp(start + i) for i in range(chunk)]
+            outlet.push_chunk(data, stamps)
+
+    thread = threading.Thread(target=run, daemon=True)
+    return outlet, thread, stop
+
+
+def _scores_inlet(decoder):
+    import pylsl
+
+    sid = decoder.acquisition.source_id
+    found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:{sid}", timeout=10)
+    inlet = pylsl.StreamInlet(found[0], processing_flags=0)
+    inlet.open_stream(timeout=5)
+    return inlet
+
+
+def test_timestamp_reset_restarts_windows_and_decisions_stay_monotonic(small_model, unique_name,
+                                                                       tmp_path):
+    """A device whose clock starts over (timestamps 100 s back, off the LSL clock): counted and
+    logged, no window spans it, decisions keep being published, their timestamps increasing."""
+    import pylsl
+
+    fs, reset_at = 2000.0, 2000 * 4
+    t0 = pylsl.local_clock() + 1.0  # roughly when the pushing starts (real-time pace)
+    stamp = (lambda i: t0 + i / fs if i < reset_at else t0 - 100.0 + (i - reset_at) / fs)
+    outlet, source, stop = _push_stamped(unique_name, stamp, 10.0)
+    log = tmp_path / "decisions.jsonl"
+    decoder = _decoder(small_model, unique_name, log, max_age_s=1.0)
+    scores = _scores_inlet(decoder)
+    got = []
+    with decoder:
+        source.start()
+        while source.is_alive():
+            while (s := scores.pull_sample(timeout=0.05))[0] is not None:
+                got.append(s[1])
+        time.sleep(0.5)
+    stop.set()
+    while (s := scores.pull_sample(timeout=0.2))[0] is not None:
+        got.append(s[1])
+    lines = _lines(log)
+    events = [d["event"] for d in lines if "event" in d]
+    assert "timestamp_reset" in events and "timestamp_shift" in events
+    assert decoder.acquisition.counters["timestamp_resets"] == 1
+    decisions = [d for d in lines if "probs" in d]
+    window = decoder.model.contract.features.window_samples
+    ends = [d["end_sample"] for d in decisions]
+    assert not any(reset_at < e < reset_at + window for e in ends)  # none spans the reset
+    assert sum(e >= reset_at + window for e in ends) >= 20  # decoding went on after it
+    assert all(b > a for a, b in zip([d["t"] for d in decisions], [d["t"] for d in decisions][1:]))
+    assert len(got) == len(decisions) and all(b > a for a, b in zip(got, got[1:]))
+
+
+def test_jitter_and_clock_offset_jumps_are_counted_not_gaps(small_model, unique_name, tmp_path):
+    """Jittery timestamps (+-5 ms) and a 0.5 s clock-offset step (data continuous) are counted,
+    neither restarts the windows: one decision per hop throughout."""
+    import numpy as np
+    import pylsl
+
+    fs = 2000.0
+    jitter = np.random.default_rng(4).uniform(-0.005, 0.005, int(fs * 10))
+    t0 = pylsl.local_clock() + 1.0
+    log = tmp_path / "decisions.jsonl"
+    holder = {}
+
+    def before_push(start):
+        if start == int(fs * 5):  # the clock sync found a new offset (e.g. an NTP step)
+            loop = holder["decoder"].acquisition._loop
+            loop.set_time_offset(loop.time_offset - 0.5)
+
+    outlet, source, stop = _push_stamped(unique_name, lambda i: t0 + i / fs + jitter[i], 9.0,
+                                         before_push=before_push)
+    decoder = _decoder(small_model, unique_name, log)
+    holder["decoder"] = decoder
+    decoder.acquisition._clock_sync_s = 1000.0  # only the step above changes the offset
+    with decoder:
+        source.start()
+        source.join()
+        time.sleep(0.3)
+    stop.set()
+    counters = decoder.acquisition.counters
+    assert counters["clock_jumps"] == 1
+    assert counters["gaps"] == 0 and counters["timestamp_resets"] == 0
+    assert counters["nonmonotonic"] > 0  # the jitter
+    decisions = [d for d in _lines(log) if "probs" in d]
+    ends = np.array([d["end_sample"] for d in decisions])
+    assert len(ends) > 60 and np.all(np.diff(ends) == decoder.config.hop_samples)
+    t = np.array([d["t"] for d in decisions])
+    assert np.all(np.diff(t) > 0)
+
+
+def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_model, unique_name,
+                                                                         tmp_path):
+    """The decoder process frozen for 10 s (SIGSTOP: what a starved or swapped-out process
+    sees, in the extreme) wakes with more backlog than its 8 s buffer: it skips ahead (logged),
+    the late decisions are logged as stale, none reaches the consumer older than --max-age-s,
+    and fresh decisions follow."""
+    import pylsl
+    import psutil
+
+    source = _start_source(unique_name)
+    log = tmp_path / "decisions.jsonl"
+    decoder = None
+    try:
+        decoder = subprocess.Popen(
+            [sys.executable, "-m", "rtdecode", "run", "--model", str(small_model), "--source",
+             unique_name, "--headless", "--log", str(log), "--max-age-s", "1.0"],
+            cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert _wait(lambda: sum("probs" in d for d in _lines(log)) >= 10, 40)
+        found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:rtdecode-sim:{unique_name}",
+                                     timeout=10)
+        scores = pylsl.StreamInlet(found[0], processing_flags=0)
+        scores.open_stream(timeout=5)
+        rss_before = psutil.Process(decoder.pid).memory_info().rss
+        ages = []
+
+        def drain(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                sample, ts = scores.pull_sample(timeout=0.05)
+                if sample is not None:
+                    ages.append(pylsl.local_clock() - ts)
+
+        drain(2.0)
+        os.kill(decoder.pid, signal.SIGSTOP)
+        time.sleep(10.0)
+        os.kill(decoder.pid, signal.SIGCONT)
+        drain(6.0)
+        rss_after = psutil.Process(decoder.pid).memory_info().rss
+    finally:
+        if decoder is not None:
+            decoder.terminate()
+            decoder.wait(20)
+        source.kill()
+        source.wait()
+    lines = _lines(log)
+    assert any(d.get("event") == "skipped" for d in lines)
+    stale = [d for d in lines if d.get("stale")]
+    assert stale
+    assert len(ages) > 40 and max(ages) < 1.0 + 0.25  # nothing older than max-age went out
+    fresh_after = [d for d in lines if "probs" in d and not d.get("stale")
+                   and d["end_sample"] > stale[-1]["end_sample"]]
+    assert len(fresh_after) >= 20
+    assert rss_after - rss_before < 20 * 2**20  # the backlog did not grow memory

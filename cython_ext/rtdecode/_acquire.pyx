@@ -59,10 +59,13 @@ cdef enum:
     I_FIRST_TS = 6
     I_ERROR = 7          # last liblsl error code (0 = none)
     I_LAST_GAP = 8       # absolute index of the first sample after the newest gap (0 = none)
-    I_COUNT = 9
+    I_RESETS = 9         # timestamps stepping back by more than the gap tolerance
+    I_CLOCK_JUMPS = 10   # clock-offset updates larger than the gap tolerance
+    I_COUNT = 11
 
 COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
-                 "last_ts", "first_ts", "lsl_error", "last_gap_sample")
+                 "last_ts", "first_ts", "lsl_error", "last_gap_sample", "timestamp_resets",
+                 "clock_jumps")
 
 
 cdef class AcquisitionLoop:
@@ -105,6 +108,7 @@ cdef class AcquisitionLoop:
     cdef double[::1] _counters
     cdef int _stop
     cdef double _offset
+    cdef double _offset_used  # the offset applied to the newest sample
     cdef long long _urgent_at
     cdef long long _lead
     cdef double _lazy_s
@@ -146,6 +150,7 @@ cdef class AcquisitionLoop:
         self._counters = np.zeros(I_COUNT, dtype=np.float64)
         self._stop = 0
         self._offset = 0.0
+        self._offset_used = 0.0
         self._urgent_at = 0
         self._lazy_s = lazy_s
         # Switch to blocking waits this many samples before the urgent one: one lazy period plus
@@ -266,18 +271,30 @@ cdef class AcquisitionLoop:
                 dst[i] = <float>i16[i]
 
     cdef void _check_time(self, Py_ssize_t n) noexcept nogil:
+        # A forward step beyond one period + tolerance is a gap (samples lost); a backward step
+        # beyond the tolerance is a reset (a restarted device or clock); either starts the
+        # windows afresh (I_LAST_GAP). Smaller backward steps are jitter: counted, kept. A step
+        # that only reflects a new clock offset (data continuous) is a clock jump: counted,
+        # never a gap.
         cdef Py_ssize_t i
         cdef double last = self._counters[I_LAST_TS], t, dt
         cdef double limit = self._period + self._gap_tol
         cdef double offset = self._offset
+        cdef double step = offset - self._offset_used
+        if last != 0.0 and (step > self._gap_tol or step < -self._gap_tol):
+            self._counters[I_CLOCK_JUMPS] += 1
         for i in range(n):
             t = self._stage_ts[i] + offset
             self._stage_ts[i] = t
             if last != 0.0:
-                dt = t - last
+                dt = t - last - step
+                step = 0.0  # only the first sample after an offset change carries it
                 if dt > limit:
                     self._counters[I_GAPS] += 1
                     self._counters[I_MISSING] += floor(dt / self._period + 0.5) - 1
+                    self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
+                elif dt < -self._gap_tol:
+                    self._counters[I_RESETS] += 1
                     self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
                 elif dt < 0.0:
                     self._counters[I_NONMONOTONIC] += 1
@@ -285,3 +302,4 @@ cdef class AcquisitionLoop:
                 self._counters[I_FIRST_TS] = t
             last = t
         self._counters[I_LAST_TS] = last
+        self._offset_used = offset
