@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
     run.add_argument("--log-rotate-mb", type=_positive_float, metavar="MB",
                      help="start a new log file (the full one renamed with the UTC time) at MB")
+    run.add_argument("--log-rotate-hours", type=_positive_float, metavar="H",
+                     help="also start a new log file every H hours (e.g. 24: daily files)")
     run.add_argument("--log-fsync-s", type=_positive_float, metavar="S",
                      help="also fsync the log at most every S seconds (power-cut safety)")
     run.add_argument("--max-age-s", type=_positive_float, default=1.0, metavar="S",
@@ -173,7 +175,7 @@ def _print_status(status) -> None:
 
 def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path: str | None,
                   hysteresis_args: argparse.Namespace | None, log_rotate_bytes: int | None = None,
-                  log_fsync_s: float | None = None):
+                  log_fsync_s: float | None = None, log_rotate_s: float | None = None):
     """Load the model, find and check the stream, create the outputs: a ready Decoder."""
     from rtdecode.decoder import Decoder
     from rtdecode.inlet import LslAcquisition, StreamMismatchError, StreamNotFoundError, resolve_stream
@@ -205,6 +207,7 @@ def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path
         model_name=Path(model_path).name,
         log_rotate_bytes=log_rotate_bytes,
         log_fsync_s=log_fsync_s,
+        log_rotate_s=log_rotate_s,
     )
     from rtdecode.telemetry import DecoderTelemetry
 
@@ -220,7 +223,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     decoder = _open_decoder(args.model, selector, resolve_timeout=args.resolve_timeout,
                             log_path=args.log, hysteresis_args=args,
                             log_rotate_bytes=int(args.log_rotate_mb * 2**20)
-                            if args.log_rotate_mb else None, log_fsync_s=args.log_fsync_s)
+                            if args.log_rotate_mb else None, log_fsync_s=args.log_fsync_s,
+                            log_rotate_s=args.log_rotate_hours * 3600
+                            if args.log_rotate_hours else None)
     decoder.stall_s = args.stall_s
     decoder.max_age_s = args.max_age_s
     print(

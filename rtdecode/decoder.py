@@ -57,6 +57,9 @@ class DecoderStatus:
     counters: dict = field(default_factory=dict)
     stale_decisions: int = 0
     skipped_decisions: int = 0
+    # "connected", "stalled" (no sample for stall_s), or "recovering" (after a gap, a timestamp
+    # reset, a skip or a stall: waiting for a full window of fresh samples)
+    stream_health: str = "connected"
     quality: float = 1.0                 # fraction of good channels in the newest window
     bad_channels: dict = field(default_factory=dict)   # {channel: reason} in that window
 
@@ -68,6 +71,7 @@ class DecoderStatus:
             f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms | "
             f"in {self.input_rate_hz / 1000:.1f} kHz gaps {self.gaps} lost {self.missing_samples} "
             f"overruns {self.overruns}"
+            + ("" if self.stream_health == "connected" else f" | {self.stream_health.upper()}")
             + (f" | bad ch {', '.join(f'{c}:{r}' for c, r in self.bad_channels.items())}"
                if self.bad_channels else "")
         )
@@ -182,6 +186,7 @@ class Decoder:
         self.max_age_s = max_age_s
         self._stale = 0
         self._skipped = 0
+        self._recovering = False
         self._stalled = False
         self._newest_seen = -1
         self._last_arrival = time.monotonic()
@@ -255,6 +260,7 @@ class Decoder:
         self.smoother.reset()
         self._origin = at_sample
         self._processed = at_sample
+        self._recovering = True
 
     def _loop(self) -> None:
         ring = self.acquisition.ring
@@ -300,8 +306,9 @@ class Decoder:
                 try:
                     ring.read(end, block, block_ts)
                 except OverrunError as exc:
+                    # the writer lapped the reader mid-read: skip what is gone, and say so
                     logger.warning("%s", exc)
-                    self._restart_features(ring.written - ring.capacity // 2)
+                    self._skip_to(ring.written - ring.capacity // 2, reason="overrun")
                     break
                 start = self._processed
                 self._processed = end
@@ -339,13 +346,14 @@ class Decoder:
             return self.acquisition.ring.capacity
         return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples)
 
-    def _skip_to(self, at_sample: int) -> None:
+    def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
         samples = at_sample - self._processed
         decisions = samples // self.config.hop_samples
         self._skipped += decisions
         logger.warning("decoder fell behind by %d samples; skipping %d decisions", samples,
                        decisions)
-        self.outputs.log_event("skipped", samples=int(samples), decisions=int(decisions))
+        self.outputs.log_event("skipped", samples=int(samples), decisions=int(decisions),
+                               reason=reason)
         self._restart_features(at_sample)
 
     def _log_discontinuity(self, at_sample: int) -> None:
@@ -370,6 +378,7 @@ class Decoder:
             if self._stalled:
                 self._stalled = False
                 self.outputs.log_event("signal_resumed", samples=int(newest))
+                self._recovering = True
                 self.smoother.reset()  # the next decision re-announces the state
             return
         if not self._stalled and now - self._last_arrival > self.stall_s:
@@ -418,6 +427,7 @@ class Decoder:
                                changed, row.copy(), quality.good_fraction)
             for queue in self._observers:
                 queue.append(seen)  # a bounded deque: never blocks, drops the oldest
+        self._recovering = False
         with self._lock:
             self._latencies_ms.append((now - raw_timestamp) * 1e3)
             self._decision_times.append(now)
@@ -472,6 +482,8 @@ class Decoder:
             counters=acq,
             stale_decisions=self._stale,
             skipped_decisions=self._skipped,
+            stream_health=("stalled" if self._stalled
+                           else "recovering" if self._recovering else "connected"),
             quality=quality,
             bad_channels=dict(bad),
         )

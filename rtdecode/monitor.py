@@ -466,6 +466,9 @@ class MonitorWindow(QtWidgets.QWidget):
             f"<b>clock offset</b> {status.clock_offset_s * 1e3:.3f} ms",
             f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
             _channels_text(status.bad_channels, self.n_channels),
+            f"<b>stream</b> {status.stream_health}"
+            + (f", {status.skipped_decisions} skipped, {status.stale_decisions} stale"
+               if status.skipped_decisions or status.stale_decisions else ""),
         ]
         decoder_cpu = getattr(self.feed, "decoder_cpu_cores", None)
         if decoder_cpu is not None:

@@ -180,6 +180,8 @@ class DecisionOutputs:
     log_rotate_bytes : int, optional
         For 24/7 runs: when the log reaches this size it is renamed with the UTC time
         (``decisions.20261123T140102Z.jsonl``) and a new one is started; nothing is deleted.
+    log_rotate_s : float, optional
+        Also start a new log when the current one is this old (e.g. daily files for 24/7 runs).
     log_fsync_s : float, optional
         Also ``os.fsync`` the log at most this often (a flushed line survives a crash of the
         process; an fsync'd one also survives a power cut).
@@ -203,9 +205,12 @@ class DecisionOutputs:
         model_name: str = "",
         log_rotate_bytes: int | None = None,
         log_fsync_s: float | None = None,
+        log_rotate_s: float | None = None,
     ) -> None:
         self._classes = validate_classes(classes)
         self._rotate_bytes = int(log_rotate_bytes) if log_rotate_bytes else None
+        self._rotate_s = float(log_rotate_s) if log_rotate_s else None
+        self._log_opened = time.monotonic()
         self._fsync_s = float(log_fsync_s) if log_fsync_s else None
         self._next_fsync = 0.0
         for name, value in (
@@ -484,7 +489,9 @@ class DecisionOutputs:
                 if now >= self._next_fsync:
                     self._next_fsync = now + self._fsync_s
                     os.fsync(self._log.fileno())
-            if self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes:
+            if ((self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes)
+                    or (self._rotate_s is not None
+                        and time.monotonic() - self._log_opened >= self._rotate_s)):
                 self._rotate()
 
     def _rotate(self) -> None:
@@ -501,6 +508,7 @@ class DecisionOutputs:
         os.replace(path, target)
         self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         self._log_bytes = 0
+        self._log_opened = time.monotonic()
 
     def _outlets(self) -> tuple[pylsl.StreamOutlet, pylsl.StreamOutlet]:
         scores, state = self._scores_outlet, self._state_outlet

@@ -61,12 +61,14 @@ def test_source_killed_and_restarted_three_times(small_model, unique_name, tmp_p
                 source.wait()
                 assert _wait(lambda: decoder.status().state == NO_SIGNAL, 10)
                 stalled_at = decoder.status().decisions
+                assert decoder.status().stream_health == "stalled"
                 time.sleep(1.0)
                 assert decoder.status().decisions == stalled_at  # nothing stale is published
                 source = _start_source(unique_name)  # same name -> same source_id
                 assert _wait(lambda: decoder.status().decisions >= stalled_at + 10, 40), \
                     f"decoding did not resume after restart {restart + 1}"
                 assert decoder.status().state != NO_SIGNAL
+                assert decoder.status().stream_health == "connected"
         lines = _lines(log)
         kinds = [d.get("event") for d in lines]
         assert kinds.count(NO_SIGNAL) == 3 and kinds.count("signal_resumed") == 3
@@ -391,3 +393,23 @@ def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_mo
                    and d["end_sample"] > stale[-1]["end_sample"]]
     assert len(fresh_after) >= 20
     assert rss_after - rss_before < 20 * 2**20  # the backlog did not grow memory
+
+
+def test_log_rotation_by_age_keeps_every_line(tmp_path):
+    import numpy as np
+
+    from rtdecode.outputs import Decision
+
+    log = tmp_path / "decisions.jsonl"
+    outputs = DecisionOutputs(("a", "b"), input_source_id="rot-t", input_name="rot", hop_s=0.1,
+                              log_path=log, log_rotate_s=0.2)
+    for i in range(30):
+        outputs.publish(Decision(end_sample=i, timestamp=float(i), probabilities=np.array(
+            [0.25, 0.75], np.float32), state="b", state_changed=i == 0, counters={}))
+        time.sleep(0.02)
+    outputs.close()
+    files = sorted(tmp_path.glob("decisions*.jsonl"))
+    assert len(files) >= 2
+    samples = sorted(json.loads(line)["end_sample"] for f in files
+                     for line in f.read_text().splitlines() if "end_sample" in line)
+    assert samples == list(range(30))
