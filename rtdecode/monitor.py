@@ -133,6 +133,10 @@ class MonitorWindow(QtWidgets.QWidget):
         self.n_channels = feed.n_channels
         self.fs_hz = feed.fs_hz
         self.feature_config = feed.feature_config
+        import pylsl
+
+        # decisions carry LSL-clock timestamps; the operator reads the wall clock
+        self._unix_minus_lsl = time.time() - pylsl.local_clock()
         self.hysteresis = feed.hysteresis
         self.event_class = getattr(self.hysteresis, "event_class", None)
         self._process = psutil.Process(os.getpid())
@@ -229,7 +233,8 @@ class MonitorWindow(QtWidgets.QWidget):
         layout.addWidget(self.spec_plot, 3, 1, 1, 2)
 
         # probabilities, thresholds, timeline
-        self.prob_plot = pg.PlotWidget(title="class probabilities")
+        self.prob_plot = pg.PlotWidget(title="class probabilities",
+                                       axisItems={"bottom": pg.DateAxisItem()})
         self.prob_plot.setYRange(0, 1)
         self.prob_plot.addLegend(offset=(5, 5))
         self.prob_curves = [
@@ -242,7 +247,9 @@ class MonitorWindow(QtWidgets.QWidget):
                 self.prob_plot.addItem(pg.InfiniteLine(level, angle=0,
                                                        pen=pg.mkPen("k", style=style)))
         layout.addWidget(self.prob_plot, 4, 1, 1, 2)
-        self.timeline_plot = pg.PlotWidget(title="state (top: decoded, bottom: truth)")
+        self.timeline_plot = pg.PlotWidget(title="state (top: decoded, bottom: truth)",
+                                           axisItems={"bottom": pg.DateAxisItem()})
+        self.timeline_plot.setXLink(self.prob_plot)
         self.timeline_img = pg.ImageItem()
         self.timeline_plot.addItem(self.timeline_img)
         self.timeline_plot.getAxis("left").setTicks([[(0.5, "truth"), (1.5, "decoded")]])
@@ -412,10 +419,10 @@ class MonitorWindow(QtWidgets.QWidget):
         if not self._t:
             return
         t = np.array(self._t)
-        rel = t - t[-1]
+        wall = t + self._unix_minus_lsl  # clock time on the axes
         p = np.array(self._p)
         for k, curve in enumerate(self.prob_curves):
-            curve.setData(rel, p[:, k])
+            curve.setData(wall, p[:, k])
         decoded = [_colour(s, self.classes) for s in self._states]
         truth_row = [(235, 235, 235)] * len(t)
         if self._truth_marks:
@@ -428,6 +435,8 @@ class MonitorWindow(QtWidgets.QWidget):
         img[:, 0] = truth_row
         img[:, 1] = decoded
         self.timeline_img.setImage(img, levels=(0, 255))
+        span = max(wall[-1] - wall[0], 1e-3)
+        self.timeline_img.setRect(QtCore.QRectF(wall[0], 0.0, span, 2.0))
 
     def _draw_banner(self, status) -> None:
         if self.no_signal:

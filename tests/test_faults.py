@@ -347,50 +347,65 @@ def test_jitter_and_clock_offset_jumps_are_counted_not_gaps(small_model, unique_
     assert np.all(np.diff(t) > 0)
 
 
+def _decoder_process(model, name, log, max_age_s):
+    """`rtdecode run` on the simulator ``name``, logging to ``log``; returns it and a scores
+    inlet once it has made 10 decisions."""
+    import pylsl
+
+    decoder = subprocess.Popen(
+        [sys.executable, "-m", "rtdecode", "run", "--model", str(model), "--source", name,
+         "--headless", "--log", str(log), "--max-age-s", str(max_age_s)],
+        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _wait(lambda: sum("probs" in d for d in _lines(log)) >= 10, 40)
+    found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:rtdecode-sim:{name}", timeout=10)
+    scores = pylsl.StreamInlet(found[0], processing_flags=0)
+    scores.open_stream(timeout=5)
+    return decoder, scores
+
+
+def _end(decoder, source):
+    """Stop a decoder process (if started) cleanly, then kill the source."""
+    if decoder is not None:
+        decoder.terminate()
+        decoder.wait(20)
+    source.kill()
+    source.wait()
+
+
+def _drain_ages(scores, seconds, ages):
+    """Pull decisions for ``seconds``; append each one's age on receipt (s) to ``ages``."""
+    import pylsl
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sample, ts = scores.pull_sample(timeout=0.05)
+        if sample is not None:
+            ages.append(pylsl.local_clock() - ts)
+
+
 def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_model, unique_name,
                                                                          tmp_path):
     """The decoder process frozen for 10 s (SIGSTOP: what a starved or swapped-out process
     sees, in the extreme) wakes with more backlog than its 8 s buffer: it skips ahead (logged),
     the late decisions are logged as stale, none reaches the consumer older than --max-age-s,
     and fresh decisions follow."""
-    import pylsl
     import psutil
 
     source = _start_source(unique_name)
     log = tmp_path / "decisions.jsonl"
     decoder = None
     try:
-        decoder = subprocess.Popen(
-            [sys.executable, "-m", "rtdecode", "run", "--model", str(small_model), "--source",
-             unique_name, "--headless", "--log", str(log), "--max-age-s", "1.0"],
-            cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert _wait(lambda: sum("probs" in d for d in _lines(log)) >= 10, 40)
-        found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:rtdecode-sim:{unique_name}",
-                                     timeout=10)
-        scores = pylsl.StreamInlet(found[0], processing_flags=0)
-        scores.open_stream(timeout=5)
+        decoder, scores = _decoder_process(small_model, unique_name, log, 1.0)
         rss_before = psutil.Process(decoder.pid).memory_info().rss
         ages = []
-
-        def drain(seconds):
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                sample, ts = scores.pull_sample(timeout=0.05)
-                if sample is not None:
-                    ages.append(pylsl.local_clock() - ts)
-
-        drain(2.0)
+        _drain_ages(scores, 2.0, ages)
         os.kill(decoder.pid, signal.SIGSTOP)
         time.sleep(10.0)
         os.kill(decoder.pid, signal.SIGCONT)
-        drain(6.0)
+        _drain_ages(scores, 6.0, ages)
         rss_after = psutil.Process(decoder.pid).memory_info().rss
     finally:
-        if decoder is not None:
-            decoder.terminate()
-            decoder.wait(20)
-        source.kill()
-        source.wait()
+        _end(decoder, source)
     lines = _lines(log)
     assert any(d.get("event") == "skipped" for d in lines)
     stale = [d for d in lines if d.get("stale")]
@@ -400,3 +415,44 @@ def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_mo
                    and d["end_sample"] > stale[-1]["end_sample"]]
     assert len(fresh_after) >= 20
     assert rss_after - rss_before < 20 * 2**20  # the backlog did not grow memory
+
+
+def test_cpu_starved_decoder_recovers_and_never_publishes_stale(small_model, unique_name,
+                                                                 tmp_path):
+    """The decoder at nice 19 pinned to one core with three busy processes on it (about 0.5 %
+    of the core left for it) for 8 s: decisions made late are logged stale, never published
+    older than --max-age-s; when the hogs stop, decoding is fresh again."""
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs sched_setaffinity (Linux)")
+    source = _start_source(unique_name)
+    log = tmp_path / "decisions.jsonl"
+    decoder, hogs = None, []
+    try:
+        decoder, scores = _decoder_process(small_model, unique_name, log, 0.5)
+        core = sorted(os.sched_getaffinity(0))[0]
+        for tid in os.listdir(f"/proc/{decoder.pid}/task"):  # every thread of the decoder
+            os.sched_setaffinity(int(tid), {core})
+        os.setpriority(os.PRIO_PROCESS, decoder.pid, 19)
+        for tid in os.listdir(f"/proc/{decoder.pid}/task"):
+            os.setpriority(os.PRIO_PROCESS, int(tid), 19)
+        ages = []
+        n_before = sum("probs" in d for d in _lines(log))
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+        for hog in hogs:
+            os.sched_setaffinity(hog.pid, {core})
+        _drain_ages(scores, 8.0, ages)
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        hogs = []
+        _drain_ages(scores, 6.0, ages)
+    finally:
+        for hog in hogs:
+            hog.kill()
+        _end(decoder, source)
+    lines = _lines(log)
+    decisions = [d for d in lines if "probs" in d]
+    late = [d for d in lines if d.get("stale") or d.get("event") == "skipped"]
+    assert late, "the starved decoder was never late: the test did not starve it"
+    assert ages and max(ages) < 0.5 + 0.25  # nothing older than max-age was published
+    assert sum(not d.get("stale") for d in decisions[n_before:]) >= 20  # fresh again after

@@ -135,6 +135,13 @@ def test_state_alarm_ack_and_no_signal(qtbot, live):
     xs, ys = window.trace_curves[0].getData()
     assert xs is not None and len(xs) > 100 and np.isfinite(ys).all()
     assert window.heat_img.image.shape == (N_CH, len(decoder.config.bands))
+    # the probabilities and the state timeline run on the wall clock
+    import time
+
+    wx, wy = window.prob_curves[0].getData()
+    assert abs(wx[-1] - time.time()) < 10 and np.all(np.diff(wx) > 0)
+    assert f"channels</b> {N_CH}/{N_CH} ok" in window.health.text()
+    assert "<b>stream</b> stalled" in window.health.text()
 
 
 def test_channel_paging_by_key_and_spin_box(qtbot, live):
