@@ -181,7 +181,9 @@ class Decoder:
         self._gap_handled = 0     # absolute sample of the newest gap already handled
         self._resets_seen = 0     # timestamp resets already logged
         self._last_published_ts = -math.inf
-        self._ts_shift = 0.0      # added to decision timestamps after the source's went back
+        self._holding_ts = False  # the source's timestamps are behind the published ones
+        self._warned_clock = False
+        self._old_not_behind = 0  # consecutive stale decisions while not behind
         self.stall_s = stall_s
         self.max_age_s = max_age_s
         self._stale = 0
@@ -318,24 +320,46 @@ class Decoder:
 
     def _age_s(self, end_sample: int, timestamp: float, now: float) -> float:
         """How late a decision is: from its window's last sample, on the LSL clock; or, when the
-        source's timestamps are not on this clock (off by more than a minute: a device clock,
-        a failed clock sync), from the samples that arrived after the window's end."""
+        source's timestamps are not on this clock at all (off by more than a minute: a device
+        clock), from the samples that arrived after the window's end. (That backlog cannot be
+        the measure otherwise: after a freeze the samples still queued in liblsl are not in
+        it.) Stale decisions while the decoder is not behind are reported once: a clock off by
+        less than a minute cannot be told from a late decoder here."""
         age = now - timestamp
-        if abs(age) < 60.0:
-            return age
-        return (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
+        backlog = (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
+        if abs(age) >= 60.0:
+            return backlog
+        if self.max_age_s is not None and age > self.max_age_s and backlog < self.config.hop_s:
+            self._old_not_behind += 1  # a catch-up after a freeze lasts well under 50 of these
+        else:
+            self._old_not_behind = 0
+        if self._old_not_behind >= 50 and not self._warned_clock:
+            self._warned_clock = True
+            logger.warning(
+                "decisions are %.2f s old although the decoder is not behind: the timestamps of "
+                "%r are behind this machine's LSL clock (its clock or LSL time correction); "
+                "they are logged as stale, not published. Fix the source's clock or raise "
+                "--max-age-s", age, self.acquisition.name)
+            self.outputs.log_event("clock_behind", age_s=age)
+        return age
 
     def _monotonic(self, timestamp: float) -> float:
-        """The published timestamp: the window's last sample's, shifted if the source's clock
-        went back (a reset) so decisions never go back in time; the shift is logged."""
-        published = timestamp + self._ts_shift
-        if published <= self._last_published_ts:
-            shift = self._last_published_ts + self.config.hop_s - published
-            self._ts_shift += shift
-            published += shift
-            self.outputs.log_event("timestamp_shift", shift_s=self._ts_shift)
-            logger.warning("source timestamps went back: decisions shifted by %+.3f s",
-                           self._ts_shift)
+        """The published timestamp: the window's last sample's, or, while the source's clock is
+        behind the decisions already published (after it went back), the previous decision's
+        plus one hop, so decisions never go back in time. Logged when it starts and ends."""
+        last = self._last_published_ts
+        if timestamp > last:
+            if self._holding_ts:
+                self._holding_ts = False
+                self.outputs.log_event("timestamps_caught_up", t=timestamp)
+            published = timestamp
+        else:
+            if not self._holding_ts:
+                self._holding_ts = True
+                self.outputs.log_event("timestamp_shift", behind_s=last - timestamp)
+                logger.warning("source timestamps went back by %.3f s: decisions are stamped "
+                               "one hop apart until they catch up", last - timestamp)
+            published = last + self.config.hop_s
         self._last_published_ts = published
         return published
 
@@ -347,6 +371,11 @@ class Decoder:
         return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples)
 
     def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
+        gap_at = int(self.acquisition.counters["last_gap_sample"])
+        if self._gap_handled < gap_at <= at_sample:
+            # a gap inside the skipped samples: the restart below covers it
+            self._gap_handled = gap_at
+            self._log_discontinuity(gap_at)
         samples = at_sample - self._processed
         decisions = samples // self.config.hop_samples
         self._skipped += decisions
@@ -418,15 +447,6 @@ class Decoder:
             stale=stale,
         )
         now = pylsl.local_clock()
-        if self._feature_sink is not None:
-            self._feature_sink(end_sample, row)
-        if self._telemetry is not None:
-            self._telemetry.publish(row, timestamp, self.status)
-        if self._observers:
-            seen = Observation(end_sample, timestamp, tuple(float(p) for p in probs), state,
-                               changed, row.copy(), quality.good_fraction)
-            for queue in self._observers:
-                queue.append(seen)  # a bounded deque: never blocks, drops the oldest
         self._recovering = False
         with self._lock:
             self._latencies_ms.append((now - raw_timestamp) * 1e3)
@@ -437,6 +457,15 @@ class Decoder:
             self._last_quality = (quality.good_fraction, bad)
             if changed:
                 self._state_since_ts = timestamp
+        if self._feature_sink is not None:
+            self._feature_sink(end_sample, row)
+        if self._telemetry is not None:
+            self._telemetry.publish(row, timestamp, self.status)
+        if self._observers:
+            seen = Observation(end_sample, timestamp, tuple(float(p) for p in probs), state,
+                               changed, row.copy(), quality.good_fraction)
+            for queue in self._observers:
+                queue.append(seen)  # a bounded deque: never blocks, drops the oldest
 
     # Observation ------------------------------------------------------------------------
     def observe(self, maxlen: int = 6000) -> deque:

@@ -328,17 +328,18 @@ class StreamingFeatures:
                 self._prepared_for = -1
                 quality = self._quality.window(self._store, end,
                                                self._n_in // self.config.decimation)
-                if quality.good_fraction < 1.0:
-                    self._replace_bad_channels(row, quality.flags)
+                bad = quality.flags != 0 if quality.good_fraction < 1.0 else None
                 if self._baseline is not None:
-                    self._subtract_baseline(row)
+                    # a bad channel neither enters its running mean nor keeps its own values
+                    self._subtract_baseline(row, bad)
+                if bad is not None:
+                    self._replace_bad_channels(row, bad)
                 rows.append(FeatureRow(self._n_in, row, quality))
         return rows
 
-    def _replace_bad_channels(self, row: np.ndarray, flags: np.ndarray) -> None:
+    def _replace_bad_channels(self, row: np.ndarray, bad: np.ndarray) -> None:
         """Bad channels' features := the good channels' median (in place; never NaN)."""
         per_channel = row.reshape(self.n_channels, self.config.features_per_channel)
-        bad = flags != 0
         if bad.all():
             # nothing to borrow from: finite placeholders (the window is bad_signal anyway)
             floor = np.float32(np.log10(_POWER_FLOOR))
@@ -346,11 +347,15 @@ class StreamingFeatures:
         else:
             per_channel[bad] = np.median(per_channel[~bad], axis=0)
 
-    def _subtract_baseline(self, row: np.ndarray) -> None:
-        """row -= running mean of the rows so far (this one included), in place."""
+    def _subtract_baseline(self, row: np.ndarray, bad: np.ndarray | None = None) -> None:
+        """row -= running mean of the rows so far (this one included), in place; channels in
+        ``bad`` are not added to their mean."""
         self._baseline_rows += 1
         alpha = max(self._baseline_alpha, 1.0 / self._baseline_rows)
-        self._baseline += alpha * (row - self._baseline)
+        step = alpha * (row - self._baseline)
+        if bad is not None:
+            step.reshape(self.n_channels, -1)[bad] = 0.0
+        self._baseline += step
         row -= self._baseline.astype(np.float32)
 
     def _consume(self, samples: np.ndarray) -> None:

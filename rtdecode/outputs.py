@@ -181,7 +181,9 @@ class DecisionOutputs:
         For 24/7 runs: when the log reaches this size it is renamed with the UTC time
         (``decisions.20261123T140102Z.jsonl``) and a new one is started; nothing is deleted.
     log_rotate_s : float, optional
-        Also start a new log when the current one is this old (e.g. daily files for 24/7 runs).
+        Also start a new log at every multiple of this many seconds of UTC time (86400: a file
+        per UTC day for 24/7 runs); a restarted decoder keeps appending to the current period's
+        file.
     log_fsync_s : float, optional
         Also ``os.fsync`` the log at most this often (a flushed line survives a crash of the
         process; an fsync'd one also survives a power cut).
@@ -210,7 +212,7 @@ class DecisionOutputs:
         self._classes = validate_classes(classes)
         self._rotate_bytes = int(log_rotate_bytes) if log_rotate_bytes else None
         self._rotate_s = float(log_rotate_s) if log_rotate_s else None
-        self._log_opened = time.monotonic()
+        self._log_period = 0  # the UTC period (time // rotate_s) the current file belongs to
         self._fsync_s = float(log_fsync_s) if log_fsync_s else None
         self._next_fsync = 0.0
         for name, value in (
@@ -256,6 +258,9 @@ class DecisionOutputs:
             self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
             self._log_path = path
             self._log_bytes = path.stat().st_size
+            # an existing file belongs to the period it was last written in
+            self._log_period = (int(path.stat().st_mtime // self._rotate_s)
+                                if self._rotate_s and self._log_bytes else self._period_now())
 
         try:
             self._scores_info = self._make_scores_info()
@@ -491,7 +496,7 @@ class DecisionOutputs:
                     os.fsync(self._log.fileno())
             if ((self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes)
                     or (self._rotate_s is not None
-                        and time.monotonic() - self._log_opened >= self._rotate_s)):
+                        and time.time() // self._rotate_s > self._log_period)):
                 self._rotate()
 
     def _rotate(self) -> None:
@@ -508,7 +513,10 @@ class DecisionOutputs:
         os.replace(path, target)
         self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         self._log_bytes = 0
-        self._log_opened = time.monotonic()
+        self._log_period = self._period_now()
+
+    def _period_now(self) -> int:
+        return int(time.time() // self._rotate_s) if self._rotate_s else 0
 
     def _outlets(self) -> tuple[pylsl.StreamOutlet, pylsl.StreamOutlet]:
         scores, state = self._scores_outlet, self._state_outlet

@@ -20,6 +20,7 @@ Policy (documented in the README):
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -27,6 +28,8 @@ from typing import NamedTuple
 import numpy as np
 
 from rtdecode._quality import summarise_bins
+
+logger = logging.getLogger("rtdecode")
 
 __all__ = ["QualityConfig", "WindowQuality", "ChannelQuality", "NONFINITE", "FLAT", "RAILED",
            "ARTEFACT", "REASONS"]
@@ -113,6 +116,13 @@ class ChannelQuality:
         self._bin = math.gcd(window_a, hop_a)
         fs_a = hop_a / hop_s
         self._min_run = max(3, math.ceil(config.stuck_run_s * fs_a - 1e-9))
+        if self._bin < 2 * self._min_run:
+            # runs are counted within bins (gcd of window and hop): with bins this short the
+            # stuck-sample checks cannot work; NaN, size and peak-to-peak checks still do
+            logger.warning("window and hop share only %d analysis samples: flat/railed runs of "
+                           "%d samples are not detected; make the window a multiple of the hop",
+                           self._bin, self._min_run)
+            self._min_run = self._bin + 1  # no run fits in a bin: nothing counts as stuck
         n_bins = window_a // self._bin
         shape = (n_bins, n_channels)
         self._min = np.zeros(shape, np.float32)
@@ -196,19 +206,27 @@ class ChannelQuality:
         at_rail = self._railed_count()
         railed = ok & (ptp > 0) & (at_rail >= stuck)
         flat = ok & ((ptp <= 0) | (self._repeats.sum(axis=0) - at_rail >= stuck))
-        flat |= known & (log_ptp < self._log_typical - math.log10(cfg.flat_factor))
-        flags[flat] |= FLAT
-        flags[railed] |= RAILED
+        too_small = known & (log_ptp < self._log_typical - math.log10(cfg.flat_factor))
         huge = known & (log_ptp > self._log_typical + math.log10(cfg.artefact_factor))
+        flags[flat | too_small] |= FLAT
+        flags[railed] |= RAILED
         flags[huge] |= ARTEFACT
-        self._update_typical(flags == 0, log_ptp)
+        # Flagged only for its size, a channel still moves its typical value, ten times slower:
+        # a seconds-long artefact barely shifts it, but a gain change, or a typical value first
+        # learnt from an unusual stretch, is accepted within minutes instead of never.
+        by_size = (too_small | huge) & ~(flat | railed | nonfinite)
+        self._update_typical(flags == 0, log_ptp, slow=by_size)
         return WindowQuality(float(np.mean(flags == 0)), flags)
 
-    def _update_typical(self, good: np.ndarray, log_ptp: np.ndarray | None = None) -> None:
+    def _update_typical(self, good: np.ndarray, log_ptp: np.ndarray | None = None,
+                        slow: np.ndarray | None = None) -> None:
         if log_ptp is None:
             log_ptp = np.log10(self._ptp())
         n = self._n_typical
         alpha = np.maximum(self._alpha, 1.0 / (n + 1))
+        if slow is not None:
+            alpha = np.where(slow, self._alpha / 10.0, alpha)
+            good = good | slow
         self._log_typical = np.where(good, self._log_typical + alpha * (log_ptp - self._log_typical),
                                      self._log_typical)
         self._n_typical = n + good

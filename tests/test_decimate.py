@@ -7,8 +7,10 @@ from rtdecode._decimate import FirDecimator
 
 
 def _reference(x, taps, factor):
-    """y[m] = sum_k h[k] x[m*D + D - 1 - k] (zero history), float64."""
-    full = scipy.signal.lfilter(taps.astype(np.float64), [1.0], x.astype(np.float64), axis=0)
+    """y[m] = sum_k h[k] x[m*D + D - 1 - k], x[i < 0] = x[0] (primed history), float64."""
+    pad = len(taps) - 1
+    primed = np.concatenate([np.repeat(x[:1], pad, axis=0), x]).astype(np.float64)
+    full = scipy.signal.lfilter(taps.astype(np.float64), [1.0], primed, axis=0)[pad:]
     return full[factor - 1 :: factor]
 
 
@@ -56,8 +58,19 @@ def test_reset_forgets_history():
     dec.process(np.ones((8, 1), np.float32), out)
     dec.reset()
     assert dec.n_in == 0
-    dec.process(np.ones((2, 1), np.float32), out)
-    assert out[0, 0] == 2.0  # only the two new ones: the history was zeroed
+    dec.process(np.full((2, 1), 3.0, np.float32), out)
+    # the history is refilled with the first new sample, nothing of the old input is left
+    assert out[0, 0] == 24.0
+
+
+def test_a_dc_offset_gives_no_start_transient():
+    """Primed with the first sample, a constant input gives a constant output from the start
+    (a zero history would step from 0 to the offset)."""
+    taps = np.ones(32, np.float32) / 32
+    dec = FirDecimator(taps, 4, 2)
+    out = np.empty((25, 2), np.float32)
+    dec.process(np.full((100, 2), 1000.0, np.float32), out)
+    np.testing.assert_allclose(out, 1000.0, rtol=1e-6)
 
 
 def test_bad_arguments():

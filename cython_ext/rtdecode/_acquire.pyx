@@ -272,13 +272,15 @@ cdef class AcquisitionLoop:
 
     cdef void _check_time(self, Py_ssize_t n) noexcept nogil:
         # A forward step beyond one period + tolerance is a gap (samples lost); a backward step
-        # beyond the tolerance is a reset (a restarted device or clock); either starts the
-        # windows afresh (I_LAST_GAP). Smaller backward steps are jitter: counted, kept. A step
+        # beyond a second is a reset (a restarted device or clock); either starts the windows
+        # afresh (I_LAST_GAP). Smaller backward steps are jitter (sources that stamp chunks by
+        # their push time step back by up to a chunk): counted, kept. A step
         # that only reflects a new clock offset (data continuous) is a clock jump: counted,
         # never a gap.
         cdef Py_ssize_t i
         cdef double last = self._counters[I_LAST_TS], t, dt
         cdef double limit = self._period + self._gap_tol
+        cdef double reset_limit = self._gap_tol if self._gap_tol > 1.0 else 1.0
         cdef double offset = self._offset
         cdef double step = offset - self._offset_used
         if last != 0.0 and (step > self._gap_tol or step < -self._gap_tol):
@@ -293,7 +295,7 @@ cdef class AcquisitionLoop:
                     self._counters[I_GAPS] += 1
                     self._counters[I_MISSING] += floor(dt / self._period + 0.5) - 1
                     self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
-                elif dt < -self._gap_tol:
+                elif dt < -reset_limit:
                     self._counters[I_RESETS] += 1
                     self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
                 elif dt < 0.0:

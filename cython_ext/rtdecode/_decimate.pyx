@@ -1,8 +1,9 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Stateful, causal FIR decimator for multichannel float32 streams.
 
-Output sample ``m`` is ``sum_k h[k] * x[m*D + D-1 - k]``: it covers the input up to and including
-sample ``m*D + D-1``, so after ``k*D`` input samples exactly ``k`` outputs exist. Only the outputs
+Output sample ``m`` is ``sum_k h[k] * x[m*D + D-1 - k]``, with ``x[i] = x[0]`` for ``i < 0`` (the
+history starts filled with the first sample): it covers the input up to and including sample
+``m*D + D-1``, so after ``k*D`` input samples exactly ``k`` outputs exist. Only the outputs
 are computed (polyphase cost: ``len(h)`` multiply-adds per output per channel), and each one is
 computed the same way whatever the chunking of the input, so a stream fed in random chunk sizes
 gives bit-identical output to the whole recording fed at once.
@@ -69,7 +70,7 @@ cdef class FirDecimator:
         return (self._n_in + n) // self._factor - self._n_in // self._factor
 
     def reset(self) -> None:
-        """Forget the history (as after a stream gap)."""
+        """Forget the history (as after a stream gap); the next input's first sample fills it."""
         self._buf[:, :] = 0
         self._n_in = 0
 
@@ -111,6 +112,12 @@ cdef class FirDecimator:
         cdef const float* h = &self._h[0]
         cdef const float* row
         cdef float hk
+        if self._n_in == 0 and n > 0:
+            # Start (or restart after a gap) as if the first sample had always been there: a
+            # zero history would put a step from 0 to the signal's DC offset into the first
+            # windows (broadband power, and a peak-to-peak the channel checks call an artefact).
+            for i in range(hist):
+                memcpy(buf + i * C, x, C * sizeof(float))
         while done < n:
             m = min(self._block, n - done)
             memcpy(buf + hist * C, x + done * C, m * C * sizeof(float))
