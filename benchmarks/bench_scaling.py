@@ -42,9 +42,12 @@ HERE = Path(__file__).resolve().parent
 
 def make_model(path: Path, *, n_channels: int, fs_hz: float, window_s: float = 2.0,
                hop_s: float = 0.1, n_bands: int = len(DEFAULT_BANDS), n_trees: int = 200) -> Path:
-    """A normal/seizure model of the bundled model's shape (depth 4) for these settings."""
+    """A normal/seizure model of the bundled model's shape (depth 4) for these settings (the
+    file at ``path`` is reused when it exists)."""
     from rtdecode.training import XGBParams, export_onnx, fit_xgboost
 
+    if path.is_file():
+        return path
     bands = tuple(DEFAULT_BANDS[:n_bands])
     names = {b.name for b in bands}
     config = FeatureConfig(fs_hz=fs_hz, window_s=window_s, hop_s=hop_s, bands=bands,
@@ -132,15 +135,18 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=32000.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--models", default=None,
+                    help="folder to keep the generated models in and reuse them from")
     a = ap.parse_args()
     print(machine(), flush=True)
-    models = Path(tempfile.mkdtemp(prefix="rtdecode-scale-models-"))
+    models = Path(a.models) if a.models else Path(tempfile.mkdtemp(prefix="rtdecode-scale-"))
+    models.mkdir(parents=True, exist_ok=True)
     tables = []
     if a.mode == "capacity":
         counts = [int(c) for c in (a.channels or "64,128,256,384,768,1024").split(",")]
         lines = [HEADER.format("channels")]
         for n in counts:
-            model = make_model(models / f"c{n}.onnx", n_channels=n, fs_hz=a.rate)
+            model = make_model(models / f"c{n}-{a.rate:g}.onnx", n_channels=n, fs_hz=a.rate)
             r = run_point(model, n, a.rate, a.seconds)
             lines.append(_row(f"{n} x {a.rate / 1000:g} kHz", r, 0.1))
             print(lines[-1], flush=True)
@@ -158,7 +164,8 @@ def main() -> None:
         for axis, points in axes.items():
             lines = [HEADER.format(axis)]
             for key, value in points:
-                model = make_model(models / f"{key}{value}.onnx", **base, **{key: value})
+                model = make_model(models / f"{key}{value}-{n}-{a.rate:g}.onnx", **base,
+                                   **{key: value})
                 r = run_point(model, n, a.rate, a.seconds)
                 results.setdefault(axis, []).append((value, r))
                 hop = value if key == "hop_s" else 0.1

@@ -150,7 +150,16 @@ class MonitorWindow(QtWidgets.QWidget):
         self._p = deque(maxlen=n_dec)
         self._states = deque(maxlen=n_dec)
         self._truth_marks: deque[tuple[float, str]] = deque(maxlen=10000)
-        self._band_rows = deque(maxlen=n_dec)
+        # spectrogram of the selected channel: a Hann-tapered FFT of its last ~0.25 s of raw
+        # samples (kept here as they are read) at each frame that brings decisions
+        self._spec_nfft = int(2 ** round(np.log2(max(64.0, self.fs_hz * 0.25))))
+        top_hz = max(b.hi_hz for b in self.feature_config.bands)
+        freqs = np.fft.rfftfreq(self._spec_nfft, 1.0 / self.fs_hz)
+        self._spec_bins = int(np.searchsorted(freqs, min(top_hz, self.fs_hz / 2), side="right"))
+        self._spec_top_hz = float(freqs[self._spec_bins - 1])
+        self._spec_taper = np.hanning(self._spec_nfft).astype(np.float32)
+        self._selected_tail = np.zeros(self._spec_nfft, np.float32)
+        self._spec_cols = deque(maxlen=n_dec)
         self._last_row = None
         self._alarm_onset_t: float | None = None
         self._alarm_acknowledged = False
@@ -225,11 +234,11 @@ class MonitorWindow(QtWidgets.QWidget):
         self.heat_plot.getAxis("left").setTicks([list(enumerate(bands))])
         self.heat_plot.setLabel("bottom", "channel")
         layout.addWidget(self.heat_plot, 1, 1, 2, 2)
-        self.spec_plot = pg.PlotWidget(title="band power over time, selected channel")
+        self.spec_plot = pg.PlotWidget(title="spectrogram of the selected channel (log power)")
         self.spec_img = pg.ImageItem()
         self.spec_img.setColorMap(pg.colormap.get("inferno"))
         self.spec_plot.addItem(self.spec_img)
-        self.spec_plot.getAxis("left").setTicks([list(enumerate(bands))])
+        self.spec_plot.setLabel("left", "frequency", units="Hz")
         layout.addWidget(self.spec_plot, 3, 1, 1, 2)
 
         # probabilities, thresholds, timeline
@@ -287,6 +296,7 @@ class MonitorWindow(QtWidgets.QWidget):
 
     def _select_channel(self, index: int) -> None:
         self.selected_channel = int(index)
+        self._spec_cols.clear()  # a new channel's spectrogram starts empty
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt API)
         key = event.key()
@@ -353,8 +363,18 @@ class MonitorWindow(QtWidgets.QWidget):
             n = min(written - start, self._scratch.shape[0])
             ring.read(start + n, self._scratch[:n])
             self._envelope.push(self._scratch[:n])
+            self._keep_selected(self._scratch[:n, self.selected_channel])
             start += n
         self._read_until = written
+
+    def _keep_selected(self, samples: np.ndarray) -> None:
+        """Append the selected channel's new samples to its spectrogram buffer."""
+        tail, n = self._selected_tail, samples.shape[0]
+        if n >= tail.size:
+            tail[:] = samples[-tail.size:]
+        else:
+            tail[:-n] = tail[n:]
+            tail[-n:] = samples
 
     def _read_observations(self) -> int:
         n_bands = len(self.feature_config.bands)
@@ -368,7 +388,6 @@ class MonitorWindow(QtWidgets.QWidget):
             if obs.features is not None:
                 row = obs.features.reshape(self.n_channels, per_channel)[:, :n_bands]
                 self._last_row = row
-                self._band_rows.append(row[self.selected_channel].copy())
             if self.event_class is not None:
                 if obs.state == self.event_class and self._alarm_onset_t is None:
                     self._alarm_onset_t = obs.timestamp
@@ -412,8 +431,11 @@ class MonitorWindow(QtWidgets.QWidget):
     def _draw_spectra(self) -> None:
         if self._last_row is not None:
             self.heat_img.setImage(self._last_row, autoLevels=True)
-        if self._band_rows:
-            self.spec_img.setImage(np.array(self._band_rows), autoLevels=True)
+        spectrum = np.fft.rfft(self._selected_tail * self._spec_taper)[: self._spec_bins]
+        self._spec_cols.append(np.log10(np.abs(spectrum) ** 2 + 1e-12).astype(np.float32))
+        cols = np.array(self._spec_cols)
+        self.spec_img.setImage(cols, autoLevels=True)
+        self.spec_img.setRect(QtCore.QRectF(0.0, 0.0, float(len(cols)), self._spec_top_hz))
 
     def _draw_decisions(self) -> None:
         if not self._t:

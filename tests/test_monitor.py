@@ -135,6 +135,9 @@ def test_state_alarm_ack_and_no_signal(qtbot, live):
     xs, ys = window.trace_curves[0].getData()
     assert xs is not None and len(xs) > 100 and np.isfinite(ys).all()
     assert window.heat_img.image.shape == (N_CH, len(decoder.config.bands))
+    spectrogram = window.spec_img.image  # decisions x frequency bins up to the top band
+    assert spectrogram.shape[0] > 5 and spectrogram.shape[1] > 50
+    assert np.isfinite(spectrogram).all() and spectrogram.std() > 0
     # the probabilities and the state timeline run on the wall clock
     import time
 
