@@ -181,7 +181,8 @@ class Decoder:
         self._gap_handled = 0     # absolute sample of the newest gap already handled
         self._resets_seen = 0     # timestamp resets already logged
         self._last_published_ts = -math.inf
-        self._holding_ts = False  # the source's timestamps are behind the published ones
+        self._ts_offset = 0.0     # added to decision timestamps after the source's went back
+        self._rebase_ts = False   # the windows restarted: set the offset afresh
         self._warned_clock = False
         self._old_not_behind = 0  # consecutive stale decisions while not behind
         self.stall_s = stall_s
@@ -263,6 +264,7 @@ class Decoder:
         self._origin = at_sample
         self._processed = at_sample
         self._recovering = True
+        self._rebase_ts = True
 
     def _loop(self) -> None:
         ring = self.acquisition.ring
@@ -344,22 +346,22 @@ class Decoder:
         return age
 
     def _monotonic(self, timestamp: float) -> float:
-        """The published timestamp: the window's last sample's, or, while the source's clock is
-        behind the decisions already published (after it went back), the previous decision's
-        plus one hop, so decisions never go back in time. Logged when it starts and ends."""
+        """The published timestamp: the window's last sample's plus an offset that is 0 unless
+        the source's clock went back. The offset is set afresh at the first decision after each
+        restart of the windows (a gap, a reset, a skip): 0 if the source's timestamps are ahead
+        of the decisions already published, else what puts this decision one hop after the
+        last (logged). Smaller steps back (jitter) are clamped, so decisions never go back."""
         last = self._last_published_ts
-        if timestamp > last:
-            if self._holding_ts:
-                self._holding_ts = False
-                self.outputs.log_event("timestamps_caught_up", t=timestamp)
-            published = timestamp
-        else:
-            if not self._holding_ts:
-                self._holding_ts = True
-                self.outputs.log_event("timestamp_shift", behind_s=last - timestamp)
-                logger.warning("source timestamps went back by %.3f s: decisions are stamped "
-                               "one hop apart until they catch up", last - timestamp)
-            published = last + self.config.hop_s
+        if self._rebase_ts:
+            self._rebase_ts = False
+            offset = 0.0 if timestamp > last else last + self.config.hop_s - timestamp
+            if offset != self._ts_offset:
+                self._ts_offset = offset
+                self.outputs.log_event("timestamp_offset", offset_s=offset)
+                if offset:
+                    logger.warning("source timestamps went back: decisions are stamped %+.3f s "
+                                   "from their window's last sample", offset)
+        published = max(timestamp + self._ts_offset, last + 1e-6)
         self._last_published_ts = published
         return published
 

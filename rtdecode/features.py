@@ -253,7 +253,7 @@ class StreamingFeatures:
         # describes the recording and electrodes, which a gap does not change
         self._baseline = (np.zeros(self.n_features, dtype=np.float64)
                           if config.normalisation == "baseline" else None)
-        self._baseline_rows = 0
+        self._baseline_rows = np.zeros(n_channels, np.int64)  # good rows per channel
         self._baseline_alpha = min(1.0, config.hop_s / config.baseline_s)
         self.quality_config = quality or QualityConfig()
         self._quality = ChannelQuality(self.quality_config, n_channels, self._window_a,
@@ -348,14 +348,14 @@ class StreamingFeatures:
             per_channel[bad] = np.median(per_channel[~bad], axis=0)
 
     def _subtract_baseline(self, row: np.ndarray, bad: np.ndarray | None = None) -> None:
-        """row -= running mean of the rows so far (this one included), in place; channels in
-        ``bad`` are not added to their mean."""
-        self._baseline_rows += 1
-        alpha = max(self._baseline_alpha, 1.0 / self._baseline_rows)
-        step = alpha * (row - self._baseline)
-        if bad is not None:
-            step.reshape(self.n_channels, -1)[bad] = 0.0
-        self._baseline += step
+        """row -= running mean of each channel's good rows so far (this one included), in
+        place; channels in ``bad`` are not added to their mean."""
+        good = np.ones(self.n_channels, bool) if bad is None else ~bad
+        self._baseline_rows += good
+        alpha = np.maximum(self._baseline_alpha, 1.0 / np.maximum(self._baseline_rows, 1))
+        step = (row - self._baseline).reshape(self.n_channels, -1) * alpha[:, None]
+        step[~good] = 0.0
+        self._baseline += step.reshape(-1)
         row -= self._baseline.astype(np.float32)
 
     def _consume(self, samples: np.ndarray) -> None:

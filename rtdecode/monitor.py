@@ -156,7 +156,6 @@ class MonitorWindow(QtWidgets.QWidget):
         top_hz = max(b.hi_hz for b in self.feature_config.bands)
         freqs = np.fft.rfftfreq(self._spec_nfft, 1.0 / self.fs_hz)
         self._spec_bins = int(np.searchsorted(freqs, min(top_hz, self.fs_hz / 2), side="right"))
-        self._spec_top_hz = float(freqs[self._spec_bins - 1])
         self._spec_taper = np.hanning(self._spec_nfft).astype(np.float32)
         self._selected_tail = np.zeros(self._spec_nfft, np.float32)
         self._spec_cols = deque(maxlen=n_dec)
@@ -297,6 +296,7 @@ class MonitorWindow(QtWidgets.QWidget):
     def _select_channel(self, index: int) -> None:
         self.selected_channel = int(index)
         self._spec_cols.clear()  # a new channel's spectrogram starts empty
+        self._selected_tail[:] = 0.0
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt API)
         key = event.key()
@@ -435,7 +435,9 @@ class MonitorWindow(QtWidgets.QWidget):
         self._spec_cols.append(np.log10(np.abs(spectrum) ** 2 + 1e-12).astype(np.float32))
         cols = np.array(self._spec_cols)
         self.spec_img.setImage(cols, autoLevels=True)
-        self.spec_img.setRect(QtCore.QRectF(0.0, 0.0, float(len(cols)), self._spec_top_hz))
+        df = self.fs_hz / self._spec_nfft  # row k is centred on k * df
+        self.spec_img.setRect(QtCore.QRectF(0.0, -df / 2, float(len(cols)),
+                                            self._spec_bins * df))
 
     def _draw_decisions(self) -> None:
         if not self._t:

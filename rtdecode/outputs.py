@@ -487,6 +487,10 @@ class DecisionOutputs:
         with self._lock:
             if self._log is None:
                 raise RuntimeError("DecisionOutputs is closed")
+            if self._rotate_s is not None and time.time() // self._rotate_s > self._log_period:
+                # a new UTC period: the file is renamed with the start of its own period, and
+                # this line opens the next one
+                self._rotate(self._log_period * self._rotate_s)
             self._log.write(line)
             self._log_bytes += len(line)
             if self._fsync_s is not None:
@@ -494,17 +498,16 @@ class DecisionOutputs:
                 if now >= self._next_fsync:
                     self._next_fsync = now + self._fsync_s
                     os.fsync(self._log.fileno())
-            if ((self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes)
-                    or (self._rotate_s is not None
-                        and time.time() // self._rotate_s > self._log_period)):
-                self._rotate()
+            if self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes:
+                self._rotate(time.time())
 
-    def _rotate(self) -> None:
-        """Rename the full log with the UTC time and start a new one (under the lock)."""
+    def _rotate(self, stamp_time: float) -> None:
+        """Rename the log with the UTC time ``stamp_time`` and start a new one (under the
+        lock)."""
         path = self._log_path
         assert path is not None and self._log is not None
         self._log.close()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_time))
         target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
         k = 1
         while target.exists():  # several rotations within one second

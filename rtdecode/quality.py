@@ -116,7 +116,7 @@ class ChannelQuality:
         self._bin = math.gcd(window_a, hop_a)
         fs_a = hop_a / hop_s
         self._min_run = max(3, math.ceil(config.stuck_run_s * fs_a - 1e-9))
-        if self._bin < 2 * self._min_run:
+        if self._bin < self._min_run:
             # runs are counted within bins (gcd of window and hop): with bins this short the
             # stuck-sample checks cannot work; NaN, size and peak-to-peak checks still do
             logger.warning("window and hop share only %d analysis samples: flat/railed runs of "
