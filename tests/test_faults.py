@@ -394,9 +394,9 @@ def _drain_ages(scores, seconds, ages):
 def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_model, unique_name,
                                                                          tmp_path):
     """The decoder process frozen for 10 s (SIGSTOP: what a starved or swapped-out process
-    sees, in the extreme) wakes with more backlog than its 8 s buffer: it skips ahead (logged),
-    the late decisions are logged as stale, none reaches the consumer older than --max-age-s,
-    and fresh decisions follow."""
+    sees, in the extreme) wakes 10 s behind: it skips ahead to the newest window (logged with the
+    decisions skipped), any decision still made late is logged as stale, none reaches the
+    consumer older than --max-age-s, and fresh decisions follow."""
     import psutil
 
     source = _start_source(unique_name)
@@ -415,12 +415,13 @@ def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_mo
     finally:
         _end(decoder, source)
     lines = _lines(log)
-    assert any(d.get("event") == "skipped" for d in lines)
-    stale = [d for d in lines if d.get("stale")]
-    assert stale
+    # the ~100 decisions of the freeze were skipped (logged with their count) or, the few made
+    # while catching up, logged as stale
+    skipped = sum(d.get("decisions", 0) for d in lines if d.get("event") == "skipped")
+    late = [i for i, d in enumerate(lines) if d.get("stale") or d.get("event") == "skipped"]
+    assert skipped + sum(bool(d.get("stale")) for d in lines) >= 60
     assert len(ages) > 40 and max(ages) < 1.0 + 0.25  # nothing older than max-age went out
-    fresh_after = [d for d in lines if "probs" in d and not d.get("stale")
-                   and d["end_sample"] > stale[-1]["end_sample"]]
+    fresh_after = [d for d in lines[late[-1] + 1:] if "probs" in d and not d.get("stale")]
     assert len(fresh_after) >= 20
     assert rss_after - rss_before < 20 * 2**20  # the backlog did not grow memory
 
