@@ -435,6 +435,8 @@ class Decoder:
             self._stale += 1
         raw_timestamp = timestamp
         timestamp = self._monotonic(raw_timestamp)
+        # how old the decision is as it goes out (a starved process may deliver it later still)
+        counters["age_ms"] = round((now - raw_timestamp) * 1e3, 3)
         self.outputs.publish(
             Decision(
                 end_sample=end_sample,
