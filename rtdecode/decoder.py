@@ -291,7 +291,7 @@ class Decoder:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
                 self._skip_to(newest - ring.capacity // 2)
-            elif newest - self._processed > max(self._skip_after, self.config.window_samples):
+            elif newest - self._processed > self._skip_after:
                 # Behind by more than a decision may be late (a starved CPU, a frozen process):
                 # every window before the newest would be stale; skip to the newest one
                 self._skip_to(newest - self.config.window_samples)
@@ -367,10 +367,12 @@ class Decoder:
 
     @property
     def _skip_after(self) -> int:
-        """Backlog (samples) beyond which the decoder skips to the newest window."""
+        """Backlog (samples) beyond which the decoder skips to the newest window: more than
+        ``max_age_s`` of samples, and always at least a window (the skip lands a window back)."""
         if self.max_age_s is None:
             return self.acquisition.ring.capacity
-        return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples)
+        return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples,
+                   self.config.window_samples)
 
     def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
         gap_at = int(self.acquisition.counters["last_gap_sample"])

@@ -163,8 +163,9 @@ class ChannelQuality:
                            self._nonfinite.view(np.uint8), self._repeats, self._at_max,
                            self._at_min)
             self._done = end_a
-        if not self._nonfinite.any() and self._all_fine():
-            self._update_typical(np.ones(self.n_channels, bool))
+        log_ptp = None if self._nonfinite.any() else self._all_fine()
+        if log_ptp is not None:
+            self._update_typical(np.ones(self.n_channels, bool), log_ptp)
             return self._good
         return self._verdict()
 
@@ -177,18 +178,21 @@ class ChannelQuality:
         bottom = self._min == self._min.min(axis=0)
         return (self._at_max * top).sum(axis=0) + (self._at_min * bottom).sum(axis=0)
 
-    def _all_fine(self) -> bool:
-        """Fast path: nothing stuck, and every channel within its typical range."""
+    def _all_fine(self) -> np.ndarray | None:
+        """Fast path: nothing stuck, and every channel within its typical range. Returns the
+        channels' log10 peak-to-peak when so (for the typical values), else ``None``."""
         if self._repeats.sum(axis=0).max() >= self.config.stuck_fraction * self._window_a:
-            return False
+            return None
         ptp = self._ptp()
         if not (ptp > 0).all():
-            return False
+            return None
+        log_ptp = np.log10(ptp)
         known = self._n_typical > 0
-        log_ptp = np.log10(ptp[known])
-        typical = self._log_typical[known]
-        return bool(np.all(log_ptp <= typical + math.log10(self.config.artefact_factor))
-                    and np.all(log_ptp >= typical - math.log10(self.config.flat_factor)))
+        deviation = log_ptp[known] - self._log_typical[known]
+        if np.all(deviation <= math.log10(self.config.artefact_factor)) and np.all(
+                deviation >= -math.log10(self.config.flat_factor)):
+            return log_ptp
+        return None
 
     def _verdict(self) -> WindowQuality:
         cfg = self.config
@@ -218,10 +222,8 @@ class ChannelQuality:
         self._update_typical(flags == 0, log_ptp, slow=by_size)
         return WindowQuality(float(np.mean(flags == 0)), flags)
 
-    def _update_typical(self, good: np.ndarray, log_ptp: np.ndarray | None = None,
+    def _update_typical(self, good: np.ndarray, log_ptp: np.ndarray,
                         slow: np.ndarray | None = None) -> None:
-        if log_ptp is None:
-            log_ptp = np.log10(self._ptp())
         n = self._n_typical
         alpha = np.maximum(self._alpha, 1.0 / (n + 1))
         if slow is not None:
