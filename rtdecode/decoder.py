@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pylsl
+from threadpoolctl import threadpool_limits
 
 from rtdecode._ringbuffer import OverrunError
 from rtdecode.features import StreamingFeatures
@@ -201,6 +202,10 @@ class Decoder:
     def start(self) -> Decoder:
         if self._thread is not None:
             raise RuntimeError("decoder already started")
+        # One BLAS thread: the feature stage's small matrix products cross OpenBLAS's threading
+        # threshold above ~100 channels, and its idle workers then spin between calls (measured:
+        # a whole core at 128 ch x 32 kHz, for no gain in latency).
+        threadpool_limits(limits=1, user_api="blas")
         if not self.acquisition.alive:
             self.acquisition.start()
         self.outputs.log_event(

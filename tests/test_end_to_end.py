@@ -57,6 +57,10 @@ def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channe
     scores = pylsl.StreamInlet(scores_info, processing_flags=0)
     scores.open_stream(5)
     with decoder:
+        # the decoder runs BLAS on one thread (idle OpenBLAS workers spin: a core at 128 ch)
+        from threadpoolctl import threadpool_info
+
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {1}
         deadline = time.monotonic() + 10
         while not outlet.have_consumers() and time.monotonic() < deadline:
             time.sleep(0.01)
