@@ -6,8 +6,8 @@
 
 Each point runs a real `rtdecode run --headless` process on a model made for it (an XGBoost
 booster fitted to random rows of the right width, exported to ONNX with its contract: only its
-size matters here), fed by this process: an LSL source pushing a looped pool of noise in 10 ms
-chunks (each window ends at a chunk's end, so the window's last sample is pushed, and stamped,
+size matters here), fed by this process: an LSL source pushing a looped pool of noise in 1 ms
+chunks (``--chunk-ms``) (each window ends at a chunk's end, so the window's last sample is pushed, and stamped,
 at the chunk's push) and a consumer of the decisions. Measured over ``--seconds`` after 5 s of
 warm-up: the decoder process's CPU (user + system over wall, in cores), decision latency
 (receipt minus the window's last sample's timestamp) p50 / p99, decisions per second, and lost
@@ -69,11 +69,13 @@ def make_model(path: Path, *, n_channels: int, fs_hz: float, window_s: float = 2
     return export_onnx(booster, contract, path, X[:20])
 
 
-def run_point(model: Path, n_channels: int, fs_hz: float, seconds: float) -> dict:
+def run_point(model: Path, n_channels: int, fs_hz: float, seconds: float,
+              chunk_s: float = 0.001) -> dict:
     """One decoder process on a pushed stream; what a consumer and the OS see of it."""
     name = f"scale-{time.monotonic_ns()}"
-    chunk = int(fs_hz * 0.01)
-    pool = np.random.default_rng(1).standard_normal((chunk * 50, n_channels)).astype(np.float32)
+    chunk = max(1, int(round(fs_hz * chunk_s)))
+    n_pool = max(50, int(0.5 * fs_hz / chunk))  # half a second of noise, looped
+    pool = np.random.default_rng(1).standard_normal((chunk * n_pool, n_channels)).astype(np.float32)
     pool *= 20.0
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_channels, fs_hz, "float32", name),
                                 chunk_size=chunk, max_buffered=30)
@@ -90,7 +92,8 @@ def run_point(model: Path, n_channels: int, fs_hz: float, seconds: float) -> dic
                 time.sleep(delay)
             else:
                 late.append(-delay)
-            outlet.push_chunk(pool[(k % 50) * chunk:(k % 50 + 1) * chunk], pylsl.local_clock())
+            outlet.push_chunk(pool[(k % n_pool) * chunk:(k % n_pool + 1) * chunk],
+                              pylsl.local_clock())
             k += 1
 
     folder = Path(tempfile.mkdtemp(prefix="rtdecode-scale-"))
@@ -134,6 +137,8 @@ def main() -> None:
     ap.add_argument("--channels", default=None)
     ap.add_argument("--rate", type=float, default=32000.0)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--chunk-ms", type=float, default=1.0,
+                    help="the source pushes chunks this long (the simulator's: 1 ms)")
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--models", default=None,
                     help="folder to keep the generated models in and reuse them from")
@@ -147,7 +152,7 @@ def main() -> None:
         lines = [HEADER.format("channels")]
         for n in counts:
             model = make_model(models / f"c{n}-{a.rate:g}.onnx", n_channels=n, fs_hz=a.rate)
-            r = run_point(model, n, a.rate, a.seconds)
+            r = run_point(model, n, a.rate, a.seconds, a.chunk_ms / 1e3)
             lines.append(_row(f"{n} x {a.rate / 1000:g} kHz", r, 0.1))
             print(lines[-1], flush=True)
         tables.append("\n".join(lines))
@@ -166,7 +171,7 @@ def main() -> None:
             for key, value in points:
                 model = make_model(models / f"{key}{value}-{n}-{a.rate:g}.onnx", **base,
                                    **{key: value})
-                r = run_point(model, n, a.rate, a.seconds)
+                r = run_point(model, n, a.rate, a.seconds, a.chunk_ms / 1e3)
                 results.setdefault(axis, []).append((value, r))
                 hop = value if key == "hop_s" else 0.1
                 lines.append(_row(f"{value:g}", r, hop))

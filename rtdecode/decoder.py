@@ -34,6 +34,9 @@ logger = logging.getLogger("rtdecode")
 
 #: State-outlet marker while the input delivers no samples (not a class of any model).
 NO_SIGNAL = "no_signal"
+# Input channel-samples decimated per wake at most, by default (at 1024 channels: 32 ms of input,
+# ~1.5 ms of work).
+_STEP_CHANNEL_SAMPLES = 2**20
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,12 @@ class Decoder:
     outputs : DecisionOutputs
     hysteresis : EventHysteresis or StateHysteresis, optional
         Overrides the model's default hysteresis.
-    step_fraction : float
-        The decode thread wakes every ``hop * step_fraction`` of samples to decimate what has
-        arrived, so the work left when a window completes is small (latency).
+    step_samples : int, optional
+        The decode thread wakes every this many input samples to decimate what has arrived, so
+        the work left for the moment all but a window's tail has arrived (its FFT) is small.
+        By default a hop below ~300 channels (two wakes per hop: that one and the window's
+        end), and shorter steps above (``2**20`` channel-samples, ~0.1 s of decimation work
+        at most).
     feature_sink : callable, optional
         Called as ``feature_sink(end_sample, features)`` on the decode thread after each decision
         is published (observers only: it must return quickly and not keep the array).
@@ -132,7 +138,7 @@ class Decoder:
         outputs: DecisionOutputs,
         *,
         hysteresis=None,
-        step_fraction: float = 0.25,
+        step_samples: int | None = None,
         feature_sink=None,
         telemetry=None,
         stall_s: float = 1.0,
@@ -160,7 +166,10 @@ class Decoder:
         self._channel_names = (labels if len(labels) == acquisition.n_channels
                                else [str(i) for i in range(acquisition.n_channels)])
         self._last_quality = (1.0, {})
-        self._step = max(1, int(self.config.hop_samples * step_fraction))
+        # Each wake costs ~0.1 ms of cold caches and interpreter: as few as the work allows.
+        self._step = int(step_samples or min(self.config.hop_samples,
+                                              max(self.features.tail_input_samples,
+                                                  _STEP_CHANNEL_SAMPLES // acquisition.n_channels)))
         # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
         # the tail's small DFT is left for when the last sample arrives.
         self._pre_boundary = self.features.tail_input_samples

@@ -15,23 +15,24 @@ def _reference(x, taps, factor):
 
 
 @pytest.mark.parametrize("factor, n_taps", [(1, 1), (4, 24), (16, 192), (5, 7)])
-def test_matches_reference_in_random_chunks(factor, n_taps):
+@pytest.mark.parametrize("n_ch", [5, 16, 37, 64])  # the kernel sums 16 channels at a time
+def test_matches_reference_in_random_chunks(factor, n_taps, n_ch):
     rng = np.random.default_rng(factor)
     taps = rng.standard_normal(n_taps).astype(np.float32)
-    x = rng.standard_normal((3001, 5)).astype(np.float32)
-    dec = FirDecimator(taps, factor, 5, block=97)  # small block: exercise internal steps
+    x = rng.standard_normal((3001, n_ch)).astype(np.float32)
+    dec = FirDecimator(taps, factor, n_ch, block=97)  # small block: exercise internal steps
     outs = []
     pos = 0
     while pos < len(x):
         n = int(rng.integers(1, 400))
         chunk = x[pos : pos + n]
-        out = np.empty((dec.n_out_for(len(chunk)), 5), np.float32)
+        out = np.empty((dec.n_out_for(len(chunk)), n_ch), np.float32)
         assert dec.process(chunk, out) == len(out)
         outs.append(out)
         pos += n
     got = np.concatenate(outs)
     ref = _reference(x, taps, factor)
-    assert got.shape == ref.shape == (len(x) // factor, 5)
+    assert got.shape == ref.shape == (len(x) // factor, n_ch)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(taps).sum())
 
 

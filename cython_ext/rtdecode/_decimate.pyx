@@ -14,6 +14,50 @@ from libc.string cimport memcpy, memmove, memset
 
 cnp.import_array()
 
+cdef enum:
+    LANES = 16  # channels summed together in registers (4 SSE / 2 AVX / 1 AVX-512 vectors)
+
+
+cdef inline void _fir_block(const float* h, Py_ssize_t L, const float* x0, Py_ssize_t S,
+                            Py_ssize_t C, Py_ssize_t width, Py_ssize_t first, Py_ssize_t step,
+                            Py_ssize_t n_out, float* out) noexcept nogil:
+    """Outputs of ``width`` (<= LANES) adjacent channels: for output ``i``,
+    ``out[i*C + c] = sum_k h[k] * x0[(first + i*step - k)*S + c]``, summed in k order
+    (``S``: the input's row stride).
+
+    One block of channels at a time, all its outputs before the next block: the block's
+    history (one cache line per sample at 16 channels) stays in cache while every output
+    reuses it, and the partial sums stay in registers across the taps. The order of the
+    additions per channel is a plain loop's, so the result does not depend on the blocking
+    (bit-identical to ~3x slower code that loaded and stored every partial sum per tap).
+    """
+    cdef Py_ssize_t i, k, cc
+    cdef float a[LANES]
+    cdef const float* row
+    cdef float hk
+    for i in range(n_out):
+        row = x0 + (first + i * step) * S
+        if width == LANES:
+            for cc in range(LANES):
+                a[cc] = 0.0
+            for k in range(L):
+                hk = h[k]
+                for cc in range(LANES):
+                    a[cc] += hk * row[cc]
+                row -= S
+            for cc in range(LANES):
+                out[i * C + cc] = a[cc]
+        else:
+            for cc in range(width):
+                a[cc] = 0.0
+            for k in range(L):
+                hk = h[k]
+                for cc in range(width):
+                    a[cc] += hk * row[cc]
+                row -= S
+            for cc in range(width):
+                out[i * C + cc] = a[cc]
+
 
 cdef class FirDecimator:
     """Decimate by ``factor`` with FIR ``taps`` (anti-aliasing designed by the caller).
@@ -29,8 +73,8 @@ cdef class FirDecimator:
     """
     cdef float[::1] _h
     cdef Py_ssize_t _n_taps, _factor, _n_ch, _block
-    cdef float[:, ::1] _buf      # (n_taps - 1 + block, n_ch): history, then new input
-    cdef float[::1] _acc
+    cdef float[:, ::1] _buf      # (n_taps - 1 + block, stride): history, then new input
+    cdef Py_ssize_t _stride
     cdef long long _n_in
 
     def __cinit__(self, taps, Py_ssize_t factor, Py_ssize_t n_channels, Py_ssize_t block=4096):
@@ -48,8 +92,10 @@ cdef class FirDecimator:
         self._factor = factor
         self._n_ch = n_channels
         self._block = block
-        self._buf = np.zeros((self._n_taps - 1 + block, n_channels), dtype=np.float32)
-        self._acc = np.zeros(n_channels, dtype=np.float32)
+        # Rows padded by one cache line: at 1024 channels unpadded rows are 4 KiB apart, and a
+        # column walk through the taps hits one cache set only (measured 2x slower).
+        self._stride = n_channels + 16
+        self._buf = np.zeros((self._n_taps - 1 + block, self._stride), dtype=np.float32)
         self._n_in = 0
 
     @property
@@ -105,37 +151,32 @@ cdef class FirDecimator:
     cdef void _process(self, const float* x, Py_ssize_t n, float* out) noexcept nogil:
         cdef Py_ssize_t L = self._n_taps, D = self._factor, C = self._n_ch
         cdef Py_ssize_t hist = L - 1
-        cdef Py_ssize_t done = 0, m, i, j, k, c, first_out
+        cdef Py_ssize_t done = 0, m, i, c, first_out, n_new
         cdef Py_ssize_t n_out = 0
+        cdef Py_ssize_t S = self._stride
         cdef float* buf = &self._buf[0, 0]
-        cdef float* acc = &self._acc[0]
         cdef const float* h = &self._h[0]
-        cdef const float* row
-        cdef float hk
         if self._n_in == 0 and n > 0:
             # Start (or restart after a gap) as if the first sample had always been there: a
             # zero history would put a step from 0 to the signal's DC offset into the first
             # windows (broadband power, and a peak-to-peak the channel checks call an artefact).
             for i in range(hist):
-                memcpy(buf + i * C, x, C * sizeof(float))
+                memcpy(buf + i * S, x, C * sizeof(float))
         while done < n:
             m = min(self._block, n - done)
-            memcpy(buf + hist * C, x + done * C, m * C * sizeof(float))
+            for i in range(m):
+                memcpy(buf + (hist + i) * S, x + (done + i) * C, C * sizeof(float))
             # Local index (in buf) of the first input sample that completes an output: absolute
             # input index i with (i + 1) % D == 0.
             first_out = (D - 1 - (self._n_in % D)) % D
-            j = first_out
-            while j < m:
-                memset(acc, 0, C * sizeof(float))
-                for k in range(L):
-                    hk = h[k]
-                    row = buf + (hist + j - k) * C
-                    for c in range(C):
-                        acc[c] += hk * row[c]
-                memcpy(out + n_out * C, acc, C * sizeof(float))
-                n_out += 1
-                j += D
+            n_new = (m - first_out + D - 1) // D if first_out < m else 0
+            c = 0
+            while c < C and n_new > 0:
+                _fir_block(h, L, buf + hist * S + c, S, C, min(<Py_ssize_t>LANES, C - c), first_out,
+                           D, n_new, out + n_out * C + c)
+                c += LANES
+            n_out += n_new
             # Keep the newest L-1 samples as history for the next step.
-            memmove(buf, buf + m * C, hist * C * sizeof(float))
+            memmove(buf, buf + m * S, hist * S * sizeof(float))
             self._n_in += m
             done += m
