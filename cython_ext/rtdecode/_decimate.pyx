@@ -30,33 +30,31 @@ cdef inline void _fir_block(const float* h, Py_ssize_t L, const float* x0, Py_ss
     reuses it, and the partial sums stay in registers across the taps. The order of the
     additions per channel is a plain loop's, so the result does not depend on the blocking
     (bit-identical to ~3x slower code that loaded and stored every partial sum per tap).
+    A last block narrower than LANES reads the rows' zero padding and keeps ``width`` sums.
     """
     cdef Py_ssize_t i, k, cc
     cdef float a[LANES]
+    cdef float last[LANES]
     cdef const float* row
     cdef float hk
     for i in range(n_out):
         row = x0 + (first + i * step) * S
-        if width == LANES:
+        for cc in range(LANES):
+            a[cc] = 0.0
+        for k in range(L):
+            hk = h[k]
             for cc in range(LANES):
-                a[cc] = 0.0
-            for k in range(L):
-                hk = h[k]
-                for cc in range(LANES):
-                    a[cc] += hk * row[cc]
-                row -= S
+                a[cc] += hk * row[cc]
+            row -= S
+        if width == LANES:
             for cc in range(LANES):
                 out[i * C + cc] = a[cc]
         else:
+            # through a copy: indexing ``a`` by a variable would keep it out of registers
+            for cc in range(LANES):
+                last[cc] = a[cc]
             for cc in range(width):
-                a[cc] = 0.0
-            for k in range(L):
-                hk = h[k]
-                for cc in range(width):
-                    a[cc] += hk * row[cc]
-                row -= S
-            for cc in range(width):
-                out[i * C + cc] = a[cc]
+                out[i * C + cc] = last[cc]
 
 
 cdef class FirDecimator:
@@ -92,9 +90,10 @@ cdef class FirDecimator:
         self._factor = factor
         self._n_ch = n_channels
         self._block = block
-        # Rows padded by one cache line: at 1024 channels unpadded rows are 4 KiB apart, and a
-        # column walk through the taps hits one cache set only (measured 2x slower).
-        self._stride = n_channels + 16
+        # Rows hold whole blocks of LANES channels (zeros past the last channel) plus one cache
+        # line: at 1024 channels unpadded rows are 4 KiB apart, and a column walk through the
+        # taps hits one cache set only (measured 2x slower).
+        self._stride = -(-n_channels // LANES) * LANES + 16
         self._buf = np.zeros((self._n_taps - 1 + block, self._stride), dtype=np.float32)
         self._n_in = 0
 
