@@ -250,7 +250,6 @@ class StreamingFeatures:
         self._store = np.zeros((n_channels, 2 * self._window_a + self._hop_a), dtype=np.float32)
         self._fill = 0
         self._n_in = 0
-        self._scratch = np.empty((4096, n_channels), dtype=np.float32)
         self._tail_a = self.band_power.tail_samples
         self._head_a = self._window_a - self._tail_a
         self._tail_in = self._tail_a * config.decimation
@@ -366,15 +365,12 @@ class StreamingFeatures:
 
     def _consume(self, samples: np.ndarray) -> None:
         n_out = self._decimator.n_out_for(samples.shape[0])
-        if n_out > self._scratch.shape[0]:
-            self._scratch = np.empty((n_out, self.n_channels), dtype=np.float32)
-        produced = self._decimator.process(samples, self._scratch)
-        if self._fill + produced > self._store.shape[1]:
+        if self._fill + n_out > self._store.shape[1]:
             keep = self._window_a
             self._store[:, :keep] = self._store[:, self._fill - keep : self._fill]
             self._fill = keep
-        self._store[:, self._fill : self._fill + produced] = self._scratch[:produced].T
-        self._fill += produced
+        # the decimator writes each channel's row of the store directly (no transposed copy)
+        self._fill += self._decimator.process_columns(samples, self._store, self._fill)
         self._n_in += samples.shape[0]
 
 

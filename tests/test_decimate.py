@@ -82,3 +82,24 @@ def test_bad_arguments():
         dec.process(np.zeros((4, 3), np.float32), np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="out must be"):
         dec.process(np.zeros((4, 2), np.float32), np.zeros((1, 2), np.float32))
+
+
+def test_channel_major_output_equals_time_major():
+    rng = np.random.default_rng(3)
+    taps = rng.standard_normal(96).astype(np.float32)
+    x = rng.standard_normal((2000, 37)).astype(np.float32)
+    rows, cols = FirDecimator(taps, 8, 37), FirDecimator(taps, 8, 37)
+    by_row = np.empty((250, 37), np.float32)
+    by_col = np.full((37, 260), np.nan, np.float32)
+    pos = n_row = 0
+    col = 10  # written from this column on
+    while pos < len(x):
+        chunk = x[pos : pos + int(rng.integers(1, 300))]
+        n_row += rows.process(chunk, by_row[n_row:])
+        col += cols.process_columns(chunk, by_col, col)
+        pos += len(chunk)
+    assert n_row == col - 10 == 250
+    np.testing.assert_array_equal(by_col[:, 10:], by_row.T)
+    assert np.isnan(by_col[:, :10]).all()  # nothing written before the given column
+    with pytest.raises(ValueError, match="out must be"):
+        cols.process_columns(x[:64], np.empty((37, 4), np.float32), 0)

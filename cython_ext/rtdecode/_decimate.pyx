@@ -19,11 +19,13 @@ cdef enum:
 
 
 cdef inline void _fir_block(const float* h, Py_ssize_t L, const float* x0, Py_ssize_t S,
-                            Py_ssize_t C, Py_ssize_t width, Py_ssize_t first, Py_ssize_t step,
-                            Py_ssize_t n_out, float* out) noexcept nogil:
+                            Py_ssize_t width, Py_ssize_t first, Py_ssize_t step,
+                            Py_ssize_t n_out, float* out, Py_ssize_t out_i,
+                            Py_ssize_t out_c) noexcept nogil:
     """Outputs of ``width`` (<= LANES) adjacent channels: for output ``i``,
-    ``out[i*C + c] = sum_k h[k] * x0[(first + i*step - k)*S + c]``, summed in k order
-    (``S``: the input's row stride).
+    ``out[i*out_i + c*out_c] = sum_k h[k] * x0[(first + i*step - k)*S + c]``, summed in k
+    order (``S``: the input's row stride; the output strides give time-major or channel-major
+    output).
 
     One block of channels at a time, all its outputs before the next block: the block's
     history (one cache line per sample at 16 channels) stays in cache while every output
@@ -48,13 +50,13 @@ cdef inline void _fir_block(const float* h, Py_ssize_t L, const float* x0, Py_ss
             row -= S
         if width == LANES:
             for cc in range(LANES):
-                out[i * C + cc] = a[cc]
+                out[i * out_i + cc * out_c] = a[cc]
         else:
             # through a copy: indexing ``a`` by a variable would keep it out of registers
             for cc in range(LANES):
                 last[cc] = a[cc]
             for cc in range(width):
-                out[i * C + cc] = last[cc]
+                out[i * out_i + cc * out_c] = last[cc]
 
 
 cdef class FirDecimator:
@@ -132,22 +134,51 @@ cdef class FirDecimator:
         int
             Number of output rows written.
         """
-        cdef Py_ssize_t n = x.shape[0]
-        cdef Py_ssize_t need
-        if x.shape[1] != self._n_ch:
-            raise ValueError(f"input has {x.shape[1]} channels, decimator expects {self._n_ch}")
-        need = self.n_out_for(n)
+        need = self._check(x)
         if out.shape[0] < need or (need > 0 and out.shape[1] != self._n_ch):
             raise ValueError(
                 f"out must be at least ({need}, {self._n_ch}), got ({out.shape[0]}, {out.shape[1]})"
             )
-        if n == 0:
-            return 0
-        with nogil:
-            self._process(&x[0, 0], n, &out[0, 0] if need > 0 else NULL)
+        if x.shape[0] > 0:
+            with nogil:
+                self._process(&x[0, 0], x.shape[0], &out[0, 0] if need > 0 else NULL,
+                              self._n_ch, 1)
         return need
 
-    cdef void _process(self, const float* x, Py_ssize_t n, float* out) noexcept nogil:
+    def process_columns(self, const float[:, ::1] x, float[:, ::1] out, Py_ssize_t column) -> int:
+        """As ``process``, but write the outputs channel-major: ``out[c, column + i]``.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, n_channels), float32, C-contiguous
+        out : ndarray, shape (n_channels, >= column + n_out_for(n)), float32, C-contiguous
+        column : int
+            Where the first output goes in each row.
+
+        Returns
+        -------
+        int
+            Number of outputs written per channel.
+        """
+        need = self._check(x)
+        if out.shape[0] != self._n_ch or column < 0 or out.shape[1] < column + need:
+            raise ValueError(
+                f"out must be ({self._n_ch}, >= {column + need}), got "
+                f"({out.shape[0]}, {out.shape[1]})"
+            )
+        if x.shape[0] > 0:
+            with nogil:
+                self._process(&x[0, 0], x.shape[0], &out[0, column] if need > 0 else NULL,
+                              1, out.shape[1])
+        return need
+
+    cdef Py_ssize_t _check(self, const float[:, ::1] x) except -1:
+        if x.shape[1] != self._n_ch:
+            raise ValueError(f"input has {x.shape[1]} channels, decimator expects {self._n_ch}")
+        return self.n_out_for(x.shape[0])
+
+    cdef void _process(self, const float* x, Py_ssize_t n, float* out, Py_ssize_t out_i,
+                       Py_ssize_t out_c) noexcept nogil:
         cdef Py_ssize_t L = self._n_taps, D = self._factor, C = self._n_ch
         cdef Py_ssize_t hist = L - 1
         cdef Py_ssize_t done = 0, m, i, c, first_out, n_new
@@ -171,8 +202,8 @@ cdef class FirDecimator:
             n_new = (m - first_out + D - 1) // D if first_out < m else 0
             c = 0
             while c < C and n_new > 0:
-                _fir_block(h, L, buf + hist * S + c, S, C, min(<Py_ssize_t>LANES, C - c), first_out,
-                           D, n_new, out + n_out * C + c)
+                _fir_block(h, L, buf + hist * S + c, S, min(<Py_ssize_t>LANES, C - c), first_out,
+                           D, n_new, out + n_out * out_i + c * out_c, out_i, out_c)
                 c += LANES
             n_out += n_new
             # Keep the newest L-1 samples as history for the next step.
