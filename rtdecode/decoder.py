@@ -1,11 +1,12 @@
 """The decode thread: ring buffer -> features -> model -> smoother -> outputs.
 
 The acquisition thread (``rtdecode.inlet``) fills the ring buffer; this thread sleeps (without the
-GIL) until the ring holds the next sample count it needs, feeds the new samples to the streaming
-feature extractor in small steps, wakes once more when all of the next window but its last 4 ms
-has arrived (the extractor then runs the FFT of that head), and at each hop boundary finishes the
-spectrum with the tail, scores the window and publishes the decision. Nothing here waits for a
-consumer or a GUI.
+GIL) until the ring holds the next sample count it needs. It wakes when all of the next window
+but its last 4 ms has arrived (the extractor decimates what came and runs the FFT of that head)
+and at the hop boundary, where it finishes the spectrum with the tail, scores the window and
+publishes the decision; above ~300 channels it also wakes every ``step_samples`` to spread the
+decimation. Nothing here waits for a consumer or a GUI. BLAS is limited to one thread while it
+runs (OpenBLAS's idle workers spin).
 """
 from __future__ import annotations
 
