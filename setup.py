@@ -17,6 +17,7 @@ extensions = [
     Extension("rtdecode._decimate", ["cython_ext/rtdecode/_decimate.pyx"], **_COMMON),
     Extension("rtdecode._acquire", ["cython_ext/rtdecode/_acquire.pyx"], **_COMMON),
     Extension("rtdecode._quality", ["cython_ext/rtdecode/_quality.pyx"], **_COMMON),
+    Extension("rtdecode._bandpower", ["cython_ext/rtdecode/_bandpower.pyx"], **_COMMON),
 ]
 
 setup(

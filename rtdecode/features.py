@@ -4,8 +4,9 @@ The input stream is decimated (anti-aliased, causal, stateful polyphase FIR in C
 analysis rate a few times the top band edge, then every hop a Hann-tapered FFT of the last
 window gives the power in each band per channel (log10, in input units squared), plus log band
 ratios. Each window's spectrum is computed in two parts that add up: an FFT of all but its last
-4 ms, run as soon as those samples have arrived, and a small DFT of the tail when the window ends
-(only that is on the live latency path). Decisions are clocked by input samples: one feature row
+4 ms, run as soon as those samples have arrived (with the terms that tie it to the tail), and, when
+the window ends, a small quadratic form per band and channel over the tail's samples (compiled:
+only that is on the live latency path). Decisions are clocked by input samples: one feature row
 each time the absolute sample count reaches a multiple of the hop (once a full window exists).
 
 ``StreamingFeatures.push`` is what the live decoder calls on every chunk it receives;
@@ -21,6 +22,7 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
+from rtdecode._bandpower import finish_bands
 from rtdecode._decimate import FirDecimator
 from rtdecode.config import FeatureConfig
 from rtdecode.quality import ChannelQuality, QualityConfig, WindowQuality
@@ -97,35 +99,47 @@ class BandPower:
                     f"{config.window_s} s window at {fs_a} Hz: widen the band or lengthen the window"
                 )
             matrix[in_band, j] = scale[in_band]
-        self._band_matrix = matrix
         # Only bins that some band uses enter the matrix product.
         used = np.flatnonzero(matrix.any(axis=1))
         self._bin_lo, self._bin_hi = int(used[0]), int(used[-1]) + 1
-        self._band_matrix_used = np.ascontiguousarray(matrix[self._bin_lo : self._bin_hi])
         names = [b.name for b in config.bands]
         self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], dtype=np.intp)
         self._ratio_den = np.array([names.index(r.denominator) for r in config.ratios], dtype=np.intp)
         # The window's spectrum is computed in two parts that add up (the DFT is linear): the
         # head (all but the last ``tail_samples``, zero-padded) with an FFT *before* the window
-        # ends, and the tail with a small DFT over the used bins once its last sample arrives.
-        # Live, only the tail is on the latency path; offline, the same two calls run back to
-        # back, so both paths give identical numbers.
+        # ends, and the tail once its last sample arrives. Per band,
+        #     sum_k s_k |H_k + T_k|^2 = sum_k s_k |H_k|^2 + 2 t.G_b + t'Q_b t
+        # (t: the tapered tail; G_b from the head, prepared with it; Q_b constant), so the end of
+        # a window costs m^2 multiply-adds per band and channel (``finish_bands``). Offline, the
+        # same two calls run back to back: both paths give identical numbers.
         self.tail_samples = int(min(n // 2, max(1, np.ceil(_TAIL_S * fs_a))))
-        m, n_used = self.tail_samples, self._bin_hi - self._bin_lo
-        k = np.arange(self._bin_lo, self._bin_hi, dtype=np.float64)
+        m = self.tail_samples
         t = np.arange(n - m, n, dtype=np.float64)
-        phase = 2.0 * np.pi * np.outer(t, k) / n
-        self._tail_cos = np.ascontiguousarray(np.cos(phase), dtype=np.float32)
-        self._tail_sin = np.ascontiguousarray(-np.sin(phase), dtype=np.float32)
+        self._band_bins: list[tuple[int, int]] = []
+        cross_basis, quad = [], np.empty((len(config.bands), m, m), dtype=np.float64)
+        for j in range(len(config.bands)):
+            k = np.flatnonzero(matrix[:, j])
+            lo, hi = int(k[0]), int(k[-1]) + 1
+            self._band_bins.append((lo, hi))
+            k = np.arange(lo, hi, dtype=np.float64)
+            phase = 2.0 * np.pi * np.outer(k, t) / n
+            cos, sin = np.cos(phase), -np.sin(phase)    # the tail's DFT basis, (bins, m)
+            s = scale[lo:hi, None]
+            # rows interleaved like the complex FFT output viewed as float32: re, im, re, ...
+            basis = np.empty((2 * (hi - lo), m), dtype=np.float64)
+            basis[0::2], basis[1::2] = 2.0 * s * cos, 2.0 * s * sin
+            cross_basis.append(basis.astype(np.float32))
+            quad[j] = (s * cos).T @ cos + (s * sin).T @ sin
+        self._cross_basis = cross_basis
+        self._quad = quad
+        # |H_k|^2 summed per band from the interleaved spectrum: each bin's scale twice
+        self._power_matrix = np.ascontiguousarray(
+            np.repeat(matrix[self._bin_lo : self._bin_hi], 2, axis=0))
         self._tail_taper = np.ascontiguousarray(self._taper[n - m :])
         self._tapered = np.empty((n_channels, n), dtype=np.float32)
-        self._tapered_tail = np.empty((n_channels, m), dtype=np.float32)
-        self._head_re = np.empty((n_channels, n_used), dtype=np.float32)
-        self._head_im = np.empty((n_channels, n_used), dtype=np.float32)
-        self._tail_re = np.empty((n_channels, n_used), dtype=np.float32)
-        self._tail_im = np.empty((n_channels, n_used), dtype=np.float32)
-        self._power = np.empty((n_channels, n_used), dtype=np.float32)
-        self._bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
+        self._squared = np.empty((n_channels, 2 * (self._bin_hi - self._bin_lo)), dtype=np.float32)
+        self._head_bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
+        self._cross = np.empty((len(config.bands), n_channels, m), dtype=np.float32)
         self._relative = config.normalisation == "relative"
         # The window's FFT is the longest step; from ~500 channels splitting its rows over two
         # cores pays (1024 ch: 7.3 -> 3.4 ms), below it the threads cost more than they save.
@@ -164,10 +178,13 @@ class BandPower:
         tapered = self._tapered
         np.multiply(head, self._taper[:n_head], out=tapered[:, :n_head])
         tapered[:, n_head:] = 0.0
-        spectrum = scipy.fft.rfft(tapered, axis=-1, overwrite_x=True,
-                                  workers=self._fft_workers)[:, self._bin_lo : self._bin_hi]
-        np.copyto(self._head_re, spectrum.real)
-        np.copyto(self._head_im, spectrum.imag)
+        spectrum = scipy.fft.rfft(tapered, axis=-1, overwrite_x=True, workers=self._fft_workers)
+        # the complex spectrum viewed as float32 (re, im interleaved): no copies of its parts
+        flat = spectrum.view(np.float32)
+        for j, (lo, hi) in enumerate(self._band_bins):
+            np.matmul(flat[:, 2 * lo : 2 * hi], self._cross_basis[j], out=self._cross[j])
+        np.square(flat[:, 2 * self._bin_lo : 2 * self._bin_hi], out=self._squared)
+        np.matmul(self._squared, self._power_matrix, out=self._head_bands)
 
     def finish(self, tail: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Features of the window whose head was last given to ``prepare``.
@@ -185,27 +202,9 @@ class BandPower:
         """
         if out is None:
             out = np.empty(self.n_features, dtype=np.float32)
-        np.multiply(tail, self._tail_taper, out=self._tapered_tail)
-        np.matmul(self._tapered_tail, self._tail_cos, out=self._tail_re)
-        np.matmul(self._tapered_tail, self._tail_sin, out=self._tail_im)
-        self._tail_re += self._head_re
-        self._tail_im += self._head_im
-        np.square(self._tail_re, out=self._power)
-        self._power += np.square(self._tail_im, out=self._tail_im)
-        np.matmul(self._power, self._band_matrix_used, out=self._bands)
-        np.maximum(self._bands, _POWER_FLOOR, out=self._bands)
-        if self._relative:
-            self._bands /= self._bands.sum(axis=1, keepdims=True)
-        np.log10(self._bands, out=self._bands)
-        per_channel = out.reshape(self.n_channels, self.config.features_per_channel)
-        n_bands = len(self.config.bands)
-        per_channel[:, :n_bands] = self._bands
-        if self._ratio_num.size:
-            np.subtract(
-                self._bands[:, self._ratio_num],
-                self._bands[:, self._ratio_den],
-                out=per_channel[:, n_bands:],
-            )
+        finish_bands(tail, self._tail_taper, self._cross, self._quad, self._head_bands,
+                     self._ratio_num, self._ratio_den, self._relative, _POWER_FLOOR,
+                     out.reshape(self.n_channels, self.config.features_per_channel))
         return out
 
 
@@ -273,6 +272,11 @@ class StreamingFeatures:
     def tail_input_samples(self) -> int:
         """Input samples of each window left for its end; the rest is prepared before it."""
         return self._tail_in
+
+    @property
+    def head_ready(self) -> bool:
+        """Whether the next window's head is prepared: only its tail is left to arrive."""
+        return self._prepared_for >= 0
 
     def next_decision_sample(self) -> int:
         """Absolute input-sample count at which the next feature row becomes available."""

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtdecode._quality import summarise_bins
+from rtdecode._quality import all_fine, summarise_bins
 
 logger = logging.getLogger("rtdecode")
 
@@ -163,9 +163,12 @@ class ChannelQuality:
                            self._nonfinite.view(np.uint8), self._repeats, self._at_max,
                            self._at_min)
             self._done = end_a
-        log_ptp = None if self._nonfinite.any() else self._all_fine()
-        if log_ptp is not None:
-            self._update_typical(np.ones(self.n_channels, bool), log_ptp)
+        # the common case (every channel fine) in one compiled pass, which also moves the
+        # typical values; numpy works out the rest only when something is off
+        if all_fine(self._min, self._max, self._nonfinite.view(np.uint8), self._repeats,
+                    self.config.stuck_fraction * self._window_a,
+                    math.log10(self.config.artefact_factor), -math.log10(self.config.flat_factor),
+                    self._alpha, self._log_typical, self._n_typical):
             return self._good
         return self._verdict()
 
@@ -177,22 +180,6 @@ class ChannelQuality:
         top = self._max == self._max.max(axis=0)
         bottom = self._min == self._min.min(axis=0)
         return (self._at_max * top).sum(axis=0) + (self._at_min * bottom).sum(axis=0)
-
-    def _all_fine(self) -> np.ndarray | None:
-        """Fast path: nothing stuck, and every channel within its typical range. Returns the
-        channels' log10 peak-to-peak when so (for the typical values), else ``None``."""
-        if self._repeats.sum(axis=0).max() >= self.config.stuck_fraction * self._window_a:
-            return None
-        ptp = self._ptp()
-        if not (ptp > 0).all():
-            return None
-        log_ptp = np.log10(ptp)
-        known = self._n_typical > 0
-        deviation = log_ptp[known] - self._log_typical[known]
-        if np.all(deviation <= math.log10(self.config.artefact_factor)) and np.all(
-                deviation >= -math.log10(self.config.flat_factor)):
-            return log_ptp
-        return None
 
     def _verdict(self) -> WindowQuality:
         cfg = self.config
@@ -229,6 +216,6 @@ class ChannelQuality:
         if slow is not None:
             alpha = np.where(slow, self._alpha / 10.0, alpha)
             good = good | slow
-        self._log_typical = np.where(good, self._log_typical + alpha * (log_ptp - self._log_typical),
-                                     self._log_typical)
-        self._n_typical = n + good
+        self._log_typical[:] = np.where(good, self._log_typical + alpha * (log_ptp - self._log_typical),
+                                        self._log_typical)
+        self._n_typical += good

@@ -140,3 +140,35 @@ def test_real_recordings_flag_only_true_saturation():
         if flagged[-1]:
             assert r.quality.bad_channels() == {"0": "railed"}
     assert sum(flagged) >= 20 and flagged == clipped
+
+
+def test_compiled_fast_path_agrees_with_the_full_verdict():
+    """The one-pass check of the common case (all channels fine) and numpy's full verdict give
+    the same flags and move the typical values the same way, window after window, including
+    windows where a channel's size jumps (where the fast path must hand over)."""
+    from rtdecode._quality import summarise_bins
+    from rtdecode.quality import ChannelQuality
+
+    n_ch, window_a, hop_a = 6, 400, 100
+    fast = ChannelQuality(QualityConfig(), n_ch, window_a, hop_a, 0.1)
+    full = ChannelQuality(QualityConfig(), n_ch, window_a, hop_a, 0.1)
+    rng = np.random.default_rng(11)
+    store = rng.standard_normal((n_ch, 40 * hop_a)).astype(np.float32)
+    store[2, 20 * hop_a : 22 * hop_a] *= 50.0   # an artefact passing through channel 2
+    handed_over = 0
+    for end_a in range(window_a, store.shape[1] + 1, hop_a):
+        got = fast.window(store, end_a, end_a)
+        # the same summaries, then the full verdict whatever the fast path would say
+        g = full._bin
+        start = max(full._done, end_a - window_a)
+        slots = (np.arange(start, end_a, g, dtype=np.int64) // g) % full._min.shape[0]
+        summarise_bins(store, start, (end_a - start) // g, g, full._min_run, slots, full._min,
+                       full._max, full._nonfinite.view(np.uint8), full._repeats, full._at_max,
+                       full._at_min)
+        full._done = end_a
+        want = full._verdict()
+        handed_over += got.good_fraction < 1.0
+        np.testing.assert_array_equal(got.flags, want.flags)
+        np.testing.assert_allclose(fast._log_typical, full._log_typical, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(fast._n_typical, full._n_typical)
+    assert handed_over > 0   # the artefact windows went through the full verdict
