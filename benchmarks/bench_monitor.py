@@ -44,7 +44,8 @@ def measure(name: str, duration: float, monitor: bool) -> dict:
     decoder = decoder_for(name)
     decoder._telemetry = DecoderTelemetry(decoder.model.contract,
                                           input_source_id=decoder.acquisition.source_id,
-                                          input_name=name)
+                                          input_name=name,
+                                          channel_labels=decoder.acquisition.channel_labels)
     proc = psutil.Process()
     decoder.start()
     child = None

@@ -212,7 +212,8 @@ def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path
     from rtdecode.telemetry import DecoderTelemetry
 
     telemetry = DecoderTelemetry(model.contract, input_source_id=acquisition.source_id,
-                                 input_name=acquisition.name)
+                                 input_name=acquisition.name,
+                                 channel_labels=acquisition.channel_labels)
     return Decoder(model, acquisition, outputs, hysteresis=hysteresis, telemetry=telemetry)
 
 

@@ -208,6 +208,7 @@ class Decoder:
         self._observers: list[deque] = []
         self._telemetry = telemetry
         self._warm_row: np.ndarray | None = None   # features of the newest decision
+        self._signal_sent = 0     # analysis samples published on the telemetry's signal outlet
 
     # Thread control ---------------------------------------------------------------------
     def start(self) -> Decoder:
@@ -276,6 +277,7 @@ class Decoder:
         """Start the windows afresh at absolute sample ``at_sample`` (after a gap or a skip):
         no window spans the discontinuity, and the next decision re-announces the state."""
         self.features.reset()
+        self._signal_sent = 0
         self.smoother.reset()
         self._origin = at_sample
         self._processed = at_sample
@@ -288,11 +290,16 @@ class Decoder:
         while not self._stop.is_set():
             # features count samples from self._origin (0, or the last restart)
             boundary = self._origin + features.next_decision_sample()
-            self.acquisition.set_urgent_at(boundary)
+            prepare_at = boundary - self._pre_boundary
+            # The acquisition delivers promptly from shortly before the sample named here (it
+            # naps otherwise): the point where the window's head can be prepared, then its end.
+            # Were it only the end, a nap could run past the head's point, leaving the head's
+            # FFT to the end, on the latency path (seen: decisions ~4 ms later for whole runs).
+            self.acquisition.set_urgent_at(prepare_at if self._processed < prepare_at else boundary)
             target = min(boundary, self._processed + self._step)
             # one more wake just before the window ends (see _pre_boundary)
-            if self._processed < boundary - self._pre_boundary < target:
-                target = boundary - self._pre_boundary
+            if self._processed < prepare_at < target:
+                target = prepare_at
             if not ring.wait_for(target, 0.25):
                 if self.acquisition.error is not None:
                     raise RuntimeError(
@@ -336,6 +343,12 @@ class Decoder:
                 for end_sample, row, quality in rows:
                     absolute = self._origin + end_sample
                     self._decide(absolute, float(block_ts[absolute - start - 1]), row, quality)
+                if self._telemetry is not None:
+                    made = features.analysis_samples - self._signal_sent
+                    if made > 0:
+                        self._signal_sent = features.analysis_samples
+                        self._telemetry.publish_signal(features.recent_analysis(made),
+                                                       float(block_ts[n - 1]))
                 if not rows and features.head_ready and self._warm_row is not None:
                     # The window's end is next: run the model once now, so its trees are in
                     # cache when the decision is due (cold, one row took ~0.2 ms instead of

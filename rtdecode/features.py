@@ -39,8 +39,11 @@ __all__ = [
 # Power below this (units^2) is treated as this, so a flat channel gives a finite log.
 _POWER_FLOOR = 1e-20
 _KAISER_BETA = 8.0  # ~80 dB stopband
-# Length of the window's tail whose spectrum is left for the moment the window ends (seconds).
+# Length of the window's tail left for the moment the window ends (seconds), per 256 channels
+# (at least this): the head's FFT must be done before the window ends, and its time grows with
+# the channel count, while the end's cost (m^2 per band and channel) stays under a millisecond.
 _TAIL_S = 0.004
+_TAIL_CHANNELS = 256
 
 
 def design_decimation_filter(config: FeatureConfig) -> np.ndarray:
@@ -112,7 +115,8 @@ class BandPower:
         # (t: the tapered tail; G_b from the head, prepared with it; Q_b constant), so the end of
         # a window costs m^2 multiply-adds per band and channel (``finish_bands``). Offline, the
         # same two calls run back to back: both paths give identical numbers.
-        self.tail_samples = int(min(n // 2, max(1, np.ceil(_TAIL_S * fs_a))))
+        tail_s = _TAIL_S * max(1.0, n_channels / _TAIL_CHANNELS)
+        self.tail_samples = int(min(n // 2, max(1, np.ceil(tail_s * fs_a))))
         m = self.tail_samples
         t = np.arange(n - m, n, dtype=np.float64)
         self._band_bins: list[tuple[int, int]] = []
@@ -129,9 +133,12 @@ class BandPower:
             basis = np.empty((2 * (hi - lo), m), dtype=np.float64)
             basis[0::2], basis[1::2] = 2.0 * s * cos, 2.0 * s * sin
             cross_basis.append(basis.astype(np.float32))
-            quad[j] = (s * cos).T @ cos + (s * sin).T @ sin
+            q = (s * cos).T @ cos + (s * sin).T @ sin
+            quad[j] = 0.5 * (q + q.T)   # exactly symmetric: Q_b t is computed as t Q_b
         self._cross_basis = cross_basis
-        self._quad = quad
+        # all bands' Q_b side by side: Q_b t for every band in one matrix product
+        self._quad_all = np.ascontiguousarray(
+            np.concatenate(list(quad), axis=1), dtype=np.float32)
         # |H_k|^2 summed per band from the interleaved spectrum: each bin's scale twice
         self._power_matrix = np.ascontiguousarray(
             np.repeat(matrix[self._bin_lo : self._bin_hi], 2, axis=0))
@@ -140,6 +147,8 @@ class BandPower:
         self._squared = np.empty((n_channels, 2 * (self._bin_hi - self._bin_lo)), dtype=np.float32)
         self._head_bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
         self._cross = np.empty((len(config.bands), n_channels, m), dtype=np.float32)
+        self._tapered_tail = np.empty((n_channels, m), dtype=np.float32)
+        self._tail_quad = np.empty((n_channels, len(config.bands) * m), dtype=np.float32)
         self._relative = config.normalisation == "relative"
         # The window's FFT is the longest step; from ~500 channels splitting its rows over two
         # cores pays (1024 ch: 7.3 -> 3.4 ms), below it the threads cost more than they save.
@@ -202,7 +211,9 @@ class BandPower:
         """
         if out is None:
             out = np.empty(self.n_features, dtype=np.float32)
-        finish_bands(tail, self._tail_taper, self._cross, self._quad, self._head_bands,
+        np.multiply(tail, self._tail_taper, out=self._tapered_tail)
+        np.matmul(self._tapered_tail, self._quad_all, out=self._tail_quad)
+        finish_bands(self._tapered_tail, self._tail_quad, self._cross, self._head_bands,
                      self._ratio_num, self._ratio_den, self._relative, _POWER_FLOOR,
                      out.reshape(self.n_channels, self.config.features_per_channel))
         return out
@@ -249,6 +260,7 @@ class StreamingFeatures:
         self._store = np.zeros((n_channels, 2 * self._window_a + self._hop_a), dtype=np.float32)
         self._fill = 0
         self._n_in = 0
+        self._n_a = 0
         self._tail_a = self.band_power.tail_samples
         self._head_a = self._window_a - self._tail_a
         self._tail_in = self._tail_a * config.decimation
@@ -274,6 +286,17 @@ class StreamingFeatures:
         return self._tail_in
 
     @property
+    def analysis_samples(self) -> int:
+        """Analysis-rate samples made since construction or the last ``reset``."""
+        return self._n_a
+
+    def recent_analysis(self, n: int) -> np.ndarray:
+        """The newest ``n`` analysis-rate samples, channel-major ``(n_channels, n)`` (a view,
+        valid until the next ``push``); ``n`` at most a window."""
+        n = min(n, self._fill, self._window_a)
+        return self._store[:, self._fill - n : self._fill]
+
+    @property
     def head_ready(self) -> bool:
         """Whether the next window's head is prepared: only its tail is left to arrive."""
         return self._prepared_for >= 0
@@ -290,6 +313,7 @@ class StreamingFeatures:
         self._decimator.reset()
         self._fill = 0
         self._n_in = 0
+        self._n_a = 0
         self._prepared_for = -1
         self._quality.reset()
 
@@ -374,7 +398,9 @@ class StreamingFeatures:
             self._store[:, :keep] = self._store[:, self._fill - keep : self._fill]
             self._fill = keep
         # the decimator writes each channel's row of the store directly (no transposed copy)
-        self._fill += self._decimator.process_columns(samples, self._store, self._fill)
+        made = self._decimator.process_columns(samples, self._store, self._fill)
+        self._fill += made
+        self._n_a += made
         self._n_in += samples.shape[0]
 
 

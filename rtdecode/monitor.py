@@ -2,11 +2,12 @@
 
 The window observes and the decoder never waits for it. ``rtdecode monitor`` (and ``run
 --monitor``, which starts it) runs it as its own process at idle CPU priority over
-:class:`LslFeed`: the raw stream through its own inlet and ring buffer, and the decoder's
-``rtdecode-scores``, ``-state``, ``-features`` and ``-status`` outlets; so it also runs on another
-machine. :class:`DecoderFeed` shows a decoder of the same process (tests). Each frame (a Qt
-timer, 25 Hz by default) copies the newest raw samples out of the ring buffer (a read that never
-blocks the writer), takes the new decisions and the status. What it shows:
+:class:`LslFeed`: only the decoder's outlets (``rtdecode-signal``, its analysis-rate samples, and
+``-scores``, ``-state``, ``-features``, ``-status``), so it also runs on another machine and the
+source never sends its raw stream twice. :class:`DecoderFeed` shows a decoder of the same process
+(tests) from its raw ring buffer. Each frame (a Qt timer, 25 Hz by default) copies the newest
+samples out of a ring buffer (a read that never blocks the writer), takes the new decisions and
+the status. What it shows:
 
 - a state banner (big, coloured; an alarm state flashes, shows the time since onset and can be
   acknowledged: the acknowledgement goes in the decision log), and ``NO SIGNAL`` when no sample
@@ -113,7 +114,7 @@ class MonitorWindow(QtWidgets.QWidget):
     Parameters
     ----------
     feed : DecoderFeed or LslFeed
-        Where the raw samples, decisions and status come from: the decoder in this process, or
+        Where the samples, decisions and status come from: the decoder in this process, or
         its LSL outlets (another process, another machine).
     truth : object with ``drain() -> list[(timestamp, label)]``, optional
         Truth markers (``NAME-truth``) for the timeline's second row.
@@ -150,7 +151,7 @@ class MonitorWindow(QtWidgets.QWidget):
         self._p = deque(maxlen=n_dec)
         self._states = deque(maxlen=n_dec)
         self._truth_marks: deque[tuple[float, str]] = deque(maxlen=10000)
-        # spectrogram of the selected channel: a Hann-tapered FFT of its last ~0.25 s of raw
+        # spectrogram of the selected channel: a Hann-tapered FFT of its last ~0.25 s of
         # samples (kept here as they are read) at each frame that brings decisions
         self._spec_nfft = int(2 ** round(np.log2(max(64.0, self.fs_hz * 0.25))))
         top_hz = max(b.hi_hz for b in self.feature_config.bands)
@@ -486,7 +487,7 @@ class MonitorWindow(QtWidgets.QWidget):
 
     def _draw_health(self, status) -> None:
         cpu = self._process.cpu_percent(None) / 100.0
-        nominal = self.fs_hz
+        nominal = getattr(self.feed, "input_fs_hz", self.fs_hz)
         rate = status.input_rate_hz
         ok = abs(rate - nominal) < 0.01 * nominal and not self.no_signal
         parts = [
@@ -573,6 +574,7 @@ class DecoderFeed:
         self.decoder = decoder
         acq = decoder.acquisition
         self.ring, self.n_channels, self.fs_hz, self.name = acq.ring, acq.n_channels, acq.fs_hz, acq.name
+        self.input_fs_hz = acq.fs_hz
         self.channel_labels = tuple(getattr(acq, "channel_labels", None) or ())
         self.classes = tuple(decoder.classes)
         self.hysteresis = decoder.smoother.hysteresis
@@ -603,9 +605,14 @@ class DecoderFeed:
 
 
 class LslFeed:
-    """The monitor's view of a decoder in another process: the raw stream (its own inlet and
-    ring buffer) and the decoder's outlets ``rtdecode-scores``, ``rtdecode-state``,
-    ``rtdecode-features`` and ``rtdecode-status`` for that stream.
+    """The monitor's view of a decoder in another process, all from the decoder's outlets for
+    one input stream: ``rtdecode-signal`` (the analysis-rate samples, into the monitor's own
+    ring buffer), ``rtdecode-scores``, ``rtdecode-state``, ``rtdecode-features`` and
+    ``rtdecode-status``.
+
+    The raw stream itself is only resolved (for its source_id and nominal rate), never opened:
+    a second full-rate consumer would make the source send everything twice and wake this
+    process a thousand times a second, on the machine the decoder runs on.
 
     Parameters
     ----------
@@ -623,11 +630,11 @@ class LslFeed:
 
         from rtdecode.inlet import LslAcquisition, resolve_stream
         from rtdecode.model import ModelContract
-        from rtdecode.telemetry import FEATURES_STREAM_NAME, STATUS_STREAM_NAME
+        from rtdecode.telemetry import FEATURES_STREAM_NAME, SIGNAL_STREAM_NAME, STATUS_STREAM_NAME
 
         info = resolve_stream(selector, timeout_s=resolve_timeout_s)
-        self.acquisition = LslAcquisition(info, buffer_s=12.0)
-        sid = self.acquisition.source_id
+        sid = info.source_id()
+        self.input_fs_hz = info.nominal_srate()
 
         def inlet(prefix: str, required: bool = True):
             found = pylsl.resolve_byprop("source_id", f"{prefix}:{sid}", timeout=resolve_timeout_s)
@@ -642,6 +649,14 @@ class LslFeed:
             # and per-inlet clock corrections would pull them apart (they are paired by it).
             return pylsl.StreamInlet(found[0], max_buflen=30)
 
+        signal = pylsl.resolve_byprop("source_id", f"{SIGNAL_STREAM_NAME}:{sid}",
+                                      timeout=resolve_timeout_s)
+        if not signal:
+            raise RuntimeError(
+                f"no decoder publishes for stream {info.name()!r} ({SIGNAL_STREAM_NAME}:{sid} "
+                "not found): start `rtdecode run` on that stream first"
+            )
+        self.acquisition = LslAcquisition(signal[0], buffer_s=12.0)
         self._status_inlet = inlet(STATUS_STREAM_NAME)
         full = self._status_inlet.info(timeout=resolve_timeout_s)
         contract = ModelContract.from_json(full.desc().child_value("contract"))
@@ -654,7 +669,7 @@ class LslFeed:
         self.acquisition.start()
         self.ring = self.acquisition.ring
         self.n_channels, self.fs_hz = self.acquisition.n_channels, self.acquisition.fs_hz
-        self.name = self.acquisition.name
+        self.name = info.name()
         self.channel_labels = tuple(self.acquisition.channel_labels)
         self.classes = tuple(contract.classes)
         self.hysteresis = contract.hysteresis

@@ -1,16 +1,22 @@
-"""What the decoder publishes for observers beside its decisions: features and status over LSL.
+"""What the decoder publishes for observers beside its decisions: features, status and its
+analysis-rate signal over LSL.
 
-Two outlets, created with the decision outlets and tied to the same input stream:
+Three outlets, created with the decision outlets and tied to the same input stream:
 
 - ``rtdecode-features`` (type ``Features``, float32, one channel per feature, labels = the
   model's feature names): the feature row of every decision, stamped like the scores;
 - ``rtdecode-status`` (type ``Markers``, string): a JSON status about once per second of stream
   time (decisions, state, latency p50/p99, counters, input rate, clock offset, the decoder
   process's CPU). Its stream description holds the model's contract as JSON, so an observer in
-  another process (``rtdecode monitor``) knows the classes, bands and hysteresis.
+  another process (``rtdecode monitor``) knows the classes, bands and hysteresis;
+- ``rtdecode-signal`` (type ``Signal``, float32, the input's channels and labels, at the analysis
+  rate): the anti-aliased, decimated samples the features are computed from, pushed as they are
+  made (twice per hop). A monitor draws its traces from this stream instead of opening the raw one:
+  1/16 of the data, in ten packets a second instead of a thousand, so the source sends the raw
+  stream once and the monitor's process wakes a hundred times less.
 
-Their source_ids are ``rtdecode-features:<input source_id>`` and ``rtdecode-status:<input
-source_id>``. Pushing costs microseconds; liblsl sends nothing when nobody listens.
+Their source_ids are ``<name>:<input source_id>``. Pushing costs microseconds, and the signal is
+not even copied while nobody listens.
 """
 from __future__ import annotations
 
@@ -22,10 +28,11 @@ import numpy as np
 import psutil
 import pylsl
 
-__all__ = ["FEATURES_STREAM_NAME", "STATUS_STREAM_NAME", "DecoderTelemetry"]
+__all__ = ["FEATURES_STREAM_NAME", "STATUS_STREAM_NAME", "SIGNAL_STREAM_NAME", "DecoderTelemetry"]
 
 FEATURES_STREAM_NAME = "rtdecode-features"
 STATUS_STREAM_NAME = "rtdecode-status"
+SIGNAL_STREAM_NAME = "rtdecode-signal"
 
 
 class DecoderTelemetry:
@@ -38,10 +45,12 @@ class DecoderTelemetry:
         The decoded stream's, for the source_ids and descriptions.
     status_every_s : float
         Stream seconds between status samples.
+    channel_labels : sequence of str, optional
+        The input's channel labels, for the signal outlet (default: the contract's).
     """
 
     def __init__(self, contract, *, input_source_id: str, input_name: str,
-                 status_every_s: float = 1.0) -> None:
+                 status_every_s: float = 1.0, channel_labels=None) -> None:
         self.status_every_s = float(status_every_s)
         names = list(contract.feature_names)
         info = pylsl.StreamInfo(FEATURES_STREAM_NAME, "Features", len(names),
@@ -57,6 +66,17 @@ class DecoderTelemetry:
         desc.append_child_value("input_source_id", input_source_id)
         desc.append_child_value("contract", contract.to_json())
         self._status = pylsl.StreamOutlet(sinfo, chunk_size=1, max_buffered=60)
+        labels = list(channel_labels or contract.labels)
+        fs_a = contract.features.analysis_fs_hz
+        ginfo = pylsl.StreamInfo(SIGNAL_STREAM_NAME, "Signal", len(labels), fs_a, pylsl.cf_float32,
+                                 f"{SIGNAL_STREAM_NAME}:{input_source_id}")
+        ginfo.set_channel_labels(labels)
+        gdesc = ginfo.desc()
+        gdesc.append_child_value("input_name", input_name)
+        gdesc.append_child_value("filter", f"anti-aliasing FIR, low-pass at {fs_a / 2:g} Hz")
+        self._signal = pylsl.StreamOutlet(ginfo, chunk_size=0, max_buffered=12)
+        # sample-major copy of the channel-major analysis samples (LSL's layout)
+        self._signal_buf = np.empty((0, len(labels)), dtype=np.float32)
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)
         self._next_status_t: float | None = None
@@ -70,6 +90,19 @@ class DecoderTelemetry:
             status["decoder_cpu_cores"] = self._process.cpu_percent(None) / 100.0
             self._status.push_sample([json.dumps(status)], timestamp)
 
+    def publish_signal(self, samples: np.ndarray, timestamp: float) -> None:
+        """Push analysis-rate samples, channel-major ``(n_channels, n)``, the newest stamped
+        ``timestamp``; nothing is copied while no one listens."""
+        if samples.shape[1] == 0 or not self._signal.have_consumers():
+            return
+        n = samples.shape[1]
+        if self._signal_buf.shape[0] < n:
+            self._signal_buf = np.empty((n, samples.shape[0]), dtype=np.float32)
+        buf = self._signal_buf[:n]
+        np.copyto(buf, samples.T)
+        self._signal.push_chunk(buf, timestamp)
+
     def close(self) -> None:
         self._features = None
         self._status = None
+        self._signal = None

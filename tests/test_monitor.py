@@ -167,6 +167,16 @@ def test_channel_paging_by_key_and_spin_box(qtbot, live):
     assert window.trace_plot.getAxis("left")._tickLevels[0][0][1] == "LFP00"
 
 
+def _publish_telemetry(decoder):
+    """Give the decoder the outlets `rtdecode run` gives it (features, status, signal)."""
+    from rtdecode.telemetry import DecoderTelemetry
+
+    decoder._telemetry = DecoderTelemetry(decoder.model.contract,
+                                          input_source_id=decoder.acquisition.source_id,
+                                          input_name=decoder.acquisition.name,
+                                          channel_labels=decoder.acquisition.channel_labels)
+
+
 def test_monitor_process_over_lsl_and_screenshot(live, tmp_path):
     """`rtdecode monitor` in its own process reads the decoder's outlets and saves a PNG."""
     import os
@@ -174,12 +184,8 @@ def test_monitor_process_over_lsl_and_screenshot(live, tmp_path):
     import sys
 
     from rtdecode.cli import PACKAGE_PARENT
-    from rtdecode.telemetry import DecoderTelemetry
-
     source, decoder, _ = live
-    decoder._telemetry = DecoderTelemetry(decoder.model.contract,
-                                          input_source_id=decoder.acquisition.source_id,
-                                          input_name=decoder.acquisition.name)
+    _publish_telemetry(decoder)
     decoder.start()
     png = tmp_path / "monitor.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -191,6 +197,36 @@ def test_monitor_process_over_lsl_and_screenshot(live, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     m = [line for line in result.stderr.splitlines() if "monitor:" in line and "fps" in line]
     assert m, result.stderr[-2000:]
+
+
+def test_lsl_feed_draws_the_decoders_analysis_samples_not_the_raw_stream(live):
+    """The monitor's samples come from the decoder's ``rtdecode-signal`` outlet: exactly the
+    analysis-rate samples the features were computed from, with the input's labels."""
+    from rtdecode.monitor import LslFeed
+    source, decoder, _ = live
+    _publish_telemetry(decoder)
+    decoder.start()
+    feed = LslFeed(StreamSelector(name=decoder.acquisition.name), resolve_timeout_s=10)
+    try:
+        assert feed.fs_hz == decoder.config.analysis_fs_hz and feed.input_fs_hz == FS
+        assert feed.channel_labels == tuple(f"LFP{i:02d}" for i in range(N_CH))
+        time.sleep(2.0)
+        source.running = False          # let both sides drain, then compare the newest samples
+        deadline = time.monotonic() + 10
+        last = -1
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = feed.ring.written
+            if now == last and now > 0:
+                break
+            last = now
+        n = 200
+        got = np.empty((n, N_CH), np.float32)
+        feed.ring.read(feed.ring.written, got)
+        np.testing.assert_array_equal(got, decoder.features.recent_analysis(n).T)
+        assert np.std(got) > 0
+    finally:
+        feed.close()
 
 
 def test_monitor_without_a_decoder_is_a_clear_error(unique_name):
