@@ -24,6 +24,7 @@ the status. What it shows:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -45,6 +46,7 @@ STATE_COLOURS = {
     "normal": (70, 130, 70), "seizure": (213, 40, 40), "no_signal": (110, 110, 110),
     "bad_signal": (140, 90, 40),
 }
+_POLL_MS = 4  # how often the monitor looks for a new decision (a few microseconds each)
 _PALETTE = [(204, 121, 167), (240, 228, 66), (0, 114, 178), (213, 94, 0), (150, 150, 150)]
 
 
@@ -63,7 +65,8 @@ class MonitorConfig:
     decisions_s : float
         Seconds of probabilities and states shown.
     fps : float
-        Redraw rate.
+        Redraw rate, at least: frames come in whole numbers per decision hop (25 fps with
+        0.1 s hops: 3 per hop, 30 fps).
     stall_s : float
         No sample for this long shows NO SIGNAL.
     """
@@ -173,9 +176,37 @@ class MonitorWindow(QtWidgets.QWidget):
         self.gain = 1.0
         self.no_signal = False
         self._build()
+        # Frames are locked to the decisions: a frame as soon as a decision arrives, then the
+        # rest of the hop's frames spread over its first 80 %, so the monitor is idle while the
+        # decoder prepares and finishes the next window (on a 2-core machine a GUI drawing at
+        # the same moment delays decisions, whatever its priority). Free-running at ``fps``
+        # when no decision comes (no signal, before the first window).
+        hop_s = self.feature_config.hop_s
+        self._frames_per_hop = max(1, math.ceil(self.config.fps * hop_s))
+        self._frame_offsets_s = [0.8 * hop_s * k / self._frames_per_hop
+                                 for k in range(self._frames_per_hop)]
+        self._frames_due: list[float] = []
+        self._last_decision_wall = -math.inf
+        self._last_frame_wall = -math.inf
         self._timer = QtCore.QTimer(self)
-        self._timer.timeout.connect(self.refresh)
-        self._timer.start(int(1000 / self.config.fps))
+        self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(_POLL_MS)
+
+    def _tick(self) -> None:
+        """The poll timer: start a hop's frames when a decision arrives, draw those due."""
+        now = time.monotonic()
+        if self.feed.decision_waiting():
+            self._last_decision_wall = now
+            self._frames_due = [now + offset for offset in self._frame_offsets_s]
+        if self._frames_due and now >= self._frames_due[0]:
+            while self._frames_due and now >= self._frames_due[0]:
+                self._frames_due.pop(0)
+        elif not (now - self._last_decision_wall > 2 * self.feature_config.hop_s
+                  and now - self._last_frame_wall >= 1.0 / self.config.fps):
+            return
+        self._last_frame_wall = now
+        self.refresh()
 
     # Layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -581,6 +612,10 @@ class DecoderFeed:
         self.feature_config = decoder.config
         self._queue = decoder.observe()
 
+    def decision_waiting(self) -> bool:
+        """Whether a decision came that ``drain`` has not returned yet."""
+        return bool(self._queue)
+
     def drain(self) -> list:
         out = []
         while self._queue:
@@ -689,6 +724,10 @@ class LslFeed:
             if sample is None:
                 return out
             out.append((ts, sample))
+
+    def decision_waiting(self) -> bool:
+        """Whether a decision came that ``drain`` has not returned yet."""
+        return self._scores.samples_available() > 0
 
     def drain(self) -> list:
         from rtdecode.decoder import Observation
