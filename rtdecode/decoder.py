@@ -309,7 +309,7 @@ class Decoder:
                 continue
             newest = ring.written  # read before the gap marker: a gap is marked before its write
             self._check_stall(newest)
-            gap_at = int(self.acquisition.counters["last_gap_sample"])
+            gap_at = int(self.acquisition.counter("last_gap_sample"))
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
@@ -460,10 +460,10 @@ class Decoder:
         self._warm_row = row
         state, changed = self.smoother.update(probs, quality.good_fraction)
         bad = quality.bad_channels(self._channel_names) if quality.good_fraction < 1.0 else {}
-        acq = self.acquisition.counters
+        acq = self.acquisition
         counters = {
-            "gaps": int(acq["gaps"]),
-            "missing_samples": int(acq["missing_samples"]),
+            "gaps": int(acq.counter("gaps")),
+            "missing_samples": int(acq.counter("missing_samples")),
             "overruns": int(self.acquisition.ring.overruns),
         }
         now = pylsl.local_clock()
@@ -566,14 +566,19 @@ class Decoder:
         Calls ``on_status(self.status())`` every ``status_every_s`` seconds if given.
         """
         t_end = None if duration_s is None else time.monotonic() + duration_s
+        status = on_status is not None and bool(status_every_s)
         next_status = time.monotonic() + (status_every_s or 0)
         while self.running:
             now = time.monotonic()
             if t_end is not None and now >= t_end:
                 break
-            if on_status is not None and status_every_s and now >= next_status:
+            if status and now >= next_status:
                 on_status(self.status())
                 next_status = now + status_every_s
-            time.sleep(0.05)
+            # each wake of this thread costs the decoder's process CPU (and, on a 2-core
+            # machine, a preemption of its other threads): sleep until something is due
+            due = min(next_status if status else math.inf,
+                      t_end if t_end is not None else math.inf)
+            time.sleep(min(0.25, max(0.001, due - time.monotonic())))
         if self.error is not None:
             raise self.error

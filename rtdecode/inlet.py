@@ -19,6 +19,7 @@ from rtdecode._ringbuffer import RingBuffer
 __all__ = ["StreamNotFoundError", "StreamMismatchError", "StreamSelector", "resolve_stream", "LslAcquisition"]
 
 logger = logging.getLogger("rtdecode")
+_COUNTER_INDEX = {name: i for i, name in enumerate(COUNTER_NAMES)}
 
 _FORMAT_NAMES = {
     pylsl.cf_float32: "float32",
@@ -198,6 +199,11 @@ class LslAcquisition:
     def counters(self) -> dict[str, float]:
         """Acquisition counters: samples, chunks, gaps, missing_samples, nonmonotonic, ..."""
         return dict(zip(COUNTER_NAMES, self._loop.counters.tolist()))
+
+    def counter(self, name: str) -> float:
+        """One acquisition counter (a name of ``counters``); cheap enough for every wake of
+        the decode thread, where building ``counters`` took ~6 % of that thread's time."""
+        return self._loop.counter(_COUNTER_INDEX[name])
 
     def start(self) -> LslAcquisition:
         """Open the stream and start the acquisition thread."""

@@ -636,7 +636,12 @@ class LfpSimulator:
 # LSL source
 # ------------------------------------------------------------------------------------------
 _MAX_BUFFERED_S = 30
-_BLOCK_S = 0.1
+# Seconds of signal generated at a time. Generating is a burst of CPU (3.2 ms per 0.1 s at
+# 64 ch x 32 kHz); on a small machine shared with a decoder, bursts that short and that rare
+# land on the decoder's window ends in some runs and not others. 20 ms blocks cost ~25 % more
+# in all but each burst is ~0.8 ms.
+_BLOCK_S = 0.02
+_FAULT_SCALE_S = 0.5
 _LINGER_S = 0.5  # keep outlets open this long after the last push when someone listens
 
 
@@ -830,7 +835,13 @@ def run_lsl_source(
         while not stopped and (total is None or pushed < total):
             if stop_event is not None and stop_event.is_set():
                 break
-            n = block if total is None else min(block, total - pushed)
+            n = block
+            if faults and scale is None:
+                # the faults' scale (each channel's standard deviation) from a first stretch long
+                # enough to hold the slow rhythms
+                n = block * max(1, round(_FAULT_SCALE_S / _BLOCK_S))
+            if total is not None:
+                n = min(n, total - pushed)
             data, _ = sim.generate(n)
             if faults and scale is None:
                 scale = np.std(data, axis=0)

@@ -82,9 +82,12 @@ class DecoderTelemetry:
         self._next_status_t: float | None = None
 
     def publish(self, features: np.ndarray, timestamp: float, status_fn) -> None:
-        """Push a decision's feature row; every ``status_every_s`` also ``status_fn()``'s JSON."""
-        self._features.push_chunk(features, timestamp)
-        if self._next_status_t is None or timestamp >= self._next_status_t:
+        """Push a decision's feature row; every ``status_every_s`` also ``status_fn()``'s JSON
+        (each only while someone listens)."""
+        if self._features.have_consumers():
+            self._features.push_chunk(features, timestamp)
+        if (self._next_status_t is None or timestamp >= self._next_status_t) and \
+                self._status.have_consumers():
             self._next_status_t = timestamp + self.status_every_s
             status = asdict(status_fn())
             status["decoder_cpu_cores"] = self._process.cpu_percent(None) / 100.0
