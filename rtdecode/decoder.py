@@ -38,6 +38,7 @@ NO_SIGNAL = "no_signal"
 # Input channel-samples decimated per wake at most, by default (at 1024 channels: 32 ms of input,
 # ~1.5 ms of work).
 _STEP_CHANNEL_SAMPLES = 2**20
+_LATE_S = 0.004
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,10 @@ class Decoder:
         # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
         # the tail's small DFT is left for when the last sample arrives.
         self._pre_boundary = self.features.tail_input_samples
+        # With a tail longer than that (many channels), one more wake _LATE_S before the end
+        # decimates most of the tail, so the end has only the last few ms to decimate.
+        late = int(round(_LATE_S * acquisition.fs_hz))
+        self._late_boundary = late if late < self._pre_boundary else 0
         scratch_rows = max(self.config.hop_samples, self._step) * 2
         self._scratch = np.empty((scratch_rows, acquisition.n_channels), dtype=np.float32)
         self._scratch_ts = np.empty(scratch_rows, dtype=np.float64)
@@ -297,9 +302,13 @@ class Decoder:
             # FFT to the end, on the latency path (seen: decisions ~4 ms later for whole runs).
             self.acquisition.set_urgent_at(prepare_at if self._processed < prepare_at else boundary)
             target = min(boundary, self._processed + self._step)
-            # one more wake just before the window ends (see _pre_boundary)
+            # one more wake just before the window ends (see _pre_boundary), and one later
+            # still when the tail is long (_late_boundary)
             if self._processed < prepare_at < target:
                 target = prepare_at
+            elif self._late_boundary and \
+                    self._processed < boundary - self._late_boundary < target:
+                target = boundary - self._late_boundary
             if not ring.wait_for(target, 0.25):
                 if self.acquisition.error is not None:
                     raise RuntimeError(

@@ -39,11 +39,11 @@ __all__ = [
 # Power below this (units^2) is treated as this, so a flat channel gives a finite log.
 _POWER_FLOOR = 1e-20
 _KAISER_BETA = 8.0  # ~80 dB stopband
-# Length of the window's tail left for the moment the window ends (seconds), per 256 channels
+# Length of the window's tail left for the moment the window ends (seconds), per 170 channels
 # (at least this): the head's FFT must be done before the window ends, and its time grows with
 # the channel count, while the end's cost (m^2 per band and channel) stays under a millisecond.
 _TAIL_S = 0.004
-_TAIL_CHANNELS = 256
+_TAIL_CHANNELS = 170
 
 
 def design_decimation_filter(config: FeatureConfig) -> np.ndarray:
