@@ -6,9 +6,10 @@
 
 Each point runs a real `rtdecode run --headless` process on a model made for it (an XGBoost
 booster fitted to random rows of the right width, exported to ONNX with its contract: only its
-size matters here), fed by this process: an LSL source pushing a looped pool of noise in 1 ms
-chunks (``--chunk-ms``) (each window ends at a chunk's end, so the window's last sample is pushed, and stamped,
-at the chunk's push) and a consumer of the decisions. Measured over ``--seconds`` after 5 s of
+size matters here), fed by a source process (``bench_scaling.py source``) pushing a looped pool
+of noise in 1 ms chunks (``--chunk-ms``; each window ends at a chunk's end, so the window's last
+sample is pushed, and stamped, at the chunk's push); this process is the consumer of the
+decisions. Measured over ``--seconds`` after 5 s of
 warm-up: the decoder process's CPU (user + system over wall, in cores), decision latency
 (receipt minus the window's last sample's timestamp) p50 / p99, decisions per second, and lost
 samples, gaps, overruns and skips from its log. A point is real time when it made one decision
@@ -23,8 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import signal
+import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +40,7 @@ from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, EventHysteresis, Feat
 from rtdecode.model import ModelContract, default_channel_labels
 
 HERE = Path(__file__).resolve().parent
+_STOP: list = []   # set by SIGTERM in the source process
 
 
 def make_model(path: Path, *, n_channels: int, fs_hz: float, window_s: float = 2.0,
@@ -69,44 +72,51 @@ def make_model(path: Path, *, n_channels: int, fs_hz: float, window_s: float = 2
     return export_onnx(booster, contract, path, X[:20])
 
 
-def run_point(model: Path, n_channels: int, fs_hz: float, seconds: float,
-              chunk_s: float = 0.001) -> dict:
-    """One decoder process on a pushed stream; what a consumer and the OS see of it."""
-    name = f"scale-{time.monotonic_ns()}"
-    chunk = max(1, int(round(fs_hz * chunk_s)))
+def push_noise(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: float) -> None:
+    """The source: push a looped pool of noise in ``chunk``-sample chunks at the nominal rate,
+    each stamped at its push, for ``seconds``; print the worst push lateness (ms) at the end.
+    Runs in its own process, as a lab's source does (sharing the consumer's interpreter, its
+    pushes and the consumer's receipts delayed each other: p99 13.9 ms vs 7.4 ms at 1024 ch)."""
     n_pool = max(50, int(0.5 * fs_hz / chunk))  # half a second of noise, looped
     pool = np.random.default_rng(1).standard_normal((chunk * n_pool, n_channels)).astype(np.float32)
     pool *= 20.0
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_channels, fs_hz, "float32", name),
                                 chunk_size=chunk, max_buffered=30)
-    stop = threading.Event()
-    late = []
+    late = 0.0
+    t0 = time.monotonic()
+    k = 0
+    while time.monotonic() - t0 < seconds and not _STOP:
+        due = t0 + (k + 1) * chunk / fs_hz
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            late = max(late, -delay)
+        outlet.push_chunk(pool[(k % n_pool) * chunk:(k % n_pool + 1) * chunk], pylsl.local_clock())
+        k += 1
+    print(f"late_max_ms {1e3 * late:.3f}", flush=True)
 
-    def push() -> None:
-        t0 = time.monotonic()
-        k = 0
-        while not stop.is_set():
-            due = t0 + (k + 1) * chunk / fs_hz
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                late.append(-delay)
-            outlet.push_chunk(pool[(k % n_pool) * chunk:(k % n_pool + 1) * chunk],
-                              pylsl.local_clock())
-            k += 1
 
+def run_point(model: Path, n_channels: int, fs_hz: float, seconds: float,
+              chunk_s: float = 0.001) -> dict:
+    """One decoder process on a stream pushed by a source process; what a consumer (this
+    process) and the OS see of it."""
+    name = f"scale-{time.monotonic_ns()}"
+    chunk = max(1, int(round(fs_hz * chunk_s)))
+    source = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "source", "--name", name,
+         "--channels", str(n_channels), "--rate", str(fs_hz), "--chunk-samples", str(chunk),
+         "--seconds", str(seconds + 120)],
+        stdout=subprocess.PIPE, text=True)
     folder = Path(tempfile.mkdtemp(prefix="rtdecode-scale-"))
     log = folder / "decisions.jsonl"
-    pusher = threading.Thread(target=push, daemon=True)
-    pusher.start()
     try:
         r = measure([sys.executable, "-m", "rtdecode", "run", "--model", str(model), "--source",
                      name, "--headless", "--log", str(log), "--status-every", "0"],
                     "rtdecode-scores", name, seconds)
     finally:
-        stop.set()
-        pusher.join(2)
+        source.terminate()
+        out, _ = source.communicate(timeout=10)
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     last = [d for d in lines if "end_sample" in d][-1]
     skips = sum(d.get("event") in ("skipped", "gap", "timestamp_reset") for d in lines)
@@ -114,7 +124,7 @@ def run_point(model: Path, n_channels: int, fs_hz: float, seconds: float,
     r.pop("output")
     r.update(channels=n_channels, lost=int(last["missing_samples"]), gaps=int(last["gaps"]),
              overruns=int(last["overruns"]), skips=skips, stale=stale,
-             source_late_max_ms=1e3 * max(late, default=0.0))
+             source_late_max_ms=float(out.split()[-1]) if out.strip() else float("nan"))
     return r
 
 
@@ -133,7 +143,10 @@ HEADER = ("| {} | real time | decisions/s | CPU cores | CPU ms/decision | latenc
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=("capacity", "growth"))
+    ap.add_argument("mode", choices=("capacity", "growth", "source"),
+                    help="source: the benchmark's LSL source alone (run by the other modes)")
+    ap.add_argument("--name", default="rtdecode-bench-noise")
+    ap.add_argument("--chunk-samples", type=int, default=32)
     ap.add_argument("--channels", default=None)
     ap.add_argument("--rate", type=float, default=32000.0)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -143,6 +156,11 @@ def main() -> None:
     ap.add_argument("--models", default=None,
                     help="folder to keep the generated models in and reuse them from")
     a = ap.parse_args()
+    if a.mode == "source":
+        # stop cleanly on terminate, so the lateness line is printed
+        signal.signal(signal.SIGTERM, lambda *_: _STOP.append(True))
+        push_noise(a.name, int(a.channels or 64), a.rate, a.chunk_samples, a.seconds)
+        return
     print(machine(), flush=True)
     models = Path(a.models) if a.models else Path(tempfile.mkdtemp(prefix="rtdecode-scale-"))
     models.mkdir(parents=True, exist_ok=True)
