@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import threading
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import pylsl
@@ -115,6 +117,55 @@ def _function_address(func: ctypes._CFuncPtr) -> int:
     return ctypes.c_void_p.from_address(ctypes.addressof(func)).value
 
 
+def _data_ports(info: pylsl.StreamInfo) -> set[int]:
+    """The TCP ports the source serves its data on (from the stream's full header)."""
+    try:
+        root = ET.fromstring(info.as_xml())
+    except ET.ParseError:
+        return set()
+    ports = set()
+    for tag in ("v4data_port", "v6data_port"):
+        text = (root.findtext(tag) or "").strip()
+        if text.isdigit() and int(text) > 0:
+            ports.add(int(text))
+    return ports
+
+
+def find_data_socket(ports: set[int]) -> tuple[int, int] | None:
+    """This process's one TCP connection to a remote port in ``ports``: ``(fd, inode)``.
+
+    How the acquisition finds the socket liblsl receives the stream on (Linux: from
+    ``/proc``); ``None`` when there is not exactly one such connection (another inlet to the
+    same port, or no ``/proc``): the acquisition then leaves the socket as liblsl set it.
+    """
+    try:
+        inodes = {}
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[int(target[8:-1])] = int(fd)
+        found = []
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as fh:
+                    lines = fh.read().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                inode = int(fields[9])
+                # state 01 = ESTABLISHED
+                if fields[3] == "01" and remote_port in ports and inode in inodes:
+                    found.append((inodes[inode], inode))
+    except (OSError, ValueError, IndexError):
+        return None
+    return found[0] if len(found) == 1 else None
+
+
 class LslAcquisition:
     """Acquire one LSL stream into a ring buffer on a dedicated thread.
 
@@ -175,6 +226,8 @@ class LslAcquisition:
         # The full header (channel labels, units) comes with the inlet's info.
         full_info = self._inlet.info(timeout=5.0)
         self.channel_labels = channel_labels(full_info)
+        self._data_ports = _data_ports(full_info)
+        self.data_socket: tuple[int, int] | None = None   # (fd, inode) once started
         capacity = max(int(buffer_s * self.fs_hz), 1024)
         self.ring = RingBuffer(capacity, self.n_channels)
         max_chunk = max(64, min(capacity // 4, int(0.05 * self.fs_hz)))
@@ -211,6 +264,7 @@ class LslAcquisition:
             raise RuntimeError("acquisition already started")
         self._inlet.open_stream(timeout=10.0)
         self._sync_clock(timeout_s=2.0)
+        self._find_socket()
         self._thread = threading.Thread(target=self._run, name="rtdecode-acquire", daemon=True)
         self._thread.start()
         self._clock_thread = threading.Thread(
@@ -227,6 +281,15 @@ class LslAcquisition:
             return
         self._loop.set_time_offset(offset)
 
+    def _find_socket(self) -> None:
+        """Give the loop liblsl's data socket, so it can batch the receiver's wake-ups
+        (``AcquisitionLoop.set_receive_socket``; measured at 64 ch x 32 kHz in 1 ms chunks:
+        liblsl's receiver thread 0.018 -> 0.0075 cores)."""
+        sock = find_data_socket(self._data_ports)
+        if sock is not None:
+            self._loop.set_receive_socket(*sock)
+        self.data_socket = sock
+
     def _clock_loop(self) -> None:
         while not self._stop_event.is_set():
             self._sync_now.wait(self._clock_sync_s)
@@ -234,6 +297,9 @@ class LslAcquisition:
             if self._stop_event.is_set():
                 break
             self._sync_clock(timeout_s=2.0)
+            if self._loop.receive_socket_lost:
+                # liblsl reconnected (the source restarted): its new socket, if there is one
+                self._find_socket()
 
     def request_clock_sync(self) -> None:
         """Refresh the clock offset now rather than at the next period (after a gap or a

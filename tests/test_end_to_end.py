@@ -4,6 +4,7 @@ The live features equal the offline ones on the same samples; decisions carry th
 their window's last sample; the CLI runs simulator and decoder as separate processes.
 """
 import json
+import os
 import subprocess
 import sys
 import time
@@ -220,3 +221,84 @@ def test_hysteresis_flag_for_the_wrong_task_is_rejected(unique_name):
                    "--on-threshold", "0.9", "--resolve-timeout", "1"])
     assert result.returncode == 2
     assert "--on-threshold" in result.stderr and "--margin" in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
+    """While the acquisition naps, liblsl's data socket gets a receive low-water mark (its
+    receiver thread then wakes per batch, not per packet); near the urgent sample, and when the
+    source pauses, the mark is 1 again, so the last samples before a pause are not held."""
+    import socket
+
+    fs, n_ch = 4000.0, 8
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
+                                                 unique_name), chunk_size=4)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+
+    def mark() -> int:
+        fd, _ = acquisition.data_socket
+        sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)  # a dup: same socket
+        try:
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+        finally:
+            sock.close()
+
+    n = int(fs * 3)
+    data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
+    with acquisition:
+        assert acquisition.data_socket is not None
+        fd, inode = acquisition.data_socket
+        assert os.fstat(fd).st_ino == inode
+        acquisition.set_urgent_at(10**12)  # far away: lazy naps with a mark
+        deadline = time.monotonic() + 10
+        while not outlet.have_consumers() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        marks = []
+        for i in range(0, n, 4):   # real time, 1 ms chunks
+            outlet.push_chunk(data[i : i + 4])
+            if i % 400 == 0:
+                marks.append(mark())
+            time.sleep(0.001)
+        # a mark of several samples' bytes was set while data flowed ...
+        assert max(marks) > 4 * n_ch * 4
+        # ... and after the source stopped, every sample still arrives (the mark is released)
+        deadline = time.monotonic() + 5
+        while acquisition.ring.written < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert acquisition.ring.written == n
+        out = np.empty((n, n_ch), np.float32)
+        acquisition.ring.read(n, out, np.empty(n))
+        np.testing.assert_array_equal(out, data)
+        deadline = time.monotonic() + 2  # a nap or two after the last data
+        while mark() != 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert mark() == 1
+        acquisition.set_urgent_at(0)  # every sample urgent: no mark
+        outlet.push_chunk(data[:4])
+        deadline = time.monotonic() + 5
+        while acquisition.ring.written < n + 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mark() == 1 and acquisition.ring.written == n + 4
+
+
+def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):
+    """If the fd given as the data socket no longer is that socket (liblsl reconnected and the
+    number was reused), the loop notices by its inode and never touches it."""
+    import socket
+
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32",
+                                                 unique_name), chunk_size=1)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        with acquisition:
+            acquisition._loop.set_receive_socket(other.fileno(), os.fstat(other.fileno()).st_ino + 1)
+            acquisition.set_urgent_at(10**12)
+            deadline = time.monotonic() + 5
+            while not acquisition._loop.receive_socket_lost and time.monotonic() < deadline:
+                outlet.push_sample([1.0, 2.0])
+                time.sleep(0.002)
+            assert acquisition._loop.receive_socket_lost
+            assert other.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+    finally:
+        other.close()

@@ -13,6 +13,12 @@ cimport numpy as cnp
 from libc.stdint cimport int16_t, int32_t
 from libc.math cimport floor
 from posix.time cimport nanosleep, timespec
+from posix.stat cimport struct_stat, fstat
+
+cdef extern from "<sys/socket.h>" nogil:
+    int setsockopt(int fd, int level, int optname, const void *optval, unsigned int optlen)
+    int SOL_SOCKET
+    int SO_RCVLOWAT
 
 from rtdecode._ringbuffer cimport RingBuffer
 
@@ -113,6 +119,10 @@ cdef class AcquisitionLoop:
     cdef long long _lead
     cdef double _lazy_s
     cdef object _keepalive
+    cdef int _sock_fd            # the inlet's data socket (-1: unknown)
+    cdef unsigned long _sock_inode
+    cdef int _lowat              # its SO_RCVLOWAT as last set here
+    cdef long long _wire_bytes   # lower bound of one sample's bytes on the wire
 
     def __cinit__(self, RingBuffer ring not None, size_t inlet_handle, size_t pull_sample_addr,
                   size_t pull_chunk_addr, int channel_format, Py_ssize_t n_channels,
@@ -161,6 +171,24 @@ cdef class AcquisitionLoop:
             raise ValueError(f"max_chunk ({max_chunk}) must hold at least {self._lead} samples")
         # The pylsl inlet must outlive the loop: its handle is used without the GIL.
         self._keepalive = keepalive
+        self._sock_fd = -1
+        self._sock_inode = 0
+        self._lowat = 1
+        self._wire_bytes = n_channels * self._item
+
+    def set_receive_socket(self, int fd, unsigned long inode) -> None:
+        """The inlet's data socket (its fd and inode), whose receive low-water mark this loop
+        then sets: while it naps, liblsl's receiver is woken only once the kernel holds about
+        the data the nap spans (instead of at every packet the source sends: one per 1 ms
+        chunk); from the blocking part on, at every byte. ``-1`` stops it."""
+        self._sock_inode = inode
+        self._lowat = 1
+        self._sock_fd = fd
+
+    @property
+    def receive_socket_lost(self) -> bool:
+        """Whether the socket given to ``set_receive_socket`` went (a reconnection)."""
+        return self._sock_fd == -2
 
     @property
     def counters(self) -> np.ndarray:
@@ -215,12 +243,16 @@ cdef class AcquisitionLoop:
         cdef long long urgent
         cdef timespec nap
         cdef double nap_s
-        cdef long long written
+        cdef long long written, unseen
+        cdef int napped = 0
         while not rt_load_int(&self._stop):
             urgent = rt_load(&self._urgent_at)
             n = 0
             written = self._ring.written_nogil()
-            if urgent > 0 and written + self._lead < urgent:
+            # With a receive low-water mark set, up to that many bytes' samples may have
+            # arrived unseen (held by the kernel): count them as arrived.
+            unseen = self._lowat // self._wire_bytes if self._sock_fd >= 0 else 0
+            if urgent > 0 and written + unseen + self._lead < urgent:
                 # far from the next window end: drain what is queued, then nap
                 got = self._pull_chunk(self._inlet, self._stage_ptr, &self._stage_ts[0],
                                        <unsigned long>(self._max_chunk * C),
@@ -231,17 +263,29 @@ cdef class AcquisitionLoop:
                 n = <Py_ssize_t>(got // C)
                 if n == 0:
                     # nap a lazy period, or until the blocking part should start if sooner
-                    nap_s = (urgent - written - self._lead) * self._period
+                    nap_s = (urgent - written - self._lead - unseen) * self._period
                     if nap_s > self._lazy_s:
                         nap_s = self._lazy_s
                     if nap_s < 0.0005:
                         nap_s = 0.0005
+                    if napped:
+                        # the last nap brought nothing: the source paused or ended, maybe
+                        # with its last samples held below the mark: release them
+                        self._set_lowat(1)
+                    else:
+                        # the mark for this nap: half the bytes of the samples due in it (each
+                        # sample carries a header too, so fewer bytes than these reach it)
+                        self._set_lowat(<int>(0.5 * nap_s * self._wire_bytes / self._period))
+                    napped = 1
                     nap.tv_sec = <long>nap_s
                     nap.tv_nsec = <long>((nap_s - <double>nap.tv_sec) * 1e9)
                     nanosleep(&nap, NULL)
                     continue
+                napped = 0
                 rest = 0
             else:
+                if self._lowat != 1:
+                    self._set_lowat(1)
                 ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s, &ec)
                 if ec != 0:
                     self._counters[I_ERROR] = ec
@@ -250,6 +294,7 @@ cdef class AcquisitionLoop:
                     continue
                 self._stage_ts[0] = ts0
                 n = 1
+                napped = 0
                 rest = self._max_chunk - 1
             if rest > 0:
                 got = self._pull_chunk(self._inlet, self._stage_ptr + C * self._item,
@@ -264,7 +309,26 @@ cdef class AcquisitionLoop:
             self._ring.write_ptr(&self._stage_f32[0, 0], &self._stage_ts[0], n)
             self._counters[I_CHUNKS] += 1
             self._counters[I_SAMPLES] += n
+        self._set_lowat(1)
         return 0
+
+    cdef void _set_lowat(self, int nbytes) noexcept nogil:
+        cdef struct_stat st
+        if self._sock_fd < 0:
+            return
+        if nbytes < 1:
+            nbytes = 1
+        if nbytes == self._lowat:
+            return
+        # the fd must still be that socket: after a reconnection liblsl closes it, and the
+        # number may be reused by anything
+        if fstat(self._sock_fd, &st) != 0 or <unsigned long>st.st_ino != self._sock_inode:
+            self._sock_fd = -2
+            return
+        if setsockopt(self._sock_fd, SOL_SOCKET, SO_RCVLOWAT, &nbytes, sizeof(int)) == 0:
+            self._lowat = nbytes
+        else:
+            self._sock_fd = -2
 
     cdef void _convert(self, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, total = n * self._n_ch
