@@ -37,6 +37,9 @@ ctypedef unsigned long (*pull_chunk_fn)(void* inlet, void* data, double* ts,
                                         double timeout, int32_t* ec) noexcept nogil
 
 # liblsl channel formats we accept (lsl_channel_format_t values).
+# Largest receive low-water mark set on the data socket (bytes).
+cdef double _MAX_MARK = 65536.0
+
 cdef enum:
     FMT_FLOAT32 = 1
     FMT_DOUBLE64 = 2
@@ -245,6 +248,7 @@ cdef class AcquisitionLoop:
         cdef double nap_s
         cdef long long written, unseen
         cdef int napped = 0
+        cdef double mark
         while not rt_load_int(&self._stop):
             urgent = rt_load(&self._urgent_at)
             n = 0
@@ -274,8 +278,12 @@ cdef class AcquisitionLoop:
                         self._set_lowat(1)
                     else:
                         # the mark for this nap: half the bytes of the samples due in it (each
-                        # sample carries a header too, so fewer bytes than these reach it)
-                        self._set_lowat(<int>(0.5 * nap_s * self._wire_bytes / self._period))
+                        # sample carries a header too, so fewer bytes than these reach it), at
+                        # most 64 KiB: from ~512 channels a 1 ms packet is that big, so a wake
+                        # per packet costs little beside its data, and marks near the size of
+                        # TCP's receive window could hold the sender back
+                        mark = 0.5 * nap_s * self._wire_bytes / self._period
+                        self._set_lowat(<int>(mark if mark < _MAX_MARK else _MAX_MARK))
                     napped = 1
                     nap.tv_sec = <long>nap_s
                     nap.tv_nsec = <long>((nap_s - <double>nap.tv_sec) * 1e9)
