@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -76,7 +76,7 @@ def push_noise(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: fl
     """The source: push a looped pool of noise in ``chunk``-sample chunks at the nominal rate,
     each stamped at its push, for ``seconds``; print the worst push lateness (ms) at the end.
     Runs in its own process, as a lab's source does (sharing the consumer's interpreter, its
-    pushes and the consumer's receipts delayed each other: p99 13.9 ms vs 7.4 ms at 1024 ch)."""
+    pushes and the consumer's receipts delayed each other: p99 13.9 ms vs 6.0 ms at 1024 ch)."""
     n_pool = max(50, int(0.5 * fs_hz / chunk))  # half a second of noise, looped
     pool = np.random.default_rng(1).standard_normal((chunk * n_pool, n_channels)).astype(np.float32)
     pool *= 20.0

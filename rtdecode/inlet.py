@@ -10,7 +10,6 @@ import ctypes
 import logging
 import os
 import threading
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import pylsl
@@ -119,16 +118,9 @@ def _function_address(func: ctypes._CFuncPtr) -> int:
 
 def _data_ports(info: pylsl.StreamInfo) -> set[int]:
     """The TCP ports the source serves its data on (from the stream's full header)."""
-    try:
-        root = ET.fromstring(info.as_xml())
-    except ET.ParseError:
-        return set()
-    ports = set()
-    for tag in ("v4data_port", "v6data_port"):
-        text = (root.findtext(tag) or "").strip()
-        if text.isdigit() and int(text) > 0:
-            ports.add(int(text))
-    return ports
+    header = info.desc().parent()
+    values = (header.child_value(tag).strip() for tag in ("v4data_port", "v6data_port"))
+    return {int(v) for v in values if v.isdigit() and int(v) > 0}
 
 
 def find_data_socket(ports: set[int]) -> tuple[int, int] | None:
@@ -284,7 +276,7 @@ class LslAcquisition:
     def _find_socket(self) -> None:
         """Give the loop liblsl's data socket, so it can batch the receiver's wake-ups
         (``AcquisitionLoop.set_receive_socket``; measured at 64 ch x 32 kHz in 1 ms chunks:
-        liblsl's receiver thread 0.018 -> 0.0075 cores)."""
+        liblsl's receiver thread 0.018 -> 0.009 cores)."""
         sock = find_data_socket(self._data_ports)
         if sock is not None:
             self._loop.set_receive_socket(*sock)

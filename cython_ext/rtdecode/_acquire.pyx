@@ -36,10 +36,15 @@ ctypedef unsigned long (*pull_chunk_fn)(void* inlet, void* data, double* ts,
                                         unsigned long data_elements, unsigned long ts_elements,
                                         double timeout, int32_t* ec) noexcept nogil
 
-# liblsl channel formats we accept (lsl_channel_format_t values).
 # Largest receive low-water mark set on the data socket (bytes).
 cdef double _MAX_MARK = 65536.0
 
+# _sock_fd when there is no socket to mark: none given, or the one given went.
+cdef enum:
+    SOCK_NONE = -1
+    SOCK_LOST = -2
+
+# liblsl channel formats we accept (lsl_channel_format_t values).
 cdef enum:
     FMT_FLOAT32 = 1
     FMT_DOUBLE64 = 2
@@ -122,7 +127,7 @@ cdef class AcquisitionLoop:
     cdef long long _lead
     cdef double _lazy_s
     cdef object _keepalive
-    cdef int _sock_fd            # the inlet's data socket (-1: unknown)
+    cdef int _sock_fd            # the inlet's data socket, or SOCK_NONE / SOCK_LOST
     cdef unsigned long _sock_inode
     cdef int _lowat              # its SO_RCVLOWAT as last set here
     cdef long long _wire_bytes   # lower bound of one sample's bytes on the wire
@@ -174,7 +179,7 @@ cdef class AcquisitionLoop:
             raise ValueError(f"max_chunk ({max_chunk}) must hold at least {self._lead} samples")
         # The pylsl inlet must outlive the loop: its handle is used without the GIL.
         self._keepalive = keepalive
-        self._sock_fd = -1
+        self._sock_fd = SOCK_NONE
         self._sock_inode = 0
         self._lowat = 1
         self._wire_bytes = n_channels * self._item
@@ -191,7 +196,7 @@ cdef class AcquisitionLoop:
     @property
     def receive_socket_lost(self) -> bool:
         """Whether the socket given to ``set_receive_socket`` went (a reconnection)."""
-        return self._sock_fd == -2
+        return self._sock_fd == SOCK_LOST
 
     @property
     def counters(self) -> np.ndarray:
@@ -292,8 +297,7 @@ cdef class AcquisitionLoop:
                 napped = 0
                 rest = 0
             else:
-                if self._lowat != 1:
-                    self._set_lowat(1)
+                self._set_lowat(1)
                 ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s, &ec)
                 if ec != 0:
                     self._counters[I_ERROR] = ec
@@ -331,12 +335,12 @@ cdef class AcquisitionLoop:
         # the fd must still be that socket: after a reconnection liblsl closes it, and the
         # number may be reused by anything
         if fstat(self._sock_fd, &st) != 0 or <unsigned long>st.st_ino != self._sock_inode:
-            self._sock_fd = -2
+            self._sock_fd = SOCK_LOST
             return
         if setsockopt(self._sock_fd, SOL_SOCKET, SO_RCVLOWAT, &nbytes, sizeof(int)) == 0:
             self._lowat = nbytes
         else:
-            self._sock_fd = -2
+            self._sock_fd = SOCK_LOST
 
     cdef void _convert(self, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t i, total = n * self._n_ch
