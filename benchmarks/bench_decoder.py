@@ -39,6 +39,17 @@ def machine() -> str:
             f"(liblsl {pylsl.library_version()})")
 
 
+def record(title: str, body: str, details: str = "") -> None:
+    """Append a section to benchmarks/RESULTS.md: ``title`` with the time, the command that ran
+    (this script's arguments without ``--record``), the machine, ``details`` lines, ``body``."""
+    script = Path(sys.argv[0]).name
+    cmd = f"python benchmarks/{script} " + " ".join(sys.argv[1:]).replace("--record", "").strip()
+    with open(HERE / "RESULTS.md", "a") as fh:
+        fh.write(f"\n### {title}, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
+                 f"Command: `{cmd.strip()}`  \nMachine: {machine()}"
+                 + (f"  \n{details}" if details else "") + f"\n\n{body}\n")
+
+
 def measure(cmd, scores_name, source_id_part, duration, warmup=5.0):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=PACKAGE_PARENT)
@@ -146,14 +157,10 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if a.record:
-        cmd = "python benchmarks/bench_decoder.py " + " ".join(sys.argv[1:]).replace("--record", "").strip()
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(f"\n### Decoder vs naive baseline, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
-                     f"Command: `{cmd}`  \nMachine: {machine()}  \nStream: {a.channels} ch x "
-                     f"{a.rate:g} Hz, {a.duration:g} s measured for rtdecode and "
-                     f"{a.baseline_duration or a.duration:g} s for the baseline, {a.scenario} simulator\n\n"
-                     f"{table}\n")
-
+        record("Decoder vs naive baseline", table,
+               f"Stream: {a.channels} ch x {a.rate:g} Hz, {a.duration:g} s measured for rtdecode "
+               f"and {a.baseline_duration or a.duration:g} s for the baseline, {a.scenario} "
+               "simulator")
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from bench_decoder import machine, measure  # noqa: E402  (benchmarks/ is the script's folder)
+from bench_decoder import machine, measure, record  # noqa: E402  (benchmarks/ is the script's folder)
 from rtdecode.cli import PACKAGE_PARENT
 from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, EventHysteresis, FeatureConfig
 from rtdecode.model import ModelContract, default_channel_labels
@@ -199,12 +199,7 @@ def main() -> None:
     text = "\n\n".join(tables)
     print(text)
     if a.record:
-        cmd = "python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:]).replace(
-            "--record", "").strip()
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(f"\n### Scaling ({a.mode}), {time.strftime('%Y-%m-%d %H:%M')}\n\n"
-                     f"Command: `{cmd}`  \nMachine: {machine()}\n\n{text}\n")
-
+        record(f"Scaling ({a.mode})", text)
 
 def _plot(results: dict, path: Path, n: int, fs: float) -> None:
     import matplotlib

@@ -282,6 +282,14 @@ class LslAcquisition:
             self._loop.set_receive_socket(*sock)
         self.data_socket = sock
 
+    def unmark_socket(self) -> None:
+        """Leave liblsl's data socket as liblsl sets it (no low-water mark); call before
+        ``start``. For comparing the cost with and without the mark
+        (``benchmarks/bench_threads.py``)."""
+        if self._thread is not None:
+            raise RuntimeError("unmark_socket must be called before start")
+        self._data_ports = set()   # start (and a reconnection) then find no socket to mark
+
     def _clock_loop(self) -> None:
         while not self._stop_event.is_set():
             self._sync_now.wait(self._clock_sync_s)

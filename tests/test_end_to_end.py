@@ -302,3 +302,17 @@ def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):
             assert other.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
     finally:
         other.close()
+
+
+def test_unmarked_acquisition_leaves_the_socket_alone(unique_name):
+    """``unmark_socket`` (for benchmarks) keeps liblsl's socket as liblsl set it; after start
+    it is refused."""
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32",
+                                                 unique_name), chunk_size=1)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    acquisition.unmark_socket()
+    with acquisition:
+        assert acquisition.data_socket is None
+        with pytest.raises(RuntimeError, match="before start"):
+            acquisition.unmark_socket()
+    assert outlet is not None
