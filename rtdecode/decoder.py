@@ -179,9 +179,9 @@ class Decoder:
         # decimates most of the tail, so the end has only the last few ms to decimate.
         late = int(round(_LATE_S * acquisition.fs_hz))
         self._late_boundary = late if late < self._pre_boundary else 0
-        scratch_rows = max(self.config.hop_samples, self._step) * 2
-        self._scratch = np.empty((scratch_rows, acquisition.n_channels), dtype=np.float32)
-        self._scratch_ts = np.empty(scratch_rows, dtype=np.float64)
+        # samples handed to the features at a time, at most (so that stop and gap checks
+        # come between them after a backlog)
+        self._max_read = max(self.config.hop_samples, self._step) * 2
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -336,28 +336,31 @@ class Decoder:
                     self._restart_features(gap_at)
                 gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
                 stop = min(newest, gap_at) if gap_ahead else newest
-                n = min(stop - self._processed, self._scratch.shape[0])
-                end = self._processed + n
-                block, block_ts = self._scratch[:n], self._scratch_ts[:n]
+                n = min(stop - self._processed, self._max_read)
+                start, end = self._processed, self._processed + n
                 try:
-                    ring.read(end, block, block_ts)
+                    # the samples are decimated where the acquisition wrote them (no copy);
+                    # until check() says the writer has not lapped them, nothing is decided
+                    rows = []
+                    for block, _ in ring.segments(start, end):
+                        rows += features.push(block)
+                    stamps = [ring.timestamp(self._origin + r.end_sample - 1) for r in rows]
+                    last_ts = ring.timestamp(end - 1)
+                    ring.check(start)
                 except OverrunError as exc:
-                    # the writer lapped the reader mid-read: skip what is gone, and say so
+                    # the writer lapped the reader: skip what is gone, and say so
                     logger.warning("%s", exc)
                     self._skip_to(ring.written - ring.capacity // 2, reason="overrun")
                     break
-                start = self._processed
                 self._processed = end
-                rows = features.push(block)
-                for end_sample, row, quality in rows:
-                    absolute = self._origin + end_sample
-                    self._decide(absolute, float(block_ts[absolute - start - 1]), row, quality)
+                for (end_sample, row, quality), stamp in zip(rows, stamps):
+                    self._decide(self._origin + end_sample, stamp, row, quality)
                 if self._telemetry is not None:
                     made = features.analysis_samples - self._signal_sent
                     if made > 0:
                         self._signal_sent = features.analysis_samples
                         self._telemetry.publish_signal(features.recent_analysis(made),
-                                                       float(block_ts[n - 1]))
+                                                       last_ts)
                 if not rows and features.head_ready and self._warm_row is not None:
                     # The window's end is next: run the model once now, so its trees are in
                     # cache when the decision is due (cold, one row took ~0.2 ms instead of

@@ -230,7 +230,7 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
     """Decode a recording as the live decoder would, as fast as the machine allows.
 
     The samples go in ``chunk_samples`` chunks through a :class:`rtdecode._ringbuffer.RingBuffer`
-    (as the acquisition thread writes them), are read back and pushed through
+    (as the acquisition thread writes them), are pushed from it (in place) through
     :class:`rtdecode.features.StreamingFeatures`, the model and the smoother: the same objects
     and calls as :class:`rtdecode.decoder.Decoder`, without LSL and without threads, so the
     decisions equal those of a live run on a replay of the same file.
@@ -249,16 +249,16 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
         quality.min_good_fraction,
     )
     ring = RingBuffer(max(4 * chunk_samples, config.hop_samples), recording.n_channels)
-    block = np.empty((chunk_samples, recording.n_channels), dtype=np.float32)
-    block_ts = np.empty(chunk_samples, dtype=np.float64)
     ends, probas, states, changed, goods = [], [], [], [], []
     for chunk in recording.chunks(chunk_samples):
         n = chunk.shape[0]
         first = ring.written
         stamps = (first + np.arange(n)) / recording.fs_hz
         ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
-        ring.read(ring.written, block[:n], block_ts[:n])
-        for end_sample, row, verdict in features.push(block[:n]):
+        rows = []
+        for block, _ in ring.segments(first, ring.written):
+            rows += features.push(block)
+        for end_sample, row, verdict in rows:
             probs = model.predict_proba(row)[0]
             state, did_change = smoother.update(probs, verdict.good_fraction)
             goods.append(verdict.good_fraction)

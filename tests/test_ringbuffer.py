@@ -68,6 +68,44 @@ def test_overwritten_range_fails_loudly_and_is_counted():
     np.testing.assert_array_equal(out, data[290:300])
 
 
+def test_segments_are_the_samples_in_place_and_wrap_in_two():
+    data, ts = _stream(1000, 3)
+    ring = RingBuffer(100, 3)
+    ring.write(data[:130], ts[:130])
+    # [90, 130) lies at slots 90..99 then 0..29: two views, in order
+    parts = ring.segments(90, 130)
+    assert [len(p[0]) for p in parts] == [10, 30]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), data[90:130])
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), ts[90:130])
+    assert all(not p[0].flags.writeable and p[0].flags.c_contiguous for p in parts)
+    ring.check(90)  # intact
+    assert ring.timestamp(129) == ts[129]
+    (one,) = ring.segments(100, 130)
+    np.testing.assert_array_equal(one[0], data[100:130])
+    assert ring.segments(130, 130)[0][0].shape == (0, 3)
+
+
+def test_segments_lapped_while_in_use_fail_the_check_and_are_counted():
+    data, ts = _stream(1000, 2)
+    ring = RingBuffer(100, 2)
+    ring.write(data[:100], ts[:100])
+    ((view, _),) = ring.segments(0, 100)
+    ring.write(data[100:120], ts[100:120])  # overwrites slots 0..19 under the view
+    assert view[0, 0] == data[100, 0]       # what a reader saw is torn...
+    with pytest.raises(OverrunError, match="overwritten while in use"):
+        ring.check(0)                       # ...and the check says so
+    ring.check(20)                          # samples from 20 on are intact
+    with pytest.raises(OverrunError):
+        ring.segments(10, 50)               # gone already
+    with pytest.raises(OverrunError):
+        ring.timestamp(5)
+    assert ring.overruns == 3
+    with pytest.raises(ValueError, match="only 120 written"):
+        ring.segments(100, 121)
+    with pytest.raises(ValueError, match="not written"):
+        ring.timestamp(120)
+
+
 @pytest.mark.parametrize(
     "end, n, message",
     [(50, 10, "only 40 written"), (5, 10, "starts before"), (40, 200, "cannot read 200")],

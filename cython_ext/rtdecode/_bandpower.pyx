@@ -14,6 +14,7 @@ numpy version (a dozen small array operations, caches cold after the decode thre
 ~0.5 ms per 64-channel window live.
 """
 from libc.math cimport log10
+from scipy.linalg.cython_blas cimport sgemm
 
 
 def finish_bands(const float[:, ::1] tail, const float[:, ::1] tail_quad,
@@ -74,3 +75,112 @@ def finish_bands(const float[:, ::1] tail, const float[:, ::1] tail_quad,
                     out[c, b] = <float>log10(power[b])
             for r in range(n_ratios):
                 out[c, n_bands + r] = out[c, ratio_num[r]] - out[c, ratio_den[r]]
+
+
+def taper_head(const float[:, :] head, const float[::1] taper, float[:, ::1] out):
+    """``out[:, :n] = head * taper[:n]`` and ``out[:, n:] = 0``, ``n = head.shape[1]``: the
+    window's head, tapered and zero-padded to the window, in one pass without the GIL.
+
+    Parameters
+    ----------
+    head : (n_channels, n) float32
+        Rows contiguous (a slice of the feature store), any row stride.
+    taper : (>= n,) float32
+    out : (n_channels, window) float32, window >= n
+    """
+    cdef Py_ssize_t n_ch = head.shape[0], n = head.shape[1], width = out.shape[1]
+    cdef Py_ssize_t c, i
+    cdef const float* src
+    cdef const float* tp
+    cdef float* dst
+    if out.shape[0] != n_ch or n > width or taper.shape[0] < n or (n > 0 and head.strides[1] != 4):
+        raise ValueError("taper_head: inconsistent shapes")
+    if n_ch == 0 or width == 0:
+        return
+    with nogil:
+        tp = &taper[0]
+        for c in range(n_ch):
+            # through plain pointers: the compiler vectorises the loop
+            src = &head[c, 0]
+            dst = &out[c, 0]
+            for i in range(n):
+                dst[i] = src[i] * tp[i]
+            for i in range(n, width):
+                dst[i] = 0.0
+
+
+def head_terms(const float[:, ::1] spectrum, const double[::1] bin_scale,
+               const Py_ssize_t[:, ::1] band_bins, const float[:, ::1] bases,
+               float[:, :, ::1] cross, float[:, ::1] head):
+    """The head's terms of every band (see the module's notes), from its spectrum.
+
+    Parameters
+    ----------
+    spectrum : (n_channels, 2 * n_bins) float32
+        The head's one-sided spectrum, complex viewed as float32 (re, im interleaved).
+    bin_scale : (n_bins,) float64
+        Each bin's weight in a band power (density scaling times bin width).
+    band_bins : (n_bands, 2) intp
+        Each band's bins ``[lo, hi)``.
+    bases : (sum of 2 * (hi - lo), m) float32
+        Each band's cross basis in turn: rows interleaved like the spectrum.
+    cross : (n_bands, n_channels, m) float32
+        Out: ``2 G_b`` per band (one BLAS product per band).
+    head : (n_channels, n_bands) float32
+        Out: the head's own band powers, ``sum_k s_k |H_k|^2`` (summed in double).
+    """
+    cdef Py_ssize_t n_ch = spectrum.shape[0], width = spectrum.shape[1]
+    cdef Py_ssize_t n_bands = band_bins.shape[0], m = cross.shape[2]
+    cdef Py_ssize_t b, c, k, lo, hi, row = 0
+    cdef int gm, gn, gk, lda, ldb, ldc
+    cdef float one = 1.0, zero = 0.0
+    cdef double a0, a1, a2, a3
+    cdef const float* spec_row
+    cdef const double* sc
+    cdef char no = b'N'
+    if (cross.shape[0] != n_bands or cross.shape[1] != n_ch or head.shape[0] != n_ch
+            or head.shape[1] != n_bands or bases.shape[1] != m
+            or 2 * bin_scale.shape[0] > width or band_bins.shape[1] != 2):
+        raise ValueError("head_terms: inconsistent shapes")
+    for b in range(n_bands):
+        lo, hi = band_bins[b, 0], band_bins[b, 1]
+        if not (0 <= lo < hi <= bin_scale.shape[0]):
+            raise ValueError("head_terms: band bins out of range")
+        row += 2 * (hi - lo)
+    if row != bases.shape[0]:
+        raise ValueError("head_terms: the bases do not match the bands")
+    if n_ch == 0:
+        return
+    row = 0
+    with nogil:
+        sc = &bin_scale[0]
+        for b in range(n_bands):
+            lo, hi = band_bins[b, 0], band_bins[b, 1]
+            # cross[b] (n_ch x m, row-major) = spectrum[:, 2lo:2hi] @ bases[row:row + 2(hi-lo)]:
+            # in BLAS's column-major terms, cross[b]^T = basis^T . spectrum[:, 2lo:2hi]^T
+            gm, gn, gk = <int>m, <int>n_ch, <int>(2 * (hi - lo))
+            lda, ldb, ldc = <int>m, <int>width, <int>m
+            # (BLAS's prototype lacks const; it only reads these two)
+            sgemm(&no, &no, &gm, &gn, &gk, &one, <float*>&bases[row, 0], &lda,
+                  <float*>&spectrum[0, 2 * lo], &ldb, &zero, &cross[b, 0, 0], &ldc)
+            row += 2 * (hi - lo)
+            for c in range(n_ch):
+                spec_row = &spectrum[c, 0]
+                # four partial sums: one chain of dependent adds would wait on each add's latency
+                a0 = a1 = a2 = a3 = 0.0
+                k = lo
+                while k + 4 <= hi:
+                    a0 = a0 + sc[k] * <double>(spec_row[2 * k] * spec_row[2 * k]
+                                               + spec_row[2 * k + 1] * spec_row[2 * k + 1])
+                    a1 = a1 + sc[k + 1] * <double>(spec_row[2 * k + 2] * spec_row[2 * k + 2]
+                                                   + spec_row[2 * k + 3] * spec_row[2 * k + 3])
+                    a2 = a2 + sc[k + 2] * <double>(spec_row[2 * k + 4] * spec_row[2 * k + 4]
+                                                   + spec_row[2 * k + 5] * spec_row[2 * k + 5])
+                    a3 = a3 + sc[k + 3] * <double>(spec_row[2 * k + 6] * spec_row[2 * k + 6]
+                                                   + spec_row[2 * k + 7] * spec_row[2 * k + 7])
+                    k += 4
+                while k < hi:
+                    a0 = a0 + sc[k] * <double>(spec_row[2 * k] * spec_row[2 * k]
+                                               + spec_row[2 * k + 1] * spec_row[2 * k + 1])
+                    k += 1
+                head[c, b] = <float>((a0 + a1) + (a2 + a3))

@@ -9,6 +9,8 @@ cdef extern from "rt_sync.h" nogil:
 cdef class RingBuffer:
     cdef float[:, ::1] _data
     cdef double[::1] _ts
+    cdef object _data_array       # the arrays behind _data and _ts, for zero-copy views
+    cdef object _ts_array
     cdef Py_ssize_t _capacity
     cdef Py_ssize_t _n_channels
     cdef long long _written       # samples completely written (published)

@@ -58,8 +58,10 @@ cdef class RingBuffer:
             raise ValueError(f"capacity must be >= 1 sample, got {capacity}")
         if n_channels < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-        self._data = np.zeros((capacity, n_channels), dtype=np.float32)
-        self._ts = np.zeros(capacity, dtype=np.float64)
+        self._data_array = np.zeros((capacity, n_channels), dtype=np.float32)
+        self._ts_array = np.zeros(capacity, dtype=np.float64)
+        self._data = self._data_array
+        self._ts = self._ts_array
         self._capacity = capacity
         self._n_channels = n_channels
         self._written = 0
@@ -193,6 +195,64 @@ cdef class RingBuffer:
                 f"samples [{start}, {end}) were overwritten while reading (writer at {claimed}, "
                 f"capacity {cap}): the reader fell more than {cap} samples behind"
             )
+
+    def segments(self, long long start, long long end) -> tuple:
+        """The samples ``[start, end)`` in place, without a copy: one ``(samples, timestamps)``
+        pair of read-only views, or two when the range wraps round the buffer's end.
+
+        For a reader that consumes the samples once (the decode thread decimates them): it
+        saves the copy ``read`` makes. The writer may overwrite the views' memory once it laps
+        them, so the reader calls ``check(start)`` after using them and before trusting any
+        result (as ``read`` does after its copy).
+
+        Raises
+        ------
+        OverrunError
+            If samples of the range are overwritten already.
+        ValueError
+            If the range is not yet written or does not fit the buffer.
+        """
+        cdef Py_ssize_t cap = self._capacity
+        cdef long long n = end - start
+        if n < 0 or n > cap:
+            raise ValueError(f"range [{start}, {end}) is not 0 to {cap} samples long")
+        if start < 0:
+            raise ValueError(f"range [{start}, {end}) starts before the first sample")
+        if end > rt_load(&self._written):
+            raise ValueError(f"range ends at sample {end}, only {self.written} written so far")
+        self.check(start)
+        cdef Py_ssize_t pos = <Py_ssize_t>(start % cap)
+        cdef Py_ssize_t first = <Py_ssize_t>min(n, cap - pos)
+        data, ts = self._data_array, self._ts_array
+        parts = [(data[pos:pos + first], ts[pos:pos + first])]
+        if first < n:
+            parts.append((data[:n - first], ts[:n - first]))
+        for samples, stamps in parts:
+            samples.flags.writeable = False
+            stamps.flags.writeable = False
+        return tuple(parts)
+
+    def check(self, long long start) -> None:
+        """Raise ``OverrunError`` if the writer has overwritten sample ``start`` (or started
+        to): samples from ``start`` on, as seen in ``segments``' views, are intact if not."""
+        cdef long long claimed
+        rt_fence_acquire()
+        claimed = rt_load(&self._claimed)
+        if start < claimed - self._capacity:
+            self._overruns += 1
+            raise OverrunError(
+                f"samples from {start} on were overwritten while in use (writer at {claimed}, "
+                f"capacity {self._capacity}): the reader fell more than {self._capacity} "
+                f"samples behind"
+            )
+
+    def timestamp(self, long long index) -> float:
+        """The timestamp of absolute sample ``index`` (written and not yet overwritten)."""
+        if index < 0 or index >= rt_load(&self._written):
+            raise ValueError(f"sample {index} is not written ({self.written} so far)")
+        cdef double t = self._ts[index % self._capacity]
+        self.check(index)
+        return t
 
     def read_latest(self, float[:, ::1] out, double[::1] ts_out=None) -> int:
         """Copy the newest ``out.shape[0]`` samples; return the absolute end index."""
