@@ -150,6 +150,7 @@ class BandPower:
         # Each row is transformed the same way whatever the split.
         self._fft_workers = min(os.cpu_count() or 1, max(1, n_channels // 256))
         self.n_features = n_channels * config.features_per_channel
+        self._out_shape = (n_channels, config.features_per_channel)
 
     def compute(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Features of one window (``prepare`` on its head, then ``finish`` on its tail).
@@ -204,11 +205,10 @@ class BandPower:
         """
         if out is None:
             out = np.empty(self.n_features, dtype=np.float32)
-        np.multiply(tail, self._tail_taper, out=self._tapered_tail)
-        np.matmul(self._tapered_tail, self._quad_all, out=self._tail_quad)
-        finish_bands(self._tapered_tail, self._tail_quad, self._cross, self._head_bands,
-                     self._ratio_num, self._ratio_den, self._relative, _POWER_FLOOR,
-                     out.reshape(self.n_channels, self.config.features_per_channel))
+        finish_bands(tail, self._tail_taper, self._quad_all, self._tapered_tail, self._tail_quad,
+                     self._cross, self._head_bands, self._ratio_num, self._ratio_den,
+                     self._relative, _POWER_FLOOR,
+                     out.reshape(self._out_shape))
         return out
 
 
@@ -247,6 +247,10 @@ class StreamingFeatures:
         self._decimator = FirDecimator(self._taps, config.decimation, n_channels)
         self._window_a = config.window_samples_analysis
         self._hop_a = config.hop_samples // config.decimation
+        # the config's derived counts, computed once (push reads them at every step)
+        self._hop = config.hop_samples
+        self._window = config.window_samples
+        self._first_decision = -(-self._window // self._hop) * self._hop
         # Analysis samples are appended, channel-major, to a linear buffer twice the window; when
         # it fills, the newest window is moved to the front: one extra copy per sample, and every
         # window is a slice with contiguous rows.
@@ -296,10 +300,7 @@ class StreamingFeatures:
 
     def next_decision_sample(self) -> int:
         """Absolute input-sample count at which the next feature row becomes available."""
-        hop = self.config.hop_samples
-        first = -(-self.config.window_samples // hop) * hop
-        nxt = (self._n_in // hop + 1) * hop
-        return max(first, nxt)
+        return max(self._first_decision, (self._n_in // self._hop + 1) * self._hop)
 
     def reset(self) -> None:
         """Start over, as at the beginning of a stream (after a gap)."""
@@ -329,7 +330,7 @@ class StreamingFeatures:
             )
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         rows: list[FeatureRow] = []
-        hop = self.config.hop_samples
+        hop = self._hop
         band_power = self.band_power
         start = 0
         n = samples.shape[0]
@@ -338,7 +339,7 @@ class StreamingFeatures:
             # at the point where all but the window's tail has arrived, to prepare its head.
             boundary = (self._n_in // hop + 1) * hop
             prepare_at = boundary - self._tail_in
-            emits = boundary >= self.config.window_samples
+            emits = boundary >= self._window
             step_end = prepare_at if (emits and self._n_in < prepare_at) else boundary
             stop = min(n, start + (step_end - self._n_in))
             self._consume(samples[start:stop])

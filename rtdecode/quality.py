@@ -128,6 +128,7 @@ class ChannelQuality:
         self._min = np.zeros(shape, np.float32)
         self._max = np.zeros(shape, np.float32)
         self._nonfinite = np.zeros(shape, bool)
+        self._nonfinite_u8 = self._nonfinite.view(np.uint8)  # the same memory, as the kernels take it
         self._repeats = np.zeros(shape, np.int32)   # samples equal to the previous one
         self._at_max = np.zeros(shape, np.int32)    # ... and equal to the bin's maximum
         self._at_min = np.zeros(shape, np.int32)    # ... and equal to the bin's minimum
@@ -136,6 +137,9 @@ class ChannelQuality:
         self._log_typical = np.zeros(n_channels, np.float64)
         self._n_typical = np.zeros(n_channels, np.int64)
         self._alpha = min(1.0, hop_s / config.typical_s)
+        # all_fine's thresholds: stuck samples, log10 of the artefact and flat factors
+        self._fine_limits = (config.stuck_fraction * window_a, math.log10(config.artefact_factor),
+                             -math.log10(config.flat_factor))
         self._good = WindowQuality(1.0, np.zeros(n_channels, np.uint8))
 
     def reset(self) -> None:
@@ -157,18 +161,15 @@ class ChannelQuality:
         start = max(self._done, end_a - self._window_a)
         if end_a > start:
             nb = (end_a - start) // g
-            slots = (np.arange(start, end_a, g, dtype=np.int64) // g) % self._min.shape[0]
-            summarise_bins(store, end_col - (end_a - start), nb, g, self._min_run, slots,
+            summarise_bins(store, end_col - (end_a - start), nb, g, self._min_run, start // g,
                            self._min, self._max,
-                           self._nonfinite.view(np.uint8), self._repeats, self._at_max,
+                           self._nonfinite_u8, self._repeats, self._at_max,
                            self._at_min)
             self._done = end_a
         # the common case (every channel fine) in one compiled pass, which also moves the
         # typical values; numpy works out the rest only when something is off
-        if all_fine(self._min, self._max, self._nonfinite.view(np.uint8), self._repeats,
-                    self.config.stuck_fraction * self._window_a,
-                    math.log10(self.config.artefact_factor), -math.log10(self.config.flat_factor),
-                    self._alpha, self._log_typical, self._n_typical):
+        if all_fine(self._min, self._max, self._nonfinite_u8, self._repeats,
+                    *self._fine_limits, self._alpha, self._log_typical, self._n_typical):
             return self._good
         return self._verdict()
 

@@ -161,8 +161,7 @@ def test_compiled_fast_path_agrees_with_the_full_verdict():
         # the same summaries, then the full verdict whatever the fast path would say
         g = full._bin
         start = max(full._done, end_a - window_a)
-        slots = (np.arange(start, end_a, g, dtype=np.int64) // g) % full._min.shape[0]
-        summarise_bins(store, start, (end_a - start) // g, g, full._min_run, slots, full._min,
+        summarise_bins(store, start, (end_a - start) // g, g, full._min_run, start // g, full._min,
                        full._max, full._nonfinite.view(np.uint8), full._repeats, full._at_max,
                        full._at_min)
         full._done = end_a

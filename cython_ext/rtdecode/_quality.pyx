@@ -9,32 +9,40 @@ from libc.stdlib cimport free, malloc
 
 
 def summarise_bins(const float[:, ::1] store, Py_ssize_t col0, Py_ssize_t n_bins,
-                   Py_ssize_t bin_size, Py_ssize_t min_run, const long long[::1] slots,
+                   Py_ssize_t bin_size, Py_ssize_t min_run, long long first_bin,
                    float[:, ::1] lo,
                    float[:, ::1] hi, unsigned char[:, ::1] nonfinite, int[:, ::1] repeats,
                    int[:, ::1] at_max, int[:, ::1] at_min):
     """Summarise ``n_bins`` bins of ``bin_size`` columns of ``store`` from column ``col0``.
 
-    ``store`` is channel-major (n_channels, n_columns). Bin ``b`` goes to row ``slots[b]`` of
-    the outputs (n_slots, n_channels): its minimum and maximum, whether it holds a NaN or an
+    ``store`` is channel-major (n_channels, n_columns). Bin ``b`` is the stream's bin
+    ``first_bin + b`` and goes to row ``(first_bin + b) % n_slots`` of the outputs
+    (n_slots, n_channels), which hold the window's bins round-robin: its minimum and maximum, whether it holds a NaN or an
     infinity, how many samples equal the previous one within runs of at least ``min_run``
     identical samples (shorter runs are quantisation of a slow signal, not a stuck channel), and
     how many of those equal the bin's maximum / minimum.
     """
     cdef Py_ssize_t n_ch = store.shape[0], c, b, i, s
+    cdef Py_ssize_t n_slots = lo.shape[0]
     cdef const float* p
     cdef float v, mn, mx
     cdef int rep, amax, amin, run
     cdef unsigned char bad
     if col0 < 0 or col0 + n_bins * bin_size > store.shape[1] or bin_size < 1:
         raise ValueError("bins outside the store")
-    if slots.shape[0] < n_bins:
-        raise ValueError("one slot per bin is needed")
+    if first_bin < 0 or n_slots < 1 or n_bins < 0:
+        raise ValueError("first_bin must be >= 0 and the outputs hold at least one bin")
+    if (lo.shape[1] != n_ch or hi.shape[0] != n_slots or hi.shape[1] != n_ch
+            or nonfinite.shape[0] != n_slots or nonfinite.shape[1] != n_ch
+            or repeats.shape[0] != n_slots or repeats.shape[1] != n_ch
+            or at_max.shape[0] != n_slots or at_max.shape[1] != n_ch
+            or at_min.shape[0] != n_slots or at_min.shape[1] != n_ch):
+        raise ValueError("the outputs must all be (n_slots, n_channels)")
     with nogil:
         for c in range(n_ch):
             for b in range(n_bins):
                 p = &store[c, col0 + b * bin_size]
-                s = slots[b]
+                s = <Py_ssize_t>((first_bin + b) % n_slots)
                 mn = p[0]
                 mx = p[0]
                 bad = not isfinite(p[0])
