@@ -212,6 +212,7 @@ class Decoder:
         self._feature_sink = feature_sink
         self._observers: list[deque] = []
         self._telemetry = telemetry
+        self._held = False        # stopped before a timestamp jump awaiting its verdict
         self._warm_row: np.ndarray | None = None   # features of the newest decision
         self._signal_sent = 0     # analysis samples published on the telemetry's signal outlet
 
@@ -309,6 +310,11 @@ class Decoder:
             elif self._late_boundary and \
                     self._processed < boundary - self._late_boundary < target:
                 target = boundary - self._late_boundary
+            if self._held and target <= ring.written:
+                # held before a jump in the timestamps that awaits its verdict: wake at the
+                # next samples, which bring it
+                target = ring.written + 1
+            self._held = False
             if not ring.wait_for(target, 0.25):
                 if self.acquisition.error is not None:
                     raise RuntimeError(
@@ -318,6 +324,9 @@ class Decoder:
                 continue
             newest = ring.written  # read before the gap marker: a gap is marked before its write
             self._check_stall(newest)
+            # the pending mark before the gap: the acquisition publishes a gap before it clears
+            # the mark, so a pending jump is either seen here or already a gap below
+            pending_at = int(self.acquisition.counter("pending_gap_sample"))
             gap_at = int(self.acquisition.counter("last_gap_sample"))
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
@@ -336,6 +345,13 @@ class Decoder:
                     self._restart_features(gap_at)
                 gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
                 stop = min(newest, gap_at) if gap_ahead else newest
+                if pending_at > self._processed:
+                    # a jump ahead in the timestamps, not yet judged a gap or a source's stall:
+                    # no window may span it until it is
+                    stop = min(stop, pending_at)
+                if stop <= self._processed:
+                    self._held = True
+                    break
                 n = min(stop - self._processed, self._max_read)
                 start, end = self._processed, self._processed + n
                 try:

@@ -474,3 +474,69 @@ def test_cpu_starved_decoder_recovers_and_never_publishes_stale(small_model, uni
     # consumer may still receive late: liblsl's sending thread in the starved process is starved)
     assert ages and all(d["age_ms"] <= 500 for d in decisions if not d.get("stale"))
     assert sum(not d.get("stale") for d in decisions[n_before:]) >= 20  # fresh again after
+
+
+def test_a_stalled_source_stamping_by_push_time_is_not_a_gap(small_model, unique_name, tmp_path):
+    """A source that stalls 150 ms and stamps its chunks when it pushes them (pylsl's default)
+    jumps ahead, then catches up: nothing is missing, so no gap, no restart of the windows; the
+    decoder holds its decisions until the timestamps have come back, then decides every hop."""
+    import numpy as np
+    import pylsl
+
+    fs, stall_at = 2000.0, 2000 * 4
+
+    def push_time(i):  # the chunk's last sample at the push, earlier ones spaced back by 1/fs
+        return pylsl.local_clock() - (19 - i % 20) / fs
+
+    def before_push(start):
+        if start == stall_at:
+            time.sleep(0.15)
+
+    outlet, source, stop = _push_stamped(unique_name, push_time, 8.0, before_push=before_push)
+    log = tmp_path / "decisions.jsonl"
+    decoder = _decoder(small_model, unique_name, log)
+    with decoder:
+        source.start()
+        source.join()
+        time.sleep(0.3)
+    stop.set()
+    counters = decoder.acquisition.counters
+    assert counters["source_stalls"] == 1 and counters["pending_gap_sample"] == 0
+    assert counters["gaps"] == 0 and counters["missing_samples"] == 0
+    lines = _lines(log)
+    assert not [d for d in lines if d.get("event") == "gap"]
+    ends = np.array([d["end_sample"] for d in lines if "probs" in d])
+    hop = decoder.config.hop_samples
+    assert len(ends) > 40 and np.all(np.diff(ends) == hop)  # every hop, no window refill
+    assert ends[0] < stall_at < ends[-1]
+
+
+def test_samples_lost_in_a_jump_are_a_gap_once_the_timestamps_do_not_come_back(
+        small_model, unique_name, tmp_path):
+    """Timestamps 200 ms ahead from one sample on (samples lost before it): after the next
+    samples' verdict it is a gap at that sample, with the missing samples counted; no window
+    spans it and decoding goes on after it."""
+    import numpy as np
+    import pylsl
+
+    fs, lost_at = 2000.0, 2000 * 4
+    t0 = pylsl.local_clock() + 1.0
+    outlet, source, stop = _push_stamped(
+        unique_name, lambda i: t0 + i / fs + (0.2 if i >= lost_at else 0.0), 9.0)
+    log = tmp_path / "decisions.jsonl"
+    decoder = _decoder(small_model, unique_name, log)
+    with decoder:
+        source.start()
+        source.join()
+        time.sleep(0.3)
+    stop.set()
+    counters = decoder.acquisition.counters
+    assert counters["gaps"] == 1 and counters["source_stalls"] == 0
+    assert counters["missing_samples"] == 400 and counters["last_gap_sample"] == lost_at
+    lines = _lines(log)
+    gaps = [d for d in lines if d.get("event") == "gap"]
+    assert len(gaps) == 1 and gaps[0]["at_sample"] == lost_at
+    ends = np.array([d["end_sample"] for d in lines if "probs" in d])
+    window = decoder.model.contract.features.window_samples
+    assert not np.any((ends > lost_at) & (ends < lost_at + window))  # none spans the gap
+    assert np.sum(ends >= lost_at + window) >= 20

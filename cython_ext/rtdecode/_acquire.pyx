@@ -29,6 +29,7 @@ cdef extern from "rt_sync.h" nogil:
     void rt_store_int(int *p, int v)
     long long rt_load(const long long *p)
     void rt_store(long long *p, long long v)
+    void rt_fence_release()
 
 ctypedef double (*pull_sample_fn)(void* inlet, void* buf, int32_t n, double timeout,
                                   int32_t* ec) noexcept nogil
@@ -40,6 +41,9 @@ ctypedef unsigned long (*pull_chunk_fn)(void* inlet, void* data, double* ts,
 cdef double _MAX_MARK = 65536.0
 cdef double _MARK_FRACTION = 0.75
 cdef double _LEAD_S = 0.0015
+# A forward jump in the timestamps up to this long waits for the next samples' verdict (gap or
+# source stall); longer ones are gaps at once.
+cdef double _MAX_PENDING_S = 0.5
 
 # _sock_fd when there is no socket to mark: none given, or the one given went.
 cdef enum:
@@ -77,11 +81,15 @@ cdef enum:
     I_LAST_GAP = 8       # absolute index of the first sample after the newest gap (0 = none)
     I_RESETS = 9         # timestamps stepping back by more than the gap tolerance
     I_CLOCK_JUMPS = 10   # clock-offset updates larger than the gap tolerance
-    I_COUNT = 11
+    I_PENDING_GAP = 11   # absolute index of the first sample after a forward jump not yet
+                         # judged (0 = none): the decoder decides nothing past it meanwhile
+    I_STALLS = 12        # forward jumps that the next timestamps made up for (a source that
+                         # stalled and stamps its chunks by push time): no sample was missing
+    I_COUNT = 13
 
 COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
                  "last_ts", "first_ts", "lsl_error", "last_gap_sample", "timestamp_resets",
-                 "clock_jumps")
+                 "clock_jumps", "pending_gap_sample", "source_stalls")
 
 
 cdef class AcquisitionLoop:
@@ -133,6 +141,9 @@ cdef class AcquisitionLoop:
     cdef unsigned long _sock_inode
     cdef int _lowat              # its SO_RCVLOWAT as last set here
     cdef long long _wire_bytes   # lower bound of one sample's bytes on the wire
+    cdef double _pend_jump       # a forward jump awaiting its verdict: its size (s), ...
+    cdef double _pend_back       # ... the backward steps since (s), ...
+    cdef long long _pend_until   # ... and the sample count by which it is judged a gap
 
     def __cinit__(self, RingBuffer ring not None, size_t inlet_handle, size_t pull_sample_addr,
                   size_t pull_chunk_addr, int channel_format, Py_ssize_t n_channels,
@@ -168,6 +179,9 @@ cdef class AcquisitionLoop:
         self._stage_ptr = <char*>cnp.PyArray_DATA(arr)
         self._stage_ts = np.zeros(max_chunk, dtype=np.float64)
         self._counters = np.zeros(I_COUNT, dtype=np.float64)
+        self._pend_jump = 0.0
+        self._pend_back = 0.0
+        self._pend_until = 0
         self._stop = 0
         self._offset = 0.0
         self._offset_used = 0.0
@@ -283,8 +297,10 @@ cdef class AcquisitionLoop:
                         nap_s = 0.0005
                     if napped:
                         # the last nap brought nothing: the source paused or ended, maybe
-                        # with its last samples held below the mark: release them
+                        # with its last samples held below the mark: release them; and no
+                        # catch-up is coming for a jump still awaiting its verdict
                         self._set_lowat(1)
+                        self._confirm_gap()
                     else:
                         # the mark for this nap: 3/4 of the bytes of the samples due in it (each
                         # sample carries a header too, so fewer bytes than these reach it): the
@@ -376,12 +392,19 @@ cdef class AcquisitionLoop:
         # their push time step back by up to a chunk): counted, kept. A step
         # that only reflects a new clock offset (data continuous) is a clock jump: counted,
         # never a gap.
+        # A forward step of up to _MAX_PENDING_S is judged by what follows: a source that
+        # stalls and stamps its chunks by push time (pylsl's default) jumps ahead, then steps
+        # back chunk by chunk as it pushes its backlog; nothing is missing. If the backward
+        # steps make up half the jump within 1.5 jumps' worth of samples (+ 20 ms), it was a
+        # stall (I_STALLS); otherwise, or if the stream pauses first, a gap at the jump.
+        # Meanwhile I_PENDING_GAP holds the decoder before the jump.
         cdef Py_ssize_t i
         cdef double last = self._counters[I_LAST_TS], t, dt
         cdef double limit = self._period + self._gap_tol
         cdef double reset_limit = self._gap_tol if self._gap_tol > 1.0 else 1.0
         cdef double offset = self._offset
         cdef double step = offset - self._offset_used
+        cdef long long at
         if last != 0.0 and (step > self._gap_tol or step < -self._gap_tol):
             self._counters[I_CLOCK_JUMPS] += 1
         for i in range(n):
@@ -390,17 +413,50 @@ cdef class AcquisitionLoop:
             if last != 0.0:
                 dt = t - last - step
                 step = 0.0  # only the first sample after an offset change carries it
+                at = <long long>self._counters[I_SAMPLES] + i
                 if dt > limit:
-                    self._counters[I_GAPS] += 1
-                    self._counters[I_MISSING] += floor(dt / self._period + 0.5) - 1
-                    self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
+                    if self._pend_jump + dt - self._period <= _MAX_PENDING_S:
+                        if self._pend_jump == 0.0:
+                            self._pend_back = 0.0
+                            self._counters[I_PENDING_GAP] = at
+                        self._pend_jump += dt - self._period
+                        self._pend_until = at + <long long>(
+                            (1.5 * self._pend_jump + 0.02) / self._period)
+                    else:
+                        self._confirm_gap()
+                        self._mark_gap(at, dt - self._period)
                 elif dt < -reset_limit:
+                    self._confirm_gap()
                     self._counters[I_RESETS] += 1
-                    self._counters[I_LAST_GAP] = self._counters[I_SAMPLES] + i
+                    self._counters[I_LAST_GAP] = at
                 elif dt < 0.0:
                     self._counters[I_NONMONOTONIC] += 1
+                    if self._pend_jump > 0.0:
+                        self._pend_back -= dt
+                        if self._pend_back >= 0.5 * self._pend_jump:
+                            # the timestamps came back: a stall, not a gap
+                            self._pend_jump = 0.0
+                            self._counters[I_STALLS] += 1
+                            self._counters[I_PENDING_GAP] = 0
+                if self._pend_jump > 0.0 and at >= self._pend_until:
+                    self._confirm_gap()
             else:
                 self._counters[I_FIRST_TS] = t
             last = t
         self._counters[I_LAST_TS] = last
         self._offset_used = offset
+
+    cdef void _mark_gap(self, long long at, double jump_s) noexcept nogil:
+        self._counters[I_GAPS] += 1
+        self._counters[I_MISSING] += floor(jump_s / self._period + 0.5)
+        # the gap's position is published before the pending mark goes: a reader that sees no
+        # pending mark sees the gap
+        self._counters[I_LAST_GAP] = at
+        rt_fence_release()
+
+    cdef void _confirm_gap(self) noexcept nogil:
+        """Judge the forward jump awaiting its verdict (if any) a gap."""
+        if self._pend_jump > 0.0:
+            self._mark_gap(<long long>self._counters[I_PENDING_GAP], self._pend_jump)
+            self._pend_jump = 0.0
+            self._counters[I_PENDING_GAP] = 0
