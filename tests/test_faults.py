@@ -476,6 +476,20 @@ def test_cpu_starved_decoder_recovers_and_never_publishes_stale(small_model, uni
     assert sum(not d.get("stale") for d in decisions[n_before:]) >= 20  # fresh again after
 
 
+def _decode_whole_source(model_path, name, tmp_path, pushed):
+    """Decode the stream of ``_push_stamped`` until its source ends; the decoder (closed) and
+    its log's lines."""
+    _outlet, source, stop = pushed
+    log = tmp_path / "decisions.jsonl"
+    decoder = _decoder(model_path, name, log)
+    with decoder:
+        source.start()
+        source.join()
+        time.sleep(0.3)
+    stop.set()
+    return decoder, _lines(log)
+
+
 def test_a_stalled_source_stamping_by_push_time_is_not_a_gap(small_model, unique_name, tmp_path):
     """A source that stalls 150 ms and stamps its chunks when it pushes them (pylsl's default)
     jumps ahead, then catches up: nothing is missing, so no gap, no restart of the windows; the
@@ -492,18 +506,11 @@ def test_a_stalled_source_stamping_by_push_time_is_not_a_gap(small_model, unique
         if start == stall_at:
             time.sleep(0.15)
 
-    outlet, source, stop = _push_stamped(unique_name, push_time, 8.0, before_push=before_push)
-    log = tmp_path / "decisions.jsonl"
-    decoder = _decoder(small_model, unique_name, log)
-    with decoder:
-        source.start()
-        source.join()
-        time.sleep(0.3)
-    stop.set()
+    pushed = _push_stamped(unique_name, push_time, 8.0, before_push=before_push)
+    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path, pushed)
     counters = decoder.acquisition.counters
     assert counters["source_stalls"] == 1 and counters["pending_gap_sample"] == 0
     assert counters["gaps"] == 0 and counters["missing_samples"] == 0
-    lines = _lines(log)
     assert not [d for d in lines if d.get("event") == "gap"]
     ends = np.array([d["end_sample"] for d in lines if "probs" in d])
     hop = decoder.config.hop_samples
@@ -521,19 +528,12 @@ def test_samples_lost_in_a_jump_are_a_gap_once_the_timestamps_do_not_come_back(
 
     fs, lost_at = 2000.0, 2000 * 4
     t0 = pylsl.local_clock() + 1.0
-    outlet, source, stop = _push_stamped(
-        unique_name, lambda i: t0 + i / fs + (0.2 if i >= lost_at else 0.0), 9.0)
-    log = tmp_path / "decisions.jsonl"
-    decoder = _decoder(small_model, unique_name, log)
-    with decoder:
-        source.start()
-        source.join()
-        time.sleep(0.3)
-    stop.set()
+    pushed = _push_stamped(unique_name, lambda i: t0 + i / fs + (0.2 if i >= lost_at else 0.0),
+                           9.0)
+    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path, pushed)
     counters = decoder.acquisition.counters
     assert counters["gaps"] == 1 and counters["source_stalls"] == 0
     assert counters["missing_samples"] == 400 and counters["last_gap_sample"] == lost_at
-    lines = _lines(log)
     gaps = [d for d in lines if d.get("event") == "gap"]
     assert len(gaps) == 1 and gaps[0]["at_sample"] == lost_at
     ends = np.array([d["end_sample"] for d in lines if "probs" in d])
