@@ -196,6 +196,7 @@ class Decoder:
         self._origin = 0          # absolute sample where the features' count starts
         self._gap_handled = 0     # absolute sample of the newest gap already handled
         self._resets_seen = 0     # timestamp resets already logged
+        self._stalls_seen = 0     # source stalls (timestamp jumps made up for) already logged
         self._last_published_ts = -math.inf
         self._ts_offset = 0.0     # added to decision timestamps after the source's went back
         self._rebase_ts = False   # the windows restarted: set the offset afresh
@@ -328,6 +329,9 @@ class Decoder:
             # the mark, so a pending jump is either seen here or already a gap below
             pending_at = int(self.acquisition.counter("pending_gap_sample"))
             gap_at = int(self.acquisition.counter("last_gap_sample"))
+            stalls = int(self.acquisition.counter("source_stalls"))
+            if stalls > self._stalls_seen:
+                self._log_stalls(stalls)
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
@@ -464,6 +468,15 @@ class Decoder:
         sync = getattr(self.acquisition, "request_clock_sync", None)
         if sync is not None:
             sync()
+
+    def _log_stalls(self, stalls: int) -> None:
+        """Say that the source's timestamps jumped ahead and came back (nothing missing)."""
+        logger.warning("the timestamps of %r jumped ahead and came back (%d time(s) so far): the "
+                       "source stalled and stamps its chunks when it pushes them; no sample is "
+                       "missing, decoding went on", self.acquisition.name, stalls)
+        self.outputs.log_event("source_stall", stalls=stalls - self._stalls_seen,
+                               total=stalls)
+        self._stalls_seen = stalls
 
     def _check_stall(self, newest: int) -> None:
         """Publish ``no_signal`` once when no sample arrives for ``stall_s``; note the resume."""

@@ -512,6 +512,8 @@ def test_a_stalled_source_stamping_by_push_time_is_not_a_gap(small_model, unique
     assert counters["source_stalls"] == 1 and counters["pending_gap_sample"] == 0
     assert counters["gaps"] == 0 and counters["missing_samples"] == 0
     assert not [d for d in lines if d.get("event") == "gap"]
+    stalls = [d for d in lines if d.get("event") == "source_stall"]
+    assert len(stalls) == 1 and stalls[0]["total"] == 1
     ends = np.array([d["end_sample"] for d in lines if "probs" in d])
     hop = decoder.config.hop_samples
     assert len(ends) > 40 and np.all(np.diff(ends) == hop)  # every hop, no window refill
