@@ -542,3 +542,19 @@ def test_samples_lost_in_a_jump_are_a_gap_once_the_timestamps_do_not_come_back(
     window = decoder.model.contract.features.window_samples
     assert not np.any((ends > lost_at) & (ends < lost_at + window))  # none spans the gap
     assert np.sum(ends >= lost_at + window) >= 20
+
+
+def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique_name,
+                                                             tmp_path):
+    """Timestamps jump 100 ms ahead 50 ms before the source stops: no catch-up follows, so the
+    pause itself settles it as a gap (the decoder is not left waiting for a verdict)."""
+    import pylsl
+
+    fs, lost_at = 2000.0, 2000 * 4
+    t0 = pylsl.local_clock() + 1.0
+    pushed = _push_stamped(unique_name, lambda i: t0 + i / fs + (0.1 if i >= lost_at else 0.0),
+                           4.05)
+    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path, pushed)
+    counters = decoder.acquisition.counters
+    assert counters["gaps"] == 1 and counters["pending_gap_sample"] == 0
+    assert counters["last_gap_sample"] == lost_at and counters["source_stalls"] == 0

@@ -325,6 +325,9 @@ cdef class AcquisitionLoop:
                     self._counters[I_ERROR] = ec
                     return ec
                 if ts0 == 0.0:
+                    # nothing for wait_s: the stream paused, so no catch-up is coming for a
+                    # jump still awaiting its verdict
+                    self._confirm_gap()
                     continue
                 self._stage_ts[0] = ts0
                 n = 1
