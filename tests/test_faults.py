@@ -520,19 +520,29 @@ def test_a_stalled_source_stamping_by_push_time_is_not_a_gap(small_model, unique
     assert ends[0] < stall_at < ends[-1]
 
 
+_JUMP_AT = 2000 * 4  # the sample from which _jumping_source's timestamps are ahead
+
+
+def _jumping_source(name, jump_s, seconds, fs=2000.0):
+    """A ``_push_stamped`` source at ``fs`` whose timestamps are ``jump_s`` ahead from sample
+    ``_JUMP_AT`` on (the samples before it lost), for ``seconds``."""
+    import pylsl
+
+    t0 = pylsl.local_clock() + 1.0
+    return _push_stamped(name, lambda i: t0 + i / fs + (jump_s if i >= _JUMP_AT else 0.0),
+                         seconds, fs=fs)
+
+
 def test_samples_lost_in_a_jump_are_a_gap_once_the_timestamps_do_not_come_back(
         small_model, unique_name, tmp_path):
     """Timestamps 200 ms ahead from one sample on (samples lost before it): after the next
     samples' verdict it is a gap at that sample, with the missing samples counted; no window
     spans it and decoding goes on after it."""
     import numpy as np
-    import pylsl
 
-    fs, lost_at = 2000.0, 2000 * 4
-    t0 = pylsl.local_clock() + 1.0
-    pushed = _push_stamped(unique_name, lambda i: t0 + i / fs + (0.2 if i >= lost_at else 0.0),
-                           9.0)
-    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path, pushed)
+    lost_at = _JUMP_AT
+    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path,
+                                          _jumping_source(unique_name, 0.2, 9.0))
     counters = decoder.acquisition.counters
     assert counters["gaps"] == 1 and counters["source_stalls"] == 0
     assert counters["missing_samples"] == 400 and counters["last_gap_sample"] == lost_at
@@ -548,13 +558,8 @@ def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique
                                                              tmp_path):
     """Timestamps jump 100 ms ahead 50 ms before the source stops: no catch-up follows, so the
     pause itself settles it as a gap (the decoder is not left waiting for a verdict)."""
-    import pylsl
-
-    fs, lost_at = 2000.0, 2000 * 4
-    t0 = pylsl.local_clock() + 1.0
-    pushed = _push_stamped(unique_name, lambda i: t0 + i / fs + (0.1 if i >= lost_at else 0.0),
-                           4.05)
-    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path, pushed)
+    decoder, _ = _decode_whole_source(small_model, unique_name, tmp_path,
+                                      _jumping_source(unique_name, 0.1, 4.05))
     counters = decoder.acquisition.counters
     assert counters["gaps"] == 1 and counters["pending_gap_sample"] == 0
-    assert counters["last_gap_sample"] == lost_at and counters["source_stalls"] == 0
+    assert counters["last_gap_sample"] == _JUMP_AT and counters["source_stalls"] == 0
