@@ -361,9 +361,7 @@ class Decoder:
                 try:
                     # the samples are decimated where the acquisition wrote them (no copy);
                     # until check() says the writer has not lapped them, nothing is decided
-                    rows = []
-                    for block, _ in ring.segments(start, end):
-                        rows += features.push(block)
+                    rows = features.push_blocks(b for b, _ in ring.segments(start, end))
                     stamps = [ring.timestamp(self._origin + r.end_sample - 1) for r in rows]
                     last_ts = ring.timestamp(end - 1)
                     ring.check(start)

@@ -255,9 +255,7 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
         first = ring.written
         stamps = (first + np.arange(n)) / recording.fs_hz
         ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
-        rows = []
-        for block, _ in ring.segments(first, ring.written):
-            rows += features.push(block)
+        rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
         for end_sample, row, verdict in rows:
             probs = model.predict_proba(row)[0]
             state, did_change = smoother.update(probs, verdict.good_fraction)

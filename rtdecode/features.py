@@ -364,6 +364,14 @@ class StreamingFeatures:
                 rows.append(FeatureRow(self._n_in, row, quality))
         return rows
 
+    def push_blocks(self, blocks: Iterable[np.ndarray]) -> list[FeatureRow]:
+        """``push`` each of consecutive blocks (e.g. the views of a ring buffer's range, which
+        wraps in two); the rows they complete, in order."""
+        rows: list[FeatureRow] = []
+        for block in blocks:
+            rows += self.push(block)
+        return rows
+
     def _replace_bad_channels(self, row: np.ndarray, bad: np.ndarray) -> None:
         """Bad channels' features := the good channels' median (in place; never NaN)."""
         per_channel = row.reshape(self.n_channels, self.config.features_per_channel)
