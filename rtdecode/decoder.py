@@ -298,11 +298,16 @@ class Decoder:
             # features count samples from self._origin (0, or the last restart)
             boundary = self._origin + features.next_decision_sample()
             prepare_at = boundary - self._pre_boundary
-            # The acquisition delivers promptly from shortly before the sample named here (it
-            # naps otherwise): the point where the window's head can be prepared, then its end.
-            # Were it only the end, a nap could run past the head's point, leaving the head's
-            # FFT to the end, on the latency path (seen: decisions ~4 ms later for whole runs).
-            self.acquisition.set_urgent_at(prepare_at if self._processed < prepare_at else boundary)
+            # The acquisition delivers promptly from shortly before the samples named here (it
+            # naps otherwise): the point where the window's head can be prepared, then its end,
+            # then the next head's point (each urgent from the moment the one before is in, not
+            # only once this thread has said so: it is busy then). Were it only the end, a nap
+            # could run past the head's point, leaving the head's FFT to the end, on the
+            # latency path (seen: decisions ~4 ms later for whole runs).
+            if self._processed < prepare_at:
+                self.acquisition.set_urgent_at(prepare_at, boundary)
+            else:
+                self.acquisition.set_urgent_at(boundary, prepare_at + self.config.hop_samples)
             target = min(boundary, self._processed + self._step)
             # one more wake just before the window ends (see _pre_boundary), and one later
             # still when the tail is long (_late_boundary)

@@ -234,6 +234,8 @@ class LslAcquisition:
             gap_tolerance_s,
             max_chunk,
             self._inlet,
+            # the LSL clock, to predict when the samples the decoder waits for arrive
+            clock_addr=_function_address(pylsl.lib.lib.lsl_local_clock),
         )
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -307,6 +309,12 @@ class LslAcquisition:
         self._sync_now.set()
 
     @property
+    def arrival_lag_s(self) -> float:
+        """The smallest recent delay from a sample's timestamp to its arrival (seconds; NaN
+        until known): the acquisition predicts from it when an urgent sample is due."""
+        return float(self._loop.arrival_lag_s)
+
+    @property
     def clock_offset_s(self) -> float:
         """Offset currently added to the source's timestamps (seconds)."""
         return float(self._loop.time_offset)
@@ -324,10 +332,10 @@ class LslAcquisition:
         finally:
             self.ring.close()
 
-    def set_urgent_at(self, sample_count: int) -> None:
-        """Tell the acquisition loop which sample's arrival is latency-critical (see
-        ``AcquisitionLoop.set_urgent_at``); 0 makes every sample urgent."""
-        self._loop.set_urgent_at(sample_count)
+    def set_urgent_at(self, sample_count: int, then: int = 0) -> None:
+        """Tell the acquisition loop which sample's arrival is latency-critical, and which one
+        after it (see ``AcquisitionLoop.set_urgent_at``); 0 makes every sample urgent."""
+        self._loop.set_urgent_at(sample_count, then)
 
     @property
     def alive(self) -> bool:

@@ -4,6 +4,7 @@ The live features equal the offline ones on the same samples; decisions carry th
 their window's last sample; the CLI runs simulator and decoder as separate processes.
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -62,9 +63,7 @@ def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channe
         from threadpoolctl import threadpool_info
 
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} <= {1}
-        deadline = time.monotonic() + 10
-        while not outlet.have_consumers() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_for_consumer(outlet)
         # Push in random chunk sizes, faster than real time, with exact sample timestamps.
         t0 = pylsl.local_clock()
         pos = 0
@@ -223,6 +222,24 @@ def test_hysteresis_flag_for_the_wrong_task_is_rejected(unique_name):
     assert "--on-threshold" in result.stderr and "--margin" in result.stderr
 
 
+def _wait_for_consumer(outlet: pylsl.StreamOutlet) -> None:
+    deadline = time.monotonic() + 10
+    while not outlet.have_consumers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _assert_all_arrived(acquisition: LslAcquisition, data: np.ndarray) -> None:
+    """Every pushed sample (``data``, all of the stream so far) reaches the ring, unchanged."""
+    n = data.shape[0]
+    deadline = time.monotonic() + 5
+    while acquisition.ring.written < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert acquisition.ring.written == n
+    out = np.empty_like(data)
+    acquisition.ring.read(n, out, np.empty(n))
+    np.testing.assert_array_equal(out, data)
+
+
 @pytest.mark.timeout(60)
 def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
     """While the acquisition naps, liblsl's data socket gets a receive low-water mark (its
@@ -250,9 +267,7 @@ def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
         fd, inode = acquisition.data_socket
         assert os.fstat(fd).st_ino == inode
         acquisition.set_urgent_at(10**12)  # far away: lazy naps with a mark
-        deadline = time.monotonic() + 10
-        while not outlet.have_consumers() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_for_consumer(outlet)
         marks = []
         for i in range(0, n, 4):   # real time, 1 ms chunks
             outlet.push_chunk(data[i : i + 4])
@@ -262,13 +277,7 @@ def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
         # a mark of several samples' bytes was set while data flowed ...
         assert max(marks) > 4 * n_ch * 4
         # ... and after the source stopped, every sample still arrives (the mark is released)
-        deadline = time.monotonic() + 5
-        while acquisition.ring.written < n and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert acquisition.ring.written == n
-        out = np.empty((n, n_ch), np.float32)
-        acquisition.ring.read(n, out, np.empty(n))
-        np.testing.assert_array_equal(out, data)
+        _assert_all_arrived(acquisition, data)
         deadline = time.monotonic() + 2  # a nap or two after the last data
         while mark() != 1 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -279,6 +288,32 @@ def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
         while acquisition.ring.written < n + 4 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert mark() == 1 and acquisition.ring.written == n + 4
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("clock_ahead_s", [0.0, 3.0])
+def test_acquisition_learns_when_urgent_samples_arrive(unique_name, clock_ahead_s):
+    """When an urgent sample is due is predicted from the timestamps and the delays from a
+    timestamp to its arrival seen while blocking: those delays are learnt whatever the source's
+    clock (here also one 3 s ahead of this machine's), and every sample is delivered."""
+    fs, n_ch = 4000.0, 8
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
+                                                 unique_name), chunk_size=4)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    assert math.isnan(acquisition.arrival_lag_s)
+    n = int(fs * 2)
+    data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
+    with acquisition:
+        _wait_for_consumer(outlet)
+        for i in range(0, n, 4):   # real time, 1 ms chunks stamped at their push
+            if i % 100 == 0:       # an urgent sample 15 ms ahead, and the next 5 ms after it
+                acquisition.set_urgent_at(i + 60, i + 80)
+            outlet.push_chunk(data[i : i + 4], pylsl.local_clock() + clock_ahead_s)
+            time.sleep(0.001)
+        lag = acquisition.arrival_lag_s
+        _assert_all_arrived(acquisition, data)
+    # the smallest delay seen: loopback's (well under 50 ms), minus the clock's lead
+    assert -clock_ahead_s <= lag < -clock_ahead_s + 0.05
 
 
 def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):

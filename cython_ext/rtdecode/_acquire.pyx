@@ -11,7 +11,7 @@ timestamps are counted here, per sample.
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int16_t, int32_t
-from libc.math cimport floor
+from libc.math cimport NAN, fabs, floor
 from posix.time cimport nanosleep, timespec
 from posix.stat cimport struct_stat, fstat
 
@@ -36,11 +36,15 @@ ctypedef double (*pull_sample_fn)(void* inlet, void* buf, int32_t n, double time
 ctypedef unsigned long (*pull_chunk_fn)(void* inlet, void* data, double* ts,
                                         unsigned long data_elements, unsigned long ts_elements,
                                         double timeout, int32_t* ec) noexcept nogil
+ctypedef double (*clock_fn)() noexcept nogil
 
 # Largest receive low-water mark set on the data socket (bytes).
 cdef double _MAX_MARK = 65536.0
 cdef double _MARK_FRACTION = 0.75
 cdef double _LEAD_S = 0.0015
+# With the urgent sample's arrival predicted from the timestamps, blocking starts this long
+# before it.
+cdef double _EARLY_S = 0.0005
 # A forward jump in the timestamps up to this long waits for the next samples' verdict (gap or
 # source stall); longer ones are gaps at once.
 cdef double _MAX_PENDING_S = 0.5
@@ -86,6 +90,10 @@ cdef enum:
     I_STALLS = 12        # forward jumps that the next timestamps made up for (a source that
                          # stalled and stamps its chunks by push time): no sample was missing
     I_COUNT = 13
+
+cdef enum:
+    N_LAGS = 16          # arrival lags kept (the prediction uses their minimum)
+    MIN_LAGS = 4         # ... and needs at least this many
 
 COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
                  "last_ts", "first_ts", "lsl_error", "last_gap_sample", "timestamp_resets",
@@ -134,6 +142,11 @@ cdef class AcquisitionLoop:
     cdef double _offset
     cdef double _offset_used  # the offset applied to the newest sample
     cdef long long _urgent_at
+    cdef long long _urgent_then   # the urgent sample once _urgent_at has arrived (0: none)
+    cdef clock_fn _clock          # lsl_local_clock, or NULL: no arrival prediction
+    cdef double _lags[N_LAGS]     # newest sample's age at recent prompt pulls (s)
+    cdef int _n_lags, _lag_next
+    cdef double _lag_offset       # the time offset those ages were measured under
     cdef long long _lead
     cdef double _lazy_s
     cdef object _keepalive
@@ -148,7 +161,7 @@ cdef class AcquisitionLoop:
     def __cinit__(self, RingBuffer ring not None, size_t inlet_handle, size_t pull_sample_addr,
                   size_t pull_chunk_addr, int channel_format, Py_ssize_t n_channels,
                   double nominal_rate_hz, double gap_tolerance_s=0.05, Py_ssize_t max_chunk=4096,
-                  keepalive=None, double lazy_s=0.008):
+                  keepalive=None, double lazy_s=0.008, size_t clock_addr=0):
         if channel_format not in _DTYPES:
             raise ValueError(
                 f"channel format code {channel_format} is not supported; "
@@ -186,9 +199,15 @@ cdef class AcquisitionLoop:
         self._offset = 0.0
         self._offset_used = 0.0
         self._urgent_at = 0
+        self._urgent_then = 0
         self._lazy_s = lazy_s
-        # Switch to blocking waits this many samples before the urgent one (1.5 ms): the naps
-        # before it are cut short to end there, so the blocking part, where liblsl's receiver
+        self._clock = <clock_fn>clock_addr if clock_addr != 0 else NULL
+        self._n_lags = 0
+        self._lag_next = 0
+        self._lag_offset = 0.0
+        # Until the urgent sample's arrival can be predicted from the timestamps, switch to
+        # blocking waits this many samples before it (1.5 ms): the naps before it are cut
+        # short to end there, so the blocking part, where liblsl's receiver
         # wakes this thread for every packet (often several times), stays short. (3 ms: ~420
         # wakes a second of this thread at 64 ch, and ~270 preemptions of liblsl's receiver by
         # them; 1.5 ms: ~230 and ~80, latency p99 unchanged within the noise.)
@@ -239,14 +258,25 @@ cdef class AcquisitionLoop:
     def time_offset(self) -> float:
         return self._offset
 
-    def set_urgent_at(self, long long count) -> None:
+    def set_urgent_at(self, long long count, long long then=0) -> None:
         """The absolute sample count whose arrival is latency-critical (the next window's last
-        sample). Far from it the loop drains every ``lazy_s`` seconds, its last nap cut to end
-        1.5 ms before the sample is due (at the nominal rate); from there it blocks in
-        ``pull_sample``, which returns as soon as a sample arrives. Waiting in
-        ``pull_sample`` all the time makes liblsl's receiver signal this thread for every sample
-        (measured: 0.058 cores at 32 kHz x 64 ch, mostly futex wake-ups). ``0`` = always urgent.
+        sample), and optionally the one after it (``then``: urgent from the moment ``count``
+        has arrived, with no call in between).
+
+        Far from it the loop drains every ``lazy_s`` seconds, its last nap cut to end shortly
+        before the sample is due; from there it blocks in ``pull_sample``, which returns as
+        soon as a sample arrives. Waiting in ``pull_sample`` all the time makes liblsl's
+        receiver signal this thread for every sample (measured: 0.058 cores at 32 kHz x 64 ch,
+        mostly futex wake-ups). When the sample is due is predicted from its timestamp (the
+        newest sample's plus the nominal periods between them) and the smallest of the recent
+        delays between a sample's timestamp and its arrival: blocking starts 0.5 ms before
+        that. Without a clock, or until those delays are known, it starts 1.5 ms before the
+        sample counts at the nominal rate say, counting the bytes the receive mark may hold
+        back as arrived. ``0`` = always urgent.
         """
+        # ``then`` first: a loop that reads the new ``count`` must not pair it with an old
+        # ``then``
+        rt_store(&self._urgent_then, then)
         rt_store(&self._urgent_at, count)
 
     def stop(self) -> None:
@@ -269,17 +299,21 @@ cdef class AcquisitionLoop:
         cdef long long urgent
         cdef timespec nap
         cdef double nap_s
-        cdef long long written, unseen
+        cdef long long written
         cdef int napped = 0
         cdef double mark
+        cdef double until_block   # seconds until blocking should start (when far from it)
+        cdef long long then
         while not rt_load_int(&self._stop):
             urgent = rt_load(&self._urgent_at)
+            then = rt_load(&self._urgent_then)
             n = 0
             written = self._ring.written_nogil()
-            # With a receive low-water mark set, up to that many bytes' samples may have
-            # arrived unseen (held by the kernel): count them as arrived.
-            unseen = self._lowat // self._wire_bytes if self._sock_fd >= 0 else 0
-            if urgent > 0 and written + unseen + self._lead < urgent:
+            if then > 0 and written >= urgent:
+                urgent = then
+            if urgent > 0:
+                until_block = self._until_block(urgent, written)
+            if urgent > 0 and until_block > 0.0:
                 # far from the next window end: drain what is queued, then nap
                 got = self._pull_chunk(self._inlet, self._stage_ptr, &self._stage_ts[0],
                                        <unsigned long>(self._max_chunk * C),
@@ -290,7 +324,9 @@ cdef class AcquisitionLoop:
                 n = <Py_ssize_t>(got // C)
                 if n == 0:
                     # nap a lazy period, or until the blocking part should start if sooner
-                    nap_s = (urgent - written - self._lead - unseen) * self._period
+                    # (longer naps, 16 or 24 ms, with the last one before the blocking part
+                    # 8 ms: 0.001-0.002 cores less, latency p99 1.5-2.3 ms instead of 1.1-1.9)
+                    nap_s = until_block
                     if nap_s > self._lazy_s:
                         nap_s = self._lazy_s
                     if nap_s < 0.0005:
@@ -343,11 +379,66 @@ cdef class AcquisitionLoop:
                 n += <Py_ssize_t>(got // C)
             self._convert(n)
             self._check_time(n)
+            if rest > 0 and self._clock != NULL:
+                # a blocking pull returns as a sample arrives: the newest sample's age now is
+                # about the delay between a timestamp and its arrival
+                self._note_lag(self._clock() - self._counters[I_LAST_TS])
             self._ring.write_ptr(&self._stage_f32[0, 0], &self._stage_ts[0], n)
             self._counters[I_CHUNKS] += 1
             self._counters[I_SAMPLES] += n
         self._set_lowat(1)
         return 0
+
+    cdef double _until_block(self, long long urgent, long long written) noexcept nogil:
+        """Seconds from now until blocking for sample count ``urgent`` should start (<= 0:
+        now)."""
+        cdef long long unseen
+        cdef double lag = self._arrival_lag(1)
+        if lag == lag:
+            # the urgent sample's timestamp, as the newest one's plus the periods between them
+            return (self._counters[I_LAST_TS] + (urgent - written) * self._period + lag
+                    - _EARLY_S - self._clock())
+        # With a receive low-water mark set, up to that many bytes' samples may have arrived
+        # unseen (held by the kernel): count them as arrived.
+        unseen = self._lowat // self._wire_bytes if self._sock_fd >= 0 else 0
+        return (urgent - written - self._lead - unseen) * self._period
+
+    cdef double _arrival_lag(self, bint forget_stale) noexcept nogil:
+        """The smallest recent delay from a sample's timestamp to its arrival (s), or NaN when
+        fewer than MIN_LAGS are known under the current clock offset (``forget_stale``: and
+        forget those measured under another; only the loop's thread may)."""
+        cdef int i
+        cdef double lag
+        if self._clock == NULL:
+            return NAN
+        if fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
+            if not forget_stale:
+                return NAN
+            self._n_lags = 0  # measured with another clock offset: stale
+            self._lag_next = 0
+        if self._n_lags < MIN_LAGS:
+            return NAN
+        lag = self._lags[0]
+        for i in range(1, self._n_lags):
+            if self._lags[i] < lag:
+                lag = self._lags[i]
+        return lag
+
+    @property
+    def arrival_lag_s(self) -> float:
+        """The smallest recent delay from a sample's timestamp (with the clock offset) to its
+        arrival here, seconds (NaN until known): what predicts when an urgent sample is due."""
+        return self._arrival_lag(0)
+
+    cdef void _note_lag(self, double lag_s) noexcept nogil:
+        if self._n_lags == 0 or fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
+            self._n_lags = 0
+            self._lag_next = 0
+            self._lag_offset = self._offset
+        self._lags[self._lag_next] = lag_s
+        self._lag_next = (self._lag_next + 1) % N_LAGS
+        if self._n_lags < N_LAGS:
+            self._n_lags += 1
 
     cdef void _set_lowat(self, int nbytes) noexcept nogil:
         cdef struct_stat st
