@@ -354,9 +354,10 @@ class Decoder:
                     self._restart_features(gap_at)
                 gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
                 stop = min(newest, gap_at) if gap_ahead else newest
-                if pending_at > self._processed:
+                if pending_at and pending_at >= self._processed:
                     # a jump ahead in the timestamps, not yet judged a gap or a source's stall:
-                    # no window may span it until it is
+                    # no window may span it until it is (nor go on from its first sample: a
+                    # window that ends there has every sample before the jump)
                     stop = min(stop, pending_at)
                 if stop <= self._processed:
                     self._held = True

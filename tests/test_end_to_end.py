@@ -291,11 +291,12 @@ def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("clock_ahead_s", [0.0, 3.0])
-def test_acquisition_learns_when_urgent_samples_arrive(unique_name, clock_ahead_s):
+@pytest.mark.parametrize("ahead_s, then_ahead_s", [(0.0, 0.0), (3.0, 3.0), (0.0, 0.2)])
+def test_acquisition_learns_when_urgent_samples_arrive(unique_name, ahead_s, then_ahead_s):
     """When an urgent sample is due is predicted from the timestamps and the delays from a
     timestamp to its arrival seen while blocking: those delays are learnt whatever the source's
-    clock (here also one 3 s ahead of this machine's), and every sample is delivered."""
+    clock (also one 3 s ahead of this machine's, or one that steps 0.2 s ahead halfway), and
+    every sample is delivered."""
     fs, n_ch = 4000.0, 8
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
                                                  unique_name), chunk_size=4)
@@ -308,12 +309,46 @@ def test_acquisition_learns_when_urgent_samples_arrive(unique_name, clock_ahead_
         for i in range(0, n, 4):   # real time, 1 ms chunks stamped at their push
             if i % 100 == 0:       # an urgent sample 15 ms ahead, and the next 5 ms after it
                 acquisition.set_urgent_at(i + 60, i + 80)
-            outlet.push_chunk(data[i : i + 4], pylsl.local_clock() + clock_ahead_s)
+            ahead = ahead_s if i < n // 2 else then_ahead_s
+            outlet.push_chunk(data[i : i + 4], pylsl.local_clock() + ahead)
             time.sleep(0.001)
         lag = acquisition.arrival_lag_s
         _assert_all_arrived(acquisition, data)
     # the smallest delay seen: loopback's (well under 50 ms), minus the clock's lead
-    assert -clock_ahead_s <= lag < -clock_ahead_s + 0.05
+    assert -then_ahead_s <= lag < -then_ahead_s + 0.05
+
+
+@pytest.mark.timeout(60)
+def test_a_late_arrival_prediction_is_learnt_again(unique_name):
+    """Samples delivered 30 ms after their timestamps for a second (a source, or this machine,
+    under load) teach the acquisition that they arrive 30 ms late. Once they come on time again,
+    its waits for urgent samples would begin after those had arrived, and the delays are only
+    measured in waits: it must notice the late start and learn the delay again."""
+    fs, n_ch, late_s = 4000.0, 8, 0.03
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
+                                                 unique_name), chunk_size=4)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    n = int(fs * 3)
+    data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
+    with acquisition:
+        _wait_for_consumer(outlet)
+        t0 = pylsl.local_clock()
+        lag_while_late = math.nan
+        for i in range(0, n, 4):   # 1 ms chunks stamped when sampled, pushed then or late
+            if i == int(fs * 1.5):
+                lag_while_late = acquisition.arrival_lag_s
+            stamp = t0 + (i + 4) / fs
+            delay = late_s if fs * 0.5 <= i < fs * 1.5 else 0.0
+            wait = stamp + delay - pylsl.local_clock()
+            if wait > 0:
+                time.sleep(wait)
+            if i % 100 == 0:
+                acquisition.set_urgent_at(i + 60, i + 80)
+            outlet.push_chunk(data[i : i + 4], stamp)
+        lag = acquisition.arrival_lag_s
+        _assert_all_arrived(acquisition, data)
+    assert late_s <= lag_while_late < late_s + 0.01
+    assert 0.0 <= lag < 0.005
 
 
 def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):

@@ -119,6 +119,13 @@ cdef class AcquisitionLoop:
         A timestamp step longer than one period plus this counts as a gap.
     max_chunk : int
         Samples drained per pass at most.
+    keepalive : object, optional
+        Kept referenced while the loop exists (the pylsl inlet whose handle it uses).
+    lazy_s : float
+        The longest nap between drains while no urgent sample is near.
+    clock_addr : int, optional
+        Address of ``lsl_local_clock``, to predict when urgent samples arrive (0: from sample
+        counts only).
 
     Notes
     -----
@@ -146,6 +153,7 @@ cdef class AcquisitionLoop:
     cdef clock_fn _clock          # lsl_local_clock, or NULL: no arrival prediction
     cdef double _lags[N_LAGS]     # newest sample's age at recent prompt pulls (s)
     cdef int _n_lags, _lag_next
+    cdef long long _blocking_for  # the urgent sample of the current blocking part
     cdef double _lag_offset       # the time offset those ages were measured under
     cdef long long _lead
     cdef double _lazy_s
@@ -161,7 +169,7 @@ cdef class AcquisitionLoop:
     def __cinit__(self, RingBuffer ring not None, size_t inlet_handle, size_t pull_sample_addr,
                   size_t pull_chunk_addr, int channel_format, Py_ssize_t n_channels,
                   double nominal_rate_hz, double gap_tolerance_s=0.05, Py_ssize_t max_chunk=4096,
-                  keepalive=None, double lazy_s=0.008, size_t clock_addr=0):
+                  keepalive=None, double lazy_s=0.024, size_t clock_addr=0):
         if channel_format not in _DTYPES:
             raise ValueError(
                 f"channel format code {channel_format} is not supported; "
@@ -200,11 +208,16 @@ cdef class AcquisitionLoop:
         self._offset_used = 0.0
         self._urgent_at = 0
         self._urgent_then = 0
+        # 24 ms naps rather than 8: at 64 ch, ~90 wakes a second of this thread instead of
+        # ~160, 0.003 cores instead of 0.0045, latency unchanged within the noise, once the
+        # blocking part starts at the predicted arrival (with it started by sample counts,
+        # 16 ms naps had raised latency p50 from 0.65 to 1.0-1.9 ms)
         self._lazy_s = lazy_s
         self._clock = <clock_fn>clock_addr if clock_addr != 0 else NULL
         self._n_lags = 0
         self._lag_next = 0
         self._lag_offset = 0.0
+        self._blocking_for = -1
         # Until the urgent sample's arrival can be predicted from the timestamps, switch to
         # blocking waits this many samples before it (1.5 ms): the naps before it are cut
         # short to end there, so the blocking part, where liblsl's receiver
@@ -324,8 +337,6 @@ cdef class AcquisitionLoop:
                 n = <Py_ssize_t>(got // C)
                 if n == 0:
                     # nap a lazy period, or until the blocking part should start if sooner
-                    # (longer naps, 16 or 24 ms, with the last one before the blocking part
-                    # 8 ms: 0.001-0.002 cores less, latency p99 1.5-2.3 ms instead of 1.1-1.9)
                     nap_s = until_block
                     if nap_s > self._lazy_s:
                         nap_s = self._lazy_s
@@ -354,21 +365,39 @@ cdef class AcquisitionLoop:
                     continue
                 napped = 0
                 rest = 0
+                if written < urgent <= written + n:
+                    self._prediction_late()  # the sample came before its wait began
             else:
                 self._set_lowat(1)
-                ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s, &ec)
+                # what is queued first: only a sample that arrives during the wait below tells
+                # when samples arrive
+                got = self._pull_chunk(self._inlet, self._stage_ptr, &self._stage_ts[0],
+                                       <unsigned long>(self._max_chunk * C),
+                                       <unsigned long>self._max_chunk, 0.0, &ec)
                 if ec != 0:
                     self._counters[I_ERROR] = ec
                     return ec
-                if ts0 == 0.0:
-                    # nothing for wait_s: the stream paused, so no catch-up is coming for a
-                    # jump still awaiting its verdict
-                    self._confirm_gap()
-                    continue
-                self._stage_ts[0] = ts0
-                n = 1
+                n = <Py_ssize_t>(got // C)
+                rest = 0
+                if n > 0:
+                    if self._blocking_for != urgent and written < urgent <= written + n:
+                        self._prediction_late()  # the wait began after the sample came
+                else:
+                    ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s,
+                                            &ec)
+                    if ec != 0:
+                        self._counters[I_ERROR] = ec
+                        return ec
+                    if ts0 == 0.0:
+                        # nothing for wait_s: the stream paused, so no catch-up is coming for a
+                        # jump still awaiting its verdict
+                        self._confirm_gap()
+                        continue
+                    self._stage_ts[0] = ts0
+                    n = 1
+                    rest = self._max_chunk - 1
+                self._blocking_for = urgent
                 napped = 0
-                rest = self._max_chunk - 1
             if rest > 0:
                 got = self._pull_chunk(self._inlet, self._stage_ptr + C * self._item,
                                        &self._stage_ts[1], <unsigned long>(rest * C),
@@ -380,7 +409,7 @@ cdef class AcquisitionLoop:
             self._convert(n)
             self._check_time(n)
             if rest > 0 and self._clock != NULL:
-                # a blocking pull returns as a sample arrives: the newest sample's age now is
+                # a pull that waited returns as a sample arrives: the newest sample's age now is
                 # about the delay between a timestamp and its arrival
                 self._note_lag(self._clock() - self._counters[I_LAST_TS])
             self._ring.write_ptr(&self._stage_f32[0, 0], &self._stage_ts[0], n)
@@ -429,6 +458,15 @@ cdef class AcquisitionLoop:
         """The smallest recent delay from a sample's timestamp (with the clock offset) to its
         arrival here, seconds (NaN until known): what predicts when an urgent sample is due."""
         return self._arrival_lag(0)
+
+    cdef void _prediction_late(self) noexcept nogil:
+        """An urgent sample arrived before the wait for it began: if that wait was predicted
+        from the arrival delays, they are too long (say, learnt while the source or this machine
+        was slow). Forget them: from sample counts again, until waits measure new ones (delays
+        are only measured in waits, which a late prediction skips: it would stay late)."""
+        if self._n_lags >= MIN_LAGS:
+            self._n_lags = 0
+            self._lag_next = 0
 
     cdef void _note_lag(self, double lag_s) noexcept nogil:
         if self._n_lags == 0 or fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
