@@ -44,3 +44,9 @@ def make_small_model(path, *, n_channels=4, fs_hz=2000.0, window_s=1.0, hop_s=0.
 @pytest.fixture
 def small_model(tmp_path):
     return make_small_model(tmp_path / "small.onnx")
+
+
+@pytest.fixture
+def make_model(tmp_path):
+    """``make_model(name, **options)``: a model as ``make_small_model`` makes, in ``tmp_path``."""
+    return lambda name, **options: make_small_model(tmp_path / name, **options)

@@ -351,6 +351,42 @@ def test_a_late_arrival_prediction_is_learnt_again(unique_name):
     assert 0.0 <= lag < 0.005
 
 
+@pytest.mark.timeout(90)
+def test_the_decoder_names_its_next_two_wake_points_urgent(unique_name, make_model):
+    """The acquisition is told the decoder's next two latency-critical samples, in order: a
+    window's head point, with many channels the extra wake 4 ms before its end, its end, and the
+    next head point. Without the late wake's, the acquisition could nap past it (up to 8-24 ms),
+    leaving the whole tail to decimate at the window's end."""
+    fs, n_ch = 2000.0, 512
+    model = OnnxModel(make_model("wide.onnx", n_channels=n_ch, fs_hz=fs))
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
+                                                 unique_name), chunk_size=10)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
+                              input_name=unique_name, hop_s=0.1, log_path=None)
+    decoder = Decoder(model, acquisition, outputs)
+    hop, late, pre = decoder.config.hop_samples, decoder._late_boundary, decoder._pre_boundary
+    assert 0 < late < pre   # this many channels: the extra wake exists
+    points = sorted({b - d for b in range(hop, int(fs * 4), hop) for d in (pre, late, 0)})
+    following = dict(zip(points, points[1:]))
+    rng = np.random.default_rng(5)
+    seen = []
+    with decoder:
+        _wait_for_consumer(outlet)
+        t0 = time.monotonic()
+        for i in range(0, int(fs * 3), 10):   # 5 ms chunks, in real time
+            outlet.push_chunk((rng.standard_normal((10, n_ch)) * 20).astype(np.float32))
+            first, again = acquisition._loop.urgent, acquisition._loop.urgent
+            if first == again and first[0] > 0:   # not torn by a change between the reads
+                seen.append(first)
+            time.sleep(max(0.0, t0 + (i + 10) / fs - time.monotonic()))
+        assert decoder.error is None
+    assert len(seen) > 100
+    assert all(then == following[count] for count, then in seen)
+    late_points = {b - late for b in range(hop, int(fs * 4), hop)}
+    assert sum(count in late_points for count, _ in seen) >= 3
+
+
 def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):
     """If the fd given as the data socket no longer is that socket (liblsl reconnected and the
     number was reused), the loop notices by its inode and never touches it."""

@@ -289,6 +289,12 @@ cdef class AcquisitionLoop:
         rt_store(&self._urgent_then, then)
         rt_store(&self._urgent_at, count)
 
+    @property
+    def urgent(self) -> tuple[int, int]:
+        """``(count, then)`` as last given to ``set_urgent_at``."""
+        cdef long long count = rt_load(&self._urgent_at)
+        return count, rt_load(&self._urgent_then)
+
     def stop(self) -> None:
         """Ask ``run`` to return after its current wait (<= ``wait_s``)."""
         rt_store_int(&self._stop, 1)
