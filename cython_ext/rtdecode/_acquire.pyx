@@ -317,6 +317,7 @@ cdef class AcquisitionLoop:
         cdef double nap_s
         cdef long long written
         cdef int napped = 0
+        cdef int waited           # this pass's samples came after a wait in pull_sample
         cdef double mark
         cdef double until_block   # seconds until blocking should start (when far from it)
         cdef long long then
@@ -324,6 +325,7 @@ cdef class AcquisitionLoop:
             urgent = rt_load(&self._urgent_at)
             then = rt_load(&self._urgent_then)
             n = 0
+            waited = 0
             written = self._ring.written_nogil()
             if then > 0 and written >= urgent:
                 urgent = then
@@ -399,19 +401,29 @@ cdef class AcquisitionLoop:
                     self._stage_ts[0] = ts0
                     n = 1
                     rest = self._max_chunk - 1
+                    waited = 1
                 self._blocking_for = urgent
                 napped = 0
-            if rest > 0:
-                got = self._pull_chunk(self._inlet, self._stage_ptr + C * self._item,
-                                       &self._stage_ts[1], <unsigned long>(rest * C),
+            # After a wait, drain until the queue is empty: the wait returns at the first sample
+            # of a packet while liblsl's receiver is still queueing the rest, and the delay
+            # measured below must be that of the packet's last sample (measured at an earlier
+            # one, it is longer by the samples between them, up to a packet: predictions late
+            # by that much; the suspected cause of whole runs with latency p50 ~1.7 ms instead
+            # of ~0.6, in 2 of ~12 runs)
+            while rest > 0:
+                got = self._pull_chunk(self._inlet, self._stage_ptr + n * C * self._item,
+                                       &self._stage_ts[n], <unsigned long>(rest * C),
                                        <unsigned long>rest, 0.0, &ec)
                 if ec != 0:
                     self._counters[I_ERROR] = ec
                     return ec
+                if got == 0:
+                    break
                 n += <Py_ssize_t>(got // C)
+                rest -= <Py_ssize_t>(got // C)
             self._convert(n)
             self._check_time(n)
-            if rest > 0 and self._clock != NULL:
+            if waited and self._clock != NULL:
                 # a pull that waited returns as a sample arrives: the newest sample's age now is
                 # about the delay between a timestamp and its arrival
                 self._note_lag(self._clock() - self._counters[I_LAST_TS])
