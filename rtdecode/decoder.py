@@ -311,14 +311,10 @@ class Decoder:
             upcoming = [at for at in points + (prepare_at + self.config.hop_samples,)
                         if at > self._processed]
             self.acquisition.set_urgent_at(upcoming[0], upcoming[1])
-            target = min(boundary, self._processed + self._step)
-            # one more wake just before the window ends (see _pre_boundary), and one later
-            # still when the tail is long (_late_boundary)
-            if self._processed < prepare_at < target:
-                target = prepare_at
-            elif self._late_boundary and \
-                    self._processed < boundary - self._late_boundary < target:
-                target = boundary - self._late_boundary
+            # this thread wakes at the same points (the one just before the window ends, see
+            # _pre_boundary, and the later one when the tail is long, _late_boundary), or
+            # sooner, every step
+            target = min(self._processed + self._step, upcoming[0])
             if self._held and target <= ring.written:
                 # held before a jump in the timestamps that awaits its verdict: wake at the
                 # next samples, which bring it

@@ -458,8 +458,7 @@ cdef class AcquisitionLoop:
         if fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
             if not forget_stale:
                 return NAN
-            self._n_lags = 0  # measured with another clock offset: stale
-            self._lag_next = 0
+            self._forget_lags()  # measured with another clock offset: stale
         if self._n_lags < MIN_LAGS:
             return NAN
         lag = self._lags[0]
@@ -474,19 +473,21 @@ cdef class AcquisitionLoop:
         arrival here, seconds (NaN until known): what predicts when an urgent sample is due."""
         return self._arrival_lag(0)
 
+    cdef inline void _forget_lags(self) noexcept nogil:
+        self._n_lags = 0
+        self._lag_next = 0
+
     cdef void _prediction_late(self) noexcept nogil:
         """An urgent sample arrived before the wait for it began: if that wait was predicted
         from the arrival delays, they are too long (say, learnt while the source or this machine
         was slow). Forget them: from sample counts again, until waits measure new ones (delays
         are only measured in waits, which a late prediction skips: it would stay late)."""
         if self._n_lags >= MIN_LAGS:
-            self._n_lags = 0
-            self._lag_next = 0
+            self._forget_lags()
 
     cdef void _note_lag(self, double lag_s) noexcept nogil:
         if self._n_lags == 0 or fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
-            self._n_lags = 0
-            self._lag_next = 0
+            self._forget_lags()
             self._lag_offset = self._offset
         self._lags[self._lag_next] = lag_s
         self._lag_next = (self._lag_next + 1) % N_LAGS
