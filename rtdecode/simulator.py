@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import queue
 import threading
 import time
 from bisect import bisect_right
@@ -636,12 +637,13 @@ class LfpSimulator:
 # LSL source
 # ------------------------------------------------------------------------------------------
 _MAX_BUFFERED_S = 30
-# Seconds of signal generated at a time. Generating is a burst of CPU (3.2 ms per 0.1 s at
-# 64 ch x 32 kHz); on a small machine shared with a decoder, bursts that short and that rare
-# land on the decoder's window ends in some runs and not others. 20 ms blocks cost ~25 % more
-# in all but each burst is ~0.8 ms.
+# Seconds of signal generated at a time, on a thread of its own (see run_lsl_source). Generating
+# is a burst of CPU (3.2 ms per 0.1 s at 64 ch x 32 kHz); on a small machine shared with a
+# decoder, bursts that long and that rare land on the decoder's window ends in some runs and
+# not others. 20 ms blocks cost ~25 % more in all but each burst is ~0.7 ms.
 _BLOCK_S = 0.02
 _FAULT_SCALE_S = 0.5
+_BLOCKS_AHEAD = 3  # blocks generated ahead of the pushes
 _LINGER_S = 0.5  # keep outlets open this long after the last push when someone listens
 
 
@@ -719,6 +721,47 @@ class ChannelFault:
             col += (500.0 * std * np.sin(2 * np.pi * 3.0 * t)).astype(col.dtype)
 
 
+def _produce_blocks(sim: LfpSimulator, block: int, total: int | None,
+                    faults: tuple[ChannelFault, ...], blocks: queue.Queue,
+                    producing: threading.Event) -> None:
+    """Generate the stream's blocks in order onto ``blocks``: ``(data, state changes begun in
+    it)``, then ``None`` after ``total`` samples; an exception is put there instead (the
+    pushing thread raises it). Returns when ``producing`` is cleared."""
+    generated = 0
+    n_changes = 0
+    scale = None  # channels' standard deviations, from the first block, for the faults
+    try:
+        while producing.is_set() and (total is None or generated < total):
+            n = block
+            if faults and scale is None:
+                # the faults' scale (each channel's standard deviation) from a first stretch
+                # long enough to hold the slow rhythms
+                n = block * max(1, round(_FAULT_SCALE_S / _BLOCK_S))
+            if total is not None:
+                n = min(n, total - generated)
+            data, _ = sim.generate(n)
+            if faults and scale is None:
+                scale = np.std(data, axis=0)
+            for fault in faults:
+                fault.apply(data, generated, sim.config.fs_hz, scale)
+            changes = sim.state_changes()[n_changes:]
+            n_changes += len(changes)
+            generated += n
+            _put_while(blocks, (data, changes), producing)
+        _put_while(blocks, None, producing)
+    except BaseException as exc:  # handed to the pushing thread, which raises it
+        _put_while(blocks, exc, producing)
+
+
+def _put_while(blocks: queue.Queue, item: Any, producing: threading.Event) -> None:
+    while producing.is_set():
+        try:
+            blocks.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            pass
+
+
 def run_lsl_source(
     config: SimulatorConfig,
     name: str = "rtdecode-sim",
@@ -769,8 +812,8 @@ def run_lsl_source(
 
     Notes
     -----
-    Blocking: call it from a thread of its own. Samples are generated in blocks of ~0.1 s and
-    pushed one chunk at a time, chunk ``k`` at ``t0 + (k + 1) * chunk_samples / fs`` on the LSL
+    Blocking: call it from a thread of its own. Samples are generated in blocks of 20 ms, up to
+    three blocks ahead, on a second thread, and pushed one chunk at a time, chunk ``k`` at ``t0 + (k + 1) * chunk_samples / fs`` on the LSL
     clock; a late chunk is pushed at once (never dropped), so the stream catches up. Each
     chunk carries the LSL timestamp read just before its push (what pylsl would assign by
     default: the time of the chunk's last sample; earlier samples are spaced back by 1/fs).
@@ -825,29 +868,33 @@ def run_lsl_source(
         name, config.scenario, config.n_channels, fs,
         "until stopped" if total is None else f"{duration_s:g} s",
     )
+    # Blocks are generated on a thread of their own, ahead of the pushes. Generated between
+    # two pushes, each block's burst of CPU (~0.7 ms per 20 ms at 64 ch) held up liblsl's
+    # sending of the chunk pushed just before it: that chunk, one in every 20, reached an
+    # inlet ~1.2 ms late instead of ~0.1 ms. A decoder whose window ends fell on that chunk
+    # was 1 ms later at every decision, for a whole run (1 run in ~4 at 64 ch, 2 cores).
+    blocks: queue.Queue = queue.Queue(maxsize=_BLOCKS_AHEAD)
+    producing = threading.Event()   # cleared: the producer must stop
+    producing.set()
+    producer = threading.Thread(
+        target=_produce_blocks, args=(sim, block, total, faults, blocks, producing),
+        name="rtdecode-sim-generate", daemon=True)
+    producer.start()
     pushed = 0
-    scale = None  # channels' standard deviations, from the first block, for the faults
-    n_changes = 0
     max_late = 0.0
     stopped = False
     t0 = pylsl.local_clock()
     try:
-        while not stopped and (total is None or pushed < total):
+        while not stopped:
             if stop_event is not None and stop_event.is_set():
                 break
-            n = block
-            if faults and scale is None:
-                # the faults' scale (each channel's standard deviation) from a first stretch long
-                # enough to hold the slow rhythms
-                n = block * max(1, round(_FAULT_SCALE_S / _BLOCK_S))
-            if total is not None:
-                n = min(n, total - pushed)
-            data, _ = sim.generate(n)
-            if faults and scale is None:
-                scale = np.std(data, axis=0)
-            for fault in faults:
-                fault.apply(data, pushed, fs, scale)
-            changes = sim.state_changes()[n_changes:]
+            item = blocks.get()
+            if item is None:
+                break   # all of duration_s generated and pushed
+            if isinstance(item, BaseException):
+                raise item
+            data, changes = item
+            n = len(data)
             k = 0
             for off in range(0, n, chunk_samples):
                 chunk = data[off:off + chunk_samples]  # row slice: still C-contiguous
@@ -873,8 +920,14 @@ def run_lsl_source(
                         on_state_change(state, marker_ts)
                     k += 1
                 pushed = end
-            n_changes += k
     finally:
+        producing.clear()
+        while producer.is_alive():
+            try:   # make room for a producer blocked on a full queue
+                blocks.get_nowait()
+            except queue.Empty:
+                pass
+            producer.join(0.05)
         logger.info(
             "LSL source %r stopped: %d samples (%.1f s), worst lateness %.1f ms",
             name, pushed, pushed / fs, 1e3 * max_late,

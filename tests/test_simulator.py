@@ -501,3 +501,5 @@ def test_lsl_source_stops_on_event():
     assert not thread.is_alive()
     # Paced at real time: about 0.5 s worth of samples, not a burst.
     assert 100 <= result["pushed"] <= 5000
+    # the thread generating blocks ahead (blocked on its full queue by then) ended with it
+    assert not [t for t in threading.enumerate() if t.name == "rtdecode-sim-generate"]
