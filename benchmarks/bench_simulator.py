@@ -10,7 +10,9 @@ Prints the machine, then:
    BLAS worker threads spinning);
 4. the LSL source pushing 32-sample chunks at real-time pace for ``--seconds`` (default 10 s)
    with one consumer in a separate process: CPU share of the source process (all of its
-   threads, liblsl's included), the consumer's sample count and delivery latency.
+   threads, liblsl's included), the consumer's sample count and delivery latency, and the
+   median latency at the best and worst chunk position within the source's generation block
+   (a chunk held up by the generating would show at one position).
 
 Run: ``PYTHONPATH=. python benchmarks/bench_simulator.py [--seconds 10] [--no-consumer]``
 """
@@ -30,7 +32,7 @@ import numpy as np
 import scipy
 from scipy import signal
 
-from rtdecode.simulator import LfpSimulator, SimulatorConfig, run_lsl_source
+from rtdecode.simulator import _BLOCK_S, LfpSimulator, SimulatorConfig, run_lsl_source
 
 FS = 32000.0
 N_CH = 64
@@ -137,6 +139,7 @@ inlet.open_stream(20.0)
 buf = np.empty((4096, n_ch), np.float32)
 n = 0
 lat = []
+stamps = []
 # Stop 2 s after the last data (allow 30 s for the first).
 last = time.monotonic() + 28.0
 while time.monotonic() - last < 2.0:
@@ -146,14 +149,21 @@ while time.monotonic() - last < 2.0:
     if ts:
         now = pylsl.local_clock()
         lat.append(now - ts[-1])
+        stamps.append(ts[-1])
         n += len(ts)
         last = time.monotonic()
     else:
         time.sleep(0.0005)
 lat = np.array(lat) * 1e3
+# the position of each pull's newest chunk within the source's generation block (chunks_per_block
+# pushes): a chunk held up by the generation of the next block shows at one position
+per_block = int(sys.argv[4])
+pos = np.round((np.array(stamps) - stamps[0]) * float(sys.argv[5]) / int(sys.argv[6])).astype(int) % per_block
+by_pos = [float(np.median(lat[pos == k])) for k in range(per_block) if (pos == k).any()]
 print(json.dumps({"samples": n, "pulls": len(lat), "latency_ms_median": float(np.median(lat)),
                   "latency_ms_p99": float(np.percentile(lat, 99)),
-                  "latency_ms_max": float(lat.max())}))
+                  "latency_ms_max": float(lat.max()),
+                  "median_by_position_ms": [min(by_pos), max(by_pos)]}))
 """
 
 
@@ -163,7 +173,8 @@ def lsl_cpu_share(seconds: float, with_consumer: bool, chunk: int) -> None:
     consumer = None
     if with_consumer:
         consumer = subprocess.Popen(
-            [sys.executable, "-c", CONSUMER, name, str(N_CH), str(seconds)],
+            [sys.executable, "-c", CONSUMER, name, str(N_CH), str(seconds),
+             str(max(1, round(_BLOCK_S * FS / chunk))), str(FS), str(chunk)],
             stdout=subprocess.PIPE, text=True,
         )
     started = threading.Event()
@@ -214,6 +225,9 @@ def lsl_cpu_share(seconds: float, with_consumer: bool, chunk: int) -> None:
               f"pulls; latency from timestamp of a chunk's last sample: "
               f"median {stats['latency_ms_median']:.2f} ms, "
               f"p99 {stats['latency_ms_p99']:.2f} ms, max {stats['latency_ms_max']:.2f} ms")
+        lo, hi = stats["median_by_position_ms"]
+        print(f"  median latency by the chunk's position in the source's {_BLOCK_S * 1e3:g} ms "
+              f"generation block: {lo:.2f} ms at best, {hi:.2f} ms at worst")
 
 
 def main() -> None:
