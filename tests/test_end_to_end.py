@@ -7,6 +7,7 @@ import json
 import math
 import os
 import subprocess
+import threading
 import sys
 import time
 
@@ -349,6 +350,56 @@ def test_a_late_arrival_prediction_is_learnt_again(unique_name):
         _assert_all_arrived(acquisition, data)
     assert late_s <= lag_while_late < late_s + 0.01
     assert 0.0 <= lag < 0.005
+
+
+@pytest.mark.timeout(60)
+def test_an_urgent_sample_in_a_late_sources_catch_up_is_not_napped_through(unique_name):
+    """A source that falls behind its pace stamps its late chunks late, then pushes the rest at
+    once. Predicted from the newest (late) timestamp, the urgent sample in that catch-up would
+    be due ~12 ms after it comes, and the acquisition would nap through its arrival (for up to
+    its 24 ms naps here). The prediction must not be later than the stream's recent pace says."""
+    fs, n_ch, chunk = 4000.0, 8, 4                  # 1 ms chunks
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
+                                                 unique_name), chunk_size=chunk)
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    n = int(fs * 2)
+    data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
+    stall_at, stall_s = int(fs * 1.5), 0.030        # the source stops for 30 ms, here
+    urgent = stall_at + 60                         # 15 ms after it, on the stream's pace
+    arrived = {}
+
+    def watch() -> None:
+        if acquisition.ring.wait_for(urgent, 10.0):
+            arrived["t"] = pylsl.local_clock()
+
+    with acquisition:
+        _wait_for_consumer(outlet)
+        t0 = pylsl.local_clock()
+        i = 0
+        while i < stall_at:                          # on pace, stamped at the push
+            if i % 100 == 0:                         # urgent samples to learn the delays from
+                acquisition.set_urgent_at(i + 60, i + 80)
+            wait = t0 + (i + chunk) / fs - pylsl.local_clock()
+            if wait > 0:
+                time.sleep(wait)
+            outlet.push_chunk(data[i : i + chunk], pylsl.local_clock())
+            i += chunk
+        acquisition.set_urgent_at(urgent)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        time.sleep(stall_s)
+        for _ in range(2):                           # two chunks pushed 30 ms late, stamped so
+            outlet.push_chunk(data[i : i + chunk], pylsl.local_clock())
+            i += chunk
+            time.sleep(0.001)
+        catch_up = pylsl.local_clock()               # then the rest at once, the urgent in it
+        outlet.push_chunk(data[i : urgent + 40], catch_up)
+        i = urgent + 40
+        watcher.join(10.0)
+        outlet.push_chunk(data[i:], pylsl.local_clock())
+        _assert_all_arrived(acquisition, data)
+    # loopback delivers in well under a millisecond; napped through, it came ~12 ms after
+    assert arrived["t"] - catch_up < 0.005
 
 
 @pytest.mark.timeout(90)

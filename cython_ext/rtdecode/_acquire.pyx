@@ -152,6 +152,7 @@ cdef class AcquisitionLoop:
     cdef long long _urgent_then   # the urgent sample once _urgent_at has arrived (0: none)
     cdef clock_fn _clock          # lsl_local_clock, or NULL: no arrival prediction
     cdef double _lags[N_LAGS]     # newest sample's age at recent prompt pulls (s)
+    cdef double _phases[N_LAGS]   # ... and its arrival time minus its count's nominal time (s)
     cdef int _n_lags, _lag_next
     cdef long long _blocking_for  # the urgent sample of the current blocking part
     cdef double _lag_offset       # the time offset those ages were measured under
@@ -321,6 +322,7 @@ cdef class AcquisitionLoop:
         cdef double mark
         cdef double until_block   # seconds until blocking should start (when far from it)
         cdef long long then
+        cdef double now
         while not rt_load_int(&self._stop):
             urgent = rt_load(&self._urgent_at)
             then = rt_load(&self._urgent_then)
@@ -426,7 +428,8 @@ cdef class AcquisitionLoop:
             if waited and self._clock != NULL:
                 # a pull that waited returns as a sample arrives: the newest sample's age now is
                 # about the delay between a timestamp and its arrival
-                self._note_lag(self._clock() - self._counters[I_LAST_TS])
+                now = self._clock()
+                self._note_lag(now - self._counters[I_LAST_TS], now - (written + n) * self._period)
             self._ring.write_ptr(&self._stage_f32[0, 0], &self._stage_ts[0], n)
             self._counters[I_CHUNKS] += 1
             self._counters[I_SAMPLES] += n
@@ -437,11 +440,25 @@ cdef class AcquisitionLoop:
         """Seconds from now until blocking for sample count ``urgent`` should start (<= 0:
         now)."""
         cdef long long unseen
+        cdef double due, on_pace
+        cdef int i
         cdef double lag = self._arrival_lag(1)
         if lag == lag:
             # the urgent sample's timestamp, as the newest one's plus the periods between them
-            return (self._counters[I_LAST_TS] + (urgent - written) * self._period + lag
-                    - _EARLY_S - self._clock())
+            due = self._counters[I_LAST_TS] + (urgent - written) * self._period + lag
+            # ... unless the stream is behind its pace: a source that fell behind stamps its
+            # late samples late, then catches up, so the urgent sample can come as early as the
+            # stream's best recent pace says (its sample count's nominal time plus the smallest
+            # recent difference between the two). Seen: a simulator a few ms late now and then;
+            # the acquisition napped through the catch-up, decisions ~4.5 ms late.
+            on_pace = self._phases[0]
+            for i in range(1, self._n_lags):
+                if self._phases[i] < on_pace:
+                    on_pace = self._phases[i]
+            on_pace += urgent * self._period
+            if on_pace < due:
+                due = on_pace
+            return due - _EARLY_S - self._clock()
         # With a receive low-water mark set, up to that many bytes' samples may have arrived
         # unseen (held by the kernel): count them as arrived.
         unseen = self._lowat // self._wire_bytes if self._sock_fd >= 0 else 0
@@ -485,11 +502,12 @@ cdef class AcquisitionLoop:
         if self._n_lags >= MIN_LAGS:
             self._forget_lags()
 
-    cdef void _note_lag(self, double lag_s) noexcept nogil:
+    cdef void _note_lag(self, double lag_s, double phase_s) noexcept nogil:
         if self._n_lags == 0 or fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
             self._forget_lags()
             self._lag_offset = self._offset
         self._lags[self._lag_next] = lag_s
+        self._phases[self._lag_next] = phase_s
         self._lag_next = (self._lag_next + 1) % N_LAGS
         if self._n_lags < N_LAGS:
             self._n_lags += 1
