@@ -823,8 +823,9 @@ def run_lsl_source(
     Notes
     -----
     Blocking: call it from a thread of its own. Samples are generated in blocks of 20 ms, up to
-    three blocks ahead, on a second thread, and pushed one chunk at a time, chunk ``k`` at ``t0 + (k + 1) * chunk_samples / fs`` on the LSL
-    clock; a late chunk is pushed at once (never dropped), so the stream catches up. Each
+    three blocks ahead, on a second thread (at nice 10 where threads have their own priority),
+    and pushed one chunk at a time, chunk ``k`` at ``t0 + (k + 1) * chunk_samples / fs`` on the
+    LSL clock; a late chunk is pushed at once (never dropped), so the stream catches up. Each
     chunk carries the LSL timestamp read just before its push (what pylsl would assign by
     default: the time of the chunk's last sample; earlier samples are spaced back by 1/fs).
     Each truth marker is pushed right after the chunk that holds the first sample of the
