@@ -280,8 +280,9 @@ cdef class AcquisitionLoop:
         receiver signal this thread for every sample (measured: 0.058 cores at 32 kHz x 64 ch,
         mostly futex wake-ups). When the sample is due is predicted from its timestamp (the
         newest sample's plus the nominal periods between them) and the smallest of the recent
-        delays between a sample's timestamp and its arrival: blocking starts 0.5 ms before
-        that. Without a clock, or until those delays are known, it starts 1.5 ms before the
+        delays between a sample's timestamp and its arrival, but never later than the stream's
+        recent pace says (for a source that fell behind and will catch up): blocking starts
+        0.5 ms before that. Without a clock, or until those delays are known, it starts 1.5 ms before the
         sample counts at the nominal rate say, counting the bytes the receive mark may hold
         back as arrived. ``0`` = always urgent.
         """
