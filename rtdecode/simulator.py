@@ -933,12 +933,7 @@ def run_lsl_source(
                 pushed = end
     finally:
         producing.clear()
-        while producer.is_alive():
-            try:   # make room for a producer blocked on a full queue
-                blocks.get_nowait()
-            except queue.Empty:
-                pass
-            producer.join(0.05)
+        producer.join()   # within its current block, or 0.1 s when waiting on a full queue
         logger.info(
             "LSL source %r stopped: %d samples (%.1f s), worst lateness %.1f ms",
             name, pushed, pushed / fs, 1e3 * max_late,

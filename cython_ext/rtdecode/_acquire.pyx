@@ -100,6 +100,16 @@ COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
                  "clock_jumps", "pending_gap_sample", "source_stalls")
 
 
+cdef inline double _smallest(const double* values, int n) noexcept nogil:
+    """The smallest of ``values[:n]`` (``n >= 1``)."""
+    cdef double least = values[0]
+    cdef int i
+    for i in range(1, n):
+        if values[i] < least:
+            least = values[i]
+    return least
+
+
 cdef class AcquisitionLoop:
     """Pull from one LSL inlet into a ring buffer until stopped.
 
@@ -282,9 +292,9 @@ cdef class AcquisitionLoop:
         newest sample's plus the nominal periods between them) and the smallest of the recent
         delays between a sample's timestamp and its arrival, but never later than the stream's
         recent pace says (for a source that fell behind and will catch up): blocking starts
-        0.5 ms before that. Without a clock, or until those delays are known, it starts 1.5 ms before the
-        sample counts at the nominal rate say, counting the bytes the receive mark may hold
-        back as arrived. ``0`` = always urgent.
+        0.5 ms before that. Without a clock, or until those delays are known, it starts 1.5 ms
+        before the sample counts at the nominal rate say, counting the bytes the receive mark
+        may hold back as arrived. ``0`` = always urgent.
         """
         # ``then`` first: a loop that reads the new ``count`` must not pair it with an old
         # ``then``
@@ -322,6 +332,7 @@ cdef class AcquisitionLoop:
         cdef int waited           # this pass's samples came after a wait in pull_sample
         cdef double mark
         cdef double until_block   # seconds until blocking should start (when far from it)
+        cdef bint blocking        # waiting in pull_sample from now (near an urgent sample)
         cdef long long then
         cdef double now
         while not rt_load_int(&self._stop):
@@ -332,19 +343,31 @@ cdef class AcquisitionLoop:
             written = self._ring.written_nogil()
             if then > 0 and written >= urgent:
                 urgent = then
-            if urgent > 0:
-                until_block = self._until_block(urgent, written)
-            if urgent > 0 and until_block > 0.0:
-                # far from the next window end: drain what is queued, then nap
-                got = self._pull_chunk(self._inlet, self._stage_ptr, &self._stage_ts[0],
-                                       <unsigned long>(self._max_chunk * C),
-                                       <unsigned long>self._max_chunk, 0.0, &ec)
-                if ec != 0:
-                    self._counters[I_ERROR] = ec
-                    return ec
-                n = <Py_ssize_t>(got // C)
+            until_block = self._until_block(urgent, written) if urgent > 0 else 0.0
+            blocking = until_block <= 0.0
+            if blocking:
+                # from the blocking part on, liblsl's receiver wakes at every byte (the mark is
+                # released before the drain below, so the drain finds what the mark held back)
+                self._set_lowat(1)
+            # what is queued first: only a sample that arrives during a wait tells when
+            # samples arrive
+            got = self._pull_chunk(self._inlet, self._stage_ptr, &self._stage_ts[0],
+                                   <unsigned long>(self._max_chunk * C),
+                                   <unsigned long>self._max_chunk, 0.0, &ec)
+            if ec != 0:
+                self._counters[I_ERROR] = ec
+                return ec
+            n = <Py_ssize_t>(got // C)
+            rest = 0
+            if (n > 0 and (not blocking or self._blocking_for != urgent)
+                    and written < urgent <= written + n):
+                # the urgent sample came before its wait began (far from it, or in the first
+                # drain of its blocking part)
+                self._prediction_late()
+            if not blocking:
                 if n == 0:
-                    # nap a lazy period, or until the blocking part should start if sooner
+                    # far from the next window end, nothing queued: nap a lazy period, or
+                    # until the blocking part should start if sooner
                     nap_s = until_block
                     if nap_s > self._lazy_s:
                         nap_s = self._lazy_s
@@ -361,9 +384,9 @@ cdef class AcquisitionLoop:
                         # sample carries a header too, so fewer bytes than these reach it): the
                         # receiver wakes about once a nap, and at least once, so the nap's end
                         # finds the samples queued (with half the bytes: twice a nap). At most
-                        # 64 KiB: from ~512 channels a 1 ms packet is that big, so a wake per packet costs
-                        # little beside its data, and marks near the size of TCP's receive
-                        # window could hold the sender back
+                        # 64 KiB: from ~512 channels a 1 ms packet is that big, so a wake per
+                        # packet costs little beside its data, and marks near the size of TCP's
+                        # receive window could hold the sender back
                         mark = _MARK_FRACTION * nap_s * self._wire_bytes / self._period
                         self._set_lowat(<int>(mark if mark < _MAX_MARK else _MAX_MARK))
                     napped = 1
@@ -371,26 +394,8 @@ cdef class AcquisitionLoop:
                     nap.tv_nsec = <long>((nap_s - <double>nap.tv_sec) * 1e9)
                     nanosleep(&nap, NULL)
                     continue
-                napped = 0
-                rest = 0
-                if written < urgent <= written + n:
-                    self._prediction_late()  # the sample came before its wait began
             else:
-                self._set_lowat(1)
-                # what is queued first: only a sample that arrives during the wait below tells
-                # when samples arrive
-                got = self._pull_chunk(self._inlet, self._stage_ptr, &self._stage_ts[0],
-                                       <unsigned long>(self._max_chunk * C),
-                                       <unsigned long>self._max_chunk, 0.0, &ec)
-                if ec != 0:
-                    self._counters[I_ERROR] = ec
-                    return ec
-                n = <Py_ssize_t>(got // C)
-                rest = 0
-                if n > 0:
-                    if self._blocking_for != urgent and written < urgent <= written + n:
-                        self._prediction_late()  # the wait began after the sample came
-                else:
+                if n == 0:
                     ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s,
                                             &ec)
                     if ec != 0:
@@ -406,13 +411,12 @@ cdef class AcquisitionLoop:
                     rest = self._max_chunk - 1
                     waited = 1
                 self._blocking_for = urgent
-                napped = 0
+            napped = 0
             # After a wait, drain until the queue is empty: the wait returns at the first sample
             # of a packet while liblsl's receiver is still queueing the rest, and the delay
             # measured below must be that of the packet's last sample (measured at an earlier
             # one, it is longer by the samples between them, up to a packet: predictions late
-            # by that much; the suspected cause of whole runs with latency p50 ~1.7 ms instead
-            # of ~0.6, in 2 of ~12 runs)
+            # by that much)
             while rest > 0:
                 got = self._pull_chunk(self._inlet, self._stage_ptr + n * C * self._item,
                                        &self._stage_ts[n], <unsigned long>(rest * C),
@@ -442,7 +446,6 @@ cdef class AcquisitionLoop:
         now)."""
         cdef long long unseen
         cdef double due, on_pace
-        cdef int i
         cdef double lag = self._arrival_lag(1)
         if lag == lag:
             # the urgent sample's timestamp, as the newest one's plus the periods between them
@@ -452,11 +455,7 @@ cdef class AcquisitionLoop:
             # stream's best recent pace says (its sample count's nominal time plus the smallest
             # recent difference between the two). Seen: a simulator a few ms late now and then;
             # the acquisition napped through the catch-up, decisions ~4.5 ms late.
-            on_pace = self._phases[0]
-            for i in range(1, self._n_lags):
-                if self._phases[i] < on_pace:
-                    on_pace = self._phases[i]
-            on_pace += urgent * self._period
+            on_pace = _smallest(self._phases, self._n_lags) + urgent * self._period
             if on_pace < due:
                 due = on_pace
             return due - _EARLY_S - self._clock()
@@ -469,8 +468,6 @@ cdef class AcquisitionLoop:
         """The smallest recent delay from a sample's timestamp to its arrival (s), or NaN when
         fewer than MIN_LAGS are known under the current clock offset (``forget_stale``: and
         forget those measured under another; only the loop's thread may)."""
-        cdef int i
-        cdef double lag
         if self._clock == NULL:
             return NAN
         if fabs(self._offset - self._lag_offset) > _EARLY_S / 2:
@@ -479,11 +476,7 @@ cdef class AcquisitionLoop:
             self._forget_lags()  # measured with another clock offset: stale
         if self._n_lags < MIN_LAGS:
             return NAN
-        lag = self._lags[0]
-        for i in range(1, self._n_lags):
-            if self._lags[i] < lag:
-                lag = self._lags[i]
-        return lag
+        return _smallest(self._lags, self._n_lags)
 
     @property
     def arrival_lag_s(self) -> float:
