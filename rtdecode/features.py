@@ -24,6 +24,7 @@ import scipy.signal
 
 from rtdecode._bandpower import finish_bands, head_terms, taper_head
 from rtdecode._decimate import FirDecimator
+from rtdecode.memory import resident_zeros
 from rtdecode.config import FeatureConfig
 from rtdecode.quality import ChannelQuality, QualityConfig, WindowQuality
 
@@ -254,7 +255,7 @@ class StreamingFeatures:
         # Analysis samples are appended, channel-major, to a linear buffer twice the window; when
         # it fills, the newest window is moved to the front: one extra copy per sample, and every
         # window is a slice with contiguous rows.
-        self._store = np.zeros((n_channels, 2 * self._window_a + self._hop_a), dtype=np.float32)
+        self._store = resident_zeros((n_channels, 2 * self._window_a + self._hop_a), np.float32)
         self._fill = 0
         self._n_in = 0
         self._n_a = 0

@@ -21,6 +21,7 @@ cdef extern from "<sys/socket.h>" nogil:
     int SO_RCVLOWAT
 
 from rtdecode._ringbuffer cimport RingBuffer
+from rtdecode.memory import resident_zeros
 
 cnp.import_array()
 
@@ -201,11 +202,12 @@ cdef class AcquisitionLoop:
         self._max_chunk = max_chunk
         self._period = 1.0 / nominal_rate_hz
         self._gap_tol = gap_tolerance_s
-        f32 = np.zeros((max_chunk, n_channels), dtype=np.float32)
+        # the stages are resident from here: a backlog's large pull must not fault them in
+        f32 = resident_zeros((max_chunk, n_channels), np.float32)
         self._stage_f32 = f32
         # float32 streams are pulled straight into the float32 stage (no conversion copy)
-        arr = f32 if channel_format == FMT_FLOAT32 else np.zeros(
-            (max_chunk, n_channels), dtype=_DTYPES[channel_format])
+        arr = f32 if channel_format == FMT_FLOAT32 else resident_zeros(
+            (max_chunk, n_channels), _DTYPES[channel_format])
         self._stage_native = arr
         self._item = arr.itemsize
         self._stage_ptr = <char*>cnp.PyArray_DATA(arr)

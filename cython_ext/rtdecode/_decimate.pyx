@@ -12,6 +12,8 @@ import numpy as np
 cimport numpy as cnp
 from libc.string cimport memcpy, memmove, memset
 
+from rtdecode.memory import resident_zeros
+
 cnp.import_array()
 
 cdef enum:
@@ -96,7 +98,7 @@ cdef class FirDecimator:
         # line: at 1024 channels unpadded rows are 4 KiB apart, and a column walk through the
         # taps hits one cache set only (measured 2x slower).
         self._stride = -(-n_channels // LANES) * LANES + 16
-        self._buf = np.zeros((self._n_taps - 1 + block, self._stride), dtype=np.float32)
+        self._buf = resident_zeros((self._n_taps - 1 + block, self._stride), np.float32)
         self._n_in = 0
 
     @property

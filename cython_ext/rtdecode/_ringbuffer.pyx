@@ -15,6 +15,8 @@ import numpy as np
 cimport numpy as cnp
 from libc.string cimport memcpy
 
+from rtdecode.memory import resident_zeros
+
 cnp.import_array()
 
 cdef extern from "rt_sync.h" nogil:
@@ -58,8 +60,10 @@ cdef class RingBuffer:
             raise ValueError(f"capacity must be >= 1 sample, got {capacity}")
         if n_channels < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-        self._data_array = np.zeros((capacity, n_channels), dtype=np.float32)
-        self._ts_array = np.zeros(capacity, dtype=np.float64)
+        # resident from here: faulted in page by page, the first pass of the writer stalled
+        # (see rtdecode.memory)
+        self._data_array = resident_zeros((capacity, n_channels), np.float32)
+        self._ts_array = resident_zeros(capacity, np.float64)
         self._data = self._data_array
         self._ts = self._ts_array
         self._capacity = capacity
