@@ -5,7 +5,15 @@ Pipeline (one module per stage, data flows one way): ``inlet`` (LSL -> Cython ri
 ``smoother`` (hysteresis) -> ``outputs`` (LSL outlets, decision log). ``decoder`` runs the
 stages on their threads; ``simulator`` is a synthetic LFP source; ``training`` builds models.
 """
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# onnxruntime (1.32 on Linux) records usage events in ~/.cache/Microsoft/DeveloperTools and
+# tries to send them to Microsoft, from threads of the decoding process: SQLite writes and
+# DNS lookups beside the real-time threads, and data leaving a recording rig that its lab did
+# not ask to send. It reads this variable once, when it is first imported (so before any
+# rtdecode module imports it); set ORT_DISABLE_TELEMETRY=0 in the environment to keep them.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 try:
     __version__ = version("rtdecode")

@@ -214,6 +214,32 @@ def test_runtime_module_imports_no_training_dependencies():
     assert out.stdout.strip() == ""
 
 
+def _telemetry_files_after(code: str, home: Path, model: Path) -> list[Path]:
+    """Run ``code`` (with ``model`` as MODEL) in a fresh interpreter whose home is ``home``
+    and no ORT_DISABLE_TELEMETRY set; the onnxruntime telemetry files it left there."""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    home.mkdir()
+    subprocess.run([sys.executable, "-c", f"MODEL = {str(model)!r}\n" + code], env=env,
+                   timeout=60, check=True, capture_output=True)
+    return sorted((home / ".cache").rglob("onnxruntime*")) if (home / ".cache").exists() else []
+
+
+def test_rtdecode_leaves_onnxruntime_telemetry_off(exported, tmp_path):
+    """onnxruntime 1.32 records usage events in ~/.cache and sends them to Microsoft from the
+    decoding process; rtdecode turns that off before onnxruntime is imported."""
+    model = exported["sleep"][0]
+    plain = ("import onnxruntime as ort\n"
+             "ort.InferenceSession(MODEL, providers=['CPUExecutionProvider'])\n")
+    if not _telemetry_files_after(plain, tmp_path / "plain", model):
+        pytest.skip("this onnxruntime records no telemetry here: nothing to turn off")
+    ours = ("import numpy as np\n"
+            "from rtdecode.model import OnnxModel\n"
+            "m = OnnxModel(MODEL)\n"
+            "m.predict_proba(np.zeros((1, m.contract.n_features), np.float32))\n")
+    assert _telemetry_files_after(ours, tmp_path / "ours", model) == []
+
+
 # Unusable files ----------------------------------------------------------------------------
 def _load_error(path) -> str:
     with pytest.raises(ModelError) as info:
