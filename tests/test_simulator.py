@@ -496,9 +496,17 @@ def test_lsl_source_stops_on_event():
     )
     thread.start()
     time.sleep(0.5)
+    generating = [t for t in threading.enumerate() if t.name == "rtdecode-sim-generate"]
+    policy = (os.sched_getscheduler(generating[0].native_id)
+              if generating and hasattr(os, "SCHED_IDLE") else None)
     stop.set()
     thread.join(10.0)
     assert not thread.is_alive()
+    # the generating thread yields to every other thread of the machine (its bursts held up
+    # a decoder's threads woken on its CPU)
+    assert len(generating) == 1
+    if hasattr(os, "SCHED_IDLE"):
+        assert policy == os.SCHED_IDLE
     # Paced at real time: about 0.5 s worth of samples, not a burst.
     assert 100 <= result["pushed"] <= 5000
     # the thread generating blocks ahead (blocked on its full queue by then) ended with it
