@@ -315,17 +315,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if args.screenshot and args.duration is None:
         raise UsageError("--screenshot is taken when --duration ends: give --duration")
     # Drawing yields to decoding: on a small machine the decoder's threads must win the CPU
-    # whenever they wake (measured: p99 latency 7.2 ms with the monitor at normal priority).
+    # whenever they wake (threads started later, liblsl's and Qt's, inherit it)
     if args.nice:
-        try:
-            # SCHED_IDLE: any normal-priority thread that wakes (the decoder's) preempts the
-            # monitor at once; threads started later (liblsl's, Qt's) inherit it
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (OSError, AttributeError):
-            try:
-                os.nice(args.nice)
-            except OSError:
-                pass
+        from rtdecode.priority import run_below_other_threads
+
+        run_below_other_threads(args.nice)
     selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
     try:
         feed = LslFeed(selector, resolve_timeout_s=args.resolve_timeout, log_path=args.log)

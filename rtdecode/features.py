@@ -24,8 +24,8 @@ import scipy.signal
 
 from rtdecode._bandpower import finish_bands, head_terms, taper_head
 from rtdecode._decimate import FirDecimator
-from rtdecode.memory import resident_zeros
 from rtdecode.config import FeatureConfig
+from rtdecode.memory import resident_zeros
 from rtdecode.quality import ChannelQuality, QualityConfig, WindowQuality
 
 __all__ = [

@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import os
 import queue
 import threading
 import time
@@ -46,6 +45,8 @@ import numpy as np
 from scipy import signal
 from scipy.integrate import trapezoid
 from scipy.special import i0e
+
+from rtdecode.priority import run_below_other_threads
 
 __all__ = [
     "SCENARIO_CLASSES",
@@ -732,7 +733,9 @@ def _produce_blocks(sim: LfpSimulator, block: int, total: int | None,
     generated = 0
     n_changes = 0
     scale = None  # channels' standard deviations, from the first block, for the faults
-    _yield_to_real_time_threads()
+    # its bursts (~0.7 ms per 20 ms block at 64 ch) must not hold up the pushes or a
+    # decoder's threads on the same machine; 3 blocks ahead leave 40 ms to catch up
+    run_below_other_threads(_GENERATE_NICE)
     try:
         while producing.is_set() and (total is None or generated < total):
             n = block
@@ -754,33 +757,6 @@ def _produce_blocks(sim: LfpSimulator, block: int, total: int | None,
         _put_while(blocks, None, producing)
     except BaseException as exc:  # handed to the pushing thread, which raises it
         _put_while(blocks, exc, producing)
-
-
-def _yield_to_real_time_threads() -> None:
-    """Put the calling (generating) thread below every other thread of the machine.
-
-    On a machine shared with a decoder, a burst of generation (~0.7 ms per 20 ms block at
-    64 ch) that runs when the pushes or a decoder's threads wake holds them up. At the
-    default priority it held up the sending of the chunks pushed meanwhile (~0.5 ms at p50,
-    for whole runs of a decoder whose window ends fell there); at nice 10 it still ran on
-    for up to ~1 ms after a decoder's acquisition thread was woken on its CPU (4 of the 7
-    decisions later than 0.9 ms in one 25 s run, seen with perf's scheduler events).
-    SCHED_IDLE (Linux; no privileges needed) yields at once to any woken thread, and the
-    kernel counts a CPU that runs only such threads as idle when it places a woken one.
-    The three blocks generated ahead leave 40 ms to catch up.
-    """
-    tid = threading.get_native_id()
-    if hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except OSError:
-            pass
-    if hasattr(os, "setpriority"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, _GENERATE_NICE)
-        except OSError:
-            pass
 
 
 def _put_while(blocks: queue.Queue, item: Any, producing: threading.Event) -> None:
@@ -843,9 +819,9 @@ def run_lsl_source(
     Notes
     -----
     Blocking: call it from a thread of its own. Samples are generated in blocks of 20 ms, up to
-    three blocks ahead, on a second thread (at nice 10 where threads have their own priority),
-    and pushed one chunk at a time, chunk ``k`` at ``t0 + (k + 1) * chunk_samples / fs`` on the
-    LSL clock; a late chunk is pushed at once (never dropped), so the stream catches up. Each
+    three blocks ahead, on a second thread (below every other thread of the machine: see
+    rtdecode.priority), and pushed one chunk at a time, chunk ``k`` at
+    ``t0 + (k + 1) * chunk_samples / fs`` on the LSL clock; a late chunk is pushed at once (never dropped), so the stream catches up. Each
     chunk carries the LSL timestamp read just before its push (what pylsl would assign by
     default: the time of the chunk's last sample; earlier samples are spaced back by 1/fs).
     Each truth marker is pushed right after the chunk that holds the first sample of the

@@ -7,8 +7,8 @@ import json
 import math
 import os
 import subprocess
-import threading
 import sys
+import threading
 import time
 
 import numpy as np
