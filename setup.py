@@ -12,12 +12,17 @@ _COMMON = dict(
     extra_compile_args=["-O3"],
 )
 
+# (module, stage folder): each kernel lives in the subpackage of its pipeline stage.
+_KERNELS = [
+    ("_ringbuffer", "acquisition"),
+    ("_acquire", "acquisition"),
+    ("_decimate", "features"),
+    ("_bandpower", "features"),
+    ("_quality", "features"),
+]
 extensions = [
-    Extension("rtdecode._ringbuffer", ["cython_ext/rtdecode/_ringbuffer.pyx"], **_COMMON),
-    Extension("rtdecode._decimate", ["cython_ext/rtdecode/_decimate.pyx"], **_COMMON),
-    Extension("rtdecode._acquire", ["cython_ext/rtdecode/_acquire.pyx"], **_COMMON),
-    Extension("rtdecode._quality", ["cython_ext/rtdecode/_quality.pyx"], **_COMMON),
-    Extension("rtdecode._bandpower", ["cython_ext/rtdecode/_bandpower.pyx"], **_COMMON),
+    Extension(f"rtdecode.{stage}.{name}", [f"cython_ext/rtdecode/{stage}/{name}.pyx"], **_COMMON)
+    for name, stage in _KERNELS
 ]
 
 setup(

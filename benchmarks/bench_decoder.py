@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 import pylsl
 
-from rtdecode.cli import PACKAGE_PARENT
+from rtdecode.cli.common import PACKAGE_PARENT
 
 HERE = Path(__file__).resolve().parent
 RT = [sys.executable, "-m", "rtdecode"]

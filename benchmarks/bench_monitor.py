@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import psutil
-
-from rtdecode.cli import PACKAGE_PARENT
-from rtdecode.decoder import Decoder
-from rtdecode.inlet import LslAcquisition, StreamSelector, resolve_stream
-from rtdecode.model import OnnxModel
 from rtdecode.models import bundled_model_path
-from rtdecode.outputs import DecisionOutputs
+
+from rtdecode.acquisition.acquisition import LslAcquisition
+from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
+from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.decoding.decoder import Decoder
+from rtdecode.decoding.model import OnnxModel
+from rtdecode.outputs.decisions import DecisionOutputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,7 +40,7 @@ def decoder_for(name: str) -> Decoder:
 def measure(name: str, duration: float, monitor: bool) -> dict:
     import re
 
-    from rtdecode.telemetry import DecoderTelemetry
+    from rtdecode.outputs.telemetry import DecoderTelemetry
 
     decoder = decoder_for(name)
     decoder._telemetry = DecoderTelemetry(decoder.model.contract,

@@ -21,11 +21,11 @@ import numpy as np
 import psutil
 
 from rtdecode.config import FeatureConfig
-from rtdecode.datasets import window_labels
-from rtdecode.features import StreamingFeatures
-from rtdecode.recordings import Segment
-from rtdecode.simulator import LfpSimulator, SimulatorConfig
-from rtdecode.training import XGBParams, cross_validate, grouped_folds
+from rtdecode.features.streaming import StreamingFeatures
+from rtdecode.offline.datasets import window_labels
+from rtdecode.offline.recordings import Segment
+from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
+from rtdecode.training.boosting import XGBParams, cross_validate, grouped_folds
 
 HERE = Path(__file__).resolve().parent
 FS, N_CH = 2000.0, 8

@@ -28,16 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pylsl
-
 from bench_decoder import machine, measure, record  # noqa: E402  (benchmarks/ is the script's folder)
-from rtdecode.cli import PACKAGE_PARENT
+
 from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, EventHysteresis, FeatureConfig
-from rtdecode.model import ModelContract, default_channel_labels
+from rtdecode.decoding.model import ModelContract, default_channel_labels
 
 HERE = Path(__file__).resolve().parent
 _STOP: list = []   # set by SIGTERM in the source process
@@ -47,7 +45,7 @@ def make_model(path: Path, *, n_channels: int, fs_hz: float, window_s: float = 2
                hop_s: float = 0.1, n_bands: int = len(DEFAULT_BANDS), n_trees: int = 200) -> Path:
     """A normal/seizure model of the bundled model's shape (depth 4) for these settings (the
     file at ``path`` is reused when it exists)."""
-    from rtdecode.training import XGBParams, export_onnx, fit_xgboost
+    from rtdecode.training.boosting import XGBParams, export_onnx, fit_xgboost
 
     if path.is_file():
         return path

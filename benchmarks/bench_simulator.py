@@ -32,7 +32,8 @@ import numpy as np
 import scipy
 from scipy import signal
 
-from rtdecode.simulator import _BLOCK_S, LfpSimulator, SimulatorConfig, run_lsl_source
+from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
+from rtdecode.simulator.source import _BLOCK_S, run_lsl_source
 
 FS = 32000.0
 N_CH = 64

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pylsl
-
 from bench_decoder import machine  # noqa: E402  (benchmarks/ is the script's folder)
-from rtdecode.cli import PACKAGE_PARENT
-from rtdecode.simulator import LfpSimulator, SimulatorConfig
+
+from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
 
 HERE = Path(__file__).resolve().parent
 MODEL = Path(PACKAGE_PARENT) / "models" / "seizure.onnx"

@@ -21,9 +21,11 @@ import threading
 import time
 
 from bench_decoder import machine, record  # noqa: E402  (benchmarks/ is the script's folder)
-from rtdecode.cli import PACKAGE_PARENT, _open_decoder
-from rtdecode.inlet import StreamSelector
 from rtdecode.models import bundled_model_path
+
+from rtdecode.acquisition.inlet import StreamSelector
+from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.cli.live import _open_decoder
 
 
 def thread_ticks() -> dict[str, int]:

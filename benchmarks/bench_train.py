@@ -24,13 +24,14 @@ import numpy as np
 import psutil
 import scipy.signal
 
-from rtdecode.cli import main as rtdecode_main
+from rtdecode.cli.main import main as rtdecode_main
 from rtdecode.config import DEFAULT_BANDS, FeatureConfig
-from rtdecode.datasets import Source, extract_sources, window_labels
-from rtdecode.features import extract_features
-from rtdecode.recordings import map_labels, open_recording, read_labels
-from rtdecode.simulator import LfpSimulator, SimulatorConfig
-from rtdecode.training import XGBParams, cross_validate, grouped_folds
+from rtdecode.features.streaming import extract_features
+from rtdecode.offline.datasets import Source, extract_sources, window_labels
+from rtdecode.offline.labels import map_labels, read_labels
+from rtdecode.offline.recordings import open_recording
+from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
+from rtdecode.training.boosting import XGBParams, cross_validate, grouped_folds
 
 HERE = Path(__file__).resolve().parent
 

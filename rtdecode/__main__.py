@@ -1,5 +1,5 @@
 import sys
 
-from rtdecode.cli import main
+from rtdecode.cli.main import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rtdecode.config import FeatureConfig, StateHysteresis
-from rtdecode.model import ModelContract, default_channel_labels
+from rtdecode.decoding.model import ModelContract, default_channel_labels
 
 # Qt widgets are tested offscreen; without a display Qt would abort the whole run.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -20,7 +20,7 @@ def unique_name():
 
 def make_small_model(path, *, n_channels=4, fs_hz=2000.0, window_s=1.0, hop_s=0.1, seed=0):
     """Train and export a real 3-class XGBoost -> ONNX model for a small stream."""
-    from rtdecode.training import XGBParams, export_onnx, fit_xgboost
+    from rtdecode.training.boosting import XGBParams, export_onnx, fit_xgboost
 
     config = FeatureConfig(fs_hz=fs_hz, window_s=window_s, hop_s=hop_s)
     n_features = n_channels * config.features_per_channel

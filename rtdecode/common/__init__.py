@@ -1,0 +1,3 @@
+"""Small helpers shared by every stage: JSON encoding, channel labels, argument checks,
+resident buffers, thread priority.
+"""

@@ -1,0 +1,628 @@
+"""The decode thread: ring buffer -> features -> model -> smoother -> outputs.
+
+The acquisition thread (``rtdecode.acquisition.inlet``) fills the ring buffer; this thread sleeps (without the
+GIL) until the ring holds the next sample count it needs. It wakes when all of the next window
+but its last 4 ms has arrived (the extractor decimates what came and runs the FFT of that head)
+and at the hop boundary, where it finishes the spectrum with the tail, scores the window and
+publishes the decision; above ~300 channels it also wakes every ``step_samples`` to spread the
+decimation. Nothing here waits for a consumer or a GUI. BLAS is limited to one thread while it
+runs (OpenBLAS's idle workers spin).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pylsl
+from threadpoolctl import threadpool_limits
+
+from rtdecode.acquisition._ringbuffer import OverrunError
+from rtdecode.acquisition.acquisition import LslAcquisition
+from rtdecode.decoding.model import OnnxModel
+from rtdecode.decoding.smoother import QualityGate, make_smoother
+from rtdecode.features.quality import QualityConfig
+from rtdecode.features.streaming import StreamingFeatures
+from rtdecode.outputs.decisions import Decision, DecisionOutputs
+
+__all__ = ["DecoderStatus", "Decoder", "Observation"]
+
+logger = logging.getLogger("rtdecode")
+
+#: State-outlet marker while the input delivers no samples (not a class of any model).
+NO_SIGNAL = "no_signal"
+# Input channel-samples decimated per wake at most, by default (at 1024 channels: 32 ms of input,
+# ~1.5 ms of work).
+_STEP_CHANNEL_SAMPLES = 2**20
+_LATE_S = 0.004
+
+
+@dataclass(frozen=True)
+class DecoderStatus:
+    """A snapshot of the decoder for status lines and the monitor (copied, never shared)."""
+
+    decisions: int
+    state: str | None
+    state_since_s: float | None
+    last_timestamp: float | None   # LSL timestamp of the newest decision's window end
+    probabilities: tuple[float, ...]
+    classes: tuple[str, ...]
+    decisions_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    samples: int
+    gaps: int
+    missing_samples: int
+    overruns: int
+    input_rate_hz: float
+    clock_offset_s: float
+    counters: dict = field(default_factory=dict)
+    stale_decisions: int = 0
+    skipped_decisions: int = 0
+    # "connected", "stalled" (no sample for stall_s), or "recovering" (after a gap, a timestamp
+    # reset, a skip or a stall: waiting for a full window of fresh samples)
+    stream_health: str = "connected"
+    quality: float = 1.0                 # fraction of good channels in the newest window
+    bad_channels: dict = field(default_factory=dict)   # {channel: reason} in that window
+
+    def line(self) -> str:
+        """One compact status line."""
+        probs = " ".join(f"{c}={p:.2f}" for c, p in zip(self.classes, self.probabilities))
+        return (
+            f"state {self.state or '-':<8} {probs} | {self.decisions_per_s:4.1f} dec/s "
+            f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms | "
+            f"in {self.input_rate_hz / 1000:.1f} kHz gaps {self.gaps} lost {self.missing_samples} "
+            f"overruns {self.overruns}"
+            + ("" if self.stream_health == "connected" else f" | {self.stream_health.upper()}")
+            + (f" | bad ch {', '.join(f'{c}:{r}' for c, r in self.bad_channels.items())}"
+               if self.bad_channels else "")
+        )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One decision as an observer sees it (copied: the decoder keeps nothing shared)."""
+
+    end_sample: int
+    timestamp: float
+    probabilities: tuple[float, ...]
+    state: str
+    changed: bool
+    features: np.ndarray
+    quality: float = 1.0
+
+
+class Decoder:
+    """Decode one stream with one model on a dedicated thread.
+
+    Parameters
+    ----------
+    model : OnnxModel
+    acquisition : LslAcquisition
+        Started or not; ``start`` starts it. Its stream must match the model's contract.
+    outputs : DecisionOutputs
+    hysteresis : EventHysteresis or StateHysteresis, optional
+        Overrides the model's default hysteresis.
+    step_samples : int, optional
+        The decode thread wakes every this many input samples to decimate what has arrived, so
+        the work left for the moment all but a window's tail has arrived (its FFT) is small.
+        By default a hop below ~300 channels (two wakes per hop: that one and the window's
+        end), and shorter steps above (``2**20`` channel-samples, ~0.1 s of decimation work
+        at most).
+    feature_sink : callable, optional
+        Called as ``feature_sink(end_sample, features)`` on the decode thread after each decision
+        is published (observers only: it must return quickly and not keep the array).
+    stall_s : float
+        No sample for this long publishes ``no_signal`` on the state outlet (once); decoding
+        resumes by itself when samples come back (after a timestamp gap, with fresh windows).
+    max_age_s : float, optional
+        A decision whose window ended longer ago than this (the decoder fell behind) is logged
+        with ``"stale": true`` but not published on the outlets; counted in the status. A
+        backlog longer than this makes the decoder skip to the newest window (logged, counted).
+    telemetry : DecoderTelemetry, optional
+        Gets every decision's features and, about once a second, the status, after the decision
+        is published (for a monitor in another process).
+
+    Notes
+    -----
+    ``start`` / ``stop`` / ``join``; errors in the thread are kept in ``error`` and re-raised by
+    ``join``. ``status()`` may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        model: OnnxModel,
+        acquisition: LslAcquisition,
+        outputs: DecisionOutputs,
+        *,
+        hysteresis=None,
+        step_samples: int | None = None,
+        feature_sink=None,
+        telemetry=None,
+        stall_s: float = 1.0,
+        max_age_s: float | None = None,
+        quality: QualityConfig | None = None,
+    ) -> None:
+        contract = model.contract
+        model.check_stream(
+            n_channels=acquisition.n_channels, fs_hz=acquisition.fs_hz, stream_name=acquisition.name
+        )
+        self.model = model
+        self.acquisition = acquisition
+        self.outputs = outputs
+        self.classes = tuple(contract.classes)
+        # the model's features, with the decimation adapted when the stream's rate differs
+        self.config = model.stream_features(acquisition.fs_hz)
+        self.quality_config = quality or QualityConfig()
+        self.smoother = QualityGate(
+            make_smoother(hysteresis or contract.hysteresis, self.classes, self.config.hop_s),
+            self.quality_config.min_good_fraction,
+        )
+        self.features = StreamingFeatures(self.config, acquisition.n_channels,
+                                          self.quality_config)
+        labels = list(getattr(acquisition, "channel_labels", None) or [])
+        self._channel_names = (labels if len(labels) == acquisition.n_channels
+                               else [str(i) for i in range(acquisition.n_channels)])
+        self._last_quality = (1.0, {})
+        # Each wake costs ~0.1 ms of cold caches and interpreter: as few as the work allows.
+        self._step = int(step_samples or min(self.config.hop_samples,
+                                              max(self.features.tail_input_samples,
+                                                  _STEP_CHANNEL_SAMPLES // acquisition.n_channels)))
+        # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
+        # the tail's small DFT is left for when the last sample arrives.
+        self._pre_boundary = self.features.tail_input_samples
+        # With a tail longer than that (many channels), one more wake _LATE_S before the end
+        # decimates most of the tail, so the end has only the last few ms to decimate.
+        late = int(round(_LATE_S * acquisition.fs_hz))
+        self._late_boundary = late if late < self._pre_boundary else 0
+        # samples handed to the features at a time, at most (so that stop and gap checks
+        # come between them after a backlog)
+        self._max_read = max(self.config.hop_samples, self._step) * 2
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._latencies_ms: deque[float] = deque(maxlen=600)
+        self._decision_times: deque[float] = deque(maxlen=50)
+        self._n_decisions = 0
+        self._last_probs: tuple[float, ...] = tuple(0.0 for _ in self.classes)
+        self._state_since_ts: float | None = None
+        self._last_ts: float | None = None
+        self._processed = 0
+        self._origin = 0          # absolute sample where the features' count starts
+        self._gap_handled = 0     # absolute sample of the newest gap already handled
+        self._resets_seen = 0     # timestamp resets already logged
+        self._stalls_seen = 0     # source stalls (timestamp jumps made up for) already logged
+        self._last_published_ts = -math.inf
+        self._ts_offset = 0.0     # added to decision timestamps after the source's went back
+        self._rebase_ts = False   # the windows restarted: set the offset afresh
+        self._warned_clock = False
+        self._old_not_behind = 0  # consecutive stale decisions while not behind
+        self.stall_s = stall_s
+        self.max_age_s = max_age_s
+        self._stale = 0
+        self._skipped = 0
+        self._recovering = False
+        self._stalled = False
+        self._newest_seen = -1
+        self._last_arrival = time.monotonic()
+        self._feature_sink = feature_sink
+        self._observers: list[deque] = []
+        self._telemetry = telemetry
+        self._held = False        # stopped before a timestamp jump awaiting its verdict
+        self._warm_row: np.ndarray | None = None   # features of the newest decision
+        self._signal_sent = 0     # analysis samples published on the telemetry's signal outlet
+
+    # Thread control ---------------------------------------------------------------------
+    def start(self) -> Decoder:
+        if self._thread is not None:
+            raise RuntimeError("decoder already started")
+        # One BLAS thread: the feature stage's small matrix products cross OpenBLAS's threading
+        # threshold above ~100 channels, and its idle workers then spin between calls (measured:
+        # a whole core at 128 ch x 32 kHz, for no gain in latency).
+        threadpool_limits(limits=1, user_api="blas")
+        if not self.acquisition.alive:
+            self.acquisition.start()
+        self.outputs.log_event(
+            "start",
+            model=str(self.model.path),
+            stream=self.acquisition.name,
+            source_id=self.acquisition.source_id,
+            fs_hz=self.acquisition.fs_hz,
+            n_channels=self.acquisition.n_channels,
+        )
+        self._thread = threading.Thread(target=self._run, name="rtdecode-decode", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the decode thread to finish; idempotent."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the decode thread; re-raise its error if it failed."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop decoding and acquisition, close the outputs. Idempotent."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.acquisition.close()
+        if not self.outputs.closed:
+            self.outputs.log_event("stop", decisions=self._n_decisions)
+        self.outputs.close()
+        if self._telemetry is not None:
+            self._telemetry.close()
+
+    def __enter__(self) -> Decoder:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # The decode loop --------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            logger.error("decode thread failed: %s", exc)
+            self.error = exc
+
+    def _restart_features(self, at_sample: int) -> None:
+        """Start the windows afresh at absolute sample ``at_sample`` (after a gap or a skip):
+        no window spans the discontinuity, and the next decision re-announces the state."""
+        self.features.reset()
+        self._signal_sent = 0
+        self.smoother.reset()
+        self._origin = at_sample
+        self._processed = at_sample
+        self._recovering = True
+        self._rebase_ts = True
+
+    def _loop(self) -> None:
+        ring = self.acquisition.ring
+        features = self.features
+        while not self._stop.is_set():
+            # features count samples from self._origin (0, or the last restart)
+            boundary = self._origin + features.next_decision_sample()
+            prepare_at = boundary - self._pre_boundary
+            # The acquisition delivers promptly from shortly before the samples named here (it
+            # naps otherwise, up to 24 ms): the next two of the point where the window's head
+            # can be prepared, the late wake's (many channels), the window's end and the next
+            # head's point (each urgent from the moment the one before is in, not only once
+            # this thread has said so: it is busy then). Were it only the end, a nap could run
+            # past the head's point, leaving the head's FFT to the end, on the latency path
+            # (seen: decisions ~4 ms later for whole runs); without the late wake's, the whole
+            # tail to decimate at the end (1024 ch: latency p99 8.5 -> 12.8 ms).
+            points = ((prepare_at, boundary - self._late_boundary, boundary)
+                      if self._late_boundary else (prepare_at, boundary))
+            upcoming = [at for at in points + (prepare_at + self.config.hop_samples,)
+                        if at > self._processed]
+            self.acquisition.set_urgent_at(upcoming[0], upcoming[1])
+            # this thread wakes at the same points (the one just before the window ends, see
+            # _pre_boundary, and the later one when the tail is long, _late_boundary), or
+            # sooner, every step
+            target = min(self._processed + self._step, upcoming[0])
+            if self._held and target <= ring.written:
+                # held before a jump in the timestamps that awaits its verdict: wake at the
+                # next samples, which bring it
+                target = ring.written + 1
+            self._held = False
+            if not ring.wait_for(target, 0.25):
+                if self.acquisition.error is not None:
+                    raise RuntimeError(
+                        f"acquisition from {self.acquisition.name!r} failed: {self.acquisition.error}"
+                    )
+                self._check_stall(ring.written)
+                continue
+            newest = ring.written  # read before the gap marker: a gap is marked before its write
+            self._check_stall(newest)
+            # the pending mark before the gap: the acquisition publishes a gap before it clears
+            # the mark, so a pending jump is either seen here or already a gap below
+            pending_at = int(self.acquisition.counter("pending_gap_sample"))
+            gap_at = int(self.acquisition.counter("last_gap_sample"))
+            stalls = int(self.acquisition.counter("source_stalls"))
+            if stalls > self._stalls_seen:
+                self._log_stalls(stalls)
+            if newest - self._processed > ring.capacity:
+                # Fell behind by more than the buffer: the samples are gone. Restart the
+                # features from the oldest samples still held, and say so.
+                self._skip_to(newest - ring.capacity // 2)
+            elif newest - self._processed > self._skip_after:
+                # Behind by more than a decision may be late (a starved CPU, a frozen process):
+                # every window before the newest would be stale; skip to the newest one
+                self._skip_to(newest - self.config.window_samples)
+            while self._processed < newest and not self._stop.is_set():
+                if gap_at > self._gap_handled and gap_at <= self._processed:
+                    # the stream jumped in time (a restarted source, lost packets, a device
+                    # whose clock started over): windows must not span the jump
+                    self._gap_handled = gap_at
+                    self._log_discontinuity(gap_at)
+                    self._restart_features(gap_at)
+                gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
+                stop = min(newest, gap_at) if gap_ahead else newest
+                if pending_at and pending_at >= self._processed:
+                    # a jump ahead in the timestamps, not yet judged a gap or a source's stall:
+                    # no window may span it until it is (nor go on from its first sample: a
+                    # window that ends there has every sample before the jump)
+                    stop = min(stop, pending_at)
+                if stop <= self._processed:
+                    self._held = True
+                    break
+                n = min(stop - self._processed, self._max_read)
+                start, end = self._processed, self._processed + n
+                try:
+                    # the samples are decimated where the acquisition wrote them (no copy);
+                    # until check() says the writer has not lapped them, nothing is decided
+                    rows = features.push_blocks(b for b, _ in ring.segments(start, end))
+                    stamps = [ring.timestamp(self._origin + r.end_sample - 1) for r in rows]
+                    last_ts = ring.timestamp(end - 1)
+                    ring.check(start)
+                except OverrunError as exc:
+                    # the writer lapped the reader: skip what is gone, and say so
+                    logger.warning("%s", exc)
+                    self._skip_to(ring.written - ring.capacity // 2, reason="overrun")
+                    break
+                self._processed = end
+                for (end_sample, row, quality), stamp in zip(rows, stamps):
+                    self._decide(self._origin + end_sample, stamp, row, quality)
+                if self._telemetry is not None:
+                    made = features.analysis_samples - self._signal_sent
+                    if made > 0:
+                        self._signal_sent = features.analysis_samples
+                        self._telemetry.publish_signal(features.recent_analysis(made),
+                                                       last_ts)
+                if not rows and features.head_ready and self._warm_row is not None:
+                    # The window's end is next: run the model once now, so its trees are in
+                    # cache when the decision is due (cold, one row took ~0.2 ms instead of
+                    # ~0.01 ms, on the latency path).
+                    self.model.predict_proba(self._warm_row)
+
+    def _age_s(self, end_sample: int, timestamp: float, now: float) -> float:
+        """How late a decision is: from its window's last sample, on the LSL clock; or, when the
+        source's timestamps are not on this clock at all (off by more than a minute: a device
+        clock), from the samples that arrived after the window's end. (That backlog cannot be
+        the measure otherwise: after a freeze the samples still queued in liblsl are not in
+        it.) Stale decisions while the decoder is not behind are reported once: a clock off by
+        less than a minute cannot be told from a late decoder here."""
+        age = now - timestamp
+        backlog = (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
+        if abs(age) >= 60.0:
+            return backlog
+        if self.max_age_s is not None and age > self.max_age_s and backlog < self.config.hop_s:
+            self._old_not_behind += 1  # a catch-up after a freeze lasts well under 50 of these
+        else:
+            self._old_not_behind = 0
+        if self._old_not_behind >= 50 and not self._warned_clock:
+            self._warned_clock = True
+            logger.warning(
+                "decisions are %.2f s old although the decoder is not behind: the timestamps of "
+                "%r are behind this machine's LSL clock (its clock or LSL time correction); "
+                "they are logged as stale, not published. Fix the source's clock or raise "
+                "--max-age-s", age, self.acquisition.name)
+            self.outputs.log_event("clock_behind", age_s=age)
+        return age
+
+    def _monotonic(self, timestamp: float) -> float:
+        """The published timestamp: the window's last sample's plus an offset that is 0 unless
+        the source's clock went back. The offset is set afresh at the first decision after each
+        restart of the windows (a gap, a reset, a skip): 0 if the source's timestamps are ahead
+        of the decisions already published, else what puts this decision one hop after the
+        last (logged). Smaller steps back (jitter) are clamped, so decisions never go back."""
+        last = self._last_published_ts
+        if self._rebase_ts:
+            self._rebase_ts = False
+            offset = 0.0 if timestamp > last else last + self.config.hop_s - timestamp
+            if offset != self._ts_offset:
+                self._ts_offset = offset
+                self.outputs.log_event("timestamp_offset", offset_s=offset)
+                if offset:
+                    logger.warning("source timestamps went back: decisions are stamped %+.3f s "
+                                   "from their window's last sample", offset)
+        published = max(timestamp + self._ts_offset, last + 1e-6)
+        self._last_published_ts = published
+        return published
+
+    @property
+    def _skip_after(self) -> int:
+        """Backlog (samples) beyond which the decoder skips to the newest window: more than
+        ``max_age_s`` of samples, and always at least a window (the skip lands a window back)."""
+        if self.max_age_s is None:
+            return self.acquisition.ring.capacity
+        return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples,
+                   self.config.window_samples)
+
+    def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
+        gap_at = int(self.acquisition.counters["last_gap_sample"])
+        if self._gap_handled < gap_at <= at_sample:
+            # a gap inside the skipped samples: the restart below covers it
+            self._gap_handled = gap_at
+            self._log_discontinuity(gap_at)
+        samples = at_sample - self._processed
+        decisions = samples // self.config.hop_samples
+        self._skipped += decisions
+        logger.warning("decoder fell behind by %d samples; skipping %d decisions", samples,
+                       decisions)
+        self.outputs.log_event("skipped", samples=int(samples), decisions=int(decisions),
+                               reason=reason)
+        self._restart_features(at_sample)
+
+    def _log_discontinuity(self, at_sample: int) -> None:
+        counters = self.acquisition.counters
+        resets = int(counters.get("timestamp_resets", 0))
+        if resets > self._resets_seen:
+            self._resets_seen = resets
+            self.outputs.log_event("timestamp_reset", at_sample=at_sample, resets=resets)
+        else:
+            self.outputs.log_event("gap", at_sample=at_sample,
+                                   missing_samples=int(counters["missing_samples"]))
+        sync = getattr(self.acquisition, "request_clock_sync", None)
+        if sync is not None:
+            sync()
+
+    def _log_stalls(self, stalls: int) -> None:
+        """Say that the source's timestamps jumped ahead and came back (nothing missing)."""
+        logger.warning("the timestamps of %r jumped ahead and came back (%d time(s) so far): the "
+                       "source stalled and stamps its chunks when it pushes them; no sample is "
+                       "missing, decoding went on", self.acquisition.name, stalls)
+        self.outputs.log_event("source_stall", stalls=stalls - self._stalls_seen,
+                               total=stalls)
+        self._stalls_seen = stalls
+
+    def _check_stall(self, newest: int) -> None:
+        """Publish ``no_signal`` once when no sample arrives for ``stall_s``; note the resume."""
+        now = time.monotonic()
+        if newest != self._newest_seen:
+            self._newest_seen = newest
+            self._last_arrival = now
+            if self._stalled:
+                self._stalled = False
+                self.outputs.log_event("signal_resumed", samples=int(newest))
+                self._recovering = True
+                self.smoother.reset()  # the next decision re-announces the state
+            return
+        if not self._stalled and now - self._last_arrival > self.stall_s:
+            self._stalled = True
+            logger.warning("no sample from %r for %.1f s: no_signal", self.acquisition.name,
+                           now - self._last_arrival)
+            self.outputs.publish_marker(NO_SIGNAL, pylsl.local_clock())
+
+    def _decide(self, end_sample: int, timestamp: float, row: np.ndarray, quality) -> None:
+        probs = self.model.predict_proba(row)[0]
+        self._warm_row = row
+        state, changed = self.smoother.update(probs, quality.good_fraction)
+        bad = quality.bad_channels(self._channel_names) if quality.good_fraction < 1.0 else {}
+        acq = self.acquisition
+        counters = {
+            "gaps": int(acq.counter("gaps")),
+            "missing_samples": int(acq.counter("missing_samples")),
+            "overruns": int(self.acquisition.ring.overruns),
+        }
+        now = pylsl.local_clock()
+        stale = (self.max_age_s is not None
+                 and self._age_s(end_sample, timestamp, now) > self.max_age_s)
+        if stale:
+            self._stale += 1
+        raw_timestamp = timestamp
+        timestamp = self._monotonic(raw_timestamp)
+        # how old the decision is as it goes out (a starved process may deliver it later still)
+        counters["age_ms"] = round((now - raw_timestamp) * 1e3, 3)
+        self.outputs.publish(
+            Decision(
+                end_sample=end_sample,
+                timestamp=timestamp,
+                probabilities=probs,
+                state=state,
+                state_changed=changed,
+                counters=counters,
+                quality=quality.good_fraction,
+                bad_channels=bad,
+            ),
+            stale=stale,
+        )
+        now = pylsl.local_clock()
+        self._recovering = False
+        with self._lock:
+            self._latencies_ms.append((now - raw_timestamp) * 1e3)
+            self._decision_times.append(now)
+            self._n_decisions += 1
+            self._last_probs = tuple(float(p) for p in probs)
+            self._last_ts = timestamp
+            self._last_quality = (quality.good_fraction, bad)
+            if changed:
+                self._state_since_ts = timestamp
+        if self._feature_sink is not None:
+            self._feature_sink(end_sample, row)
+        if self._telemetry is not None:
+            self._telemetry.publish(row, timestamp, self.status)
+        if self._observers:
+            seen = Observation(end_sample, timestamp, tuple(float(p) for p in probs), state,
+                               changed, row.copy(), quality.good_fraction)
+            for queue in self._observers:
+                queue.append(seen)  # a bounded deque: never blocks, drops the oldest
+
+    # Observation ------------------------------------------------------------------------
+    def observe(self, maxlen: int = 6000) -> deque:
+        """A bounded queue that receives an :class:`Observation` after each decision.
+
+        For observers such as the monitor: the decode thread appends without waiting (the
+        oldest entries go when the observer falls behind); the observer pops from its thread.
+        Call before ``start``.
+        """
+        queue: deque = deque(maxlen=maxlen)
+        self._observers.append(queue)
+        return queue
+
+    def status(self) -> DecoderStatus:
+        """A consistent snapshot, safe to call from any thread."""
+        acq = self.acquisition.counters
+        with self._lock:
+            lat = np.array(self._latencies_ms) if self._latencies_ms else np.zeros(1)
+            times = list(self._decision_times)
+            n = self._n_decisions
+            probs = self._last_probs
+            since = self._state_since_ts
+            last_ts = self._last_ts
+            quality, bad = self._last_quality
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else 0.0
+        span = acq["last_ts"] - acq["first_ts"]
+        return DecoderStatus(
+            decisions=n,
+            state=NO_SIGNAL if self._stalled else self.smoother.state,
+            state_since_s=(last_ts - since) if (since is not None and last_ts is not None) else None,
+            last_timestamp=last_ts,
+            probabilities=probs,
+            classes=self.classes,
+            decisions_per_s=rate,
+            latency_p50_ms=float(np.percentile(lat, 50)),
+            latency_p99_ms=float(np.percentile(lat, 99)),
+            samples=int(acq["samples"]),
+            gaps=int(acq["gaps"]),
+            missing_samples=int(acq["missing_samples"]),
+            overruns=int(self.acquisition.ring.overruns),
+            input_rate_hz=(acq["samples"] - 1) / span if span > 0 else 0.0,
+            clock_offset_s=self.acquisition.clock_offset_s,
+            counters=acq,
+            stale_decisions=self._stale,
+            skipped_decisions=self._skipped,
+            stream_health=("stalled" if self._stalled
+                           else "recovering" if self._recovering else "connected"),
+            quality=quality,
+            bad_channels=dict(bad),
+        )
+
+    def wait(self, duration_s: float | None = None, *, status_every_s: float | None = None,
+             on_status=None) -> None:
+        """Block the calling thread until ``duration_s`` passes, the decoder stops or fails.
+
+        Calls ``on_status(self.status())`` every ``status_every_s`` seconds if given.
+        """
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        status = on_status is not None and bool(status_every_s)
+        next_status = time.monotonic() + (status_every_s or 0)
+        while self.running:
+            now = time.monotonic()
+            if t_end is not None and now >= t_end:
+                break
+            if status and now >= next_status:
+                on_status(self.status())
+                next_status = now + status_every_s
+            # each wake of this thread costs the decoder's process CPU (and, on a 2-core
+            # machine, a preemption of its other threads): sleep until something is due
+            due = min(next_status if status else math.inf,
+                      t_end if t_end is not None else math.inf)
+            time.sleep(min(0.25, max(0.001, due - time.monotonic())))
+        if self.error is not None:
+            raise self.error

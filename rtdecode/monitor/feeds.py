@@ -1,0 +1,285 @@
+"""Operator monitor: a pyqtgraph window over a running decoder. The only module that imports Qt.
+
+The window observes and the decoder never waits for it. ``rtdecode monitor`` (and ``run
+--monitor``, which starts it) runs it as its own process at idle CPU priority over
+:class:`LslFeed`: only the decoder's outlets (``rtdecode-signal``, its analysis-rate samples, and
+``-scores``, ``-state``, ``-features``, ``-status``), so it also runs on another machine and the
+source never sends its raw stream twice. :class:`DecoderFeed` shows a decoder of the same process
+(tests) from its raw ring buffer. Each frame (a Qt timer, 25 Hz by default) copies the newest
+samples out of a ring buffer (a read that never blocks the writer), takes the new decisions and
+the status. What it shows:
+
+- a state banner (big, coloured; an alarm state flashes, shows the time since onset and can be
+  acknowledged: the acknowledgement goes in the decision log), and ``NO SIGNAL`` when no sample
+  has arrived for ``stall_s``;
+- traces of a page of channels over the last seconds, drawn as min/max per pixel column computed
+  incrementally from the new samples only (32 kHz never reaches the GUI as points);
+- band power per channel x band of the newest decision (heat map) and a scrolling band-power
+  spectrogram of one selected channel;
+- class probabilities over the last minutes with the hysteresis thresholds, and a state timeline
+  (hypnogram-style) with a truth row when a ``NAME-truth`` stream exists;
+- a health panel: input rate vs nominal, lost samples, gaps, overruns, decision latency p50/p99,
+  LSL clock offset, the process's CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+__all__ = ["DecoderFeed", "LslFeed", "TruthInlet"]
+
+logger = logging.getLogger("rtdecode")
+
+class _Envelope:
+    """Min/max per column of the last ``n_columns * per_column`` samples, updated incrementally."""
+
+    def __init__(self, n_columns: int, per_column: int, n_channels: int) -> None:
+        self.n_columns, self.per_column = n_columns, max(1, per_column)
+        self.lo = np.zeros((n_columns, n_channels), dtype=np.float32)
+        self.hi = np.zeros((n_columns, n_channels), dtype=np.float32)
+        self._partial = np.zeros((0, n_channels), dtype=np.float32)
+        self.filled = 0
+
+    def push(self, samples: np.ndarray) -> None:
+        data = np.concatenate([self._partial, samples]) if self._partial.size else samples
+        n_full = data.shape[0] // self.per_column
+        if n_full:
+            blocks = data[: n_full * self.per_column].reshape(n_full, self.per_column, -1)
+            lo, hi = blocks.min(axis=1), blocks.max(axis=1)
+            k = min(n_full, self.n_columns)
+            self.lo = np.roll(self.lo, -k, axis=0)
+            self.hi = np.roll(self.hi, -k, axis=0)
+            self.lo[-k:], self.hi[-k:] = lo[-k:], hi[-k:]
+            self.filled = min(self.n_columns, self.filled + n_full)
+        self._partial = data[n_full * self.per_column :].copy()
+
+class TruthInlet:
+    """``NAME-truth`` markers pulled without waiting (for the timeline's truth row)."""
+
+    def __init__(self, name: str, timeout_s: float = 1.0) -> None:
+        import pylsl
+
+        found = pylsl.resolve_byprop("name", f"{name}-truth", timeout=timeout_s)
+        self._inlet = pylsl.StreamInlet(found[0]) if found else None
+        if self._inlet is not None:
+            self._inlet.open_stream(timeout=2.0)
+
+    def drain(self) -> list[tuple[float, str]]:
+        if self._inlet is None:
+            return []
+        out = []
+        while True:
+            sample, ts = self._inlet.pull_sample(timeout=0.0)
+            if sample is None:
+                return out
+            out.append((ts, str(sample[0])))
+
+class DecoderFeed:
+    """The monitor's view of a decoder in this process (tests, benchmarks).
+
+    The GUI then shares the decoder's interpreter lock; ``rtdecode run --monitor`` instead
+    starts the monitor as its own process over :class:`LslFeed`.
+    """
+
+    def __init__(self, decoder) -> None:
+        self.decoder = decoder
+        acq = decoder.acquisition
+        self.ring, self.n_channels, self.fs_hz, self.name = acq.ring, acq.n_channels, acq.fs_hz, acq.name
+        self.input_fs_hz = acq.fs_hz
+        self.channel_labels = tuple(getattr(acq, "channel_labels", None) or ())
+        self.classes = tuple(decoder.classes)
+        self.hysteresis = decoder.smoother.hysteresis
+        self.feature_config = decoder.config
+        self._queue = decoder.observe()
+
+    def decision_waiting(self) -> bool:
+        """Whether a decision came that ``drain`` has not returned yet."""
+        return bool(self._queue)
+
+    def drain(self) -> list:
+        out = []
+        while self._queue:
+            out.append(self._queue.popleft())
+        return out
+
+    def status(self):
+        return self.decoder.status()
+
+    def samples_received(self) -> int:
+        return int(self.decoder.acquisition.counters["samples"])
+
+    def acknowledge(self, state: str | None, onset_t: float | None) -> None:
+        if not self.decoder.outputs.closed:
+            self.decoder.outputs.log_event("alarm_acknowledged", state=state, onset_t=onset_t)
+
+    def running(self) -> bool:
+        return self.decoder.running
+
+    def close(self) -> None:
+        pass
+
+class LslFeed:
+    """The monitor's view of a decoder in another process, all from the decoder's outlets for
+    one input stream: ``rtdecode-signal`` (the analysis-rate samples, into the monitor's own
+    ring buffer), ``rtdecode-scores``, ``rtdecode-state``, ``rtdecode-features`` and
+    ``rtdecode-status``.
+
+    The raw stream itself is only resolved (for its source_id and nominal rate), never opened:
+    a second full-rate consumer would make the source send everything twice and wake this
+    process a thousand times a second, on the machine the decoder runs on.
+
+    Parameters
+    ----------
+    selector : StreamSelector
+        The raw input stream the decoder decodes.
+    resolve_timeout_s : float
+        How long to wait for the raw stream and the decoder's outlets.
+    log_path : str, optional
+        Alarm acknowledgements are appended here as JSON lines (and logged).
+    """
+
+    def __init__(self, selector, *, resolve_timeout_s: float = 10.0,
+                 log_path: str | None = None) -> None:
+        import pylsl
+
+        from rtdecode.acquisition.acquisition import LslAcquisition
+        from rtdecode.acquisition.inlet import resolve_stream
+        from rtdecode.decoding.model import ModelContract
+        from rtdecode.outputs.telemetry import (
+            FEATURES_STREAM_NAME,
+            SIGNAL_STREAM_NAME,
+            STATUS_STREAM_NAME,
+        )
+
+        info = resolve_stream(selector, timeout_s=resolve_timeout_s)
+        sid = info.source_id()
+        self.input_fs_hz = info.nominal_srate()
+
+        def inlet(prefix: str, required: bool = True):
+            found = pylsl.resolve_byprop("source_id", f"{prefix}:{sid}", timeout=resolve_timeout_s)
+            if not found:
+                if required:
+                    raise RuntimeError(
+                        f"no decoder publishes for stream {info.name()!r} ({prefix}:{sid} not "
+                        "found): start `rtdecode run` on that stream first"
+                    )
+                return None
+            # No clock processing: the decoder stamps scores and features with the same value,
+            # and per-inlet clock corrections would pull them apart (they are paired by it).
+            return pylsl.StreamInlet(found[0], max_buflen=30)
+
+        signal = pylsl.resolve_byprop("source_id", f"{SIGNAL_STREAM_NAME}:{sid}",
+                                      timeout=resolve_timeout_s)
+        if not signal:
+            raise RuntimeError(
+                f"no decoder publishes for stream {info.name()!r} ({SIGNAL_STREAM_NAME}:{sid} "
+                "not found): start `rtdecode run` on that stream first"
+            )
+        self.acquisition = LslAcquisition(signal[0], buffer_s=12.0)
+        self._status_inlet = inlet(STATUS_STREAM_NAME)
+        full = self._status_inlet.info(timeout=resolve_timeout_s)
+        contract = ModelContract.from_json(full.desc().child_value("contract"))
+        self._scores = inlet("rtdecode-scores")
+        self._state = inlet("rtdecode-state")
+        self._features = inlet(FEATURES_STREAM_NAME, required=False)
+        for i in (self._status_inlet, self._scores, self._state, self._features):
+            if i is not None:
+                i.open_stream(timeout=resolve_timeout_s)
+        self.acquisition.start()
+        self.ring = self.acquisition.ring
+        self.n_channels, self.fs_hz = self.acquisition.n_channels, self.acquisition.fs_hz
+        self.name = info.name()
+        self.channel_labels = tuple(self.acquisition.channel_labels)
+        self.classes = tuple(contract.classes)
+        self.hysteresis = contract.hysteresis
+        self.feature_config = contract.features
+        self._state_now: str | None = None
+        self._state_marks: list[tuple[float, str]] = []
+        self._pending: dict[float, list] = {}
+        self._status = None
+        self._last_status_wall = time.monotonic()
+        self._log_path = log_path
+        self.decoder_cpu_cores: float | None = None
+
+    def _pull(self, inlet):
+        out = []
+        while True:
+            sample, ts = inlet.pull_sample(timeout=0.0)
+            if sample is None:
+                return out
+            out.append((ts, sample))
+
+    def decision_waiting(self) -> bool:
+        """Whether a decision came that ``drain`` has not returned yet."""
+        return self._scores.samples_available() > 0
+
+    def drain(self) -> list:
+        from rtdecode.decoding.decoder import Observation
+
+        for ts, sample in self._pull(self._state):
+            self._state_marks.append((ts, str(sample[0])))
+        for ts, sample in self._pull(self._scores):
+            self._pending.setdefault(round(ts, 6), [ts, None, None])[1] = sample
+        if self._features is not None:
+            for ts, sample in self._pull(self._features):
+                self._pending.setdefault(round(ts, 6), [ts, None, None])[2] = sample
+        out = []
+        newest = max((v[0] for v in self._pending.values()), default=None)
+        # features whose scores never came (should not happen) must not pile up
+        for key in [k for k, v in self._pending.items() if v[1] is None and v[0] < newest - 5]:
+            del self._pending[key]
+        for key in sorted(self._pending):
+            ts, probs, feats = self._pending[key]
+            # wait for the features of a decision unless a newer decision already came
+            if probs is None or (feats is None and self._features is not None and ts >= newest):
+                continue
+            del self._pending[key]
+            changed = False
+            while self._state_marks and self._state_marks[0][0] <= ts + 1e-6:
+                changed = self._state_marks[0][1] != self._state_now
+                self._state_now = self._state_marks.pop(0)[1]
+            # the scores stream holds one channel per class, then the quality channel
+            k = len(self.classes)
+            state = self._state_now or self.classes[int(np.argmax(probs[:k]))]
+            out.append(Observation(0, ts, tuple(float(p) for p in probs[:k]), state, changed,
+                                   None if feats is None else np.asarray(feats, np.float32),
+                                   float(probs[k]) if len(probs) > k else 1.0))
+        return out
+
+    def status(self):
+        import json
+
+        from rtdecode.decoding.decoder import DecoderStatus
+
+        for _, sample in self._pull(self._status_inlet):
+            d = json.loads(sample[0])
+            self.decoder_cpu_cores = d.pop("decoder_cpu_cores", None)
+            d["probabilities"] = tuple(d["probabilities"])
+            d["classes"] = tuple(d["classes"])
+            self._status = DecoderStatus(**d)
+            self._last_status_wall = time.monotonic()
+        if self._status is None:
+            return DecoderStatus(0, None, None, None, (), self.classes, 0.0, 0.0, 0.0, 0, 0, 0,
+                                 0, 0.0, 0.0)
+        return self._status
+
+    def samples_received(self) -> int:
+        return int(self.acquisition.counters["samples"])
+
+    def acknowledge(self, state: str | None, onset_t: float | None) -> None:
+        import json
+
+        logger.warning("alarm %s (onset %s) acknowledged at the monitor", state, onset_t)
+        if self._log_path:
+            with open(self._log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"event": "alarm_acknowledged", "state": state,
+                                    "onset_t": onset_t, "unix_time": time.time()}) + "\n")
+
+    def running(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.acquisition.close()

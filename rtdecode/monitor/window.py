@@ -1,0 +1,581 @@
+"""Operator monitor: a pyqtgraph window over a running decoder. The only module that imports Qt.
+
+The window observes and the decoder never waits for it. ``rtdecode monitor`` (and ``run
+--monitor``, which starts it) runs it as its own process at idle CPU priority over
+:class:`LslFeed`: only the decoder's outlets (``rtdecode-signal``, its analysis-rate samples, and
+``-scores``, ``-state``, ``-features``, ``-status``), so it also runs on another machine and the
+source never sends its raw stream twice. :class:`DecoderFeed` shows a decoder of the same process
+(tests) from its raw ring buffer. Each frame (a Qt timer, 25 Hz by default) copies the newest
+samples out of a ring buffer (a read that never blocks the writer), takes the new decisions and
+the status. What it shows:
+
+- a state banner (big, coloured; an alarm state flashes, shows the time since onset and can be
+  acknowledged: the acknowledgement goes in the decision log), and ``NO SIGNAL`` when no sample
+  has arrived for ``stall_s``;
+- traces of a page of channels over the last seconds, drawn as min/max per pixel column computed
+  incrementally from the new samples only (32 kHz never reaches the GUI as points);
+- band power per channel x band of the newest decision (heat map) and a scrolling band-power
+  spectrogram of one selected channel;
+- class probabilities over the last minutes with the hysteresis thresholds, and a state timeline
+  (hypnogram-style) with a truth row when a ``NAME-truth`` stream exists;
+- a health panel: input rate vs nominal, lost samples, gaps, overruns, decision latency p50/p99,
+  LSL clock offset, the process's CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+import pyqtgraph as pg
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
+
+from rtdecode.monitor.feeds import DecoderFeed, _Envelope
+
+__all__ = ["MonitorConfig", "MonitorWindow", "run_monitor", "STATE_COLOURS"]
+
+logger = logging.getLogger("rtdecode")
+
+#: Banner / timeline colours by state name; other states get a colour from the palette.
+STATE_COLOURS = {
+    "wake": (230, 159, 0), "nrem": (86, 180, 233), "rem": (0, 158, 115),
+    "normal": (70, 130, 70), "seizure": (213, 40, 40), "no_signal": (110, 110, 110),
+    "bad_signal": (140, 90, 40),
+}
+
+_POLL_MS = 4  # how often the monitor looks for a new decision (a few microseconds each)
+
+_PALETTE = [(204, 121, 167), (240, 228, 66), (0, 114, 178), (213, 94, 0), (150, 150, 150)]
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What the monitor shows and how often it redraws.
+
+    Attributes
+    ----------
+    channels_per_page : int
+        Traces shown at once; keys (PgUp/PgDn) or the spin box page through the rest.
+    trace_s : float
+        Seconds of traces on screen.
+    columns : int
+        Min/max columns across the trace plot (about its width in pixels).
+    decisions_s : float
+        Seconds of probabilities and states shown.
+    fps : float
+        Redraw rate, at least: frames come in whole numbers per decision hop (25 fps with
+        0.1 s hops: 3 per hop, 30 fps).
+    stall_s : float
+        No sample for this long shows NO SIGNAL.
+    """
+
+    channels_per_page: int = 16
+    trace_s: float = 10.0
+    columns: int = 700
+    decisions_s: float = 180.0
+    fps: float = 25.0
+    stall_s: float = 1.0
+
+def _colour(state: str | None, classes: tuple[str, ...]) -> tuple[int, int, int]:
+    if state is None:
+        return STATE_COLOURS["no_signal"]
+    if state in STATE_COLOURS:
+        return STATE_COLOURS[state]
+    return _PALETTE[classes.index(state) % len(_PALETTE)] if state in classes else _PALETTE[-1]
+
+class MonitorWindow(QtWidgets.QWidget):
+    """The operator window over a running :class:`rtdecode.decoding.decoder.Decoder`.
+
+    Parameters
+    ----------
+    feed : DecoderFeed or LslFeed
+        Where the samples, decisions and status come from: the decoder in this process, or
+        its LSL outlets (another process, another machine).
+    truth : object with ``drain() -> list[(timestamp, label)]``, optional
+        Truth markers (``NAME-truth``) for the timeline's second row.
+    config : MonitorConfig
+    """
+
+    def __init__(self, feed, *, truth=None, config: MonitorConfig | None = None) -> None:
+        super().__init__()
+        if not hasattr(feed, "drain"):  # a Decoder given directly
+            feed = DecoderFeed(feed)
+        self.feed = feed
+        self.config = config or MonitorConfig()
+        self.truth = truth
+        self.classes = tuple(feed.classes)
+        self.channel_labels = tuple(feed.channel_labels
+                                    or [f"ch{i:03d}" for i in range(feed.n_channels)])
+        self.n_channels = feed.n_channels
+        self.fs_hz = feed.fs_hz
+        self.feature_config = feed.feature_config
+        import pylsl
+
+        # decisions carry LSL-clock timestamps; the operator reads the wall clock
+        self._unix_minus_lsl = time.time() - pylsl.local_clock()
+        self.hysteresis = feed.hysteresis
+        self.event_class = getattr(self.hysteresis, "event_class", None)
+        self._process = psutil.Process(os.getpid())
+        self._process.cpu_percent(None)
+        per_column = max(1, round(self.config.trace_s * self.fs_hz / self.config.columns))
+        self._envelope = _Envelope(self.config.columns, per_column, self.n_channels)
+        self._read_until = None  # absolute sample index read so far
+        self._scratch = np.empty((int(self.fs_hz), self.n_channels), dtype=np.float32)
+        n_dec = int(self.config.decisions_s / self.feature_config.hop_s)
+        self._t = deque(maxlen=n_dec)
+        self._p = deque(maxlen=n_dec)
+        self._states = deque(maxlen=n_dec)
+        self._truth_marks: deque[tuple[float, str]] = deque(maxlen=10000)
+        # spectrogram of the selected channel: a Hann-tapered FFT of its last ~0.25 s of
+        # samples (kept here as they are read) at each frame that brings decisions
+        self._spec_nfft = int(2 ** round(np.log2(max(64.0, self.fs_hz * 0.25))))
+        top_hz = max(b.hi_hz for b in self.feature_config.bands)
+        freqs = np.fft.rfftfreq(self._spec_nfft, 1.0 / self.fs_hz)
+        self._spec_bins = int(np.searchsorted(freqs, min(top_hz, self.fs_hz / 2), side="right"))
+        self._spec_taper = np.hanning(self._spec_nfft).astype(np.float32)
+        self._selected_tail = np.zeros(self._spec_nfft, np.float32)
+        self._spec_cols = deque(maxlen=n_dec)
+        self._last_row = None
+        self._alarm_onset_t: float | None = None
+        self._alarm_acknowledged = False
+        self._last_samples = -1
+        self._last_sample_wall = time.monotonic()
+        self._frames = 0
+        self._next_health_t = 0.0
+        self._frame_times: deque[float] = deque(maxlen=100)
+        self.page = 0
+        self.selected_channel = 0
+        self.gain = 1.0
+        self.no_signal = False
+        self._build()
+        # Frames are locked to the decisions: a frame as soon as a decision arrives, then the
+        # rest of the hop's frames spread over its first 80 %, so the monitor is idle while the
+        # decoder prepares and finishes the next window (on a 2-core machine a GUI drawing at
+        # the same moment delays decisions, whatever its priority). Free-running at ``fps``
+        # when no decision comes (no signal, before the first window).
+        hop_s = self.feature_config.hop_s
+        self._frames_per_hop = max(1, math.ceil(self.config.fps * hop_s))
+        self._frame_offsets_s = [0.8 * hop_s * k / self._frames_per_hop
+                                 for k in range(self._frames_per_hop)]
+        self._frames_due: list[float] = []
+        self._last_decision_wall = -math.inf
+        self._last_frame_wall = -math.inf
+        self._timer = QtCore.QTimer(self)
+        self._timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start(_POLL_MS)
+
+    def _tick(self) -> None:
+        """The poll timer: start a hop's frames when a decision arrives, draw those due."""
+        now = time.monotonic()
+        if self.feed.decision_waiting():
+            self._last_decision_wall = now
+            self._frames_due = [now + offset for offset in self._frame_offsets_s]
+        if self._frames_due and now >= self._frames_due[0]:
+            while self._frames_due and now >= self._frames_due[0]:
+                self._frames_due.pop(0)
+        elif not (now - self._last_decision_wall > 2 * self.feature_config.hop_s
+                  and now - self._last_frame_wall >= 1.0 / self.config.fps):
+            return
+        self._last_frame_wall = now
+        self.refresh()
+
+    # Layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.setWindowTitle(f"rtdecode monitor: {self.feed.name}")
+        self.resize(1500, 950)
+        layout = QtWidgets.QGridLayout(self)
+        self.banner = QtWidgets.QLabel("waiting for decisions")
+        self.banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        font = self.banner.font()
+        font.setPointSize(28)
+        font.setBold(True)
+        self.banner.setFont(font)
+        self.banner.setMinimumHeight(70)
+        self.ack_button = QtWidgets.QPushButton("Acknowledge alarm")
+        self.ack_button.setEnabled(False)
+        self.ack_button.clicked.connect(self.acknowledge_alarm)
+        layout.addWidget(self.banner, 0, 0, 1, 2)
+        layout.addWidget(self.ack_button, 0, 2)
+
+        # traces + their controls
+        controls = QtWidgets.QHBoxLayout()
+        self.page_spin = QtWidgets.QSpinBox()
+        self.n_pages = max(1, -(-self.n_channels // self.config.channels_per_page))
+        self.page_spin.setRange(1, self.n_pages)
+        self.page_spin.setPrefix("page ")
+        self.page_spin.setSuffix(f" / {self.n_pages}")
+        self.page_spin.valueChanged.connect(lambda v: self.set_page(v - 1))
+        self.gain_spin = QtWidgets.QDoubleSpinBox()
+        self.gain_spin.setRange(0.01, 1000.0)
+        self.gain_spin.setValue(1.0)
+        self.gain_spin.setPrefix("gain x")
+        self.gain_spin.valueChanged.connect(self._set_gain)
+        self.channel_combo = QtWidgets.QComboBox()
+        self.channel_combo.addItems(list(self.channel_labels))
+        self.channel_combo.currentIndexChanged.connect(self._select_channel)
+        for w in (QtWidgets.QLabel("channels"), self.page_spin, self.gain_spin,
+                  QtWidgets.QLabel("spectrogram of"), self.channel_combo):
+            controls.addWidget(w)
+        controls.addStretch(1)
+        layout.addLayout(controls, 1, 0)
+        self.trace_plot = pg.PlotWidget()
+        self.trace_plot.setLabel("bottom", "time", units="s")
+        self.trace_plot.setMouseEnabled(x=False, y=False)
+        self.trace_plot.hideButtons()
+        self.trace_curves = [self.trace_plot.plot(pen=pg.mkPen((40, 40, 40), width=1))
+                             for _ in range(self.config.channels_per_page)]
+        self.trace_plot.setBackground("w")
+        layout.addWidget(self.trace_plot, 2, 0, 3, 1)
+
+        # band power heat map and band spectrogram
+        self.heat_plot = pg.PlotWidget(title="band power (log10) per channel x band")
+        self.heat_img = pg.ImageItem()
+        self.heat_plot.addItem(self.heat_img)
+        self.heat_img.setColorMap(pg.colormap.get("viridis"))
+        bands = [b.name for b in self.feature_config.bands]
+        self.heat_plot.getAxis("left").setTicks([list(enumerate(bands))])
+        self.heat_plot.setLabel("bottom", "channel")
+        layout.addWidget(self.heat_plot, 1, 1, 2, 2)
+        self.spec_plot = pg.PlotWidget(title="spectrogram of the selected channel (log power)")
+        self.spec_img = pg.ImageItem()
+        self.spec_img.setColorMap(pg.colormap.get("inferno"))
+        self.spec_plot.addItem(self.spec_img)
+        self.spec_plot.setLabel("left", "frequency", units="Hz")
+        layout.addWidget(self.spec_plot, 3, 1, 1, 2)
+
+        # probabilities, thresholds, timeline
+        self.prob_plot = pg.PlotWidget(title="class probabilities",
+                                       axisItems={"bottom": pg.DateAxisItem()})
+        self.prob_plot.setYRange(0, 1)
+        self.prob_plot.addLegend(offset=(5, 5))
+        self.prob_curves = [
+            self.prob_plot.plot(name=c, pen=pg.mkPen(_colour(c, self.classes), width=2))
+            for c in self.classes
+        ]
+        if self.event_class is not None:
+            for level, style in ((self.hysteresis.on_threshold, QtCore.Qt.PenStyle.DashLine),
+                                 (self.hysteresis.off_threshold, QtCore.Qt.PenStyle.DotLine)):
+                self.prob_plot.addItem(pg.InfiniteLine(level, angle=0,
+                                                       pen=pg.mkPen("k", style=style)))
+        layout.addWidget(self.prob_plot, 4, 1, 1, 2)
+        self.timeline_plot = pg.PlotWidget(title="state (top: decoded, bottom: truth)",
+                                           axisItems={"bottom": pg.DateAxisItem()})
+        self.timeline_plot.setXLink(self.prob_plot)
+        self.timeline_img = pg.ImageItem()
+        self.timeline_plot.addItem(self.timeline_img)
+        self.timeline_plot.getAxis("left").setTicks([[(0.5, "truth"), (1.5, "decoded")]])
+        self.timeline_plot.setMaximumHeight(110)
+        layout.addWidget(self.timeline_plot, 5, 0, 1, 3)
+
+        self.health = QtWidgets.QLabel()
+        self.health.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        layout.addWidget(self.health, 6, 0, 1, 3)
+        layout.setColumnStretch(0, 3)
+        layout.setColumnStretch(1, 2)
+        self.set_page(0)
+
+    # Controls -------------------------------------------------------------------------------
+    def set_page(self, page: int) -> None:
+        """Show channel page ``page`` (0-based), clamped to the pages that exist."""
+        self.page = int(min(max(page, 0), self.n_pages - 1))
+        if self.page_spin.value() != self.page + 1:
+            self.page_spin.setValue(self.page + 1)
+        first = self.page * self.config.channels_per_page
+        shown = self.page_channels()
+        ticks = [(-(i) * 1.0, self.channel_labels[c]) for i, c in enumerate(shown)]
+        self.trace_plot.getAxis("left").setTicks([ticks])
+        for i, curve in enumerate(self.trace_curves):
+            curve.setVisible(first + i < self.n_channels)
+        self._draw_traces()
+
+    def page_channels(self) -> list[int]:
+        first = self.page * self.config.channels_per_page
+        return list(range(first, min(first + self.config.channels_per_page, self.n_channels)))
+
+    def _set_gain(self, value: float) -> None:
+        self.gain = float(value)
+        self._draw_traces()
+
+    def _select_channel(self, index: int) -> None:
+        self.selected_channel = int(index)
+        self._spec_cols.clear()  # a new channel's spectrogram starts empty
+        self._selected_tail[:] = 0.0
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt API)
+        key = event.key()
+        if key in (QtCore.Qt.Key.Key_PageDown, QtCore.Qt.Key.Key_Down):
+            self.set_page(self.page + 1)
+        elif key in (QtCore.Qt.Key.Key_PageUp, QtCore.Qt.Key.Key_Up):
+            self.set_page(self.page - 1)
+        elif key == QtCore.Qt.Key.Key_Plus:
+            self.gain_spin.setValue(self.gain * 2)
+        elif key == QtCore.Qt.Key.Key_Minus:
+            self.gain_spin.setValue(self.gain / 2)
+        else:
+            super().keyPressEvent(event)
+
+    def acknowledge_alarm(self) -> None:
+        """Stop the alarm flashing (it stays red while the alarm lasts) and log who saw it."""
+        if self._alarm_onset_t is None or self._alarm_acknowledged:
+            return
+        self._alarm_acknowledged = True
+        self.ack_button.setEnabled(False)
+        self.feed.acknowledge(self.event_class, self._alarm_onset_t)
+
+    @property
+    def alarm_on(self) -> bool:
+        return self._alarm_onset_t is not None
+
+    @property
+    def banner_text(self) -> str:
+        return self.banner.text()
+
+    # Frame ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read what is new and redraw (the timer calls it; tests may call it directly)."""
+        t0 = time.perf_counter()
+        self._read_samples()
+        new_decisions = self._read_observations()
+        if self.truth is not None:
+            for mark in self.truth.drain():
+                self._truth_marks.append(mark)
+        status = self.feed.status()
+        self._update_signal()
+        self._draw_traces()
+        # decisions come 10 times a second: redraw what depends on them only then, and the
+        # health text twice a second (painting is most of the monitor's CPU)
+        if new_decisions:
+            self._draw_spectra()
+            self._draw_decisions()
+        self._draw_banner(status)
+        if t0 >= self._next_health_t:
+            self._next_health_t = t0 + 0.5
+            self._draw_health(status)
+        self._frames += 1
+        self._frame_times.append(time.perf_counter() - t0)
+
+    def _read_samples(self) -> None:
+        ring = self.feed.ring
+        written = ring.written
+        if self._read_until is None:
+            self._read_until = max(0, written - self._envelope.n_columns * self._envelope.per_column)
+        # never reach back further than half the ring: a read the writer overtakes would count
+        # as an overrun of the decoder's buffer
+        start = max(self._read_until, written - ring.capacity // 2)
+        while start < written:
+            n = min(written - start, self._scratch.shape[0])
+            ring.read(start + n, self._scratch[:n])
+            self._envelope.push(self._scratch[:n])
+            self._keep_selected(self._scratch[:n, self.selected_channel])
+            start += n
+        self._read_until = written
+
+    def _keep_selected(self, samples: np.ndarray) -> None:
+        """Append the selected channel's new samples to its spectrogram buffer."""
+        tail, n = self._selected_tail, samples.shape[0]
+        if n >= tail.size:
+            tail[:] = samples[-tail.size:]
+        else:
+            tail[:-n] = tail[n:]
+            tail[-n:] = samples
+
+    def _read_observations(self) -> int:
+        n_bands = len(self.feature_config.bands)
+        count = 0
+        per_channel = self.feature_config.features_per_channel
+        for obs in self.feed.drain():
+            count += 1
+            self._t.append(obs.timestamp)
+            self._p.append(obs.probabilities)
+            self._states.append(obs.state)
+            if obs.features is not None:
+                row = obs.features.reshape(self.n_channels, per_channel)[:, :n_bands]
+                self._last_row = row
+            if self.event_class is not None:
+                if obs.state == self.event_class and self._alarm_onset_t is None:
+                    self._alarm_onset_t = obs.timestamp
+                    self._alarm_acknowledged = False
+                elif obs.state != self.event_class:
+                    self._alarm_onset_t = None
+        return count
+
+    def _update_signal(self) -> None:
+        now = time.monotonic()
+        samples = self.feed.samples_received()
+        if samples != self._last_samples:
+            self._last_samples = samples
+            self._last_sample_wall = now
+        self.no_signal = now - self._last_sample_wall > self.config.stall_s
+
+    def _draw_traces(self) -> None:
+        env = self._envelope
+        n = env.filled
+        if n == 0:
+            return
+        x = (np.arange(-n, 0, dtype=np.float64) * env.per_column / self.fs_hz)
+        xx = np.repeat(x, 2)
+        shown = self.page_channels()
+        block = np.empty(2 * n, dtype=np.float32)
+        lo, hi = env.lo[-n:], env.hi[-n:]
+        # one robust scale for the page: at gain 1 the 1st-99th percentile range of a typical
+        # channel fills 0.9 of its row
+        spread = np.median(np.percentile(hi[:, shown], 99, axis=0)
+                           - np.percentile(lo[:, shown], 1, axis=0)) if shown else 1.0
+        scale = 0.9 * self.gain / max(float(spread), 1e-12)
+        for i, curve in enumerate(self.trace_curves):
+            if i >= len(shown):
+                continue
+            c = shown[i]
+            centre = float(np.median(lo[:, c] + hi[:, c]) / 2.0)
+            block[0::2] = lo[:, c]
+            block[1::2] = hi[:, c]
+            curve.setData(xx, (block - centre) * scale - i, skipFiniteCheck=True)
+
+    def _draw_spectra(self) -> None:
+        if self._last_row is not None:
+            self.heat_img.setImage(self._last_row, autoLevels=True)
+        spectrum = np.fft.rfft(self._selected_tail * self._spec_taper)[: self._spec_bins]
+        self._spec_cols.append(np.log10(np.abs(spectrum) ** 2 + 1e-12).astype(np.float32))
+        cols = np.array(self._spec_cols)
+        self.spec_img.setImage(cols, autoLevels=True)
+        df = self.fs_hz / self._spec_nfft  # row k is centred on k * df
+        self.spec_img.setRect(QtCore.QRectF(0.0, -df / 2, float(len(cols)),
+                                            self._spec_bins * df))
+
+    def _draw_decisions(self) -> None:
+        if not self._t:
+            return
+        t = np.array(self._t)
+        wall = t + self._unix_minus_lsl  # clock time on the axes
+        p = np.array(self._p)
+        for k, curve in enumerate(self.prob_curves):
+            curve.setData(wall, p[:, k])
+        decoded = [_colour(s, self.classes) for s in self._states]
+        truth_row = [(235, 235, 235)] * len(t)
+        if self._truth_marks:
+            marks_t = np.array([m[0] for m in self._truth_marks])
+            labels = [m[1] for m in self._truth_marks]
+            idx = np.searchsorted(marks_t, t, side="right") - 1
+            truth_row = [_colour(labels[i], self.classes) if i >= 0 else (235, 235, 235)
+                         for i in idx]
+        img = np.zeros((len(t), 2, 3), dtype=np.uint8)
+        img[:, 0] = truth_row
+        img[:, 1] = decoded
+        self.timeline_img.setImage(img, levels=(0, 255))
+        span = max(wall[-1] - wall[0], 1e-3)
+        self.timeline_img.setRect(QtCore.QRectF(wall[0], 0.0, span, 2.0))
+
+    def _draw_banner(self, status) -> None:
+        if self.no_signal:
+            text, colour = "NO SIGNAL", STATE_COLOURS["no_signal"]
+            text += f"  (no sample for {time.monotonic() - self._last_sample_wall:.0f} s)"
+        elif status.state is None:
+            text, colour = "waiting for decisions", STATE_COLOURS["no_signal"]
+        else:
+            since = status.state_since_s or 0.0
+            text = f"{status.state.upper()}  for {_fmt_duration(since)}"
+            colour = _colour(status.state, self.classes)
+            if self.alarm_on and status.state == self.event_class:
+                text = f"ALARM: {status.state.upper()}  {_fmt_duration(since)} since onset"
+                self.ack_button.setEnabled(not self._alarm_acknowledged)
+                if not self._alarm_acknowledged and int(time.monotonic() * 2) % 2:
+                    colour = (255, 255, 255)  # flash until acknowledged
+        fg = "black" if sum(colour) > 450 else "white"
+        style = f"background-color: rgb{tuple(colour)}; color: {fg};"
+        if text != self.banner.text():
+            self.banner.setText(text)
+        if style != self.banner.styleSheet():
+            self.banner.setStyleSheet(style)
+
+    def _draw_health(self, status) -> None:
+        cpu = self._process.cpu_percent(None) / 100.0
+        nominal = getattr(self.feed, "input_fs_hz", self.fs_hz)
+        rate = status.input_rate_hz
+        ok = abs(rate - nominal) < 0.01 * nominal and not self.no_signal
+        parts = [
+            f"<b>input</b> {rate / 1000:.2f} / {nominal / 1000:.2f} kHz"
+            + ("" if ok else " <span style='color:red'><b>!</b></span>"),
+            f"<b>lost</b> {status.missing_samples}",
+            f"<b>gaps</b> {status.gaps}",
+            f"<b>overruns</b> {status.overruns}",
+            f"<b>latency</b> p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms",
+            f"<b>clock offset</b> {status.clock_offset_s * 1e3:.3f} ms",
+            f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
+            _channels_text(status.bad_channels, self.n_channels),
+            f"<b>stream</b> {status.stream_health}"
+            + (f", {status.skipped_decisions} skipped, {status.stale_decisions} stale"
+               if status.skipped_decisions or status.stale_decisions else ""),
+        ]
+        decoder_cpu = getattr(self.feed, "decoder_cpu_cores", None)
+        if decoder_cpu is not None:
+            parts.append(f"<b>CPU</b> decoder {decoder_cpu:.3f}, monitor {cpu:.2f} cores")
+        else:
+            parts.append(f"<b>CPU</b> {cpu:.2f} cores (decoder + monitor)")
+        if self.no_signal:
+            parts.insert(0, "<span style='color:red'><b>NO SIGNAL</b></span>")
+        self.health.setText(" &nbsp;|&nbsp; ".join(parts))
+
+    def frame_cost_ms(self) -> float:
+        """Median time of the last frames' refresh, ms (for the benchmark)."""
+        return float(np.median(self._frame_times) * 1e3) if self._frame_times else 0.0
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+def _channels_text(bad: dict, n_channels: int) -> str:
+    """Health-panel text of the channel checks: all good, or which are bad and why."""
+    if not bad:
+        return f"<b>channels</b> {n_channels}/{n_channels} ok"
+    listed = ", ".join(f"{name} {why}" for name, why in list(bad.items())[:6])
+    more = f" +{len(bad) - 6}" if len(bad) > 6 else ""
+    return (f"<b>channels</b> <span style='color:red'>{n_channels - len(bad)}/{n_channels} ok"
+            f"</span> ({listed}{more})")
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+def run_monitor(feed, *, duration_s: float | None = None, screenshot: str | None = None,
+                truth=None, config: MonitorConfig | None = None) -> MonitorWindow:
+    """Open the window over ``feed`` (a DecoderFeed, an LslFeed, or a Decoder, started here if
+    needed) and run Qt until closed, ``duration_s`` passes or the decoder stops; then save
+    ``screenshot`` (PNG) if asked. Returns the window."""
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    window = MonitorWindow(feed, truth=truth, config=config)
+    feed = window.feed
+    if isinstance(feed, DecoderFeed) and not feed.decoder.running:
+        feed.decoder.start()
+    window.show()
+    if duration_s is not None:
+        QtCore.QTimer.singleShot(int(duration_s * 1000), app.quit)
+    stop_check = QtCore.QTimer()
+    stop_check.timeout.connect(lambda: None if feed.running() else app.quit())
+    stop_check.start(200)
+    proc = psutil.Process(os.getpid())
+    cpu0, wall0, frames0 = sum(proc.cpu_times()[:2]), time.monotonic(), window.frames
+    app.exec()
+    wall = max(1e-9, time.monotonic() - wall0)
+    window.stats = {
+        "frames": window.frames - frames0, "seconds": wall,
+        "fps": (window.frames - frames0) / wall, "frame_ms": window.frame_cost_ms(),
+        "cpu_cores": (sum(proc.cpu_times()[:2]) - cpu0) / wall,
+    }
+    logger.info("monitor: %(frames)d frames in %(seconds).1f s (%(fps).1f fps), refresh median "
+                "%(frame_ms).1f ms, %(cpu_cores).2f cores", window.stats)
+    if screenshot:
+        window.refresh()
+        window.grab().save(str(screenshot))
+        logger.info("screenshot saved to %s", screenshot)
+    window.close()
+    return window

@@ -1,0 +1,256 @@
+"""Labelled feature tables from recordings: the live feature code, fed chunk by chunk.
+
+Each recording is read in chunks and pushed through :class:`rtdecode.features.streaming.StreamingFeatures`
+(the class the live decoder uses), so memory is bounded by the chunk size and the features are
+exactly those the decoder will compute. A window gets a label only if one labelled segment
+covers it entirely; windows straddling a change (or outside every segment) get ``-1`` and are
+left out of training, but are kept so that evaluation can replay every decision in order.
+
+With several recordings, extraction runs in parallel with Dask (a local cluster by default, or a
+scheduler address).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rtdecode.config import FeatureConfig
+from rtdecode.features.streaming import iter_features
+from rtdecode.offline.recordings import DataError, Segment, open_recording
+
+__all__ = ["Source", "RecordingFeatures", "window_labels", "recording_features", "extract_sources"]
+
+logger = logging.getLogger("rtdecode")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One recording to learn from and where its labels are.
+
+    Attributes
+    ----------
+    data : Path
+    labels : list of Segment
+        Already read (and mapped) labels of this recording.
+    channels : tuple of str or int, optional
+    stream : str, optional
+        XDF data stream name or type.
+    merge_touching : bool
+        See :func:`window_labels`.
+    """
+
+    data: Path
+    labels: tuple[Segment, ...]
+    channels: tuple[str | int, ...] | None = None
+    stream: str | None = None
+    merge_touching: bool = True
+
+
+@dataclass
+class RecordingFeatures:
+    """Feature rows of one recording, in time order.
+
+    Attributes
+    ----------
+    path : Path
+    end_s : ndarray (n,), float64
+        Time of each window's end (exclusive), seconds from the recording's first sample.
+    X : ndarray (n, n_features), float32
+    y : ndarray (n,), int64
+        Class index of the window, -1 when no single labelled segment covers it.
+    groups : ndarray (n,), object
+        The covering segment's group (or None).
+    channel_names : tuple of str
+    fs_hz, duration_s, seconds : float
+        ``seconds``: wall time the extraction took.
+    """
+
+    path: Path
+    end_s: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    channel_names: tuple[str, ...]
+    fs_hz: float
+    duration_s: float
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+def window_labels(
+    end_s: np.ndarray, window_s: float, segments: Sequence[Segment], classes: Sequence[str],
+    *, merge_touching: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label of each window ``[end - window_s, end)``: the one segment covering it, else -1.
+
+    With ``merge_touching``, touching segments with the same label and group count as one (a
+    hypnogram's consecutive epochs of one stage cover the windows across their borders);
+    segments of different groups stay apart. Without it every window must fit inside one segment
+    (for files made of separate pieces joined end to end). Segments whose label is not in
+    ``classes`` label nothing (their windows get -1).
+
+    Returns
+    -------
+    y : ndarray (n,), int64
+    groups : ndarray (n,), object
+    """
+    end_s = np.asarray(end_s, dtype=np.float64)
+    y = np.full(end_s.shape, -1, dtype=np.int64)
+    groups = np.full(end_s.shape, None, dtype=object)
+    if not segments or end_s.size == 0:
+        return y, groups
+    segs = sorted(segments, key=lambda s: s.onset_s)
+    if merge_touching:
+        segs = _merge_touching(segs)
+    onsets = np.array([s.onset_s for s in segs])
+    ends = np.array([s.end_s for s in segs])
+    index = {c: i for i, c in enumerate(classes)}
+    start_s = end_s - window_s
+    # the segment that starts at or before each window's start; tolerance for float seconds
+    eps = 1e-9
+    k = np.searchsorted(onsets, start_s + eps, side="right") - 1
+    for i in np.flatnonzero(k >= 0):
+        seg = segs[k[i]]
+        if ends[k[i]] >= end_s[i] - eps and seg.label in index:
+            y[i] = index[seg.label]
+            groups[i] = seg.group
+    return y, groups
+
+
+def _merge_touching(segs: list[Segment]) -> list[Segment]:
+    merged: list[Segment] = []
+    for seg in segs:
+        last = merged[-1] if merged else None
+        if (last is not None and last.label == seg.label and last.group == seg.group
+                and seg.onset_s <= last.end_s + 1e-6):
+            merged[-1] = Segment(last.onset_s, max(last.end_s, seg.end_s) - last.onset_s,
+                                 last.label, last.group)
+        else:
+            merged.append(seg)
+    return merged
+
+
+def recording_features(
+    source: Source, config: FeatureConfig, classes: Sequence[str], *, chunk_samples: int = 65536,
+    progress: bool = False,
+) -> RecordingFeatures:
+    """Features and window labels of one recording (bounded memory: one chunk at a time).
+
+    ``progress`` shows a bar over the recording's seconds (for one long file in this process).
+    """
+    t0 = time.perf_counter()
+    rec = open_recording(source.data, channels=source.channels, stream=source.stream)
+    if abs(rec.fs_hz - config.fs_hz) > 1e-6 * config.fs_hz:
+        raise DataError(
+            f"{rec.path}: sampled at {rec.fs_hz:g} Hz but the features are configured for "
+            f"{config.fs_hz:g} Hz; train on recordings of one rate"
+        )
+    ends, rows = [], []
+    chunks = rec.chunks(chunk_samples)
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(rec.duration_s), desc=rec.path.name, unit="s")
+        chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
+    for end_sample, row, _ in iter_features(chunks, config, rec.n_channels):
+        ends.append(end_sample)
+        rows.append(row)
+    if progress:
+        bar.close()
+    if not rows:
+        raise DataError(
+            f"{rec.path}: {rec.duration_s:.1f} s is shorter than one {config.window_s:g} s window"
+        )
+    end_s = np.array(ends, dtype=np.float64) / rec.fs_hz
+    y, groups = window_labels(end_s, config.window_s, source.labels, classes,
+                              merge_touching=source.merge_touching)
+    return RecordingFeatures(
+        path=rec.path, end_s=end_s, X=np.stack(rows), y=y, groups=groups,
+        channel_names=rec.channel_names, fs_hz=rec.fs_hz, duration_s=rec.duration_s,
+        seconds=time.perf_counter() - t0,
+        info={"units": list(rec.units)},
+    )
+
+
+def _counting(chunks, on_chunk):
+    for chunk in chunks:
+        yield chunk
+        on_chunk(chunk.shape[0])
+
+
+def extract_sources(
+    sources: Sequence[Source],
+    config: FeatureConfig,
+    classes: Sequence[str],
+    *,
+    dask: str | None = "local",
+    worker_memory: str = "2GiB",
+    progress: bool = True,
+) -> list[RecordingFeatures]:
+    """Features of every source, in the order given.
+
+    Parameters
+    ----------
+    dask : {"local", "none"} or scheduler address, optional
+        ``"local"`` starts a local Dask cluster (one single-threaded worker process per core,
+        each limited to ``worker_memory``) when there are several sources; ``"none"`` or None
+        runs in this process; ``"tcp://host:port"`` uses that scheduler's workers (each worker
+        must be able to read the files at the same paths).
+    """
+    if not sources:
+        raise DataError("no recordings given")
+    mode = (dask or "none").strip()
+    if mode == "none" or (mode == "local" and len(sources) == 1):
+        return _extract_serial(sources, config, classes, progress)
+    return _extract_dask(sources, config, classes, mode, worker_memory, progress)
+
+
+def _extract_serial(sources, config, classes, progress) -> list[RecordingFeatures]:
+    from tqdm import tqdm
+
+    out = []
+    for source in tqdm(sources, desc="features", unit="file", disable=not progress or len(sources) < 2):
+        out.append(recording_features(source, config, classes, progress=progress))
+        logger.info("%s: %d windows in %.1f s", source.data.name, len(out[-1].y), out[-1].seconds)
+    return out
+
+
+def _extract_dask(sources, config, classes, mode, worker_memory, progress) -> list[RecordingFeatures]:
+    import os
+
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    if mode == "local":
+        n_workers = max(1, min(len(sources), os.cpu_count() or 1))
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               memory_limit=worker_memory, dashboard_address=None)
+        client = Client(cluster)
+    elif mode.startswith(("tcp://", "tls://", "ucx://")):
+        cluster = None
+        try:
+            client = Client(mode, timeout=10)
+        except Exception as exc:
+            raise DataError(f"--dask {mode}: cannot reach the Dask scheduler ({exc})") from None
+    else:
+        raise DataError(f"--dask {mode!r}: use 'local', 'none' or a scheduler address tcp://HOST:PORT")
+    try:
+        futures = {client.submit(recording_features, s, config, tuple(classes), pure=False): i
+                   for i, s in enumerate(sources)}
+        results: list[RecordingFeatures | None] = [None] * len(sources)
+        bar = tqdm(total=len(sources), desc="features", unit="file", disable=not progress)
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()  # re-raises a worker's DataError here
+            bar.update(1)
+        bar.close()
+        return [r for r in results if r is not None]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,275 @@
+"""Scoring decisions against labels, tuning hysteresis, and decoding a file through the live path.
+
+The metrics here are what model cards and ``rtdecode evaluate`` report:
+
+- per window: accuracy, Cohen's kappa, per-class precision/recall/F1, confusion matrix, on the
+  windows that one labelled segment covers entirely;
+- after hysteresis: the same, on the smoothed states;
+- event tasks (e.g. seizure), in time rather than windows: an *event* is a run of contiguous
+  labelled segments of the event class; it is detected when the smoothed state is on at a
+  decision whose window overlaps it, with the delay from its onset to that decision's window end;
+  a *false alarm* is a run of "on" decisions none of whose windows overlaps an event, counted per
+  hour of recording.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from rtdecode.config import EventHysteresis, StateHysteresis
+from rtdecode.decoding.smoother import QualityGate, make_smoother
+from rtdecode.features.quality import QualityConfig
+from rtdecode.offline.recordings import Recording, Segment
+from rtdecode.training.boosting import classification_metrics
+
+__all__ = [
+    "smooth",
+    "event_episodes",
+    "event_metrics",
+    "decision_metrics",
+    "tune_hysteresis",
+    "DecodedRecording",
+    "decode_recording",
+]
+
+
+def smooth(proba: np.ndarray, classes: Sequence[str], hysteresis, hop_s: float) -> np.ndarray:
+    """Class index of the smoothed state after each decision (a fresh smoother, in order)."""
+    smoother = make_smoother(hysteresis, classes, hop_s)
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[smoother.update(p)[0]] for p in proba], dtype=np.int64)
+
+
+def event_episodes(segments: Sequence[Segment], event_class: str) -> list[tuple[float, float]]:
+    """(onset_s, end_s) of each run of contiguous segments labelled ``event_class``."""
+    episodes: list[list[float]] = []
+    for s in sorted(segments, key=lambda s: s.onset_s):
+        if s.label != event_class:
+            continue
+        if episodes and s.onset_s <= episodes[-1][1] + 1e-6:
+            episodes[-1][1] = max(episodes[-1][1], s.end_s)
+        else:
+            episodes.append([s.onset_s, s.end_s])
+    return [(a, b) for a, b in episodes]
+
+
+def event_metrics(end_s: np.ndarray, on: np.ndarray, episodes: Sequence[tuple[float, float]],
+                  window_s: float, duration_s: float) -> dict:
+    """Event sensitivity, detection delay and false alarms per hour (see the module notes).
+
+    Parameters
+    ----------
+    end_s : ndarray (n,)
+        Window end of each decision, seconds, increasing.
+    on : ndarray (n,), bool
+        Whether the smoothed state is the event class after each decision.
+    episodes : list of (onset_s, end_s)
+    window_s, duration_s : float
+        Window length, and the recording time the decisions cover (for the hourly rate).
+    """
+    end_s = np.asarray(end_s, dtype=np.float64)
+    on = np.asarray(on, dtype=bool)
+    start_s = end_s - window_s
+    overlaps_event = np.zeros(end_s.size, dtype=bool)
+    delays, detected = [], 0
+    for onset, stop in episodes:
+        inside = (end_s > onset) & (start_s < stop)
+        overlaps_event |= inside
+        hits = np.flatnonzero(inside & on)
+        if hits.size:
+            detected += 1
+            delays.append(float(end_s[hits[0]] - onset))
+    run_starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+    run_stops = np.flatnonzero(on & ~np.r_[on[1:], False]) + 1
+    false_alarms = int(sum(not overlaps_event[a:b].any() for a, b in zip(run_starts, run_stops)))
+    hours = duration_s / 3600.0
+    return {
+        "events": len(episodes),
+        "events_detected": detected,
+        "event_sensitivity": detected / len(episodes) if episodes else None,
+        "detection_delay_median_s": float(np.median(delays)) if delays else None,
+        "detection_delay_p90_s": float(np.percentile(delays, 90)) if delays else None,
+        "false_alarms": false_alarms,
+        "false_alarms_per_hour": false_alarms / hours if hours > 0 else None,
+        "hours": hours,
+    }
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Decisions of one recording in time order, for scoring."""
+
+    end_s: np.ndarray
+    proba: np.ndarray
+    y: np.ndarray
+    episodes: list
+    duration_s: float
+
+
+def decision_metrics(
+    runs: Sequence[_Run] | Sequence[tuple],
+    classes: Sequence[str],
+    hysteresis,
+    *,
+    hop_s: float,
+    window_s: float,
+) -> dict:
+    """Window and smoothed metrics over one or more recordings' decision sequences.
+
+    Parameters
+    ----------
+    runs : sequence of (end_s, proba, y, episodes, duration_s)
+        Per recording: decisions in time order, their probabilities, window labels (-1 for
+        unlabelled windows: scored by nothing but the smoother sees them), event episodes
+        (empty for state tasks) and the recording time covered.
+    """
+    runs = [r if isinstance(r, _Run) else _Run(*r) for r in runs]
+    ys, raw, smoothed, ev = [], [], [], []
+    for r in runs:
+        states = smooth(r.proba, classes, hysteresis, hop_s)
+        labelled = r.y >= 0
+        ys.append(r.y[labelled])
+        raw.append(r.proba[labelled].argmax(axis=1))
+        smoothed.append(states[labelled])
+        if isinstance(hysteresis, EventHysteresis):
+            event = list(classes).index(hysteresis.event_class)
+            ev.append(event_metrics(r.end_s, states == event, r.episodes, window_s, r.duration_s))
+    y, raw_pred, sm_pred = np.concatenate(ys), np.concatenate(raw), np.concatenate(smoothed)
+    result = {
+        "windows": classification_metrics(y, raw_pred, classes),
+        "after_hysteresis": classification_metrics(y, sm_pred, classes),
+    }
+    if ev:
+        events = sum(e["events"] for e in ev)
+        detected = sum(e["events_detected"] for e in ev)
+        fa = sum(e["false_alarms"] for e in ev)
+        hours = sum(e["hours"] for e in ev)
+        delays = [e["detection_delay_median_s"] for e in ev if e["detection_delay_median_s"] is not None]
+        result["events"] = {
+            "events": events,
+            "events_detected": detected,
+            "event_sensitivity": detected / events if events else None,
+            "detection_delay_median_s": float(np.median(delays)) if delays else None,
+            "detection_delay_p90_s": float(np.percentile(delays, 90)) if delays else None,
+            "false_alarms": fa,
+            "false_alarms_per_hour": fa / hours if hours > 0 else None,
+            "hours": hours,
+        }
+        if len(ev) == 1:
+            result["events"] = ev[0]
+    return result
+
+
+def tune_hysteresis(
+    runs: Sequence[tuple],
+    classes: Sequence[str],
+    task: str,
+    *,
+    hop_s: float,
+    window_s: float,
+    event_class: str | None = None,
+    max_false_alarms_per_hour: float = 1.0,
+) -> tuple[EventHysteresis | StateHysteresis, dict]:
+    """Pick hysteresis parameters on validation decisions (out-of-fold probabilities).
+
+    Event tasks: the highest event sensitivity whose false-alarm rate stays within
+    ``max_false_alarms_per_hour``, ties broken by the shorter median delay, then by smoothed
+    kappa. State tasks: the best smoothed Cohen's kappa, ties broken by the longer dwell (fewer
+    flips). Returns the parameters and the metrics they achieve.
+    """
+    best_key, best = None, None
+    if task == "event":
+        if event_class is None:
+            raise ValueError("event tasks need event_class")
+        grid = [
+            EventHysteresis(event_class=event_class, on_threshold=on, off_threshold=off,
+                            on_dwell_s=on_dwell, off_dwell_s=off_dwell)
+            for on in (0.5, 0.6, 0.7, 0.8, 0.9)
+            for off in (0.2, 0.3, 0.4, 0.5)
+            if off < on
+            for on_dwell in sorted({0.0, hop_s, 2 * hop_s, 0.5, 1.0})
+            for off_dwell in (0.5, 1.0, 2.0)
+        ]
+        for h in grid:
+            m = decision_metrics(runs, classes, h, hop_s=hop_s, window_s=window_s)
+            e = m["events"]
+            within = (e["false_alarms_per_hour"] or 0.0) <= max_false_alarms_per_hour
+            key = (within, e["event_sensitivity"] or 0.0,
+                   -(e["detection_delay_median_s"] or 1e9), m["after_hysteresis"]["kappa"])
+            if best_key is None or key > best_key:
+                best_key, best = key, (h, m)
+    else:
+        grid = [StateHysteresis(margin=margin, dwell_s=dwell)
+                for margin in (0.0, 0.1, 0.2, 0.3) for dwell in (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)]
+        for h in grid:
+            m = decision_metrics(runs, classes, h, hop_s=hop_s, window_s=window_s)
+            key = (round(m["after_hysteresis"]["kappa"], 4), h.dwell_s)
+            if best_key is None or key > best_key:
+                best_key, best = key, (h, m)
+    assert best is not None
+    return best
+
+
+@dataclass
+class DecodedRecording:
+    """Decisions of one recording decoded through the live path."""
+
+    end_samples: np.ndarray   # (n,) int64, input-sample count at each window's end
+    end_s: np.ndarray         # (n,) float64, seconds from the first sample
+    proba: np.ndarray         # (n, n_classes) float32
+    states: list[str]         # smoothed state after each decision
+    changed: np.ndarray       # (n,) bool, state changed at this decision
+    quality: np.ndarray       # (n,) float32, fraction of good channels in the window
+
+
+def decode_recording(model, recording: Recording, *, hysteresis=None,
+                     chunk_samples: int = 3200,
+                     quality: QualityConfig | None = None) -> DecodedRecording:
+    """Decode a recording as the live decoder would, as fast as the machine allows.
+
+    The samples go in ``chunk_samples`` chunks through a :class:`rtdecode.acquisition._ringbuffer.RingBuffer`
+    (as the acquisition thread writes them), are pushed from it (in place) through
+    :class:`rtdecode.features.streaming.StreamingFeatures`, the model and the smoother: the same objects
+    and calls as :class:`rtdecode.decoding.decoder.Decoder`, without LSL and without threads, so the
+    decisions equal those of a live run on a replay of the same file.
+    """
+    from rtdecode.acquisition._ringbuffer import RingBuffer
+    from rtdecode.features.streaming import StreamingFeatures
+
+    contract = model.contract
+    model.check_stream(n_channels=recording.n_channels, fs_hz=recording.fs_hz,
+                       stream_name=str(recording.path))
+    config = model.stream_features(recording.fs_hz)
+    quality = quality or QualityConfig()
+    features = StreamingFeatures(config, recording.n_channels, quality)
+    smoother = QualityGate(
+        make_smoother(hysteresis or contract.hysteresis, contract.classes, config.hop_s),
+        quality.min_good_fraction,
+    )
+    ring = RingBuffer(max(4 * chunk_samples, config.hop_samples), recording.n_channels)
+    ends, probas, states, changed, goods = [], [], [], [], []
+    for chunk in recording.chunks(chunk_samples):
+        n = chunk.shape[0]
+        first = ring.written
+        stamps = (first + np.arange(n)) / recording.fs_hz
+        ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
+        rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
+        for end_sample, row, verdict in rows:
+            probs = model.predict_proba(row)[0]
+            state, did_change = smoother.update(probs, verdict.good_fraction)
+            goods.append(verdict.good_fraction)
+            ends.append(end_sample)
+            probas.append(probs)
+            states.append(state)
+            changed.append(did_change)
+    end_samples = np.array(ends, dtype=np.int64)
+    return DecodedRecording(
+        end_samples=end_samples,
+        end_s=end_samples / recording.fs_hz,
+        proba=np.array(probas, dtype=np.float32).reshape(-1, len(contract.classes)),
+        states=states,
+        changed=np.array(changed, dtype=bool),
+        quality=np.array(goods, dtype=np.float32),
+    )

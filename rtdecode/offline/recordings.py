@@ -1,0 +1,403 @@
+"""Recordings and their labels, read from files: EDF/BDF (edfio), XDF (pyxdf), NumPy ``.npz``.
+
+A :class:`Recording` gives a recording's rate, channel names and units, and its samples as
+consecutive float32 chunks of shape (n, n_channels), so feature extraction holds one chunk at a
+time, whatever the file's size (EDF/BDF are memory-mapped by edfio; XDF and ``.npz`` have no
+partial reader and are loaded whole, see :func:`open_recording`).
+
+Labels are :class:`Segment` lists read by :func:`read_labels` from a CSV of
+``onset_s,duration_s,label`` (extra columns ignored), a per-epoch hypnogram (one label per line),
+EDF+ annotations or an XDF marker stream. Every problem with a file is a :class:`DataError` whose
+message names the file and the line or field, and says what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["DataError", "Segment", "Recording", "open_recording", "select_channels", "RECORDING_SUFFIXES", "EdfRecording", "NpzRecording", "XdfRecording"]
+
+RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz")
+
+class DataError(ValueError):
+    """A recording or label file that cannot be used; the message names the file and the place."""
+
+@dataclass(frozen=True)
+class Segment:
+    """One labelled stretch of a recording.
+
+    Attributes
+    ----------
+    onset_s, duration_s : float
+        Seconds from the recording's first sample.
+    label : str
+    group : str or None
+        What the segment belongs to for validation (an event or annotation id, an animal):
+        segments of one group stay on the same side of every train/validation split.
+    """
+
+    onset_s: float
+    duration_s: float
+    label: str
+    group: str | None = None
+
+    @property
+    def end_s(self) -> float:
+        return self.onset_s + self.duration_s
+
+# Channel selection ------------------------------------------------------------------------
+def select_channels(
+    available: Sequence[str], wanted: Sequence[str | int] | None, *, where: str
+) -> list[int]:
+    """Indices of the wanted channels, by name or by 0-based index.
+
+    Parameters
+    ----------
+    available : sequence of str
+        The recording's channel names, in file order.
+    wanted : sequence of str or int, or None
+        Names (exact match first, then case-insensitive) or indices; strings of digits are
+        indices. None selects every channel.
+    where : str
+        The file, for messages.
+    """
+    if wanted is None:
+        return list(range(len(available)))
+    lower = {name.lower(): i for i, name in enumerate(available)}
+    picked: list[int] = []
+    for item in wanted:
+        if isinstance(item, int) or (isinstance(item, str) and item.strip().isdigit()):
+            idx = int(item)
+            if not 0 <= idx < len(available):
+                raise DataError(
+                    f"{where}: channel index {idx} is out of range; the file has "
+                    f"{len(available)} channels (0..{len(available) - 1})"
+                )
+        elif item in available:
+            idx = list(available).index(item)
+        elif item.lower() in lower:
+            idx = lower[item.lower()]
+        else:
+            raise DataError(
+                f"{where}: no channel named {item!r}; channels in the file: "
+                f"{', '.join(available[:40])}{' ...' if len(available) > 40 else ''}"
+            )
+        if idx in picked:
+            raise DataError(f"{where}: channel {item!r} is selected twice")
+        picked.append(idx)
+    if not picked:
+        raise DataError(f"{where}: the channel selection is empty")
+    return picked
+
+# Recordings -------------------------------------------------------------------------------
+class Recording:
+    """A recording read from a file: rate, channels, units and its samples in chunks.
+
+    Use :func:`open_recording`. Subclasses implement ``_read(start, stop)`` returning float32
+    (stop - start, n_channels) for the selected channels.
+    """
+
+    def __init__(self, path: Path, fs_hz: float, channel_names: Sequence[str],
+                 units: Sequence[str], n_samples: int) -> None:
+        if not (fs_hz > 0 and math.isfinite(fs_hz)):
+            raise DataError(f"{path}: sampling rate {fs_hz!r} Hz is not a positive number")
+        if n_samples < 1:
+            raise DataError(f"{path}: the recording holds no samples")
+        self.path = Path(path)
+        self.fs_hz = float(fs_hz)
+        self.channel_names = tuple(channel_names)
+        self.units = tuple(units)
+        self.n_samples = int(n_samples)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs_hz
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start..stop-1`` of the selected channels, float32 (n, n_channels)."""
+        start, stop = max(0, int(start)), min(self.n_samples, int(stop))
+        if stop <= start:
+            return np.zeros((0, self.n_channels), dtype=np.float32)
+        return self._read(start, stop)
+
+    def chunks(self, chunk_samples: int = 65536) -> Iterator[np.ndarray]:
+        """The whole recording as consecutive float32 (n, n_channels) chunks."""
+        for start in range(0, self.n_samples, chunk_samples):
+            yield self.read(start, start + chunk_samples)
+
+    def annotations(self) -> list[Segment]:
+        """Labels stored in the file itself (EDF+ annotations, XDF markers); empty if none."""
+        return []
+
+    def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.path)!r}, {self.n_channels} ch @ "
+                f"{self.fs_hz:g} Hz, {self.duration_s:.1f} s)")
+
+class EdfRecording(Recording):
+    """EDF/EDF+ or BDF/BDF+ through edfio (EDF memory-mapped and read one chunk at a time)."""
+
+    def __init__(self, path: Path, channels: Sequence[str | int] | None) -> None:
+        import edfio
+
+        try:
+            # edfio memory-maps EDF and reads only the records asked for; it loads BDF whole
+            if path.suffix.lower() == ".bdf":
+                edf = edfio.read_bdf(path)
+            else:
+                edf = edfio.read_edf(path, lazy_load_data=True)
+        except Exception as exc:  # edfio raises ValueError/EdfError/OSError variants
+            raise DataError(
+                f"{path}: not a readable {path.suffix.upper()[1:]} file ({exc}); check that the "
+                "file is complete and really is EDF/BDF"
+            ) from None
+        signals = edf.signals
+        if not signals:
+            raise DataError(f"{path}: the file holds no signals (only annotations)")
+        names = [s.label for s in signals]
+        picked = select_channels(names, channels, where=str(path))
+        rates = {float(signals[i].sampling_frequency) for i in picked}
+        if len(rates) != 1:
+            detail = ", ".join(f"{names[i]}={signals[i].sampling_frequency:g} Hz" for i in picked)
+            raise DataError(
+                f"{path}: the selected channels have different sampling rates ({detail}); "
+                "select channels of one rate with --channels"
+            )
+        fs_hz = rates.pop()
+        self._edf = edf
+        self._signals = [signals[i] for i in picked]
+        n_samples = int(round(float(edf.num_data_records) * float(edf.data_record_duration) * fs_hz))
+        super().__init__(path, fs_hz, [names[i] for i in picked],
+                         [s.physical_dimension for s in self._signals], n_samples)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.n_channels), dtype=np.float32)
+        t0, t1 = start / self.fs_hz, stop / self.fs_hz
+        for j, signal in enumerate(self._signals):
+            # edfio rounds seconds back to these sample indices and reads only their records
+            values = signal.get_data_slice(t0, t1)
+            if values.shape[0] != stop - start:
+                raise DataError(
+                    f"{self.path}: channel {self.channel_names[j]!r} gave {values.shape[0]} "
+                    f"samples for {start}..{stop}; the file may be truncated"
+                )
+            out[:, j] = values
+        return out
+
+    def annotations(self) -> list[Segment]:
+        segments = []
+        for k, a in enumerate(self._edf.annotations):
+            text = str(a.text).strip()
+            if not text:
+                continue
+            duration = float(a.duration) if a.duration is not None else 0.0
+            segments.append(Segment(float(a.onset), duration, text))
+        return segments
+
+class NpzRecording(Recording):
+    """``.npz`` with ``data`` (n_samples, n_channels), ``fs`` and optionally ``channel_names``
+    and ``units``. Loaded whole (NumPy cannot read part of a compressed member)."""
+
+    def __init__(self, path: Path, channels: Sequence[str | int] | None) -> None:
+        try:
+            # our own file object: np.load leaks the one it opens when the zip is damaged
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+                missing = [k for k in ("data", "fs") if k not in z.files]
+                if missing:
+                    raise DataError(
+                        f"{path}: missing array(s) {missing}; an rtdecode .npz holds 'data' "
+                        f"(n_samples, n_channels), 'fs' (Hz) and optionally 'channel_names', "
+                        f"'units' (found: {z.files})"
+                    )
+                data = z["data"]
+                fs = z["fs"]
+                names = z["channel_names"] if "channel_names" in z.files else None
+                units = z["units"] if "units" in z.files else None
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+        if data.ndim != 2 or not np.issubdtype(data.dtype, np.number):
+            raise DataError(
+                f"{path}: field 'data' must be a numeric 2-D array (n_samples, n_channels), got "
+                f"shape {data.shape} dtype {data.dtype}"
+            )
+        if fs.size != 1:
+            raise DataError(f"{path}: field 'fs' must be one number (Hz), got shape {fs.shape}")
+        n_ch = data.shape[1]
+        names = [str(n) for n in names] if names is not None else [f"ch{i:03d}" for i in range(n_ch)]
+        if len(names) != n_ch:
+            raise DataError(
+                f"{path}: field 'channel_names' has {len(names)} names for {n_ch} channels"
+            )
+        units = [str(u) for u in units] if units is not None else [""] * n_ch
+        picked = select_channels(names, channels, where=str(path))
+        self._data = data[:, picked]
+        super().__init__(path, float(fs.reshape(())), [names[i] for i in picked],
+                         [units[i] if i < len(units) else "" for i in picked], data.shape[0])
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        return np.ascontiguousarray(self._data[start:stop], dtype=np.float32)
+
+class XdfRecording(Recording):
+    """One data stream of an XDF file (LabRecorder) through pyxdf, picked by name or type.
+
+    pyxdf has no partial reader: the chosen stream is loaded whole. Marker streams in the same
+    file are available as labels (``read_labels(path.xdf, marker_stream=...)``).
+    """
+
+    def __init__(self, path: Path, channels: Sequence[str | int] | None,
+                 stream: str | None) -> None:
+        streams = _load_xdf(path)
+        chosen = _pick_xdf_stream(path, [s for s in streams if _xdf_fs(s) > 0], stream,
+                                  "data", "--stream")
+        series = np.asarray(chosen["time_series"])
+        if series.ndim != 2 or series.shape[0] == 0:
+            raise DataError(f"{path}: stream {_xdf_name(chosen)!r} holds no samples")
+        names, units = _xdf_channels(chosen, series.shape[1])
+        picked = select_channels(names, channels, where=f"{path} stream {_xdf_name(chosen)!r}")
+        self._data = series[:, picked]
+        self._t0 = float(np.asarray(chosen["time_stamps"])[0])
+        self._streams = streams
+        self.stream_name = _xdf_name(chosen)
+        super().__init__(path, _xdf_fs(chosen), [names[i] for i in picked],
+                         [units[i] for i in picked], series.shape[0])
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        return np.ascontiguousarray(self._data[start:stop], dtype=np.float32)
+
+    def marker_segments(self, marker_stream: str | None) -> list[Segment]:
+        """Labels from a marker stream: each marker starts a segment lasting to the next one."""
+        chosen = _pick_xdf_stream(self.path, [s for s in self._streams if _xdf_fs(s) == 0],
+                                  marker_stream, "marker", "--marker-stream")
+        stamps = np.asarray(chosen["time_stamps"], dtype=np.float64) - self._t0
+        values = [str(v[0]) if isinstance(v, (list, tuple, np.ndarray)) else str(v)
+                  for v in chosen["time_series"]]
+        segments = []
+        for k, (t, label) in enumerate(zip(stamps, values)):
+            end = stamps[k + 1] if k + 1 < len(stamps) else self.duration_s
+            onset = max(0.0, float(t))
+            if end > onset:
+                segments.append(Segment(onset, float(end) - onset, label))
+        return segments
+
+    def annotations(self) -> list[Segment]:
+        if not any(_xdf_fs(s) == 0 for s in self._streams):
+            return []
+        return self.marker_segments(None)
+
+def _pick_xdf_stream(path: Path, candidates: list[dict], wanted: str | None, kind: str,
+                     option: str) -> dict:
+    """The one candidate stream named or typed ``wanted`` (or the only one when not given)."""
+    if wanted is not None:
+        matches = [s for s in candidates if wanted in (_xdf_name(s), _xdf_type(s))]
+    else:
+        matches = candidates
+    if len(matches) == 1:
+        return matches[0]
+    listing = ", ".join(_xdf_describe(s) for s in candidates) or "none"
+    if wanted is None:
+        raise DataError(f"{path}: {len(matches) or 'no'} {kind} streams ({listing})"
+                        + ("; pick one with " + option if matches else ""))
+    raise DataError(f"{path}: {'no' if not matches else len(matches)} {kind} stream named or "
+                    f"typed {wanted!r}; {kind} streams: {listing}")
+
+def _load_xdf(path: Path) -> list[dict]:
+    import gzip
+
+    import pyxdf
+
+    # Check the magic first: pyxdf leaves its file open when it rejects a file.
+    opener = gzip.open if path.suffix.lower() == ".xdfz" else open
+    try:
+        with opener(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable XDF file ({exc})") from None
+    if magic != b"XDF:":
+        raise DataError(f"{path}: not a readable XDF file (it does not start with 'XDF:')")
+    try:
+        streams, _header = pyxdf.load_xdf(str(path), dejitter_timestamps=True)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable XDF file ({exc})") from None
+    return streams
+
+def _xdf_info(s: dict, key: str) -> str:
+    value = s["info"].get(key, [""])
+    return str(value[0] if isinstance(value, list) and value else value)
+
+def _xdf_name(s: dict) -> str:
+    return _xdf_info(s, "name")
+
+def _xdf_type(s: dict) -> str:
+    return _xdf_info(s, "type")
+
+def _xdf_fs(s: dict) -> float:
+    try:
+        return float(_xdf_info(s, "nominal_srate") or 0.0)
+    except ValueError:
+        return 0.0
+
+def _xdf_describe(s: dict) -> str:
+    fs = _xdf_fs(s)
+    return f"{_xdf_name(s)!r} ({_xdf_type(s) or 'no type'}, " + (f"{fs:g} Hz)" if fs else "markers)")
+
+def _xdf_channels(s: dict, n: int) -> tuple[list[str], list[str]]:
+    names, units = [f"ch{i:03d}" for i in range(n)], [""] * n
+    try:
+        channels = s["info"]["desc"][0]["channels"][0]["channel"]
+        for i, ch in enumerate(channels[:n]):
+            if ch.get("label"):
+                names[i] = str(ch["label"][0])
+            if ch.get("unit"):
+                units[i] = str(ch["unit"][0])
+    except (KeyError, IndexError, TypeError):
+        pass  # no channel description: numbered names
+    return names, units
+
+def open_recording(
+    path: str | Path,
+    *,
+    channels: Sequence[str | int] | None = None,
+    stream: str | None = None,
+) -> Recording:
+    """Open a recording by its suffix: ``.edf``, ``.bdf``, ``.xdf``/``.xdfz`` or ``.npz``.
+
+    Parameters
+    ----------
+    path : str or Path
+    channels : sequence of str or int, optional
+        Channels to keep, by name or 0-based index (default: all).
+    stream : str, optional
+        XDF only: the data stream's name or type (needed when the file holds several).
+
+    Raises
+    ------
+    DataError
+        Missing, unreadable or unsupported file, unknown channels, mixed rates.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    if suffix in (".edf", ".bdf"):
+        return EdfRecording(p, channels)
+    if suffix in (".xdf", ".xdfz"):
+        return XdfRecording(p, channels, stream)
+    if suffix == ".npz":
+        return NpzRecording(p, channels)
+    raise DataError(
+        f"{p}: unsupported recording format {suffix or '(no suffix)'}; use one of "
+        f"{', '.join(RECORDING_SUFFIXES)}"
+    )

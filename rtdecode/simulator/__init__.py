@@ -1,0 +1,2 @@
+"""A synthetic LFP source with known states: the generator, channel faults and the LSL source.
+"""

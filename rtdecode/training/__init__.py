@@ -1,0 +1,3 @@
+"""Training: cross-validated gradient boosting, ONNX export with the contract, and the model
+card.
+"""

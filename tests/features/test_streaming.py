@@ -1,0 +1,214 @@
+"""Band power of known signals, live == offline, and the decimated path vs a full-rate FFT."""
+import numpy as np
+import pytest
+import scipy.signal
+
+from rtdecode.config import Band, FeatureConfig, Ratio
+from rtdecode.features.streaming import (
+    StreamingFeatures,
+    design_decimation_filter,
+    extract_features,
+)
+
+
+def _sines(fs, seconds, parts):
+    t = np.arange(int(fs * seconds)) / fs
+    return np.stack([a * np.sin(2 * np.pi * f * t + 0.3) for f, a in parts], axis=1).astype(
+        np.float32
+    )
+
+
+def _column(config, names, channel, feature):
+    return config.feature_names(names).index(f"{channel}:{feature}")
+
+
+@pytest.mark.parametrize("fs, hop_s", [(32000.0, 0.1), (1000.0, 0.1), (512.0, 0.125)])
+def test_sinusoid_power_lands_in_its_band(fs, hop_s):
+    config = FeatureConfig(fs_hz=fs, hop_s=hop_s)
+    parts = [(7.5, 10.0), (2.5, 3.0), (40.0, 1.0)]  # theta, delta, gamma
+    x = _sines(fs, 3.0, parts)
+    ends, feats = extract_features(x, config)
+    names = ["th", "de", "ga"]
+    row = feats[-1]
+    # A**2 / 2 in the band that holds the sinusoid (Hann leakage stays inside the band)
+    assert row[_column(config, names, "th", "theta")] == pytest.approx(np.log10(50.0), abs=2e-3)
+    assert row[_column(config, names, "de", "delta")] == pytest.approx(np.log10(4.5), abs=2e-3)
+    assert row[_column(config, names, "ga", "gamma")] == pytest.approx(np.log10(0.5), abs=2e-3)
+    # and ~nothing elsewhere (>= 5 orders of magnitude below)
+    assert row[_column(config, names, "th", "delta")] < np.log10(50.0) - 5
+    ratio = row[_column(config, names, "th", "theta_delta")]
+    assert ratio == pytest.approx(
+        row[_column(config, names, "th", "theta")] - row[_column(config, names, "th", "delta")]
+    )
+
+
+def test_high_band_survives_decimation_and_alias_is_rejected():
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    assert config.decimation == 16 and config.analysis_fs_hz == 2000.0
+    # 300 Hz sits in fast_ripple; 1900 Hz would alias to 100 Hz (high_gamma) without the filter.
+    x = _sines(fs, 3.0, [(300.0, 4.0), (1900.0, 100.0)])
+    _, feats = extract_features(x, config)
+    names = ["fr", "alias"]
+    row = feats[-1]
+    assert row[_column(config, names, "fr", "fast_ripple")] == pytest.approx(np.log10(8.0), abs=5e-3)
+    # 100 uV at 1900 Hz would give log10(5000) = 3.7 in high_gamma if aliased; >= 80 dB down
+    assert row[_column(config, names, "alias", "high_gamma")] < np.log10(5000.0) - 7.5
+
+
+def test_decision_clock_counts_samples():
+    config = FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25)
+    ends, feats = extract_features(np.zeros((3000, 2), np.float32), config)
+    np.testing.assert_array_equal(ends, [1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000])
+    assert feats.shape == (9, 2 * config.features_per_channel)
+    assert np.isfinite(feats).all()  # flat input: floored power, finite log
+
+
+def test_live_chunks_equal_offline_bitwise():
+    """The streaming path fed in random chunk sizes gives exactly the offline features."""
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((int(fs * 3.3), 6)) * 30).astype(np.float32)
+    ends, offline = extract_features(x, config)
+    live = StreamingFeatures(config, 6)
+    rows = []
+    pos = 0
+    while pos < len(x):
+        n = int(rng.integers(1, 7000))
+        rows += live.push(x[pos : pos + n])
+        pos += n
+    assert [r.end_sample for r in rows] == ends.tolist()
+    np.testing.assert_array_equal(np.stack([r.features for r in rows]), offline)
+
+
+def test_decimated_features_close_to_full_rate_fft():
+    """Tolerance against a full-rate Hann periodogram: 0.02 log10 units (~5 %) per band."""
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    rng = np.random.default_rng(7)
+    n = int(fs * 2.5)
+    white = rng.standard_normal((n, 2))
+    pink = scipy.signal.lfilter([1.0], [1.0, -0.995], white, axis=0)  # 1/f^2-like LFP
+    x = (pink * 5 + white).astype(np.float32)
+    ends, feats = extract_features(x, config)
+    end = int(ends[-1])
+    window = x[end - config.window_samples : end].astype(np.float64)
+    freqs, psd = scipy.signal.periodogram(window, fs=fs, window="hann", axis=0)
+    df = freqs[1] - freqs[0]
+    for b, band in enumerate(config.bands):
+        sel = (freqs >= band.lo_hz) & (freqs < band.hi_hz)
+        ref = np.log10(psd[sel].sum(axis=0) * df)
+        for ch in range(2):
+            got = feats[-1, ch * config.features_per_channel + b]
+            assert got == pytest.approx(ref[ch], abs=0.02), band.name
+
+
+def test_config_drops_bands_above_nyquist_and_their_ratios():
+    config = FeatureConfig(fs_hz=100.0, window_s=2.0, hop_s=0.5)
+    assert [b.name for b in config.bands] == ["delta", "theta", "sigma", "beta", "gamma"]
+    assert config.bands[-1].hi_hz == 50.0  # clipped at Nyquist
+    assert [r.name for r in config.ratios] == ["theta_delta", "sigma_delta", "gamma_delta"]
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(fs_hz=-1.0), "fs_hz"),
+        (dict(fs_hz=1000.0, hop_s=0.0001), "whole number of samples"),
+        (dict(fs_hz=1000.0, hop_s=3.0), "must not exceed"),
+        (dict(fs_hz=1000.0, bands=(Band("a", 1, 4), Band("a", 4, 8))), "unique"),
+        (dict(fs_hz=1000.0, ratios=(Ratio("x", "delta", "nope"),)), "unknown band"),
+        (dict(fs_hz=32000.0, decimation=7), "divide the hop"),
+    ],
+)
+def test_bad_configs_say_what_is_wrong(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureConfig(**kwargs)
+
+
+def test_filter_is_unity_gain_lowpass():
+    config = FeatureConfig(fs_hz=32000.0)
+    taps = design_decimation_filter(config).astype(np.float64)
+    assert taps.size == 16 * 12
+    assert taps.sum() == pytest.approx(1.0, abs=1e-5)
+    w, h = scipy.signal.freqz(taps, worN=[500.0, 1500.0, 4000.0], fs=32000.0)
+    gain_db = 20 * np.log10(np.abs(h))
+    assert abs(gain_db[0]) < 0.1  # top band edge passes
+    assert gain_db[1] < -60 and gain_db[2] < -70  # what would alias into the bands is stopped
+
+
+@pytest.mark.parametrize("offset", [0.0, 500.0])
+def test_head_and_tail_spectrum_equal_one_periodogram(offset):
+    """prepare(head) + finish(tail) (the split that keeps the FFT off the latency path) equals a
+    float64 Hann periodogram of the whole window, even on a large DC offset."""
+    from rtdecode.features.streaming import BandPower
+
+    config = FeatureConfig(fs_hz=32000.0)
+    rng = np.random.default_rng(3)
+    n = config.window_samples_analysis
+    window = (offset + rng.standard_normal((4, n)) * np.linspace(1, 20, 4)[:, None]).astype(np.float32)
+    band_power = BandPower(config, 4)
+    assert 1 <= band_power.tail_samples < n // 2
+    got = band_power.compute(window).reshape(4, config.features_per_channel)[:, : len(config.bands)]
+    freqs, psd = scipy.signal.periodogram(
+        window.astype(np.float64), fs=config.analysis_fs_hz, window="hann", axis=-1
+    )
+    df = freqs[1] - freqs[0]
+    for j, band in enumerate(config.bands):
+        in_band = (freqs >= band.lo_hz) & (freqs < band.hi_hz)
+        expected = np.log10(psd[:, in_band].sum(axis=1) * df)
+        np.testing.assert_allclose(got[:, j], expected, atol=2e-4, err_msg=band.name)
+    # the two halves called separately give the same bits as compute
+    head = n - band_power.tail_samples
+    band_power.prepare(window[:, :head])
+    again = band_power.finish(window[:, head:])
+    np.testing.assert_array_equal(again, band_power.compute(window))
+
+
+def test_a_stream_at_another_rate_gives_the_models_features():
+    """A 30 kHz rig decoding with a 32 kHz model: decimate by 15 instead of 16, same analysis
+    rate, window and bands; the band powers of the same signal agree."""
+    model_config = FeatureConfig(fs_hz=32000.0)
+    rig = model_config.at_rate(30000.0)
+    assert rig.decimation == 15 and rig.analysis_fs_hz == model_config.analysis_fs_hz
+    assert rig.window_samples_analysis == model_config.window_samples_analysis
+    assert rig.feature_names(["a"]) == model_config.feature_names(["a"])
+    parts = [(2.5, 30.0), (7.5, 20.0), (40.0, 5.0), (300.0, 2.0)]
+    multi32 = sum(_sines(32000.0, 2.5, [p]) for p in parts)
+    multi30 = sum(_sines(30000.0, 2.5, [p]) for p in parts)
+    got = extract_features(multi30, rig)[1][-1]
+    want = extract_features(multi32, model_config)[1][-1]
+    n_bands = len(model_config.bands)
+    holding = want[:n_bands] > -6  # bands with a sinusoid; the others are at the ~1e-12 floor
+    assert holding.sum() == 4
+    np.testing.assert_allclose(got[:n_bands][holding], want[:n_bands][holding], atol=0.02)
+    assert (got[:n_bands][~holding] < -10).all()
+    for bad, why in [(25000.0, "not a whole multiple of the model's analysis rate 2000 Hz"),
+                     (1000.0, "not a whole multiple")]:
+        with pytest.raises(ValueError, match=why):
+            model_config.at_rate(bad)
+
+
+@pytest.mark.parametrize("normalisation", ["relative", "baseline"])
+def test_normalised_features_ignore_electrode_gain(normalisation):
+    """Per-channel gain (electrode, amplifier) cancels in relative and running-baseline features;
+    absolute band power moves by log10(gain**2)."""
+    config = FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25, normalisation=normalisation)
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((6000, 3)) + _sines(1000.0, 6.0, [(6.0, 2.0), (20.0, 1.0),
+                                                                (70.0, 0.5)])).astype(np.float32)
+    gains = np.array([0.2, 3.7, 40.0], dtype=np.float32)
+    _, plain = extract_features(x, config)
+    _, scaled = extract_features(x * gains, config)
+    np.testing.assert_allclose(scaled, plain, atol=2e-4)
+    _, absolute = extract_features(x * gains, FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25))
+    _, absolute1 = extract_features(x, FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25))
+    n_bands = len(config.bands)
+    shift = (absolute - absolute1).reshape(len(absolute), 3, -1)[:, :, :n_bands]
+    np.testing.assert_allclose(shift, np.broadcast_to(2 * np.log10(gains)[None, :, None],
+                                                      shift.shape), atol=2e-4)
+    if normalisation == "baseline":
+        # the running mean starts from the first row: that row is all zeros, later ones are not
+        assert np.abs(plain[0]).max() == 0 and np.abs(plain[-1]).max() > 0.01
