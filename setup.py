@@ -2,6 +2,7 @@
 
 Metadata lives in ``pyproject.toml``; this file only declares the extensions.
 """
+
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup

@@ -3,6 +3,7 @@
 Each ``NAME.onnx`` carries its contract in ONNX metadata; ``NAME.md`` / ``NAME.json`` is its card.
 They are rebuilt by ``python scripts/build_bundled_models.py`` (see README).
 """
+
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent

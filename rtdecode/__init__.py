@@ -1,10 +1,13 @@
 """rtdecode: real-time decoding of electrophysiology streams over Lab Streaming Layer.
 
-Pipeline (one module per stage, data flows one way): ``inlet`` (LSL -> Cython ring buffer) ->
-``features`` (decimated sliding-window band power) -> ``model`` (ONNX via onnxruntime) ->
-``smoother`` (hysteresis) -> ``outputs`` (LSL outlets, decision log). ``decoder`` runs the
-stages on their threads; ``simulator`` is a synthetic LFP source; ``training`` builds models.
+One subpackage per pipeline stage; data flow one way:
+``acquisition`` (LSL inlet -> Cython ring buffer) -> ``features`` (decimated sliding-window band
+power, channel quality) -> ``decoding`` (ONNX model, hysteresis, the decode thread) ->
+``outputs`` (LSL outlets, decision log). ``offline`` reads recordings and evaluates through the
+same code, ``training`` builds models, ``simulator`` is a synthetic LFP source, ``monitor``
+observes a running decoder, ``cli`` is the ``rtdecode`` command.
 """
+
 import os
 from importlib.metadata import PackageNotFoundError, version
 

@@ -4,6 +4,7 @@ Each config round-trips through ``to_dict`` / ``from_dict`` (plain JSON types) s
 travel inside an ONNX model's metadata: the feature configuration a model was trained with is the
 one the live decoder rebuilds.
 """
+
 from __future__ import annotations
 
 import math
@@ -173,8 +174,12 @@ class FeatureConfig:
         for r in ratios:
             for part in (r.numerator, r.denominator):
                 if part not in names:
-                    raise ValueError(f"ratio {r.name!r} names unknown band {part!r}; bands: {names}")
-        ratios = tuple(r for r in ratios if r.numerator in kept_names and r.denominator in kept_names)
+                    raise ValueError(
+                        f"ratio {r.name!r} names unknown band {part!r}; bands: {names}"
+                    )
+        ratios = tuple(
+            r for r in ratios if r.numerator in kept_names and r.denominator in kept_names
+        )
         if self.fir_taps_per_phase < 1:
             raise ValueError(f"fir_taps_per_phase must be >= 1, got {self.fir_taps_per_phase}")
         object.__setattr__(self, "bands", kept)
@@ -211,8 +216,9 @@ class FeatureConfig:
             )
         hop = self.hop_s * fs_hz
         if abs(hop - round(hop)) > 1e-6 * hop:
-            raise ValueError(f"the model's hop {self.hop_s:g} s is not a whole number of samples "
-                             f"at {fs_hz:g} Hz")
+            raise ValueError(
+                f"the model's hop {self.hop_s:g} s is not a whole number of samples at {fs_hz:g} Hz"
+            )
         return replace(self, fs_hz=fs_hz, decimation=factor)
 
     # Derived quantities -------------------------------------------------------------------
@@ -254,7 +260,9 @@ class FeatureConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**d)
 
 

@@ -8,6 +8,7 @@ recording (one fold per recording, never neighbouring windows on both sides), an
 (``NAME.md`` + ``NAME.json``) reports the out-of-fold scores before and after hysteresis.
 Deterministic for a given set of arguments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode import __version__
+from rtdecode.common.channels import default_channel_labels
 from rtdecode.config import EventHysteresis, FeatureConfig, StateHysteresis
-from rtdecode.decoding.model import ModelContract, default_channel_labels
+from rtdecode.decoding.model import ModelContract
 from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.offline.datasets import window_labels
 from rtdecode.offline.evaluation import decision_metrics, event_episodes
@@ -43,7 +45,11 @@ TASKS = {
     "seizure": dict(
         task="event",
         hysteresis=EventHysteresis(
-            event_class="seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.3, off_dwell_s=1.0
+            event_class="seizure",
+            on_threshold=0.7,
+            off_threshold=0.3,
+            on_dwell_s=0.3,
+            off_dwell_s=1.0,
         ),
     ),
 }
@@ -57,8 +63,9 @@ def simulated_features(
     A window is labelled only if one state covers all of it (the same rule as
     :func:`rtdecode.offline.datasets.window_labels`); windows straddling a change are dropped here.
     """
-    sim = LfpSimulator(SimulatorConfig(scenario=scenario, n_channels=n_channels,
-                                       fs_hz=config.fs_hz, seed=seed))
+    sim = LfpSimulator(
+        SimulatorConfig(scenario=scenario, n_channels=n_channels, fs_hz=config.fs_hz, seed=seed)
+    )
     extractor = StreamingFeatures(config, n_channels)
     block = config.hop_samples * 5
     n_total = int(seconds * config.fs_hz)
@@ -71,16 +78,27 @@ def simulated_features(
             rows.append(feats)
         done += data.shape[0]
     changes = sim.state_changes() + [(n_total, None)]
-    segments = [Segment(a / config.fs_hz, (b - a) / config.fs_hz, state)
-                for (a, state), (b, _) in zip(changes, changes[1:]) if b > a]
+    segments = [
+        Segment(a / config.fs_hz, (b - a) / config.fs_hz, state)
+        for (a, state), (b, _) in zip(changes, changes[1:])
+        if b > a
+    ]
     end_s = np.array(ends, dtype=np.float64) / config.fs_hz
     y, _ = window_labels(end_s, config.window_s, segments, sim.classes)
     keep = y >= 0
     return np.stack(rows)[keep], y[keep], end_s[keep], segments
 
 
-def build_model(name: str, out_dir: Path, *, minutes: float, recordings: int, n_channels: int,
-                fs_hz: float, seed0: int = 100) -> dict:
+def build_model(
+    name: str,
+    out_dir: Path,
+    *,
+    minutes: float,
+    recordings: int,
+    n_channels: int,
+    fs_hz: float,
+    seed0: int = 100,
+) -> dict:
     """Simulate, cross-validate, train and export one bundled model; return its card."""
     spec = TASKS[name]
     config = FeatureConfig(fs_hz=fs_hz)
@@ -100,25 +118,32 @@ def build_model(name: str, out_dir: Path, *, minutes: float, recordings: int, n_
     booster = fit_xgboost(X, y, None, None, len(classes), final_params)
     hysteresis = spec["hysteresis"]
     runs, offset = [], 0
-    for rows, labels, end_s, segments in parts:
+    for _rows, labels, end_s, segments in parts:
         proba = cv["oof_proba"][offset : offset + len(labels)]
         ok = ~np.isnan(proba[:, 0])
-        episodes = event_episodes(segments, hysteresis.event_class) if spec["task"] == "event" else []
+        episodes = (
+            event_episodes(segments, hysteresis.event_class) if spec["task"] == "event" else []
+        )
         runs.append((end_s[ok], proba[ok], labels[ok], episodes, minutes * 60.0))
         offset += len(labels)
-    smoothing = decision_metrics(runs, classes, hysteresis, hop_s=config.hop_s,
-                                 window_s=config.window_s)
+    smoothing = decision_metrics(
+        runs, classes, hysteresis, hop_s=config.hop_s, window_s=config.window_s
+    )
     labels = default_channel_labels(n_channels)
     training = {
-        "data": (f"{recordings} simulated recordings x {minutes:g} min ({name} scenario, "
-                 f"seeds {seed0}..{seed0 + recordings - 1}), {n_channels} ch @ {fs_hz:g} Hz"),
+        "data": (
+            f"{recordings} simulated recordings x {minutes:g} min ({name} scenario, "
+            f"seeds {seed0}..{seed0 + recordings - 1}), {n_channels} ch @ {fs_hz:g} Hz"
+        ),
         "script": f"python scripts/build_bundled_models.py --only {name} --minutes {minutes:g} "
-                  f"--recordings {recordings}",
+        f"--recordings {recordings}",
         "rtdecode_version": __version__,
         "date": time.strftime("%Y-%m-%d"),
         "class_counts": {c: int(np.sum(y == i)) for i, c in enumerate(classes)},
-        "validation": (f"{recordings}-fold, blocked by recording (time-contiguous), "
-                       f"{gap_rows} rows purged at fold edges"),
+        "validation": (
+            f"{recordings}-fold, blocked by recording (time-contiguous), "
+            f"{gap_rows} rows purged at fold edges"
+        ),
         "cv": {k: v for k, v in cv.items() if not k.startswith("oof_")},
         "cv_after_hysteresis": smoothing,
         "hysteresis_tuning": "fixed defaults for the demo (not tuned)",
@@ -126,17 +151,30 @@ def build_model(name: str, out_dir: Path, *, minutes: float, recordings: int, n_
         "feature_seconds": round(feature_s, 1),
     }
     contract = ModelContract(
-        task=spec["task"], classes=tuple(classes), n_channels=n_channels, channel_labels=None,
-        features=config, feature_names=tuple(config.feature_names(labels)),
-        hysteresis=hysteresis, training=training,
+        task=spec["task"],
+        classes=tuple(classes),
+        n_channels=n_channels,
+        channel_labels=None,
+        features=config,
+        feature_names=tuple(config.feature_names(labels)),
+        hysteresis=hysteresis,
+        training=training,
     )
     path = export_onnx(booster, contract, out_dir / f"{name}.onnx", X[:: max(1, len(X) // 500)])
-    card = {"model": path.name, "task": contract.task, "classes": list(classes),
-            "n_channels": n_channels, "fs_hz": fs_hz, "features": config.to_dict(),
-            "n_features": len(contract.feature_names), "hysteresis": hysteresis.to_dict(),
-            "training": training}
-    write_model_card(card, path, oof_runs=runs, classes=classes, hysteresis=hysteresis,
-                     hop_s=config.hop_s)
+    card = {
+        "model": path.name,
+        "task": contract.task,
+        "classes": list(classes),
+        "n_channels": n_channels,
+        "fs_hz": fs_hz,
+        "features": config.to_dict(),
+        "n_features": len(contract.feature_names),
+        "hysteresis": hysteresis.to_dict(),
+        "training": training,
+    }
+    write_model_card(
+        card, path, oof_runs=runs, classes=classes, hysteresis=hysteresis, hop_s=config.hop_s
+    )
     return card
 
 
@@ -154,15 +192,26 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.platform()}, python {sys.version.split()[0]}")
     for name in [args.only] if args.only else sorted(TASKS):
-        card = build_model(name, out, minutes=args.minutes, recordings=args.recordings,
-                           n_channels=args.channels, fs_hz=args.rate)
+        card = build_model(
+            name,
+            out,
+            minutes=args.minutes,
+            recordings=args.recordings,
+            n_channels=args.channels,
+            fs_hz=args.rate,
+        )
         m = card["training"]["cv"]["metrics"]
         after = card["training"]["cv_after_hysteresis"]
-        print(f"{name}: accuracy {m['accuracy']:.3f}, kappa {m['kappa']:.3f}; after hysteresis "
-              f"accuracy {after['after_hysteresis']['accuracy']:.3f}"
-              + (f", events {after['events']['events_detected']}/{after['events']['events']}, "
-                 f"false alarms/h {after['events']['false_alarms_per_hour']:.2f}"
-                 if "events" in after else ""))
+        print(
+            f"{name}: accuracy {m['accuracy']:.3f}, kappa {m['kappa']:.3f}; after hysteresis "
+            f"accuracy {after['after_hysteresis']['accuracy']:.3f}"
+            + (
+                f", events {after['events']['events_detected']}/{after['events']['events']}, "
+                f"false alarms/h {after['events']['false_alarms_per_hour']:.2f}"
+                if "events" in after
+                else ""
+            )
+        )
     return 0
 
 

@@ -1,12 +1,14 @@
 """Shared fixtures: small real models and unique LSL names per test."""
+
 import os
 import uuid
 
 import numpy as np
 import pytest
 
+from rtdecode.common.channels import default_channel_labels
 from rtdecode.config import FeatureConfig, StateHysteresis
-from rtdecode.decoding.model import ModelContract, default_channel_labels
+from rtdecode.decoding.model import ModelContract
 
 # Qt widgets are tested offscreen; without a display Qt would abort the whole run.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -1,8 +1,9 @@
-"""LSL inlet: find the source, check it, and acquire it into the ring buffer on its own thread.
+"""The acquisition thread: an LSL inlet drained into the ring buffer.
 
-The acquisition thread runs a Cython loop that calls liblsl without the GIL (see
-``cython_ext/rtdecode/_acquire.pyx``): it wakes as soon as a sample arrives, drains what is queued,
-converts the stream's format to float32 once and writes the ring buffer.
+The thread runs a Cython loop that calls liblsl without the GIL (``_acquire``): it wakes as soon
+as a sample arrives, drains what is queued, converts the stream's format to float32 once and
+writes the ring buffer. Gaps, stalls, resets and jitter in the timestamps are classified there
+(reference: :mod:`rtdecode.acquisition.timing`); the clock offset is refreshed on a side thread.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ logger = logging.getLogger("rtdecode")
 
 _COUNTER_INDEX = {name: i for i, name in enumerate(COUNTER_NAMES)}
 
+
 def lazy_nap_s(n_channels: int, fs_hz: float) -> float:
     """The acquisition's longest nap while no urgent sample is near: 24 ms, or shorter for
     streams that bring more than 256 KiB in it (float32), down to 8 ms.
@@ -40,15 +42,18 @@ def lazy_nap_s(n_channels: int, fs_hz: float) -> float:
     """
     return max(0.008, min(0.024, 256 * 1024 / (4.0 * n_channels * fs_hz)))
 
+
 def _function_address(func: ctypes._CFuncPtr) -> int:
     """C address of a ctypes foreign function (the pointer its buffer holds)."""
     return ctypes.c_void_p.from_address(ctypes.addressof(func)).value
+
 
 def _data_ports(info: pylsl.StreamInfo) -> set[int]:
     """The TCP ports the source serves its data on (from the stream's full header)."""
     header = info.desc().parent()
     values = (header.child_value(tag).strip() for tag in ("v4data_port", "v6data_port"))
     return {int(v) for v in values if v.isdigit() and int(v) > 0}
+
 
 def find_data_socket(ports: set[int]) -> tuple[int, int] | None:
     """This process's one TCP connection to a remote port in ``ports``: ``(fd, inode)``.
@@ -83,6 +88,7 @@ def find_data_socket(ports: set[int]) -> tuple[int, int] | None:
     except (OSError, ValueError, IndexError):
         return None
     return found[0] if len(found) == 1 else None
+
 
 class LslAcquisition:
     """Acquire one LSL stream into a ring buffer on a dedicated thread.
@@ -145,7 +151,7 @@ class LslAcquisition:
         full_info = self._inlet.info(timeout=5.0)
         self.channel_labels = channel_labels(full_info)
         self._data_ports = _data_ports(full_info)
-        self.data_socket: tuple[int, int] | None = None   # (fd, inode) once started
+        self.data_socket: tuple[int, int] | None = None  # (fd, inode) once started
         capacity = max(int(buffer_s * self.fs_hz), 1024)
         self.ring = RingBuffer(capacity, self.n_channels)
         max_chunk = max(64, min(capacity // 4, int(0.05 * self.fs_hz)))
@@ -217,7 +223,7 @@ class LslAcquisition:
         (``benchmarks/bench_threads.py``)."""
         if self._thread is not None:
             raise RuntimeError("unmark_socket must be called before start")
-        self._data_ports = set()   # start (and a reconnection) then find no socket to mark
+        self._data_ports = set()  # start (and a reconnection) then find no socket to mark
 
     def _clock_loop(self) -> None:
         while not self._stop_event.is_set():

@@ -1,8 +1,7 @@
-"""LSL inlet: find the source, check it, and acquire it into the ring buffer on its own thread.
+"""Find an LSL stream by name, type or source id, and check that rtdecode can decode it.
 
-The acquisition thread runs a Cython loop that calls liblsl without the GIL (see
-``cython_ext/rtdecode/_acquire.pyx``): it wakes as soon as a sample arrives, drains what is queued,
-converts the stream's format to float32 once and writes the ring buffer.
+Resolution and checks happen before any thread starts, so a missing stream or an unsupported
+format is one readable error (:class:`StreamNotFoundError`, :class:`StreamMismatchError`).
 """
 
 from __future__ import annotations
@@ -12,7 +11,15 @@ from dataclasses import dataclass
 
 import pylsl
 
-__all__ = ["StreamNotFoundError", "StreamMismatchError", "StreamSelector", "resolve_stream", "channel_labels"]
+from rtdecode.common.channels import labels_or_default
+
+__all__ = [
+    "StreamNotFoundError",
+    "StreamMismatchError",
+    "StreamSelector",
+    "resolve_stream",
+    "channel_labels",
+]
 
 logger = logging.getLogger("rtdecode")
 
@@ -28,11 +35,14 @@ _FORMAT_NAMES = {
 
 _SUPPORTED_FORMATS = (pylsl.cf_float32, pylsl.cf_double64, pylsl.cf_int32, pylsl.cf_int16)
 
+
 class StreamNotFoundError(RuntimeError):
     """No LSL stream matched the selector within the timeout."""
 
+
 class StreamMismatchError(RuntimeError):
     """The stream cannot be decoded (format, channel count or rate)."""
+
 
 @dataclass(frozen=True)
 class StreamSelector:
@@ -58,12 +68,14 @@ class StreamSelector:
         key, value = self.prop
         return f"{key}={value!r}"
 
+
 def _describe(info: pylsl.StreamInfo) -> str:
     fmt = _FORMAT_NAMES.get(info.channel_format(), str(info.channel_format()))
     return (
         f"{info.name()!r} (type {info.type()!r}, {info.channel_count()} ch, "
         f"{info.nominal_srate():g} Hz, {fmt}, source_id {info.source_id()!r}, host {info.hostname()!r})"
     )
+
 
 def resolve_stream(selector: StreamSelector, timeout_s: float = 5.0) -> pylsl.StreamInfo:
     """Find the stream; on failure the error lists the streams that are visible.
@@ -88,6 +100,7 @@ def resolve_stream(selector: StreamSelector, timeout_s: float = 5.0) -> pylsl.St
         "--source NAME / --source-type TYPE / --source-id ID."
     )
 
+
 def channel_labels(info: pylsl.StreamInfo) -> list[str]:
     """Channel labels from the stream header (``chNNN`` where absent)."""
     labels: list[str] = []
@@ -95,6 +108,4 @@ def channel_labels(info: pylsl.StreamInfo) -> list[str]:
     while not ch.empty():
         labels.append(ch.child_value("label"))
         ch = ch.next_sibling()
-    if len(labels) != info.channel_count() or not all(labels):
-        labels = [f"ch{i:03d}" for i in range(info.channel_count())]
-    return labels
+    return list(labels_or_default(labels, info.channel_count()))

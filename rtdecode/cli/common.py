@@ -1,4 +1,4 @@
-"""Command line: ``rtdecode run | demo | simulate | info | train | evaluate | replay``.
+"""What every command shares: exit codes, the usage error, argument types.
 
 Exit codes: 0 done (``--duration`` reached, or stopped with Ctrl-C), 2 bad input (model, stream,
 arguments), 1 a failure while running.
@@ -12,15 +12,17 @@ from pathlib import Path
 
 logger = logging.getLogger("rtdecode")
 
-# `python -m rtdecode` puts the working directory first on sys.path: started from a source
-# checkout it would import the uncompiled source folder. Child processes start here instead, so
-# they import the very package this process runs.
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+# `python -m rtdecode` puts the working directory first on sys.path: started from a source
+# checkout it would import the uncompiled source folder. Child processes start here instead.
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
+
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit code 2."""
+
 
 # Argument parsing -----------------------------------------------------------------------------
 def _positive_float(text: str) -> float:

@@ -1,18 +1,14 @@
-"""Command line: ``rtdecode run | demo | simulate | info | train | evaluate | replay``.
-
-Exit codes: 0 done (``--duration`` reached, or stopped with Ctrl-C), 2 bad input (model, stream,
-arguments), 1 a failure while running.
-"""
+"""Live commands: ``rtdecode run | demo | simulate | monitor | info``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from rtdecode import __version__
 from rtdecode.cli.common import EXIT_OK, PACKAGE_PARENT, UsageError
 
 logger = logging.getLogger("rtdecode")
+
 
 # Commands -------------------------------------------------------------------------------------
 def _hysteresis_override(args: argparse.Namespace, default):
@@ -29,25 +26,37 @@ def _hysteresis_override(args: argparse.Namespace, default):
     from rtdecode.config import EventHysteresis
 
     if isinstance(default, EventHysteresis):
-        names = dict(on_threshold="on_threshold", off_threshold="off_threshold",
-                     on_dwell="on_dwell_s", off_dwell="off_dwell_s")
-        wrong = [f"--{k.replace('_', '-')}" for k in ("margin", "dwell") if getattr(args, k) is not None]
+        names = dict(
+            on_threshold="on_threshold",
+            off_threshold="off_threshold",
+            on_dwell="on_dwell_s",
+            off_dwell="off_dwell_s",
+        )
+        wrong = [
+            f"--{k.replace('_', '-')}" for k in ("margin", "dwell") if getattr(args, k) is not None
+        ]
     else:
         names = dict(margin="margin", dwell="dwell_s")
-        wrong = [f"--{k.replace('_', '-')}" for k in ("on_threshold", "off_threshold", "on_dwell",
-                                                       "off_dwell") if getattr(args, k) is not None]
+        wrong = [
+            f"--{k.replace('_', '-')}"
+            for k in ("on_threshold", "off_threshold", "on_dwell", "off_dwell")
+            if getattr(args, k) is not None
+        ]
     if wrong:
         raise UsageError(
             f"{', '.join(wrong)} do(es) not apply to this model's {default.kind} task; "
             f"use {', '.join('--' + k.replace('_', '-') for k in names)}"
         )
-    changes = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+    changes = {
+        field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None
+    }
     if not changes:
         return None
     try:
         return replace(default, **changes)
     except ValueError as exc:
         raise UsageError(f"hysteresis flags: {exc}") from None
+
 
 def _print_status(status) -> None:
     line = status.line()
@@ -57,9 +66,18 @@ def _print_status(status) -> None:
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
-def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path: str | None,
-                  hysteresis_args: argparse.Namespace | None, log_rotate_bytes: int | None = None,
-                  log_fsync_s: float | None = None, log_rotate_s: float | None = None):
+
+def _open_decoder(
+    model_path: str,
+    selector,
+    *,
+    resolve_timeout: float,
+    log_path: str | None,
+    hysteresis_args: argparse.Namespace | None,
+    log_rotate_bytes: int | None = None,
+    log_fsync_s: float | None = None,
+    log_rotate_s: float | None = None,
+):
     """Load the model, find and check the stream, create the outputs: a ready Decoder."""
     from rtdecode.acquisition.acquisition import LslAcquisition
     from rtdecode.acquisition.inlet import StreamMismatchError, StreamNotFoundError, resolve_stream
@@ -76,13 +94,16 @@ def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path
         hysteresis = _hysteresis_override(hysteresis_args, model.contract.hysteresis)
     try:
         info = resolve_stream(selector, timeout_s=resolve_timeout)
-        model.check_stream(n_channels=info.channel_count(), fs_hz=info.nominal_srate(),
-                           stream_name=info.name())
+        model.check_stream(
+            n_channels=info.channel_count(), fs_hz=info.nominal_srate(), stream_name=info.name()
+        )
         acquisition = LslAcquisition(info)
     except (StreamNotFoundError, StreamMismatchError, ModelError) as exc:
         raise UsageError(str(exc)) from None
     if log_path is not None and not Path(log_path).resolve().parent.is_dir():
-        raise UsageError(f"--log {log_path}: directory {Path(log_path).resolve().parent} does not exist")
+        raise UsageError(
+            f"--log {log_path}: directory {Path(log_path).resolve().parent} does not exist"
+        )
     outputs = DecisionOutputs(
         model.contract.classes,
         input_source_id=acquisition.source_id,
@@ -96,21 +117,29 @@ def _open_decoder(model_path: str, selector, *, resolve_timeout: float, log_path
     )
     from rtdecode.outputs.telemetry import DecoderTelemetry
 
-    telemetry = DecoderTelemetry(model.contract, input_source_id=acquisition.source_id,
-                                 input_name=acquisition.name,
-                                 channel_labels=acquisition.channel_labels)
+    telemetry = DecoderTelemetry(
+        model.contract,
+        input_source_id=acquisition.source_id,
+        input_name=acquisition.name,
+        channel_labels=acquisition.channel_labels,
+    )
     return Decoder(model, acquisition, outputs, hysteresis=hysteresis, telemetry=telemetry)
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rtdecode.acquisition.inlet import StreamSelector
 
     selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
-    decoder = _open_decoder(args.model, selector, resolve_timeout=args.resolve_timeout,
-                            log_path=args.log, hysteresis_args=args,
-                            log_rotate_bytes=int(args.log_rotate_mb * 2**20)
-                            if args.log_rotate_mb else None, log_fsync_s=args.log_fsync_s,
-                            log_rotate_s=args.log_rotate_hours * 3600
-                            if args.log_rotate_hours else None)
+    decoder = _open_decoder(
+        args.model,
+        selector,
+        resolve_timeout=args.resolve_timeout,
+        log_path=args.log,
+        hysteresis_args=args,
+        log_rotate_bytes=int(args.log_rotate_mb * 2**20) if args.log_rotate_mb else None,
+        log_fsync_s=args.log_fsync_s,
+        log_rotate_s=args.log_rotate_hours * 3600 if args.log_rotate_hours else None,
+    )
     decoder.stall_s = args.stall_s
     decoder.max_age_s = args.max_age_s
     print(
@@ -123,22 +152,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     with decoder:
         try:
             if monitor:
-                _wait_with_monitor(decoder, args, status_every_s=args.status_every or None,
-                                   on_status=_print_status)
+                _wait_with_monitor(
+                    decoder, args, status_every_s=args.status_every or None, on_status=_print_status
+                )
             else:
-                decoder.wait(args.duration, status_every_s=args.status_every or None,
-                             on_status=_print_status)
+                decoder.wait(
+                    args.duration, status_every_s=args.status_every or None, on_status=_print_status
+                )
         except KeyboardInterrupt:
             print("\nstopped (Ctrl-C)", flush=True)
     status = decoder.status()
-    print(f"\n{status.decisions} decisions; latency p50 {status.latency_p50_ms:.2f} ms "
-          f"p99 {status.latency_p99_ms:.2f} ms; gaps {status.gaps}, lost {status.missing_samples}, "
-          f"overruns {status.overruns}", flush=True)
+    print(
+        f"\n{status.decisions} decisions; latency p50 {status.latency_p50_ms:.2f} ms "
+        f"p99 {status.latency_p99_ms:.2f} ms; gaps {status.gaps}, lost {status.missing_samples}, "
+        f"overruns {status.overruns}",
+        flush=True,
+    )
     return EXIT_OK
 
+
 def _display_available() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                or sys.platform in ("win32", "darwin"))
+    return bool(
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or sys.platform in ("win32", "darwin")
+    )
+
 
 def _want_monitor(args: argparse.Namespace, *, default: bool) -> bool:
     """Whether to open the monitor: --monitor or --screenshot ask for it, --headless refuses."""
@@ -150,21 +189,28 @@ def _want_monitor(args: argparse.Namespace, *, default: bool) -> bool:
     if args.headless:
         return False
     if asked or default:
-        try:
-            import pyqtgraph  # noqa: F401
-        except ImportError:
+        # looked up, not imported: Qt is imported only by the monitor's own process
+        if not all(importlib.util.find_spec(m) for m in ("pyqtgraph", "PySide6")):
             if asked:
-                raise UsageError("the monitor needs the gui extra: pip install 'rtdecode[gui]'") \
-                    from None
+                raise UsageError("the monitor needs the gui extra: pip install 'rtdecode[gui]'")
             return False
         return True
     return False
 
+
 def _wait_with_monitor(decoder, args, *, status_every_s, on_status) -> None:
     """Decode here while the monitor runs as its own process over the decoder's LSL outlets,
     so drawing never competes with decoding for this interpreter's lock."""
-    cmd = [sys.executable, "-m", "rtdecode", "monitor", "--source-id",
-           decoder.acquisition.source_id, "--resolve-timeout", "20"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtdecode",
+        "monitor",
+        "--source-id",
+        decoder.acquisition.source_id,
+        "--resolve-timeout",
+        "20",
+    ]
     if args.duration is not None:
         cmd += ["--duration", str(args.duration)]
     if args.screenshot:
@@ -181,8 +227,12 @@ def _wait_with_monitor(decoder, args, *, status_every_s, on_status) -> None:
         if monitor.returncode == 0 and Path(args.screenshot).is_file():
             print(f"monitor screenshot saved to {args.screenshot}", flush=True)
         else:
-            print(f"the monitor exited with code {monitor.returncode}; no screenshot",
-                  file=sys.stderr, flush=True)
+            print(
+                f"the monitor exited with code {monitor.returncode}; no screenshot",
+                file=sys.stderr,
+                flush=True,
+            )
+
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from rtdecode.acquisition.inlet import StreamNotFoundError, StreamSelector
@@ -191,8 +241,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         from rtdecode.monitor.feeds import LslFeed, TruthInlet
         from rtdecode.monitor.window import MonitorConfig, run_monitor
     except ImportError as exc:
-        raise UsageError(f"the monitor needs the gui extra ({exc}): pip install 'rtdecode[gui]'") \
-            from None
+        raise UsageError(
+            f"the monitor needs the gui extra ({exc}): pip install 'rtdecode[gui]'"
+        ) from None
     if args.screenshot and args.duration is None:
         raise UsageError("--screenshot is taken when --duration ends: give --duration")
     # Drawing yields to decoding: on a small machine the decoder's threads must win the CPU
@@ -209,56 +260,23 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         raise UsageError(str(exc)) from None
     try:
-        run_monitor(feed, duration_s=args.duration, screenshot=args.screenshot,
-                    truth=TruthInlet(feed.name, timeout_s=1.0),
-                    config=MonitorConfig(channels_per_page=args.channels_per_page, fps=args.fps))
+        run_monitor(
+            feed,
+            duration_s=args.duration,
+            screenshot=args.screenshot,
+            truth=TruthInlet(feed.name, timeout_s=1.0),
+            config=MonitorConfig(channels_per_page=args.channels_per_page, fps=args.fps),
+        )
     finally:
         feed.close()
     return EXIT_OK
 
-class _TruthListener:
-    """Collect the simulator's truth markers on a thread (for the demo's side-by-side)."""
-
-    def __init__(self, stream_name: str) -> None:
-        import pylsl
-
-        self.changes: list[tuple[float, str]] = []
-        self._drained = 0
-        found = pylsl.resolve_byprop("name", stream_name, timeout=10.0)
-        self._inlet = pylsl.StreamInlet(found[0]) if found else None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        if self._inlet is None:
-            return
-        while not self._stop.is_set():
-            sample, ts = self._inlet.pull_sample(timeout=0.2)
-            if sample is not None:
-                self.changes.append((ts, sample[0]))
-
-    def drain(self) -> list[tuple[float, str]]:
-        """Changes not handed out before (for the monitor's truth row)."""
-        changes = list(self.changes)
-        new, self._drained = changes[self._drained :], len(changes)
-        return new
-
-    def state_at(self, t: float) -> str | None:
-        current = None
-        for ts, state in list(self.changes):
-            if ts <= t:
-                current = state
-        return current
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1.0)
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from rtdecode.acquisition.inlet import StreamSelector
     from rtdecode.decoding.model import ModelError, OnnxModel
     from rtdecode.models import bundled_model_path
+    from rtdecode.monitor.feeds import TruthInlet
 
     model_path = bundled_model_path(args.scenario)
     try:
@@ -267,21 +285,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     name = f"rtdecode-demo-{os.getpid()}"
     sim_cmd = [
-        sys.executable, "-m", "rtdecode", "simulate", "--scenario", args.scenario,
-        "--channels", str(contract.n_channels), "--rate", str(contract.features.fs_hz),
-        "--name", name, "--seed", str(args.seed), "--duration", str(args.duration + 30),
+        sys.executable,
+        "-m",
+        "rtdecode",
+        "simulate",
+        "--scenario",
+        args.scenario,
+        "--channels",
+        str(contract.n_channels),
+        "--rate",
+        str(contract.features.fs_hz),
+        "--name",
+        name,
+        "--seed",
+        str(args.seed),
+        "--duration",
+        str(args.duration + 30),
         # start the clock when the decoder connects, so the truth listener (connected first)
         # also gets the initial state
-        "--wait-for-consumer", "30",
+        "--wait-for-consumer",
+        "30",
     ]
-    print(f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
-          f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name}", flush=True)
-    sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                           cwd=PACKAGE_PARENT)
+    print(
+        f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
+        f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name}",
+        flush=True,
+    )
+    sim = subprocess.Popen(
+        sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=PACKAGE_PARENT
+    )
     try:
-        truth = _TruthListener(f"{name}-truth")
-        decoder = _open_decoder(str(model_path), StreamSelector(name=name), resolve_timeout=20.0,
-                                log_path=args.log, hysteresis_args=None)
+        # connected before the decoder, so it gets the initial state (see --wait-for-consumer)
+        truth = TruthInlet(name, timeout_s=10.0)
+        decoder = _open_decoder(
+            str(model_path),
+            StreamSelector(name=name),
+            resolve_timeout=20.0,
+            log_path=args.log,
+            hysteresis_args=None,
+        )
         agree = total = 0
         last_state = None
 
@@ -292,9 +334,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             t_end = status.last_timestamp
             true_state = truth.state_at(t_end - contract.features.window_s / 2) if t_end else None
             if status.state != last_state:
-                print(f"[{time.strftime('%H:%M:%S')}] decoded {status.state:<8} truth "
-                      f"{true_state or '-':<8} (p={max(status.probabilities):.2f}, latency p99 "
-                      f"{status.latency_p99_ms:.2f} ms)", flush=True)
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] decoded {status.state:<8} truth "
+                    f"{true_state or '-':<8} (p={max(status.probabilities):.2f}, latency p99 "
+                    f"{status.latency_p99_ms:.2f} ms)",
+                    flush=True,
+                )
                 last_state = status.state
             if true_state is not None:
                 total += 1
@@ -329,25 +374,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"simulator said:\n{err[-2000:]}", file=sys.stderr)
     return EXIT_OK
 
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rtdecode.simulator.faults import ChannelFault
     from rtdecode.simulator.generator import SimulatorConfig
     from rtdecode.simulator.source import run_lsl_source
 
     try:
-        config = SimulatorConfig(scenario=args.scenario, n_channels=args.channels,
-                                 fs_hz=args.rate, seed=args.seed)
+        config = SimulatorConfig(
+            scenario=args.scenario, n_channels=args.channels, fs_hz=args.rate, seed=args.seed
+        )
         faults = tuple(ChannelFault.parse(text) for text in args.fault)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    print(f"simulating {args.scenario}: {args.channels} ch @ {args.rate:g} Hz as {args.name!r} "
-          f"(truth markers on {args.name + '-truth'!r})", flush=True)
+    print(
+        f"simulating {args.scenario}: {args.channels} ch @ {args.rate:g} Hz as {args.name!r} "
+        f"(truth markers on {args.name + '-truth'!r})",
+        flush=True,
+    )
     try:
-        run_lsl_source(config, args.name, duration_s=args.duration, chunk_samples=args.chunk,
-                       wait_for_consumers_s=args.wait_for_consumer, faults=faults)
+        run_lsl_source(
+            config,
+            args.name,
+            duration_s=args.duration,
+            chunk_samples=args.chunk,
+            wait_for_consumers_s=args.wait_for_consumer,
+            faults=faults,
+        )
     except KeyboardInterrupt:
         pass
     return EXIT_OK
+
 
 def cmd_info(args: argparse.Namespace) -> int:
     from rtdecode.decoding.model import ModelError, OnnxModel, describe

@@ -1,7 +1,7 @@
-"""Command line: ``rtdecode run | demo | simulate | info | train | evaluate | replay``.
+"""Command line: ``rtdecode run | demo | simulate | monitor | info | train | evaluate | replay``.
 
-Exit codes: 0 done (``--duration`` reached, or stopped with Ctrl-C), 2 bad input (model, stream,
-arguments), 1 a failure while running.
+Parses the arguments, dispatches to :mod:`rtdecode.cli.live` or :mod:`rtdecode.cli.offline` and
+turns errors into exit codes (:mod:`rtdecode.cli.common`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def _add_hysteresis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--margin", type=float, help="state tasks: lead needed to switch state")
     g.add_argument("--dwell", type=float, metavar="S", help="state tasks: seconds the lead holds")
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtdecode",
@@ -46,54 +47,106 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resolve-timeout", type=_positive_float, default=10.0, metavar="S")
     run.add_argument("--headless", action="store_true", help="no monitor window (status line only)")
     run.add_argument("--monitor", action="store_true", help="open the operator monitor window")
-    run.add_argument("--screenshot", metavar="PNG",
-                     help="save a PNG of the monitor when --duration ends (works offscreen)")
+    run.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="save a PNG of the monitor when --duration ends (works offscreen)",
+    )
     run.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
     run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
-    run.add_argument("--log-rotate-mb", type=_positive_float, metavar="MB",
-                     help="start a new log file (the full one renamed with the UTC time) at MB")
-    run.add_argument("--log-rotate-hours", type=_positive_float, metavar="H",
-                     help="also start a new log file every H hours (e.g. 24: daily files)")
-    run.add_argument("--log-fsync-s", type=_positive_float, metavar="S",
-                     help="also fsync the log at most every S seconds (power-cut safety)")
-    run.add_argument("--max-age-s", type=_positive_float, default=1.0, metavar="S",
-                     help="a decision whose window ended more than S ago is logged as stale but "
-                          "not published (default 1; raise it for sources that push in chunks "
-                          "longer than that)")
-    run.add_argument("--stall-s", type=_positive_float, default=1.0, metavar="S",
-                     help="no sample for S seconds publishes no_signal (default 1)")
-    run.add_argument("--status-every", type=float, default=1.0, metavar="S",
-                     help="status line period (0 = none)")
+    run.add_argument(
+        "--log-rotate-mb",
+        type=_positive_float,
+        metavar="MB",
+        help="start a new log file (the full one renamed with the UTC time) at MB",
+    )
+    run.add_argument(
+        "--log-rotate-hours",
+        type=_positive_float,
+        metavar="H",
+        help="also start a new log file every H hours (e.g. 24: daily files)",
+    )
+    run.add_argument(
+        "--log-fsync-s",
+        type=_positive_float,
+        metavar="S",
+        help="also fsync the log at most every S seconds (power-cut safety)",
+    )
+    run.add_argument(
+        "--max-age-s",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="a decision whose window ended more than S ago is logged as stale but "
+        "not published (default 1; raise it for sources that push in chunks "
+        "longer than that)",
+    )
+    run.add_argument(
+        "--stall-s",
+        type=_positive_float,
+        default=1.0,
+        metavar="S",
+        help="no sample for S seconds publishes no_signal (default 1)",
+    )
+    run.add_argument(
+        "--status-every", type=float, default=1.0, metavar="S", help="status line period (0 = none)"
+    )
     _add_hysteresis_args(run)
 
     demo = sub.add_parser("demo", help="simulator + decoder with a bundled model, in one command")
     demo.add_argument("--scenario", choices=("sleep", "seizure"), default="seizure")
-    demo.add_argument("--headless", action="store_true",
-                      help="no monitor window (the default when there is no display)")
-    demo.add_argument("--screenshot", metavar="PNG",
-                      help="save a PNG of the monitor when --duration ends (works offscreen)")
+    demo.add_argument(
+        "--headless",
+        action="store_true",
+        help="no monitor window (the default when there is no display)",
+    )
+    demo.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="save a PNG of the monitor when --duration ends (works offscreen)",
+    )
     demo.add_argument("--duration", type=_positive_float, default=60.0, metavar="S")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
 
-    sim = sub.add_parser("simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)")
+    sim = sub.add_parser(
+        "simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)"
+    )
     sim.add_argument("--scenario", choices=("sleep", "seizure"), default="sleep")
     sim.add_argument("--channels", type=int, default=64)
     sim.add_argument("--rate", type=_positive_float, default=32000.0, metavar="HZ")
     sim.add_argument("--name", default="rtdecode-sim")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--duration", type=_positive_float, metavar="S")
-    sim.add_argument("--fault", action="append", default=[], metavar="CH:KIND[@START[-END]]",
-                     help="inject a bad channel: KIND nan, flat, rail or artefact, from START to "
-                          "END seconds (e.g. 3:nan@5-8); repeatable")
-    sim.add_argument("--chunk", type=int, default=32, metavar="SAMPLES",
-                     help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)")
-    sim.add_argument("--wait-for-consumer", type=float, default=0.0, metavar="S",
-                     help="hold the first sample until a consumer connects (up to S seconds)")
+    sim.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="CH:KIND[@START[-END]]",
+        help="inject a bad channel: KIND nan, flat, rail or artefact, from START to "
+        "END seconds (e.g. 3:nan@5-8); repeatable",
+    )
+    sim.add_argument(
+        "--chunk",
+        type=int,
+        default=32,
+        metavar="SAMPLES",
+        help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)",
+    )
+    sim.add_argument(
+        "--wait-for-consumer",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="hold the first sample until a consumer connects (up to S seconds)",
+    )
 
-    mon = sub.add_parser("monitor", help="operator window over a running decoder (via LSL)",
-                         description="Open the operator monitor for a stream that `rtdecode run` "
-                                     "decodes, from this or another machine on the network.")
+    mon = sub.add_parser(
+        "monitor",
+        help="operator window over a running decoder (via LSL)",
+        description="Open the operator monitor for a stream that `rtdecode run` "
+        "decodes, from this or another machine on the network.",
+    )
     msrc = mon.add_mutually_exclusive_group(required=True)
     msrc.add_argument("--source", metavar="NAME", help="the decoded input stream's name")
     msrc.add_argument("--source-type", metavar="TYPE")
@@ -104,20 +157,32 @@ def build_parser() -> argparse.ArgumentParser:
     mon.add_argument("--log", metavar="PATH", help="append alarm acknowledgements here")
     mon.add_argument("--channels-per-page", type=int, default=16)
     mon.add_argument("--fps", type=_positive_float, default=25.0)
-    mon.add_argument("--nice", type=int, default=10,
-                     help="lower the monitor's CPU priority by this much (default 10, 0 = no)")
+    mon.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        help="lower the monitor's CPU priority by this much (default 10, 0 = no)",
+    )
 
     info = sub.add_parser("info", help="print a model's contract")
     info.add_argument("model")
     add_offline_commands(sub)
     return parser
 
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
-COMMANDS = {"run": cmd_run, "demo": cmd_demo, "simulate": cmd_simulate, "info": cmd_info,
-            "monitor": cmd_monitor,
-            **OFFLINE_COMMANDS}
+
+COMMANDS = {
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "simulate": cmd_simulate,
+    "info": cmd_info,
+    "monitor": cmd_monitor,
+    **OFFLINE_COMMANDS,
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -143,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.debug("failure", exc_info=True)
         print(f"rtdecode {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+
 
 if __name__ == "__main__":
     sys.exit(main())

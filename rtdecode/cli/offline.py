@@ -2,6 +2,7 @@
 
 Registered by :mod:`rtdecode.cli.main`; bad files and arguments raise ``UsageError`` (exit code 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,81 +34,138 @@ def _parse_map(items: list[str] | None) -> dict[str, str]:
 
 def _add_label_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("labels")
-    g.add_argument("--labels", nargs="+", type=Path, metavar="FILE",
-                   help="one label file per --data file, same order: CSV onset_s,duration_s,label; "
-                        "a hypnogram with --epoch-s; an EDF+ file (annotations); an XDF file "
-                        "(marker stream). Default: the data file's own annotations/markers")
+    g.add_argument(
+        "--labels",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="one label file per --data file, same order: CSV onset_s,duration_s,label; "
+        "a hypnogram with --epoch-s; an EDF+ file (annotations); an XDF file "
+        "(marker stream). Default: the data file's own annotations/markers",
+    )
     g.add_argument("--epoch-s", type=float, help="epoch length of one-label-per-line hypnograms")
     g.add_argument("--label-column", default="label", help="CSV column holding the label")
-    g.add_argument("--group-column",
-                   help="CSV column whose value groups segments that must stay on one side of "
-                        "every validation split (an event or annotation id, an animal)")
+    g.add_argument(
+        "--group-column",
+        help="CSV column whose value groups segments that must stay on one side of "
+        "every validation split (an event or annotation id, an animal)",
+    )
     g.add_argument("--marker-stream", help="XDF marker stream (name or type) holding the labels")
-    g.add_argument("--map", action="append", metavar="OLD=NEW[,OLD=NEW]",
-                   help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep")
-    g.add_argument("--windows-within-segments", action="store_true",
-                   help="label only windows inside one segment, even across touching segments "
-                        "of one label (files made of separate pieces joined end to end)")
+    g.add_argument(
+        "--map",
+        action="append",
+        metavar="OLD=NEW[,OLD=NEW]",
+        help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep",
+    )
+    g.add_argument(
+        "--windows-within-segments",
+        action="store_true",
+        help="label only windows inside one segment, even across touching segments "
+        "of one label (files made of separate pieces joined end to end)",
+    )
 
 
 def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
-    p.add_argument("--data", nargs="+" if many else None, type=Path, required=True,
-                   metavar="FILE", help="recording(s): .edf .bdf .xdf .npz")
-    p.add_argument("--channels", type=_split_list, metavar="A,B,...",
-                   help="channels by name or 0-based index (default: all)")
+    p.add_argument(
+        "--data",
+        nargs="+" if many else None,
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="recording(s): .edf .bdf .xdf .npz",
+    )
+    p.add_argument(
+        "--channels",
+        type=_split_list,
+        metavar="A,B,...",
+        help="channels by name or 0-based index (default: all)",
+    )
     p.add_argument("--stream", help="XDF: the data stream's name or type")
 
 
 def add_offline_commands(sub) -> None:
     """Add ``train``, ``evaluate`` and ``replay`` to the CLI's subparsers."""
-    p = sub.add_parser("train", help="train a model from labelled recordings",
-                       description="Train an ONNX model from labelled recordings, with "
-                                   "time-blocked validation and a model card.")
+    p = sub.add_parser(
+        "train",
+        help="train a model from labelled recordings",
+        description="Train an ONNX model from labelled recordings, with "
+        "time-blocked validation and a model card.",
+    )
     _add_data_args(p, many=True)
     _add_label_args(p)
     p.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx")
     p.add_argument("--task", choices=("sleep", "seizure", "custom"), default="custom")
-    p.add_argument("--classes", type=_split_list, metavar="A,B,...",
-                   help="classes in output order (default: the task's, or every label found); "
-                        "for event tasks the event class is --event-class or the last one")
-    p.add_argument("--event-class", help="custom tasks: the class that raises an alarm "
-                                         "(makes it an event task)")
+    p.add_argument(
+        "--classes",
+        type=_split_list,
+        metavar="A,B,...",
+        help="classes in output order (default: the task's, or every label found); "
+        "for event tasks the event class is --event-class or the last one",
+    )
+    p.add_argument(
+        "--event-class",
+        help="custom tasks: the class that raises an alarm (makes it an event task)",
+    )
     p.add_argument("--window-s", type=float, default=2.0)
     p.add_argument("--hop-s", type=float, default=0.1)
-    p.add_argument("--bands", type=_split_list, metavar="NAME,...",
-                   help="subset of the default bands (delta theta sigma beta gamma high_gamma "
-                        "ripple fast_ripple)")
-    p.add_argument("--normalisation", choices=("relative", "baseline", "none"),
-                   default="relative",
-                   help="per-recording feature normalisation, causal so it runs live (default "
-                        "relative: band power over the channel's total; measured across "
-                        "recordings with different electrode gains in benchmarks/RESULTS.md)")
-    p.add_argument("--baseline-s", type=float, default=300.0,
-                   help="time constant of the running mean for --normalisation baseline")
+    p.add_argument(
+        "--bands",
+        type=_split_list,
+        metavar="NAME,...",
+        help="subset of the default bands (delta theta sigma beta gamma high_gamma "
+        "ripple fast_ripple)",
+    )
+    p.add_argument(
+        "--normalisation",
+        choices=("relative", "baseline", "none"),
+        default="relative",
+        help="per-recording feature normalisation, causal so it runs live (default "
+        "relative: band power over the channel's total; measured across "
+        "recordings with different electrode gains in benchmarks/RESULTS.md)",
+    )
+    p.add_argument(
+        "--baseline-s",
+        type=float,
+        default=300.0,
+        help="time constant of the running mean for --normalisation baseline",
+    )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--max-false-alarms-per-hour", type=float, default=1.0)
     p.add_argument("--trees", type=int, default=300, help="most boosting rounds")
     p.add_argument("--max-depth", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dask", default="local",
-                   help="'local' (default: a local cluster when several files), 'none', or a "
-                        "scheduler address tcp://HOST:PORT")
+    p.add_argument(
+        "--dask",
+        default="local",
+        help="'local' (default: a local cluster when several files), 'none', or a "
+        "scheduler address tcp://HOST:PORT",
+    )
     p.add_argument("--no-progress", action="store_true")
 
-    p = sub.add_parser("evaluate", help="score a model on a labelled recording (live code path)",
-                       description="Run a recording through the live decoding path (ring "
-                                   "buffer, features, model, hysteresis) as fast as possible "
-                                   "and report the model card's metrics.")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a labelled recording (live code path)",
+        description="Run a recording through the live decoding path (ring "
+        "buffer, features, model, hysteresis) as fast as possible "
+        "and report the model card's metrics.",
+    )
     p.add_argument("--model", type=Path, required=True)
     _add_data_args(p, many=False)
     _add_label_args(p)
-    p.add_argument("--decisions", type=Path, metavar="JSONL",
-                   help="also write every decision (end_s, probabilities, state) as JSON lines")
+    p.add_argument(
+        "--decisions",
+        type=Path,
+        metavar="JSONL",
+        help="also write every decision (end_s, probabilities, state) as JSON lines",
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
-    p = sub.add_parser("replay", help="stream a recording over LSL",
-                       description="Stream a recording over LSL at real-time pace (or --speed "
-                                   "times faster), with its labels as a NAME-truth marker stream.")
+    p = sub.add_parser(
+        "replay",
+        help="stream a recording over LSL",
+        description="Stream a recording over LSL at real-time pace (or --speed "
+        "times faster), with its labels as a NAME-truth marker stream.",
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--name", help="LSL stream name (default: the file's stem)")
@@ -117,10 +175,16 @@ def add_offline_commands(sub) -> None:
     p.add_argument("--map", action="append", metavar="OLD=NEW[,OLD=NEW]")
     p.add_argument("--channels", type=_split_list, metavar="A,B,...")
     p.add_argument("--stream", help="XDF: the data stream's name or type")
-    p.add_argument("--chunk", type=int, default=0,
-                   help="samples per push (default: ~1 ms of samples)")
-    p.add_argument("--wait-for-consumer", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for an inlet before streaming")
+    p.add_argument(
+        "--chunk", type=int, default=0, help="samples per push (default: ~1 ms of samples)"
+    )
+    p.add_argument(
+        "--wait-for-consumer",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for an inlet before streaming",
+    )
     p.add_argument("--loop", action="store_true", help="start over at the end")
 
 
@@ -128,10 +192,14 @@ def _labels_for(args, data_path: Path, label_path: Path | None, recording):
     from rtdecode.offline.labels import map_labels, read_labels
 
     source = label_path or data_path
-    segments = read_labels(source, recording=recording, epoch_s=getattr(args, "epoch_s", None),
-                           label_column=args.label_column,
-                           group_column=getattr(args, "group_column", None),
-                           marker_stream=getattr(args, "marker_stream", None))
+    segments = read_labels(
+        source,
+        recording=recording,
+        epoch_s=getattr(args, "epoch_s", None),
+        label_column=args.label_column,
+        group_column=getattr(args, "group_column", None),
+        marker_stream=getattr(args, "marker_stream", None),
+    )
     return map_labels(segments, _parse_map(args.map))
 
 
@@ -144,8 +212,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         if args.labels is not None and len(args.labels) != len(args.data):
-            raise UsageError(f"--labels: {len(args.labels)} file(s) for {len(args.data)} --data "
-                             "file(s); give one label file per recording, in the same order")
+            raise UsageError(
+                f"--labels: {len(args.labels)} file(s) for {len(args.data)} --data "
+                "file(s); give one label file per recording, in the same order"
+            )
         if not args.out.parent.resolve().is_dir():
             raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
         sources, fs_rates, found = [], set(), []
@@ -154,13 +224,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             labels = _labels_for(args, data, args.labels[i] if args.labels else None, rec)
             fs_rates.add(rec.fs_hz)
             found += [s.label for s in labels]
-            sources.append(Source(data=Path(data), labels=tuple(labels),
-                                  channels=tuple(args.channels) if args.channels else None,
-                                  stream=args.stream,
-                                  merge_touching=not args.windows_within_segments))
+            sources.append(
+                Source(
+                    data=Path(data),
+                    labels=tuple(labels),
+                    channels=tuple(args.channels) if args.channels else None,
+                    stream=args.stream,
+                    merge_touching=not args.windows_within_segments,
+                )
+            )
         if len(fs_rates) != 1:
-            raise UsageError(f"recordings at different rates {sorted(fs_rates)} Hz; train on one "
-                             "rate")
+            raise UsageError(
+                f"recordings at different rates {sorted(fs_rates)} Hz; train on one rate"
+            )
         fs_hz = fs_rates.pop()
         defaults = TASK_DEFAULTS.get(args.task)
         if args.classes:
@@ -171,14 +247,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             classes = tuple(dict.fromkeys(found))  # order of first appearance
         unknown = [c for c in classes if c not in set(found)]
         if unknown:
-            raise UsageError(f"class(es) {unknown} appear in no label file (labels found: "
-                             f"{sorted(set(found))}); use --classes or --map")
+            raise UsageError(
+                f"class(es) {unknown} appear in no label file (labels found: "
+                f"{sorted(set(found))}); use --classes or --map"
+            )
         if len(classes) < 2:
-            raise UsageError(f"need at least two classes, got {list(classes)} (labels found: "
-                             f"{sorted(set(found))})")
+            raise UsageError(
+                f"need at least two classes, got {list(classes)} (labels found: "
+                f"{sorted(set(found))})"
+            )
         if args.event_class is not None:
             if args.event_class not in classes:
-                raise UsageError(f"--event-class {args.event_class!r} is not one of {list(classes)}")
+                raise UsageError(
+                    f"--event-class {args.event_class!r} is not one of {list(classes)}"
+                )
             kind, event_class = "event", args.event_class
         elif defaults:
             kind = defaults["kind"]
@@ -197,45 +279,66 @@ def cmd_train(args: argparse.Namespace) -> int:
         names = {b.name for b in bands}
         ratios = tuple(r for r in DEFAULT_RATIOS if r.numerator in names and r.denominator in names)
         try:
-            config = FeatureConfig(fs_hz=fs_hz, window_s=args.window_s, hop_s=args.hop_s,
-                                   bands=bands, ratios=ratios, normalisation=args.normalisation,
-                                   baseline_s=args.baseline_s)
+            config = FeatureConfig(
+                fs_hz=fs_hz,
+                window_s=args.window_s,
+                hop_s=args.hop_s,
+                bands=bands,
+                ratios=ratios,
+                normalisation=args.normalisation,
+                baseline_s=args.baseline_s,
+            )
         except ValueError as exc:
             raise UsageError(f"features: {exc}") from None
         spec = TrainSpec(
-            sources=tuple(sources), out=args.out, task=args.task, kind=kind, classes=classes,
-            event_class=event_class, features=config, n_folds=args.folds,
+            sources=tuple(sources),
+            out=args.out,
+            task=args.task,
+            kind=kind,
+            classes=classes,
+            event_class=event_class,
+            features=config,
+            n_folds=args.folds,
             group_by_label_group=args.group_column is not None,
-            max_false_alarms_per_hour=args.max_false_alarms_per_hour, seed=args.seed,
-            n_estimators=args.trees, max_depth=args.max_depth, dask=args.dask,
+            max_false_alarms_per_hour=args.max_false_alarms_per_hour,
+            seed=args.seed,
+            n_estimators=args.trees,
+            max_depth=args.max_depth,
+            dask=args.dask,
         )
         card = train_model(spec, progress=not args.no_progress)
     except DataError as exc:
         raise UsageError(str(exc)) from None
     t = card["training"]
     cv = t["cv"]["metrics"]
-    print(f"wrote {args.out} ({len(card['classes'])} classes, {card['n_features']} features) and "
-          f"its card {args.out.with_suffix('.md')}")
+    print(
+        f"wrote {args.out} ({len(card['classes'])} classes, {card['n_features']} features) and "
+        f"its card {args.out.with_suffix('.md')}"
+    )
     print(f"validation: {t['validation']}")
     print(f"out-of-fold windows: accuracy {cv['accuracy']:.3f}, kappa {cv['kappa']:.3f}")
     after = t["cv_after_hysteresis"]
     a = after["after_hysteresis"]
-    print(f"after hysteresis {card['hysteresis']}: accuracy {a['accuracy']:.3f}, kappa "
-          f"{a['kappa']:.3f}")
+    print(
+        f"after hysteresis {card['hysteresis']}: accuracy {a['accuracy']:.3f}, kappa "
+        f"{a['kappa']:.3f}"
+    )
     if "events" in after:
         e = after["events"]
-        print(f"events detected {e['events_detected']}/{e['events']}, delay median "
-              f"{e['detection_delay_median_s']} s, false alarms/h {e['false_alarms_per_hour']}")
+        print(
+            f"events detected {e['events_detected']}/{e['events']}, delay median "
+            f"{e['detection_delay_median_s']} s, false alarms/h {e['false_alarms_per_hour']}"
+        )
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError
     from rtdecode.decoding.model import ModelError, OnnxModel
-    from rtdecode.decoding.smoother import BAD_SIGNAL
     from rtdecode.offline.datasets import window_labels
     from rtdecode.offline.evaluation import decision_metrics, decode_recording, event_episodes
     from rtdecode.offline.recordings import DataError, open_recording
+    from rtdecode.streams import BAD_SIGNAL
 
     try:
         model = OnnxModel(args.model)
@@ -251,13 +354,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     decoded = decode_recording(model, rec)
     wall = time.perf_counter() - t0
     config = contract.features
-    y, _ = window_labels(decoded.end_s, config.window_s, segments, contract.classes,
-                         merge_touching=not args.windows_within_segments)
-    episodes = (event_episodes(segments, contract.hysteresis.event_class)
-                if contract.task == "event" else [])
-    metrics = decision_metrics([(decoded.end_s, decoded.proba, y, episodes, rec.duration_s)],
-                               contract.classes, contract.hysteresis, hop_s=config.hop_s,
-                               window_s=config.window_s)
+    y, _ = window_labels(
+        decoded.end_s,
+        config.window_s,
+        segments,
+        contract.classes,
+        merge_touching=not args.windows_within_segments,
+    )
+    episodes = (
+        event_episodes(segments, contract.hysteresis.event_class)
+        if contract.task == "event"
+        else []
+    )
+    metrics = decision_metrics(
+        [(decoded.end_s, decoded.proba, y, episodes, rec.duration_s)],
+        contract.classes,
+        contract.hysteresis,
+        hop_s=config.hop_s,
+        window_s=config.window_s,
+    )
     metrics["decisions"] = int(decoded.end_s.size)
     metrics["labelled_windows"] = int(np.count_nonzero(y >= 0))
     # channel checks (rtdecode.features.quality): windows with a bad channel, and bad_signal decisions
@@ -266,30 +381,45 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics["speed_x_real_time"] = rec.duration_s / wall if wall > 0 else None
     if args.decisions is not None:
         with open(args.decisions, "w") as f:
-            for end_s, p, state, q in zip(decoded.end_s, decoded.proba, decoded.states,
-                                          decoded.quality):
-                f.write(json.dumps({"end_s": round(float(end_s), 6),
-                                    "probs": dict(zip(contract.classes, map(float, p))),
-                                    "state": state, "quality": round(float(q), 4)}) + "\n")
+            for end_s, p, state, q in zip(
+                decoded.end_s, decoded.proba, decoded.states, decoded.quality
+            ):
+                f.write(
+                    json.dumps(
+                        {
+                            "end_s": round(float(end_s), 6),
+                            "probs": dict(zip(contract.classes, map(float, p))),
+                            "state": state,
+                            "quality": round(float(q), 4),
+                        }
+                    )
+                    + "\n"
+                )
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
     w, a = metrics["windows"], metrics["after_hysteresis"]
-    print(f"{rec.path.name}: {metrics['decisions']} decisions, {metrics['labelled_windows']} "
-          f"labelled windows, decoded at {metrics['speed_x_real_time']:.0f}x real time; "
-          f"{metrics['windows_with_bad_channels']} windows with bad channels, "
-          f"{metrics['bad_signal_decisions']} bad_signal")
+    print(
+        f"{rec.path.name}: {metrics['decisions']} decisions, {metrics['labelled_windows']} "
+        f"labelled windows, decoded at {metrics['speed_x_real_time']:.0f}x real time; "
+        f"{metrics['windows_with_bad_channels']} windows with bad channels, "
+        f"{metrics['bad_signal_decisions']} bad_signal"
+    )
     print(f"windows:          accuracy {w['accuracy']:.3f}  kappa {w['kappa']:.3f}")
     print(f"after hysteresis: accuracy {a['accuracy']:.3f}  kappa {a['kappa']:.3f}")
     for c, m in w["per_class"].items():
-        print(f"  {c:<10} precision {m['precision'] if m['precision'] is not None else float('nan'):.3f} "
-              f"recall {m['recall'] if m['recall'] is not None else float('nan'):.3f} "
-              f"F1 {m['f1'] if m['f1'] is not None else float('nan'):.3f} (n={m['support']})")
+        print(
+            f"  {c:<10} precision {m['precision'] if m['precision'] is not None else float('nan'):.3f} "
+            f"recall {m['recall'] if m['recall'] is not None else float('nan'):.3f} "
+            f"F1 {m['f1'] if m['f1'] is not None else float('nan'):.3f} (n={m['support']})"
+        )
     if "events" in metrics:
         e = metrics["events"]
-        print(f"events: detected {e['events_detected']}/{e['events']}, delay median "
-              f"{e['detection_delay_median_s']} s p90 {e['detection_delay_p90_s']} s, false "
-              f"alarms {e['false_alarms']} ({e['false_alarms_per_hour']}/h)")
+        print(
+            f"events: detected {e['events_detected']}/{e['events']}, delay median "
+            f"{e['detection_delay_median_s']} s p90 {e['detection_delay_p90_s']} s, false "
+            f"alarms {e['false_alarms']} ({e['false_alarms_per_hour']}/h)"
+        )
     return 0
 
 
@@ -309,12 +439,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"--speed must be > 0, got {args.speed}")
     name = args.name or rec.path.stem
     chunk = args.chunk or max(1, round(rec.fs_hz / 1000))
-    print(f"replaying {rec.path.name}: {rec.n_channels} ch @ {rec.fs_hz:g} Hz, "
-          f"{rec.duration_s:.1f} s at {args.speed:g}x as {name!r}"
-          + (f" (labels on {name + '-truth'!r})" if segments else ""), flush=True)
+    print(
+        f"replaying {rec.path.name}: {rec.n_channels} ch @ {rec.fs_hz:g} Hz, "
+        f"{rec.duration_s:.1f} s at {args.speed:g}x as {name!r}"
+        + (f" (labels on {name + '-truth'!r})" if segments else ""),
+        flush=True,
+    )
     try:
-        replay_recording(rec, name, speed=args.speed, chunk_samples=chunk, segments=segments,
-                         wait_for_consumers_s=args.wait_for_consumer, loop=args.loop)
+        replay_recording(
+            rec,
+            name,
+            speed=args.speed,
+            chunk_samples=chunk,
+            segments=segments,
+            wait_for_consumers_s=args.wait_for_consumer,
+            loop=args.loop,
+        )
     except KeyboardInterrupt:
         pass
     return 0

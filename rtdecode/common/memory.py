@@ -1,12 +1,10 @@
 """Buffers whose memory is in place before the stream starts.
 
 ``numpy.zeros`` maps its memory lazily: each page is faulted in at its first write, so a ring
-buffer is paid for while it fills, by the thread that fills it, for its first pass (8 s by
-default). Large arrays are backed by 2 MiB transparent huge pages, whose first touch costs
-one stall each: measured on a 2-core VM, 3.4-4.4 ms per 2 MiB, i.e. a ~4 ms stall of the
-acquisition every 256 ms of a 64-channel stream, and at 1024 channels ~21 % of its time for
-the first 8 s. Touched once at construction, the memory costs that at start-up instead.
+buffer would be paid for while it fills, by the acquisition thread, in stalls of ~4 ms per 2 MiB
+huge page. Touched once at construction, the memory costs that at start-up instead.
 """
+
 from __future__ import annotations
 
 import numpy as np

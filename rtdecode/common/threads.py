@@ -2,10 +2,9 @@
 generation.
 
 On a small machine shared with a decoder, any busy thread that runs when the decoder's threads
-wake delays them. Measured on the 2-core VM: the monitor at normal priority put latency p99 at
-7.2 ms; the simulator's generation bursts at nice 10 still ran on for up to ~1 ms after a
-decoder's thread was woken on their CPU (perf's scheduler events).
+wake delays them (on a 2-core VM the monitor at normal priority put latency p99 at 7.2 ms).
 """
+
 from __future__ import annotations
 
 import os

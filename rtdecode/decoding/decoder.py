@@ -8,6 +8,7 @@ publishes the decision; above ~300 channels it also wakes every ``step_samples``
 decimation. Nothing here waits for a consumer or a GUI. BLAS is limited to one thread while it
 runs (OpenBLAS's idle workers spin).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,6 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 import pylsl
@@ -23,77 +23,24 @@ from threadpoolctl import threadpool_limits
 
 from rtdecode.acquisition._ringbuffer import OverrunError
 from rtdecode.acquisition.acquisition import LslAcquisition
+from rtdecode.common.channels import labels_or_default
 from rtdecode.decoding.model import OnnxModel
-from rtdecode.decoding.smoother import QualityGate, make_smoother
+from rtdecode.decoding.status import DecoderStatus, Observation
+from rtdecode.decoding.step import DecodeStep
 from rtdecode.features.quality import QualityConfig
 from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.outputs.decisions import Decision, DecisionOutputs
+from rtdecode.streams import NO_SIGNAL
 
-__all__ = ["DecoderStatus", "Decoder", "Observation"]
+__all__ = ["Decoder"]
 
 logger = logging.getLogger("rtdecode")
 
-#: State-outlet marker while the input delivers no samples (not a class of any model).
-NO_SIGNAL = "no_signal"
+
 # Input channel-samples decimated per wake at most, by default (at 1024 channels: 32 ms of input,
 # ~1.5 ms of work).
 _STEP_CHANNEL_SAMPLES = 2**20
 _LATE_S = 0.004
-
-
-@dataclass(frozen=True)
-class DecoderStatus:
-    """A snapshot of the decoder for status lines and the monitor (copied, never shared)."""
-
-    decisions: int
-    state: str | None
-    state_since_s: float | None
-    last_timestamp: float | None   # LSL timestamp of the newest decision's window end
-    probabilities: tuple[float, ...]
-    classes: tuple[str, ...]
-    decisions_per_s: float
-    latency_p50_ms: float
-    latency_p99_ms: float
-    samples: int
-    gaps: int
-    missing_samples: int
-    overruns: int
-    input_rate_hz: float
-    clock_offset_s: float
-    counters: dict = field(default_factory=dict)
-    stale_decisions: int = 0
-    skipped_decisions: int = 0
-    # "connected", "stalled" (no sample for stall_s), or "recovering" (after a gap, a timestamp
-    # reset, a skip or a stall: waiting for a full window of fresh samples)
-    stream_health: str = "connected"
-    quality: float = 1.0                 # fraction of good channels in the newest window
-    bad_channels: dict = field(default_factory=dict)   # {channel: reason} in that window
-
-    def line(self) -> str:
-        """One compact status line."""
-        probs = " ".join(f"{c}={p:.2f}" for c, p in zip(self.classes, self.probabilities))
-        return (
-            f"state {self.state or '-':<8} {probs} | {self.decisions_per_s:4.1f} dec/s "
-            f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms | "
-            f"in {self.input_rate_hz / 1000:.1f} kHz gaps {self.gaps} lost {self.missing_samples} "
-            f"overruns {self.overruns}"
-            + ("" if self.stream_health == "connected" else f" | {self.stream_health.upper()}")
-            + (f" | bad ch {', '.join(f'{c}:{r}' for c, r in self.bad_channels.items())}"
-               if self.bad_channels else "")
-        )
-
-
-@dataclass(frozen=True)
-class Observation:
-    """One decision as an observer sees it (copied: the decoder keeps nothing shared)."""
-
-    end_sample: int
-    timestamp: float
-    probabilities: tuple[float, ...]
-    state: str
-    changed: bool
-    features: np.ndarray
-    quality: float = 1.0
 
 
 class Decoder:
@@ -113,9 +60,6 @@ class Decoder:
         By default a hop below ~300 channels (two wakes per hop: that one and the window's
         end), and shorter steps above (``2**20`` channel-samples, ~0.1 s of decimation work
         at most).
-    feature_sink : callable, optional
-        Called as ``feature_sink(end_sample, features)`` on the decode thread after each decision
-        is published (observers only: it must return quickly and not keep the array).
     stall_s : float
         No sample for this long publishes ``no_signal`` on the state outlet (once); decoding
         resumes by itself when samples come back (after a timestamp gap, with fresh windows).
@@ -141,7 +85,6 @@ class Decoder:
         *,
         hysteresis=None,
         step_samples: int | None = None,
-        feature_sink=None,
         telemetry=None,
         stall_s: float = 1.0,
         max_age_s: float | None = None,
@@ -158,20 +101,27 @@ class Decoder:
         # the model's features, with the decimation adapted when the stream's rate differs
         self.config = model.stream_features(acquisition.fs_hz)
         self.quality_config = quality or QualityConfig()
-        self.smoother = QualityGate(
-            make_smoother(hysteresis or contract.hysteresis, self.classes, self.config.hop_s),
-            self.quality_config.min_good_fraction,
+        self.step = DecodeStep(
+            model,
+            hop_s=self.config.hop_s,
+            hysteresis=hysteresis,
+            min_good_fraction=self.quality_config.min_good_fraction,
         )
-        self.features = StreamingFeatures(self.config, acquisition.n_channels,
-                                          self.quality_config)
+        self.features = StreamingFeatures(self.config, acquisition.n_channels, self.quality_config)
         labels = list(getattr(acquisition, "channel_labels", None) or [])
-        self._channel_names = (labels if len(labels) == acquisition.n_channels
-                               else [str(i) for i in range(acquisition.n_channels)])
+        self._channel_names = list(labels_or_default(labels, acquisition.n_channels))
         self._last_quality = (1.0, {})
         # Each wake costs ~0.1 ms of cold caches and interpreter: as few as the work allows.
-        self._step = int(step_samples or min(self.config.hop_samples,
-                                              max(self.features.tail_input_samples,
-                                                  _STEP_CHANNEL_SAMPLES // acquisition.n_channels)))
+        self._step = int(
+            step_samples
+            or min(
+                self.config.hop_samples,
+                max(
+                    self.features.tail_input_samples,
+                    _STEP_CHANNEL_SAMPLES // acquisition.n_channels,
+                ),
+            )
+        )
         # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
         # the tail's small DFT is left for when the last sample arrives.
         self._pre_boundary = self.features.tail_input_samples
@@ -193,13 +143,13 @@ class Decoder:
         self._state_since_ts: float | None = None
         self._last_ts: float | None = None
         self._processed = 0
-        self._origin = 0          # absolute sample where the features' count starts
-        self._gap_handled = 0     # absolute sample of the newest gap already handled
-        self._resets_seen = 0     # timestamp resets already logged
-        self._stalls_seen = 0     # source stalls (timestamp jumps made up for) already logged
+        self._origin = 0  # absolute sample where the features' count starts
+        self._gap_handled = 0  # absolute sample of the newest gap already handled
+        self._resets_seen = 0  # timestamp resets already logged
+        self._stalls_seen = 0  # source stalls (timestamp jumps made up for) already logged
         self._last_published_ts = -math.inf
-        self._ts_offset = 0.0     # added to decision timestamps after the source's went back
-        self._rebase_ts = False   # the windows restarted: set the offset afresh
+        self._ts_offset = 0.0  # added to decision timestamps after the source's went back
+        self._rebase_ts = False  # the windows restarted: set the offset afresh
         self._warned_clock = False
         self._old_not_behind = 0  # consecutive stale decisions while not behind
         self.stall_s = stall_s
@@ -210,20 +160,18 @@ class Decoder:
         self._stalled = False
         self._newest_seen = -1
         self._last_arrival = time.monotonic()
-        self._feature_sink = feature_sink
         self._observers: list[deque] = []
         self._telemetry = telemetry
-        self._held = False        # stopped before a timestamp jump awaiting its verdict
-        self._warm_row: np.ndarray | None = None   # features of the newest decision
-        self._signal_sent = 0     # analysis samples published on the telemetry's signal outlet
+        self._held = False  # stopped before a timestamp jump awaiting its verdict
+        self._warm_row: np.ndarray | None = None  # features of the newest decision
+        self._signal_sent = 0  # analysis samples published on the telemetry's signal outlet
 
     # Thread control ---------------------------------------------------------------------
     def start(self) -> Decoder:
         if self._thread is not None:
             raise RuntimeError("decoder already started")
-        # One BLAS thread: the feature stage's small matrix products cross OpenBLAS's threading
-        # threshold above ~100 channels, and its idle workers then spin between calls (measured:
-        # a whole core at 128 ch x 32 kHz, for no gain in latency).
+        # One BLAS thread: above ~100 channels OpenBLAS threads the feature stage's small
+        # products, and its idle workers spin between calls (a whole core at 128 ch, no gain).
         threadpool_limits(limits=1, user_api="blas")
         if not self.acquisition.alive:
             self.acquisition.start()
@@ -285,7 +233,7 @@ class Decoder:
         no window spans the discontinuity, and the next decision re-announces the state."""
         self.features.reset()
         self._signal_sent = 0
-        self.smoother.reset()
+        self.step.reset()
         self._origin = at_sample
         self._processed = at_sample
         self._recovering = True
@@ -298,18 +246,19 @@ class Decoder:
             # features count samples from self._origin (0, or the last restart)
             boundary = self._origin + features.next_decision_sample()
             prepare_at = boundary - self._pre_boundary
-            # The acquisition delivers promptly from shortly before the samples named here (it
-            # naps otherwise, up to 24 ms): the next two of the point where the window's head
-            # can be prepared, the late wake's (many channels), the window's end and the next
-            # head's point (each urgent from the moment the one before is in, not only once
-            # this thread has said so: it is busy then). Were it only the end, a nap could run
-            # past the head's point, leaving the head's FFT to the end, on the latency path
-            # (seen: decisions ~4 ms later for whole runs); without the late wake's, the whole
-            # tail to decimate at the end (1024 ch: latency p99 8.5 -> 12.8 ms).
-            points = ((prepare_at, boundary - self._late_boundary, boundary)
-                      if self._late_boundary else (prepare_at, boundary))
-            upcoming = [at for at in points + (prepare_at + self.config.hop_samples,)
-                        if at > self._processed]
+            # The acquisition naps (up to 24 ms) except shortly before the samples named urgent:
+            # the next two of head, late wake, end and next head, so no nap runs past a point
+            # whose work would otherwise land on the latency path at the window's end.
+            points = (
+                (prepare_at, boundary - self._late_boundary, boundary)
+                if self._late_boundary
+                else (prepare_at, boundary)
+            )
+            upcoming = [
+                at
+                for at in points + (prepare_at + self.config.hop_samples,)
+                if at > self._processed
+            ]
             self.acquisition.set_urgent_at(upcoming[0], upcoming[1])
             # this thread wakes at the same points (the one just before the window ends, see
             # _pre_boundary, and the later one when the tail is long, _late_boundary), or
@@ -382,12 +331,10 @@ class Decoder:
                     made = features.analysis_samples - self._signal_sent
                     if made > 0:
                         self._signal_sent = features.analysis_samples
-                        self._telemetry.publish_signal(features.recent_analysis(made),
-                                                       last_ts)
+                        self._telemetry.publish_signal(features.recent_analysis(made), last_ts)
                 if not rows and features.head_ready and self._warm_row is not None:
-                    # The window's end is next: run the model once now, so its trees are in
-                    # cache when the decision is due (cold, one row took ~0.2 ms instead of
-                    # ~0.01 ms, on the latency path).
+                    # The window's end is next: warm the model's trees in cache now (a cold
+                    # row costs ~0.2 ms instead of ~0.01 ms on the latency path).
                     self.model.predict_proba(self._warm_row)
 
     def _age_s(self, end_sample: int, timestamp: float, now: float) -> float:
@@ -411,7 +358,10 @@ class Decoder:
                 "decisions are %.2f s old although the decoder is not behind: the timestamps of "
                 "%r are behind this machine's LSL clock (its clock or LSL time correction); "
                 "they are logged as stale, not published. Fix the source's clock or raise "
-                "--max-age-s", age, self.acquisition.name)
+                "--max-age-s",
+                age,
+                self.acquisition.name,
+            )
             self.outputs.log_event("clock_behind", age_s=age)
         return age
 
@@ -429,8 +379,11 @@ class Decoder:
                 self._ts_offset = offset
                 self.outputs.log_event("timestamp_offset", offset_s=offset)
                 if offset:
-                    logger.warning("source timestamps went back: decisions are stamped %+.3f s "
-                                   "from their window's last sample", offset)
+                    logger.warning(
+                        "source timestamps went back: decisions are stamped %+.3f s "
+                        "from their window's last sample",
+                        offset,
+                    )
         published = max(timestamp + self._ts_offset, last + 1e-6)
         self._last_published_ts = published
         return published
@@ -441,8 +394,11 @@ class Decoder:
         ``max_age_s`` of samples, and always at least a window (the skip lands a window back)."""
         if self.max_age_s is None:
             return self.acquisition.ring.capacity
-        return max(int(self.max_age_s * self.acquisition.fs_hz), 2 * self.config.hop_samples,
-                   self.config.window_samples)
+        return max(
+            int(self.max_age_s * self.acquisition.fs_hz),
+            2 * self.config.hop_samples,
+            self.config.window_samples,
+        )
 
     def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
         gap_at = int(self.acquisition.counters["last_gap_sample"])
@@ -453,10 +409,12 @@ class Decoder:
         samples = at_sample - self._processed
         decisions = samples // self.config.hop_samples
         self._skipped += decisions
-        logger.warning("decoder fell behind by %d samples; skipping %d decisions", samples,
-                       decisions)
-        self.outputs.log_event("skipped", samples=int(samples), decisions=int(decisions),
-                               reason=reason)
+        logger.warning(
+            "decoder fell behind by %d samples; skipping %d decisions", samples, decisions
+        )
+        self.outputs.log_event(
+            "skipped", samples=int(samples), decisions=int(decisions), reason=reason
+        )
         self._restart_features(at_sample)
 
     def _log_discontinuity(self, at_sample: int) -> None:
@@ -466,19 +424,23 @@ class Decoder:
             self._resets_seen = resets
             self.outputs.log_event("timestamp_reset", at_sample=at_sample, resets=resets)
         else:
-            self.outputs.log_event("gap", at_sample=at_sample,
-                                   missing_samples=int(counters["missing_samples"]))
+            self.outputs.log_event(
+                "gap", at_sample=at_sample, missing_samples=int(counters["missing_samples"])
+            )
         sync = getattr(self.acquisition, "request_clock_sync", None)
         if sync is not None:
             sync()
 
     def _log_stalls(self, stalls: int) -> None:
         """Say that the source's timestamps jumped ahead and came back (nothing missing)."""
-        logger.warning("the timestamps of %r jumped ahead and came back (%d time(s) so far): the "
-                       "source stalled and stamps its chunks when it pushes them; no sample is "
-                       "missing, decoding went on", self.acquisition.name, stalls)
-        self.outputs.log_event("source_stall", stalls=stalls - self._stalls_seen,
-                               total=stalls)
+        logger.warning(
+            "the timestamps of %r jumped ahead and came back (%d time(s) so far): the "
+            "source stalled and stamps its chunks when it pushes them; no sample is "
+            "missing, decoding went on",
+            self.acquisition.name,
+            stalls,
+        )
+        self.outputs.log_event("source_stall", stalls=stalls - self._stalls_seen, total=stalls)
         self._stalls_seen = stalls
 
     def _check_stall(self, newest: int) -> None:
@@ -491,18 +453,20 @@ class Decoder:
                 self._stalled = False
                 self.outputs.log_event("signal_resumed", samples=int(newest))
                 self._recovering = True
-                self.smoother.reset()  # the next decision re-announces the state
+                self.step.reset()  # the next decision re-announces the state
             return
         if not self._stalled and now - self._last_arrival > self.stall_s:
             self._stalled = True
-            logger.warning("no sample from %r for %.1f s: no_signal", self.acquisition.name,
-                           now - self._last_arrival)
+            logger.warning(
+                "no sample from %r for %.1f s: no_signal",
+                self.acquisition.name,
+                now - self._last_arrival,
+            )
             self.outputs.publish_marker(NO_SIGNAL, pylsl.local_clock())
 
     def _decide(self, end_sample: int, timestamp: float, row: np.ndarray, quality) -> None:
-        probs = self.model.predict_proba(row)[0]
+        probs, state, changed = self.step.decide(row, quality.good_fraction)
         self._warm_row = row
-        state, changed = self.smoother.update(probs, quality.good_fraction)
         bad = quality.bad_channels(self._channel_names) if quality.good_fraction < 1.0 else {}
         acq = self.acquisition
         counters = {
@@ -511,8 +475,9 @@ class Decoder:
             "overruns": int(self.acquisition.ring.overruns),
         }
         now = pylsl.local_clock()
-        stale = (self.max_age_s is not None
-                 and self._age_s(end_sample, timestamp, now) > self.max_age_s)
+        stale = (
+            self.max_age_s is not None and self._age_s(end_sample, timestamp, now) > self.max_age_s
+        )
         if stale:
             self._stale += 1
         raw_timestamp = timestamp
@@ -543,13 +508,18 @@ class Decoder:
             self._last_quality = (quality.good_fraction, bad)
             if changed:
                 self._state_since_ts = timestamp
-        if self._feature_sink is not None:
-            self._feature_sink(end_sample, row)
         if self._telemetry is not None:
             self._telemetry.publish(row, timestamp, self.status)
         if self._observers:
-            seen = Observation(end_sample, timestamp, tuple(float(p) for p in probs), state,
-                               changed, row.copy(), quality.good_fraction)
+            seen = Observation(
+                end_sample,
+                timestamp,
+                tuple(float(p) for p in probs),
+                state,
+                changed,
+                row.copy(),
+                quality.good_fraction,
+            )
             for queue in self._observers:
                 queue.append(seen)  # a bounded deque: never blocks, drops the oldest
 
@@ -580,8 +550,10 @@ class Decoder:
         span = acq["last_ts"] - acq["first_ts"]
         return DecoderStatus(
             decisions=n,
-            state=NO_SIGNAL if self._stalled else self.smoother.state,
-            state_since_s=(last_ts - since) if (since is not None and last_ts is not None) else None,
+            state=NO_SIGNAL if self._stalled else self.step.state,
+            state_since_s=(last_ts - since)
+            if (since is not None and last_ts is not None)
+            else None,
             last_timestamp=last_ts,
             probabilities=probs,
             classes=self.classes,
@@ -597,14 +569,20 @@ class Decoder:
             counters=acq,
             stale_decisions=self._stale,
             skipped_decisions=self._skipped,
-            stream_health=("stalled" if self._stalled
-                           else "recovering" if self._recovering else "connected"),
+            stream_health=(
+                "stalled" if self._stalled else "recovering" if self._recovering else "connected"
+            ),
             quality=quality,
             bad_channels=dict(bad),
         )
 
-    def wait(self, duration_s: float | None = None, *, status_every_s: float | None = None,
-             on_status=None) -> None:
+    def wait(
+        self,
+        duration_s: float | None = None,
+        *,
+        status_every_s: float | None = None,
+        on_status=None,
+    ) -> None:
         """Block the calling thread until ``duration_s`` passes, the decoder stops or fails.
 
         Calls ``on_status(self.status())`` every ``status_every_s`` seconds if given.
@@ -621,8 +599,7 @@ class Decoder:
                 next_status = now + status_every_s
             # each wake of this thread costs the decoder's process CPU (and, on a 2-core
             # machine, a preemption of its other threads): sleep until something is due
-            due = min(next_status if status else math.inf,
-                      t_end if t_end is not None else math.inf)
+            due = min(next_status if status else math.inf, t_end if t_end is not None else math.inf)
             time.sleep(min(0.25, max(0.001, due - time.monotonic())))
         if self.error is not None:
             raise self.error

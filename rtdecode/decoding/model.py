@@ -9,6 +9,7 @@ trained on.
 This module is imported by live decoding, which installs only ``numpy`` and ``onnxruntime``: it
 must not import ``onnx``, ``xgboost`` or any other training dependency.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,6 +21,9 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from rtdecode.common.channels import default_channel_labels
+from rtdecode.common.checks import check_classes
+from rtdecode.common.jsonable import json_default
 from rtdecode.config import EventHysteresis, FeatureConfig, StateHysteresis, hysteresis_from_dict
 
 __all__ = [
@@ -29,7 +33,6 @@ __all__ = [
     "ModelError",
     "ModelContract",
     "OnnxModel",
-    "default_channel_labels",
     "describe",
 ]
 
@@ -61,38 +64,6 @@ class ModelError(Exception):
     The message says what is wrong, which file (path) and what to do about it; it is meant to be
     shown to the user as is.
     """
-
-
-def default_channel_labels(n_channels: int) -> tuple[str, ...]:
-    """Channel labels used when a stream has none: ``("ch000", "ch001", ...)``.
-
-    Parameters
-    ----------
-    n_channels : int
-        Number of channels, >= 1.
-
-    Returns
-    -------
-    tuple of str, length n_channels
-        Zero-padded labels (at least three digits), so that they sort in channel order.
-    """
-    if isinstance(n_channels, bool) or not isinstance(n_channels, (int, np.integer)):
-        raise TypeError(f"n_channels must be an int, got {type(n_channels).__name__}")
-    if n_channels < 1:
-        raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-    width = max(3, len(str(int(n_channels) - 1)))
-    return tuple(f"ch{i:0{width}d}" for i in range(int(n_channels)))
-
-
-def _json_default(obj: Any) -> Any:
-    # Training summaries are often built from numpy results; store them as plain JSON numbers.
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (tuple, set, frozenset)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def _fmt_num(x: float) -> str:
@@ -147,12 +118,7 @@ class ModelContract:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
 
-        classes = _str_tuple("classes", self.classes)
-        if len(classes) < 2 or len(set(classes)) != len(classes) or not all(classes):
-            raise ValueError(
-                f"classes must be at least 2 unique non-empty names, got {list(classes)}"
-            )
-        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "classes", check_classes(_str_tuple("classes", self.classes)))
 
         n = self.n_channels
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -192,13 +158,11 @@ class ModelContract:
         h = self.hysteresis
         if self.task == "event":
             if not isinstance(h, EventHysteresis):
-                raise TypeError(
-                    f"task 'event' needs an EventHysteresis, got {type(h).__name__}"
-                )
-            if h.event_class not in classes:
+                raise TypeError(f"task 'event' needs an EventHysteresis, got {type(h).__name__}")
+            if h.event_class not in self.classes:
                 raise ValueError(
                     f"hysteresis event_class {h.event_class!r} is not one of the classes "
-                    f"{list(classes)}"
+                    f"{list(self.classes)}"
                 )
         elif not isinstance(h, StateHysteresis):
             raise TypeError(f"task 'state' needs a StateHysteresis, got {type(h).__name__}")
@@ -285,7 +249,7 @@ class ModelContract:
 
     def to_json(self) -> str:
         """Compact JSON of :meth:`to_dict` (numpy scalars/arrays in ``training`` are converted)."""
-        return json.dumps(self.to_dict(), default=_json_default, separators=(",", ":"))
+        return json.dumps(self.to_dict(), default=json_default, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> ModelContract:
@@ -427,7 +391,10 @@ class OnnxModel:
         self._n_features = contract.n_features
         logger.debug(
             "loaded model %s: task %s, classes %s, %d features",
-            p, contract.task, list(contract.classes), contract.n_features,
+            p,
+            contract.task,
+            list(contract.classes),
+            contract.n_features,
         )
 
     def __repr__(self) -> str:
@@ -513,8 +480,9 @@ class OnnxModel:
         try:
             return self.contract.features.at_rate(fs_hz)
         except ValueError as exc:
-            raise ModelError(f"model {self.path} cannot decode a {_fmt_num(fs_hz)} Hz stream: "
-                             f"{exc}") from None
+            raise ModelError(
+                f"model {self.path} cannot decode a {_fmt_num(fs_hz)} Hz stream: {exc}"
+            ) from None
 
 
 def _probability_output(outputs: list[Any]) -> Any:
@@ -538,7 +506,7 @@ def _fmt_value(value: Any, limit: int = 100) -> str:
     elif isinstance(value, (str, int, bool)) or value is None:
         text = str(value)
     else:
-        text = json.dumps(value, default=_json_default, separators=(", ", ": "))
+        text = json.dumps(value, default=json_default, separators=(", ", ": "))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -561,7 +529,8 @@ def _describe_cv(cv: dict[str, Any]) -> list[str]:
         for name, m in per_class.items():
             if isinstance(m, dict):
                 parts = [
-                    f"{k} {m[k]:.3f}" for k in ("precision", "recall", "f1")
+                    f"{k} {m[k]:.3f}"
+                    for k in ("precision", "recall", "f1")
                     if isinstance(m.get(k), (int, float))
                 ]
                 if "support" in m:
@@ -595,8 +564,7 @@ def describe(contract: ModelContract, path: str | Path | None = None) -> str:
     lines.append(f"task: {c.task} ({c.n_classes} classes: {', '.join(c.classes)})")
     labels = "unlabelled, named " if c.channel_labels is None else ""
     lines.append(
-        f"channels: {c.n_channels} at {_fmt_num(f.fs_hz)} Hz "
-        f"({labels}{_short_list(c.labels)})"
+        f"channels: {c.n_channels} at {_fmt_num(f.fs_hz)} Hz ({labels}{_short_list(c.labels)})"
     )
     lines.append(
         f"window: {_fmt_num(f.window_s)} s ({f.window_samples} samples), hop "
@@ -616,11 +584,14 @@ def describe(contract: ModelContract, path: str | Path | None = None) -> str:
         )
     bands = (f"{b.name} {_fmt_num(b.lo_hz)}-{_fmt_num(b.hi_hz)} Hz" for b in f.bands)
     lines.append("bands: " + ", ".join(bands))
-    lines.append("normalisation: " + {
-        "none": "none (absolute log10 band power)",
-        "relative": "relative (log10 band power over the channel's total)",
-        "baseline": f"baseline (minus the running mean, {_fmt_num(f.baseline_s)} s time constant)",
-    }[f.normalisation])
+    lines.append(
+        "normalisation: "
+        + {
+            "none": "none (absolute log10 band power)",
+            "relative": "relative (log10 band power over the channel's total)",
+            "baseline": f"baseline (minus the running mean, {_fmt_num(f.baseline_s)} s time constant)",
+        }[f.normalisation]
+    )
     lines.append(
         "ratios: "
         + (", ".join(f"{r.name} = {r.numerator}/{r.denominator}" for r in f.ratios) or "none")

@@ -7,6 +7,7 @@ wall clock, so replaying a recording reproduces the live state sequence exactly.
 A condition "held for ``dwell_s`` seconds" means that it was met by ``n`` consecutive decisions
 with ``n >= dwell_decisions(dwell_s, hop_s)``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,12 +16,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rtdecode.common.checks import check_classes, check_seconds
 from rtdecode.config import EventHysteresis, StateHysteresis
+from rtdecode.streams import BAD_SIGNAL
 
-__all__ = ["BAD_SIGNAL", "EventSmoother", "QualityGate", "StateSmoother", "dwell_decisions", "make_smoother", "validate_classes"]
+__all__ = [
+    "BAD_SIGNAL",
+    "EventSmoother",
+    "QualityGate",
+    "StateSmoother",
+    "dwell_decisions",
+    "make_smoother",
+]
 
 # The state while too few channels are usable: a marker on the state outlet, never a class.
-BAD_SIGNAL = "bad_signal"
 
 logger = logging.getLogger("rtdecode")
 
@@ -45,49 +54,10 @@ def dwell_decisions(dwell_s: float, hop_s: float) -> int:
         ``max(1, ceil(dwell_s / hop_s - 1e-9))``: a dwell of 0 (or of at most one hop) is met by
         the decision that first satisfies the condition.
     """
-    hop_s = _check_hop(hop_s)
+    hop_s = check_seconds("hop_s", hop_s)
     if not (math.isfinite(dwell_s) and dwell_s >= 0):
         raise ValueError(f"dwell_s must be a finite number >= 0 s, got {dwell_s!r}")
     return max(1, math.ceil(dwell_s / hop_s - _DWELL_EPS))
-
-
-def _check_hop(hop_s: float) -> float:
-    if isinstance(hop_s, bool) or not isinstance(hop_s, (int, float, np.integer, np.floating)):
-        raise TypeError(f"hop_s must be a number of seconds, got {type(hop_s).__name__}")
-    hop_s = float(hop_s)
-    if not (math.isfinite(hop_s) and hop_s > 0):
-        raise ValueError(f"hop_s must be a finite number > 0 s, got {hop_s!r}")
-    return hop_s
-
-
-def validate_classes(classes: Sequence[str]) -> tuple[str, ...]:
-    """Check a list of class names and return it as a tuple.
-
-    Parameters
-    ----------
-    classes : sequence of str
-        At least two unique, non-empty class names, in model output order.
-
-    Returns
-    -------
-    classes : tuple of str
-    """
-    # A bare string is a Sequence of characters: "wake" would silently become four classes.
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
-        raise TypeError(
-            f"classes must be a sequence of str (e.g. a list), got {type(classes).__name__}"
-        )
-    out = tuple(classes)
-    for c in out:
-        if not isinstance(c, str):
-            raise TypeError(f"classes must contain str, got {c!r} ({type(c).__name__})")
-        if not c:
-            raise ValueError(f"class names must be non-empty, got classes={list(out)}")
-    if len(out) < 2:
-        raise ValueError(f"classes must hold at least 2 names, got {list(out)}")
-    if len(set(out)) != len(out):
-        raise ValueError(f"class names must be unique, got {list(out)}")
-    return out
 
 
 def _probs_as_floats(probs: np.ndarray, n_classes: int) -> list[float]:
@@ -120,8 +90,8 @@ class _Smoother:
                 f"hysteresis must be a{'n' if self._config_type.__name__[0] in 'AEIOU' else ''} "
                 f"{self._config_type.__name__}, got {type(hysteresis).__name__}"
             )
-        self._classes = validate_classes(classes)
-        self._hop_s = _check_hop(hop_s)
+        self._classes = check_classes(classes)
+        self._hop_s = check_seconds("hop_s", hop_s)
         self._hysteresis = hysteresis
 
     @property
@@ -172,9 +142,7 @@ class EventSmoother(_Smoother):
 
     _config_type = EventHysteresis
 
-    def __init__(
-        self, hysteresis: EventHysteresis, classes: Sequence[str], hop_s: float
-    ) -> None:
+    def __init__(self, hysteresis: EventHysteresis, classes: Sequence[str], hop_s: float) -> None:
         super().__init__(hysteresis, classes, hop_s)
         if hysteresis.event_class not in self._classes:
             raise ValueError(
@@ -307,9 +275,7 @@ class StateSmoother(_Smoother):
 
     _config_type = StateHysteresis
 
-    def __init__(
-        self, hysteresis: StateHysteresis, classes: Sequence[str], hop_s: float
-    ) -> None:
+    def __init__(self, hysteresis: StateHysteresis, classes: Sequence[str], hop_s: float) -> None:
         super().__init__(hysteresis, classes, hop_s)
         self._margin = float(hysteresis.margin)
         self._n_dwell = dwell_decisions(hysteresis.dwell_s, self._hop_s)

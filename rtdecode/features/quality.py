@@ -18,6 +18,7 @@ Policy (documented in the README):
 * the window's quality is the fraction of good channels; below ``min_good_fraction`` the
   decision is flagged ``bad_signal`` and the smoother holds (see ``rtdecode.decoding.smoother``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,16 @@ from rtdecode.features._quality import all_fine, summarise_bins
 
 logger = logging.getLogger("rtdecode")
 
-__all__ = ["QualityConfig", "WindowQuality", "ChannelQuality", "NONFINITE", "FLAT", "RAILED",
-           "ARTEFACT", "REASONS"]
+__all__ = [
+    "QualityConfig",
+    "WindowQuality",
+    "ChannelQuality",
+    "NONFINITE",
+    "FLAT",
+    "RAILED",
+    "ARTEFACT",
+    "REASONS",
+]
 
 NONFINITE, FLAT, RAILED, ARTEFACT = 1, 2, 4, 8
 REASONS = {NONFINITE: "nonfinite", FLAT: "flat", RAILED: "railed", ARTEFACT: "artefact"}
@@ -76,8 +85,9 @@ class QualityConfig:
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not (self.typical_s > 0 and self.stuck_run_s > 0):
-            raise ValueError(f"typical_s and stuck_run_s must be > 0, got {self.typical_s}, "
-                             f"{self.stuck_run_s}")
+            raise ValueError(
+                f"typical_s and stuck_run_s must be > 0, got {self.typical_s}, {self.stuck_run_s}"
+            )
 
 
 class WindowQuality(NamedTuple):
@@ -108,8 +118,9 @@ class ChannelQuality:
         Hop in seconds (for the running typical value).
     """
 
-    def __init__(self, config: QualityConfig, n_channels: int, window_a: int, hop_a: int,
-                 hop_s: float) -> None:
+    def __init__(
+        self, config: QualityConfig, n_channels: int, window_a: int, hop_a: int, hop_s: float
+    ) -> None:
         self.config = config
         self.n_channels = n_channels
         self._window_a = window_a
@@ -119,27 +130,35 @@ class ChannelQuality:
         if self._bin < self._min_run:
             # runs are counted within bins (gcd of window and hop): with bins this short the
             # stuck-sample checks cannot work; NaN, size and peak-to-peak checks still do
-            logger.warning("window and hop share only %d analysis samples: flat/railed runs of "
-                           "%d samples are not detected; make the window a multiple of the hop",
-                           self._bin, self._min_run)
+            logger.warning(
+                "window and hop share only %d analysis samples: flat/railed runs of "
+                "%d samples are not detected; make the window a multiple of the hop",
+                self._bin,
+                self._min_run,
+            )
             self._min_run = self._bin + 1  # no run fits in a bin: nothing counts as stuck
         n_bins = window_a // self._bin
         shape = (n_bins, n_channels)
         self._min = np.zeros(shape, np.float32)
         self._max = np.zeros(shape, np.float32)
         self._nonfinite = np.zeros(shape, bool)
-        self._nonfinite_u8 = self._nonfinite.view(np.uint8)  # the same memory, as the kernels take it
-        self._repeats = np.zeros(shape, np.int32)   # samples equal to the previous one
-        self._at_max = np.zeros(shape, np.int32)    # ... and equal to the bin's maximum
-        self._at_min = np.zeros(shape, np.int32)    # ... and equal to the bin's minimum
+        self._nonfinite_u8 = self._nonfinite.view(
+            np.uint8
+        )  # the same memory, as the kernels take it
+        self._repeats = np.zeros(shape, np.int32)  # samples equal to the previous one
+        self._at_max = np.zeros(shape, np.int32)  # ... and equal to the bin's maximum
+        self._at_min = np.zeros(shape, np.int32)  # ... and equal to the bin's minimum
         self._done = 0  # analysis samples (since reset) whose bins are summarised
         # typical log10 peak-to-peak per channel; kept across reset (same electrodes)
         self._log_typical = np.zeros(n_channels, np.float64)
         self._n_typical = np.zeros(n_channels, np.int64)
         self._alpha = min(1.0, hop_s / config.typical_s)
         # all_fine's thresholds: stuck samples, log10 of the artefact and flat factors
-        self._fine_limits = (config.stuck_fraction * window_a, math.log10(config.artefact_factor),
-                             -math.log10(config.flat_factor))
+        self._fine_limits = (
+            config.stuck_fraction * window_a,
+            math.log10(config.artefact_factor),
+            -math.log10(config.flat_factor),
+        )
         self._good = WindowQuality(1.0, np.zeros(n_channels, np.uint8))
 
     def reset(self) -> None:
@@ -161,15 +180,33 @@ class ChannelQuality:
         start = max(self._done, end_a - self._window_a)
         if end_a > start:
             nb = (end_a - start) // g
-            summarise_bins(store, end_col - (end_a - start), nb, g, self._min_run, start // g,
-                           self._min, self._max,
-                           self._nonfinite_u8, self._repeats, self._at_max,
-                           self._at_min)
+            summarise_bins(
+                store,
+                end_col - (end_a - start),
+                nb,
+                g,
+                self._min_run,
+                start // g,
+                self._min,
+                self._max,
+                self._nonfinite_u8,
+                self._repeats,
+                self._at_max,
+                self._at_min,
+            )
             self._done = end_a
         # the common case (every channel fine) in one compiled pass, which also moves the
         # typical values; numpy works out the rest only when something is off
-        if all_fine(self._min, self._max, self._nonfinite_u8, self._repeats,
-                    *self._fine_limits, self._alpha, self._log_typical, self._n_typical):
+        if all_fine(
+            self._min,
+            self._max,
+            self._nonfinite_u8,
+            self._repeats,
+            *self._fine_limits,
+            self._alpha,
+            self._log_typical,
+            self._n_typical,
+        ):
             return self._good
         return self._verdict()
 
@@ -210,13 +247,15 @@ class ChannelQuality:
         self._update_typical(flags == 0, log_ptp, slow=by_size)
         return WindowQuality(float(np.mean(flags == 0)), flags)
 
-    def _update_typical(self, good: np.ndarray, log_ptp: np.ndarray,
-                        slow: np.ndarray | None = None) -> None:
+    def _update_typical(
+        self, good: np.ndarray, log_ptp: np.ndarray, slow: np.ndarray | None = None
+    ) -> None:
         n = self._n_typical
         alpha = np.maximum(self._alpha, 1.0 / (n + 1))
         if slow is not None:
             alpha = np.where(slow, self._alpha / 10.0, alpha)
             good = good | slow
-        self._log_typical[:] = np.where(good, self._log_typical + alpha * (log_ptp - self._log_typical),
-                                        self._log_typical)
+        self._log_typical[:] = np.where(
+            good, self._log_typical + alpha * (log_ptp - self._log_typical), self._log_typical
+        )
         self._n_typical += good

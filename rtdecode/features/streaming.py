@@ -13,10 +13,12 @@ each time the absolute sample count reaches a multiple of the hop (once a full w
 ``extract_features`` is the offline path and calls the same ``push`` over the whole recording, so
 live and offline features are identical for the same samples, whatever the chunking.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
@@ -89,7 +91,9 @@ class BandPower:
         self._taper = scipy.signal.get_window("hann", n, fftbins=True).astype(np.float32)
         freqs = scipy.fft.rfftfreq(n, d=1.0 / fs_a)
         # density scaling (x2 for the one-sided spectrum except DC/Nyquist) times bin width
-        scale = np.full(freqs.size, 2.0 / (fs_a * float(np.sum(self._taper.astype(np.float64) ** 2))))
+        scale = np.full(
+            freqs.size, 2.0 / (fs_a * float(np.sum(self._taper.astype(np.float64) ** 2)))
+        )
         scale[0] /= 2.0
         if n % 2 == 0:
             scale[-1] /= 2.0
@@ -105,7 +109,9 @@ class BandPower:
             matrix[in_band, j] = scale[in_band]
         names = [b.name for b in config.bands]
         self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], dtype=np.intp)
-        self._ratio_den = np.array([names.index(r.denominator) for r in config.ratios], dtype=np.intp)
+        self._ratio_den = np.array(
+            [names.index(r.denominator) for r in config.ratios], dtype=np.intp
+        )
         # The window's spectrum is computed in two parts that add up (the DFT is linear): the
         # head (all but the last ``tail_samples``, zero-padded) with an FFT *before* the window
         # ends, and the tail once its last sample arrives. Per band,
@@ -125,20 +131,19 @@ class BandPower:
             band_bins.append((lo, hi))
             k = np.arange(lo, hi, dtype=np.float64)
             phase = 2.0 * np.pi * np.outer(k, t) / n
-            cos, sin = np.cos(phase), -np.sin(phase)    # the tail's DFT basis, (bins, m)
+            cos, sin = np.cos(phase), -np.sin(phase)  # the tail's DFT basis, (bins, m)
             s = scale[lo:hi, None]
             # rows interleaved like the complex FFT output viewed as float32: re, im, re, ...
             basis = np.empty((2 * (hi - lo), m), dtype=np.float64)
             basis[0::2], basis[1::2] = 2.0 * s * cos, 2.0 * s * sin
             cross_basis.append(basis.astype(np.float32))
             q = (s * cos).T @ cos + (s * sin).T @ sin
-            quad[j] = 0.5 * (q + q.T)   # exactly symmetric: Q_b t is computed as t Q_b
+            quad[j] = 0.5 * (q + q.T)  # exactly symmetric: Q_b t is computed as t Q_b
         self._band_bins = np.array(band_bins, dtype=np.intp).reshape(-1, 2)
         self._bases = np.ascontiguousarray(np.concatenate(cross_basis), dtype=np.float32)
         self._bin_scale = np.ascontiguousarray(scale)
         # all bands' Q_b side by side: Q_b t for every band in one matrix product
-        self._quad_all = np.ascontiguousarray(
-            np.concatenate(list(quad), axis=1), dtype=np.float32)
+        self._quad_all = np.ascontiguousarray(np.concatenate(list(quad), axis=1), dtype=np.float32)
         self._tail_taper = np.ascontiguousarray(self._taper[n - m :])
         self._tapered = np.empty((n_channels, n), dtype=np.float32)
         self._head_bands = np.empty((n_channels, len(config.bands)), dtype=np.float32)
@@ -184,11 +189,18 @@ class BandPower:
         # operations, on caches gone cold while the decode thread slept, the steps around the
         # FFT took longer than the FFT itself (64 channels: ~0.35 ms a window, live).
         taper_head(head, self._taper, self._tapered)
-        spectrum = scipy.fft.rfft(self._tapered, axis=-1, overwrite_x=True,
-                                  workers=self._fft_workers)
+        spectrum = scipy.fft.rfft(
+            self._tapered, axis=-1, overwrite_x=True, workers=self._fft_workers
+        )
         # the complex spectrum viewed as float32 (re, im interleaved): no copies of its parts
-        head_terms(spectrum.view(np.float32), self._bin_scale, self._band_bins, self._bases,
-                   self._cross, self._head_bands)
+        head_terms(
+            spectrum.view(np.float32),
+            self._bin_scale,
+            self._band_bins,
+            self._bases,
+            self._cross,
+            self._head_bands,
+        )
 
     def finish(self, tail: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Features of the window whose head was last given to ``prepare``.
@@ -206,19 +218,29 @@ class BandPower:
         """
         if out is None:
             out = np.empty(self.n_features, dtype=np.float32)
-        finish_bands(tail, self._tail_taper, self._quad_all, self._tapered_tail, self._tail_quad,
-                     self._cross, self._head_bands, self._ratio_num, self._ratio_den,
-                     self._relative, _POWER_FLOOR,
-                     out.reshape(self._out_shape))
+        finish_bands(
+            tail,
+            self._tail_taper,
+            self._quad_all,
+            self._tapered_tail,
+            self._tail_quad,
+            self._cross,
+            self._head_bands,
+            self._ratio_num,
+            self._ratio_den,
+            self._relative,
+            _POWER_FLOOR,
+            out.reshape(self._out_shape),
+        )
         return out
 
 
 class FeatureRow(NamedTuple):
     """One window's features, as ``StreamingFeatures.push`` returns them."""
 
-    end_sample: int          # input-sample count at the window's end (exclusive)
-    features: np.ndarray     # (n_features,) float32, bad channels already replaced
-    quality: WindowQuality   # fraction of good channels and each channel's flags
+    end_sample: int  # input-sample count at the window's end (exclusive)
+    features: np.ndarray  # (n_features,) float32, bad channels already replaced
+    quality: WindowQuality  # fraction of good channels and each channel's flags
 
 
 class StreamingFeatures:
@@ -238,8 +260,9 @@ class StreamingFeatures:
     decimator state and the last window of analysis-rate samples; memory is fixed at construction.
     """
 
-    def __init__(self, config: FeatureConfig, n_channels: int,
-                 quality: QualityConfig | None = None) -> None:
+    def __init__(
+        self, config: FeatureConfig, n_channels: int, quality: QualityConfig | None = None
+    ) -> None:
         self.config = config
         self.n_channels = n_channels
         self.band_power = BandPower(config, n_channels)
@@ -265,13 +288,17 @@ class StreamingFeatures:
         self._prepared_for = -1  # the boundary whose window head band_power holds
         # running mean of every feature ("baseline" normalisation), kept across reset(): it
         # describes the recording and electrodes, which a gap does not change
-        self._baseline = (np.zeros(self.n_features, dtype=np.float64)
-                          if config.normalisation == "baseline" else None)
+        self._baseline = (
+            np.zeros(self.n_features, dtype=np.float64)
+            if config.normalisation == "baseline"
+            else None
+        )
         self._baseline_rows = np.zeros(n_channels, np.int64)  # good rows per channel
         self._baseline_alpha = min(1.0, config.hop_s / config.baseline_s)
         self.quality_config = quality or QualityConfig()
-        self._quality = ChannelQuality(self.quality_config, n_channels, self._window_a,
-                                       self._hop_a, config.hop_s)
+        self._quality = ChannelQuality(
+            self.quality_config, n_channels, self._window_a, self._hop_a, config.hop_s
+        )
 
     @property
     def samples_in(self) -> int:
@@ -326,9 +353,7 @@ class StreamingFeatures:
             window's end (exclusive); ``features`` has shape (n_features,), float32.
         """
         if samples.ndim != 2 or samples.shape[1] != self.n_channels:
-            raise ValueError(
-                f"samples must have shape (n, {self.n_channels}), got {samples.shape}"
-            )
+            raise ValueError(f"samples must have shape (n, {self.n_channels}), got {samples.shape}")
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         rows: list[FeatureRow] = []
         hop = self._hop
@@ -354,8 +379,9 @@ class StreamingFeatures:
                     band_power.prepare(self._store[:, end - self._window_a : end - self._tail_a])
                 row = band_power.finish(self._store[:, end - self._tail_a : end])
                 self._prepared_for = -1
-                quality = self._quality.window(self._store, end,
-                                               self._n_in // self.config.decimation)
+                quality = self._quality.window(
+                    self._store, end, self._n_in // self.config.decimation
+                )
                 bad = quality.flags != 0 if quality.good_fraction < 1.0 else None
                 if self._baseline is not None:
                     # a bad channel neither enters its running mean nor keeps its own values

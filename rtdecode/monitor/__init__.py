@@ -1,2 +1,1 @@
-"""The operator monitor: data feeds without Qt (``feeds``) and the Qt window (``window``).
-"""
+"""The operator monitor: data feeds without Qt (``feeds``) and the Qt window (``window``)."""

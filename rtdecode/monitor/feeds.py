@@ -1,25 +1,10 @@
-"""Operator monitor: a pyqtgraph window over a running decoder. The only module that imports Qt.
+"""What the monitor shows, fetched without Qt: a decoder's decisions, status and signal.
 
-The window observes and the decoder never waits for it. ``rtdecode monitor`` (and ``run
---monitor``, which starts it) runs it as its own process at idle CPU priority over
-:class:`LslFeed`: only the decoder's outlets (``rtdecode-signal``, its analysis-rate samples, and
-``-scores``, ``-state``, ``-features``, ``-status``), so it also runs on another machine and the
-source never sends its raw stream twice. :class:`DecoderFeed` shows a decoder of the same process
-(tests) from its raw ring buffer. Each frame (a Qt timer, 25 Hz by default) copies the newest
-samples out of a ring buffer (a read that never blocks the writer), takes the new decisions and
-the status. What it shows:
-
-- a state banner (big, coloured; an alarm state flashes, shows the time since onset and can be
-  acknowledged: the acknowledgement goes in the decision log), and ``NO SIGNAL`` when no sample
-  has arrived for ``stall_s``;
-- traces of a page of channels over the last seconds, drawn as min/max per pixel column computed
-  incrementally from the new samples only (32 kHz never reaches the GUI as points);
-- band power per channel x band of the newest decision (heat map) and a scrolling band-power
-  spectrogram of one selected channel;
-- class probabilities over the last minutes with the hysteresis thresholds, and a state timeline
-  (hypnogram-style) with a truth row when a ``NAME-truth`` stream exists;
-- a health panel: input rate vs nominal, lost samples, gaps, overruns, decision latency p50/p99,
-  LSL clock offset, the process's CPU.
+:class:`LslFeed` reads a decoder in another process (``rtdecode monitor``) from its outlets only
+(``rtdecode-signal``, ``-scores``, ``-state``, ``-features``, ``-status``), so it also runs on
+another machine and the source never sends its raw stream twice. :class:`DecoderFeed` shows a
+decoder of the same process (tests) from its raw ring buffer. :class:`TruthInlet` reads a
+source's ``NAME-truth`` markers. Every call returns at once: the window polls them on its timer.
 """
 
 from __future__ import annotations
@@ -29,9 +14,21 @@ import time
 
 import numpy as np
 
+from rtdecode.decoding.status import DecoderStatus, Observation
+from rtdecode.streams import (
+    FEATURES_STREAM_NAME,
+    SCORES_STREAM_NAME,
+    SIGNAL_STREAM_NAME,
+    STATE_STREAM_NAME,
+    STATUS_STREAM_NAME,
+    output_source_id,
+    truth_stream_name,
+)
+
 __all__ = ["DecoderFeed", "LslFeed", "TruthInlet"]
 
 logger = logging.getLogger("rtdecode")
+
 
 class _Envelope:
     """Min/max per column of the last ``n_columns * per_column`` samples, updated incrementally."""
@@ -56,26 +53,55 @@ class _Envelope:
             self.filled = min(self.n_columns, self.filled + n_full)
         self._partial = data[n_full * self.per_column :].copy()
 
-class TruthInlet:
-    """``NAME-truth`` markers pulled without waiting (for the timeline's truth row)."""
 
-    def __init__(self, name: str, timeout_s: float = 1.0) -> None:
+class TruthInlet:
+    """A source's ``NAME-truth`` markers (simulator, replay), pulled without waiting.
+
+    Parameters
+    ----------
+    source_name : str
+        The name of the source stream; its truth stream is ``truth_stream_name(source_name)``.
+    timeout_s : float
+        How long to look for the truth stream; without one, nothing is ever returned.
+    """
+
+    def __init__(self, source_name: str, timeout_s: float = 1.0) -> None:
         import pylsl
 
-        found = pylsl.resolve_byprop("name", f"{name}-truth", timeout=timeout_s)
+        found = pylsl.resolve_byprop("name", truth_stream_name(source_name), timeout=timeout_s)
         self._inlet = pylsl.StreamInlet(found[0]) if found else None
         if self._inlet is not None:
             self._inlet.open_stream(timeout=2.0)
+        self.changes: list[tuple[float, str]] = []
 
     def drain(self) -> list[tuple[float, str]]:
+        """The markers that came since the last call, as ``(timestamp, state)``."""
         if self._inlet is None:
             return []
-        out = []
+        new = []
         while True:
             sample, ts = self._inlet.pull_sample(timeout=0.0)
             if sample is None:
-                return out
-            out.append((ts, str(sample[0])))
+                break
+            new.append((ts, str(sample[0])))
+        self.changes.extend(new)
+        return new
+
+    def state_at(self, t: float) -> str | None:
+        """The true state at LSL time ``t`` (None before the first marker)."""
+        self.drain()
+        current = None
+        for ts, state in self.changes:
+            if ts > t:
+                break
+            current = state
+        return current
+
+    def close(self) -> None:
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
 
 class DecoderFeed:
     """The monitor's view of a decoder in this process (tests, benchmarks).
@@ -87,11 +113,16 @@ class DecoderFeed:
     def __init__(self, decoder) -> None:
         self.decoder = decoder
         acq = decoder.acquisition
-        self.ring, self.n_channels, self.fs_hz, self.name = acq.ring, acq.n_channels, acq.fs_hz, acq.name
+        self.ring, self.n_channels, self.fs_hz, self.name = (
+            acq.ring,
+            acq.n_channels,
+            acq.fs_hz,
+            acq.name,
+        )
         self.input_fs_hz = acq.fs_hz
         self.channel_labels = tuple(getattr(acq, "channel_labels", None) or ())
         self.classes = tuple(decoder.classes)
-        self.hysteresis = decoder.smoother.hysteresis
+        self.hysteresis = decoder.step.hysteresis
         self.feature_config = decoder.config
         self._queue = decoder.observe()
 
@@ -121,6 +152,7 @@ class DecoderFeed:
     def close(self) -> None:
         pass
 
+
 class LslFeed:
     """The monitor's view of a decoder in another process, all from the decoder's outlets for
     one input stream: ``rtdecode-signal`` (the analysis-rate samples, into the monitor's own
@@ -141,25 +173,23 @@ class LslFeed:
         Alarm acknowledgements are appended here as JSON lines (and logged).
     """
 
-    def __init__(self, selector, *, resolve_timeout_s: float = 10.0,
-                 log_path: str | None = None) -> None:
+    def __init__(
+        self, selector, *, resolve_timeout_s: float = 10.0, log_path: str | None = None
+    ) -> None:
         import pylsl
 
         from rtdecode.acquisition.acquisition import LslAcquisition
         from rtdecode.acquisition.inlet import resolve_stream
         from rtdecode.decoding.model import ModelContract
-        from rtdecode.outputs.telemetry import (
-            FEATURES_STREAM_NAME,
-            SIGNAL_STREAM_NAME,
-            STATUS_STREAM_NAME,
-        )
 
         info = resolve_stream(selector, timeout_s=resolve_timeout_s)
         sid = info.source_id()
         self.input_fs_hz = info.nominal_srate()
 
         def inlet(prefix: str, required: bool = True):
-            found = pylsl.resolve_byprop("source_id", f"{prefix}:{sid}", timeout=resolve_timeout_s)
+            found = pylsl.resolve_byprop(
+                "source_id", output_source_id(prefix, sid), timeout=resolve_timeout_s
+            )
             if not found:
                 if required:
                     raise RuntimeError(
@@ -171,8 +201,9 @@ class LslFeed:
             # and per-inlet clock corrections would pull them apart (they are paired by it).
             return pylsl.StreamInlet(found[0], max_buflen=30)
 
-        signal = pylsl.resolve_byprop("source_id", f"{SIGNAL_STREAM_NAME}:{sid}",
-                                      timeout=resolve_timeout_s)
+        signal = pylsl.resolve_byprop(
+            "source_id", output_source_id(SIGNAL_STREAM_NAME, sid), timeout=resolve_timeout_s
+        )
         if not signal:
             raise RuntimeError(
                 f"no decoder publishes for stream {info.name()!r} ({SIGNAL_STREAM_NAME}:{sid} "
@@ -182,8 +213,8 @@ class LslFeed:
         self._status_inlet = inlet(STATUS_STREAM_NAME)
         full = self._status_inlet.info(timeout=resolve_timeout_s)
         contract = ModelContract.from_json(full.desc().child_value("contract"))
-        self._scores = inlet("rtdecode-scores")
-        self._state = inlet("rtdecode-state")
+        self._scores = inlet(SCORES_STREAM_NAME)
+        self._state = inlet(STATE_STREAM_NAME)
         self._features = inlet(FEATURES_STREAM_NAME, required=False)
         for i in (self._status_inlet, self._scores, self._state, self._features):
             if i is not None:
@@ -217,8 +248,6 @@ class LslFeed:
         return self._scores.samples_available() > 0
 
     def drain(self) -> list:
-        from rtdecode.decoding.decoder import Observation
-
         for ts, sample in self._pull(self._state):
             self._state_marks.append((ts, str(sample[0])))
         for ts, sample in self._pull(self._scores):
@@ -244,26 +273,26 @@ class LslFeed:
             # the scores stream holds one channel per class, then the quality channel
             k = len(self.classes)
             state = self._state_now or self.classes[int(np.argmax(probs[:k]))]
-            out.append(Observation(0, ts, tuple(float(p) for p in probs[:k]), state, changed,
-                                   None if feats is None else np.asarray(feats, np.float32),
-                                   float(probs[k]) if len(probs) > k else 1.0))
+            out.append(
+                Observation(
+                    0,
+                    ts,
+                    tuple(float(p) for p in probs[:k]),
+                    state,
+                    changed,
+                    None if feats is None else np.asarray(feats, np.float32),
+                    float(probs[k]) if len(probs) > k else 1.0,
+                )
+            )
         return out
 
-    def status(self):
-        import json
-
-        from rtdecode.decoding.decoder import DecoderStatus
-
+    def status(self) -> DecoderStatus:
         for _, sample in self._pull(self._status_inlet):
-            d = json.loads(sample[0])
-            self.decoder_cpu_cores = d.pop("decoder_cpu_cores", None)
-            d["probabilities"] = tuple(d["probabilities"])
-            d["classes"] = tuple(d["classes"])
-            self._status = DecoderStatus(**d)
+            self._status = DecoderStatus.from_json(sample[0])
+            self.decoder_cpu_cores = self._status.decoder_cpu_cores
             self._last_status_wall = time.monotonic()
         if self._status is None:
-            return DecoderStatus(0, None, None, None, (), self.classes, 0.0, 0.0, 0.0, 0, 0, 0,
-                                 0, 0.0, 0.0)
+            return DecoderStatus.empty(self.classes)
         return self._status
 
     def samples_received(self) -> int:
@@ -275,8 +304,17 @@ class LslFeed:
         logger.warning("alarm %s (onset %s) acknowledged at the monitor", state, onset_t)
         if self._log_path:
             with open(self._log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"event": "alarm_acknowledged", "state": state,
-                                    "onset_t": onset_t, "unix_time": time.time()}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "event": "alarm_acknowledged",
+                            "state": state,
+                            "onset_t": onset_t,
+                            "unix_time": time.time(),
+                        }
+                    )
+                    + "\n"
+                )
 
     def running(self) -> bool:
         return True

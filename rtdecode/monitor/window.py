@@ -1,5 +1,7 @@
 """Operator monitor: a pyqtgraph window over a running decoder. The only module that imports Qt.
 
+Its data come from a feed (:mod:`rtdecode.monitor.feeds`).
+
 The window observes and the decoder never waits for it. ``rtdecode monitor`` (and ``run
 --monitor``, which starts it) runs it as its own process at idle CPU priority over
 :class:`LslFeed`: only the decoder's outlets (``rtdecode-signal``, its analysis-rate samples, and
@@ -36,6 +38,7 @@ import psutil
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
+from rtdecode.common.channels import labels_or_default
 from rtdecode.monitor.feeds import DecoderFeed, _Envelope
 
 __all__ = ["MonitorConfig", "MonitorWindow", "run_monitor", "STATE_COLOURS"]
@@ -44,14 +47,19 @@ logger = logging.getLogger("rtdecode")
 
 #: Banner / timeline colours by state name; other states get a colour from the palette.
 STATE_COLOURS = {
-    "wake": (230, 159, 0), "nrem": (86, 180, 233), "rem": (0, 158, 115),
-    "normal": (70, 130, 70), "seizure": (213, 40, 40), "no_signal": (110, 110, 110),
+    "wake": (230, 159, 0),
+    "nrem": (86, 180, 233),
+    "rem": (0, 158, 115),
+    "normal": (70, 130, 70),
+    "seizure": (213, 40, 40),
+    "no_signal": (110, 110, 110),
     "bad_signal": (140, 90, 40),
 }
 
 _POLL_MS = 4  # how often the monitor looks for a new decision (a few microseconds each)
 
 _PALETTE = [(204, 121, 167), (240, 228, 66), (0, 114, 178), (213, 94, 0), (150, 150, 150)]
+
 
 @dataclass(frozen=True)
 class MonitorConfig:
@@ -81,12 +89,14 @@ class MonitorConfig:
     fps: float = 25.0
     stall_s: float = 1.0
 
+
 def _colour(state: str | None, classes: tuple[str, ...]) -> tuple[int, int, int]:
     if state is None:
         return STATE_COLOURS["no_signal"]
     if state in STATE_COLOURS:
         return STATE_COLOURS[state]
     return _PALETTE[classes.index(state) % len(_PALETTE)] if state in classes else _PALETTE[-1]
+
 
 class MonitorWindow(QtWidgets.QWidget):
     """The operator window over a running :class:`rtdecode.decoding.decoder.Decoder`.
@@ -109,8 +119,7 @@ class MonitorWindow(QtWidgets.QWidget):
         self.config = config or MonitorConfig()
         self.truth = truth
         self.classes = tuple(feed.classes)
-        self.channel_labels = tuple(feed.channel_labels
-                                    or [f"ch{i:03d}" for i in range(feed.n_channels)])
+        self.channel_labels = labels_or_default(feed.channel_labels, feed.n_channels)
         self.n_channels = feed.n_channels
         self.fs_hz = feed.fs_hz
         self.feature_config = feed.feature_config
@@ -160,8 +169,9 @@ class MonitorWindow(QtWidgets.QWidget):
         # when no decision comes (no signal, before the first window).
         hop_s = self.feature_config.hop_s
         self._frames_per_hop = max(1, math.ceil(self.config.fps * hop_s))
-        self._frame_offsets_s = [0.8 * hop_s * k / self._frames_per_hop
-                                 for k in range(self._frames_per_hop)]
+        self._frame_offsets_s = [
+            0.8 * hop_s * k / self._frames_per_hop for k in range(self._frames_per_hop)
+        ]
         self._frames_due: list[float] = []
         self._last_decision_wall = -math.inf
         self._last_frame_wall = -math.inf
@@ -179,8 +189,10 @@ class MonitorWindow(QtWidgets.QWidget):
         if self._frames_due and now >= self._frames_due[0]:
             while self._frames_due and now >= self._frames_due[0]:
                 self._frames_due.pop(0)
-        elif not (now - self._last_decision_wall > 2 * self.feature_config.hop_s
-                  and now - self._last_frame_wall >= 1.0 / self.config.fps):
+        elif not (
+            now - self._last_decision_wall > 2 * self.feature_config.hop_s
+            and now - self._last_frame_wall >= 1.0 / self.config.fps
+        ):
             return
         self._last_frame_wall = now
         self.refresh()
@@ -219,8 +231,13 @@ class MonitorWindow(QtWidgets.QWidget):
         self.channel_combo = QtWidgets.QComboBox()
         self.channel_combo.addItems(list(self.channel_labels))
         self.channel_combo.currentIndexChanged.connect(self._select_channel)
-        for w in (QtWidgets.QLabel("channels"), self.page_spin, self.gain_spin,
-                  QtWidgets.QLabel("spectrogram of"), self.channel_combo):
+        for w in (
+            QtWidgets.QLabel("channels"),
+            self.page_spin,
+            self.gain_spin,
+            QtWidgets.QLabel("spectrogram of"),
+            self.channel_combo,
+        ):
             controls.addWidget(w)
         controls.addStretch(1)
         layout.addLayout(controls, 1, 0)
@@ -228,8 +245,10 @@ class MonitorWindow(QtWidgets.QWidget):
         self.trace_plot.setLabel("bottom", "time", units="s")
         self.trace_plot.setMouseEnabled(x=False, y=False)
         self.trace_plot.hideButtons()
-        self.trace_curves = [self.trace_plot.plot(pen=pg.mkPen((40, 40, 40), width=1))
-                             for _ in range(self.config.channels_per_page)]
+        self.trace_curves = [
+            self.trace_plot.plot(pen=pg.mkPen((40, 40, 40), width=1))
+            for _ in range(self.config.channels_per_page)
+        ]
         self.trace_plot.setBackground("w")
         layout.addWidget(self.trace_plot, 2, 0, 3, 1)
 
@@ -250,8 +269,9 @@ class MonitorWindow(QtWidgets.QWidget):
         layout.addWidget(self.spec_plot, 3, 1, 1, 2)
 
         # probabilities, thresholds, timeline
-        self.prob_plot = pg.PlotWidget(title="class probabilities",
-                                       axisItems={"bottom": pg.DateAxisItem()})
+        self.prob_plot = pg.PlotWidget(
+            title="class probabilities", axisItems={"bottom": pg.DateAxisItem()}
+        )
         self.prob_plot.setYRange(0, 1)
         self.prob_plot.addLegend(offset=(5, 5))
         self.prob_curves = [
@@ -259,13 +279,17 @@ class MonitorWindow(QtWidgets.QWidget):
             for c in self.classes
         ]
         if self.event_class is not None:
-            for level, style in ((self.hysteresis.on_threshold, QtCore.Qt.PenStyle.DashLine),
-                                 (self.hysteresis.off_threshold, QtCore.Qt.PenStyle.DotLine)):
-                self.prob_plot.addItem(pg.InfiniteLine(level, angle=0,
-                                                       pen=pg.mkPen("k", style=style)))
+            for level, style in (
+                (self.hysteresis.on_threshold, QtCore.Qt.PenStyle.DashLine),
+                (self.hysteresis.off_threshold, QtCore.Qt.PenStyle.DotLine),
+            ):
+                self.prob_plot.addItem(
+                    pg.InfiniteLine(level, angle=0, pen=pg.mkPen("k", style=style))
+                )
         layout.addWidget(self.prob_plot, 4, 1, 1, 2)
-        self.timeline_plot = pg.PlotWidget(title="state (top: decoded, bottom: truth)",
-                                           axisItems={"bottom": pg.DateAxisItem()})
+        self.timeline_plot = pg.PlotWidget(
+            title="state (top: decoded, bottom: truth)", axisItems={"bottom": pg.DateAxisItem()}
+        )
         self.timeline_plot.setXLink(self.prob_plot)
         self.timeline_img = pg.ImageItem()
         self.timeline_plot.addItem(self.timeline_img)
@@ -364,7 +388,9 @@ class MonitorWindow(QtWidgets.QWidget):
         ring = self.feed.ring
         written = ring.written
         if self._read_until is None:
-            self._read_until = max(0, written - self._envelope.n_columns * self._envelope.per_column)
+            self._read_until = max(
+                0, written - self._envelope.n_columns * self._envelope.per_column
+            )
         # never reach back further than half the ring: a read the writer overtakes would count
         # as an overrun of the decoder's buffer
         start = max(self._read_until, written - ring.capacity // 2)
@@ -380,7 +406,7 @@ class MonitorWindow(QtWidgets.QWidget):
         """Append the selected channel's new samples to its spectrogram buffer."""
         tail, n = self._selected_tail, samples.shape[0]
         if n >= tail.size:
-            tail[:] = samples[-tail.size:]
+            tail[:] = samples[-tail.size :]
         else:
             tail[:-n] = tail[n:]
             tail[-n:] = samples
@@ -418,15 +444,20 @@ class MonitorWindow(QtWidgets.QWidget):
         n = env.filled
         if n == 0:
             return
-        x = (np.arange(-n, 0, dtype=np.float64) * env.per_column / self.fs_hz)
+        x = np.arange(-n, 0, dtype=np.float64) * env.per_column / self.fs_hz
         xx = np.repeat(x, 2)
         shown = self.page_channels()
         block = np.empty(2 * n, dtype=np.float32)
         lo, hi = env.lo[-n:], env.hi[-n:]
         # one robust scale for the page: at gain 1 the 1st-99th percentile range of a typical
         # channel fills 0.9 of its row
-        spread = np.median(np.percentile(hi[:, shown], 99, axis=0)
-                           - np.percentile(lo[:, shown], 1, axis=0)) if shown else 1.0
+        spread = (
+            np.median(
+                np.percentile(hi[:, shown], 99, axis=0) - np.percentile(lo[:, shown], 1, axis=0)
+            )
+            if shown
+            else 1.0
+        )
         scale = 0.9 * self.gain / max(float(spread), 1e-12)
         for i, curve in enumerate(self.trace_curves):
             if i >= len(shown):
@@ -445,8 +476,7 @@ class MonitorWindow(QtWidgets.QWidget):
         cols = np.array(self._spec_cols)
         self.spec_img.setImage(cols, autoLevels=True)
         df = self.fs_hz / self._spec_nfft  # row k is centred on k * df
-        self.spec_img.setRect(QtCore.QRectF(0.0, -df / 2, float(len(cols)),
-                                            self._spec_bins * df))
+        self.spec_img.setRect(QtCore.QRectF(0.0, -df / 2, float(len(cols)), self._spec_bins * df))
 
     def _draw_decisions(self) -> None:
         if not self._t:
@@ -462,8 +492,9 @@ class MonitorWindow(QtWidgets.QWidget):
             marks_t = np.array([m[0] for m in self._truth_marks])
             labels = [m[1] for m in self._truth_marks]
             idx = np.searchsorted(marks_t, t, side="right") - 1
-            truth_row = [_colour(labels[i], self.classes) if i >= 0 else (235, 235, 235)
-                         for i in idx]
+            truth_row = [
+                _colour(labels[i], self.classes) if i >= 0 else (235, 235, 235) for i in idx
+            ]
         img = np.zeros((len(t), 2, 3), dtype=np.uint8)
         img[:, 0] = truth_row
         img[:, 1] = decoded
@@ -509,8 +540,11 @@ class MonitorWindow(QtWidgets.QWidget):
             f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
             _channels_text(status.bad_channels, self.n_channels),
             f"<b>stream</b> {status.stream_health}"
-            + (f", {status.skipped_decisions} skipped, {status.stale_decisions} stale"
-               if status.skipped_decisions or status.stale_decisions else ""),
+            + (
+                f", {status.skipped_decisions} skipped, {status.stale_decisions} stale"
+                if status.skipped_decisions or status.stale_decisions
+                else ""
+            ),
         ]
         decoder_cpu = getattr(self.feed, "decoder_cpu_cores", None)
         if decoder_cpu is not None:
@@ -529,14 +563,18 @@ class MonitorWindow(QtWidgets.QWidget):
     def frames(self) -> int:
         return self._frames
 
+
 def _channels_text(bad: dict, n_channels: int) -> str:
     """Health-panel text of the channel checks: all good, or which are bad and why."""
     if not bad:
         return f"<b>channels</b> {n_channels}/{n_channels} ok"
     listed = ", ".join(f"{name} {why}" for name, why in list(bad.items())[:6])
     more = f" +{len(bad) - 6}" if len(bad) > 6 else ""
-    return (f"<b>channels</b> <span style='color:red'>{n_channels - len(bad)}/{n_channels} ok"
-            f"</span> ({listed}{more})")
+    return (
+        f"<b>channels</b> <span style='color:red'>{n_channels - len(bad)}/{n_channels} ok"
+        f"</span> ({listed}{more})"
+    )
+
 
 def _fmt_duration(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
@@ -546,8 +584,15 @@ def _fmt_duration(seconds: float) -> str:
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
-def run_monitor(feed, *, duration_s: float | None = None, screenshot: str | None = None,
-                truth=None, config: MonitorConfig | None = None) -> MonitorWindow:
+
+def run_monitor(
+    feed,
+    *,
+    duration_s: float | None = None,
+    screenshot: str | None = None,
+    truth=None,
+    config: MonitorConfig | None = None,
+) -> MonitorWindow:
     """Open the window over ``feed`` (a DecoderFeed, an LslFeed, or a Decoder, started here if
     needed) and run Qt until closed, ``duration_s`` passes or the decoder stops; then save
     ``screenshot`` (PNG) if asked. Returns the window."""
@@ -567,12 +612,17 @@ def run_monitor(feed, *, duration_s: float | None = None, screenshot: str | None
     app.exec()
     wall = max(1e-9, time.monotonic() - wall0)
     window.stats = {
-        "frames": window.frames - frames0, "seconds": wall,
-        "fps": (window.frames - frames0) / wall, "frame_ms": window.frame_cost_ms(),
+        "frames": window.frames - frames0,
+        "seconds": wall,
+        "fps": (window.frames - frames0) / wall,
+        "frame_ms": window.frame_cost_ms(),
         "cpu_cores": (sum(proc.cpu_times()[:2]) - cpu0) / wall,
     }
-    logger.info("monitor: %(frames)d frames in %(seconds).1f s (%(fps).1f fps), refresh median "
-                "%(frame_ms).1f ms, %(cpu_cores).2f cores", window.stats)
+    logger.info(
+        "monitor: %(frames)d frames in %(seconds).1f s (%(fps).1f fps), refresh median "
+        "%(frame_ms).1f ms, %(cpu_cores).2f cores",
+        window.stats,
+    )
     if screenshot:
         window.refresh()
         window.grab().save(str(screenshot))

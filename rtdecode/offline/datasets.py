@@ -9,13 +9,14 @@ left out of training, but are kept so that evaluation can replay every decision 
 With several recordings, extraction runs in parallel with Dask (a local cluster by default, or a
 scheduler address).
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -83,8 +84,12 @@ class RecordingFeatures:
 
 
 def window_labels(
-    end_s: np.ndarray, window_s: float, segments: Sequence[Segment], classes: Sequence[str],
-    *, merge_touching: bool = True,
+    end_s: np.ndarray,
+    window_s: float,
+    segments: Sequence[Segment],
+    classes: Sequence[str],
+    *,
+    merge_touching: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label of each window ``[end - window_s, end)``: the one segment covering it, else -1.
 
@@ -126,17 +131,26 @@ def _merge_touching(segs: list[Segment]) -> list[Segment]:
     merged: list[Segment] = []
     for seg in segs:
         last = merged[-1] if merged else None
-        if (last is not None and last.label == seg.label and last.group == seg.group
-                and seg.onset_s <= last.end_s + 1e-6):
-            merged[-1] = Segment(last.onset_s, max(last.end_s, seg.end_s) - last.onset_s,
-                                 last.label, last.group)
+        if (
+            last is not None
+            and last.label == seg.label
+            and last.group == seg.group
+            and seg.onset_s <= last.end_s + 1e-6
+        ):
+            merged[-1] = Segment(
+                last.onset_s, max(last.end_s, seg.end_s) - last.onset_s, last.label, last.group
+            )
         else:
             merged.append(seg)
     return merged
 
 
 def recording_features(
-    source: Source, config: FeatureConfig, classes: Sequence[str], *, chunk_samples: int = 65536,
+    source: Source,
+    config: FeatureConfig,
+    classes: Sequence[str],
+    *,
+    chunk_samples: int = 65536,
     progress: bool = False,
 ) -> RecordingFeatures:
     """Features and window labels of one recording (bounded memory: one chunk at a time).
@@ -167,11 +181,18 @@ def recording_features(
             f"{rec.path}: {rec.duration_s:.1f} s is shorter than one {config.window_s:g} s window"
         )
     end_s = np.array(ends, dtype=np.float64) / rec.fs_hz
-    y, groups = window_labels(end_s, config.window_s, source.labels, classes,
-                              merge_touching=source.merge_touching)
+    y, groups = window_labels(
+        end_s, config.window_s, source.labels, classes, merge_touching=source.merge_touching
+    )
     return RecordingFeatures(
-        path=rec.path, end_s=end_s, X=np.stack(rows), y=y, groups=groups,
-        channel_names=rec.channel_names, fs_hz=rec.fs_hz, duration_s=rec.duration_s,
+        path=rec.path,
+        end_s=end_s,
+        X=np.stack(rows),
+        y=y,
+        groups=groups,
+        channel_names=rec.channel_names,
+        fs_hz=rec.fs_hz,
+        duration_s=rec.duration_s,
         seconds=time.perf_counter() - t0,
         info={"units": list(rec.units)},
     )
@@ -214,13 +235,17 @@ def _extract_serial(sources, config, classes, progress) -> list[RecordingFeature
     from tqdm import tqdm
 
     out = []
-    for source in tqdm(sources, desc="features", unit="file", disable=not progress or len(sources) < 2):
+    for source in tqdm(
+        sources, desc="features", unit="file", disable=not progress or len(sources) < 2
+    ):
         out.append(recording_features(source, config, classes, progress=progress))
         logger.info("%s: %d windows in %.1f s", source.data.name, len(out[-1].y), out[-1].seconds)
     return out
 
 
-def _extract_dask(sources, config, classes, mode, worker_memory, progress) -> list[RecordingFeatures]:
+def _extract_dask(
+    sources, config, classes, mode, worker_memory, progress
+) -> list[RecordingFeatures]:
     import os
 
     from dask.distributed import Client, LocalCluster, as_completed
@@ -228,8 +253,13 @@ def _extract_dask(sources, config, classes, mode, worker_memory, progress) -> li
 
     if mode == "local":
         n_workers = max(1, min(len(sources), os.cpu_count() or 1))
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               memory_limit=worker_memory, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=worker_memory,
+            dashboard_address=None,
+        )
         client = Client(cluster)
     elif mode.startswith(("tcp://", "tls://", "ucx://")):
         cluster = None
@@ -238,10 +268,14 @@ def _extract_dask(sources, config, classes, mode, worker_memory, progress) -> li
         except Exception as exc:
             raise DataError(f"--dask {mode}: cannot reach the Dask scheduler ({exc})") from None
     else:
-        raise DataError(f"--dask {mode!r}: use 'local', 'none' or a scheduler address tcp://HOST:PORT")
+        raise DataError(
+            f"--dask {mode!r}: use 'local', 'none' or a scheduler address tcp://HOST:PORT"
+        )
     try:
-        futures = {client.submit(recording_features, s, config, tuple(classes), pure=False): i
-                   for i, s in enumerate(sources)}
+        futures = {
+            client.submit(recording_features, s, config, tuple(classes), pure=False): i
+            for i, s in enumerate(sources)
+        }
         results: list[RecordingFeatures | None] = [None] * len(sources)
         bar = tqdm(total=len(sources), desc="features", unit="file", disable=not progress)
         for future in as_completed(futures):

@@ -11,18 +11,20 @@ The metrics here are what model cards and ``rtdecode evaluate`` report:
   a *false alarm* is a run of "on" decisions none of whose windows overlaps an event, counted per
   hour of recording.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from rtdecode.config import EventHysteresis, StateHysteresis
-from rtdecode.decoding.smoother import QualityGate, make_smoother
+from rtdecode.decoding.smoother import make_smoother
+from rtdecode.decoding.step import DecodeStep
 from rtdecode.features.quality import QualityConfig
+from rtdecode.offline.metrics import classification_metrics
 from rtdecode.offline.recordings import Recording, Segment
-from rtdecode.training.boosting import classification_metrics
 
 __all__ = [
     "smooth",
@@ -55,8 +57,13 @@ def event_episodes(segments: Sequence[Segment], event_class: str) -> list[tuple[
     return [(a, b) for a, b in episodes]
 
 
-def event_metrics(end_s: np.ndarray, on: np.ndarray, episodes: Sequence[tuple[float, float]],
-                  window_s: float, duration_s: float) -> dict:
+def event_metrics(
+    end_s: np.ndarray,
+    on: np.ndarray,
+    episodes: Sequence[tuple[float, float]],
+    window_s: float,
+    duration_s: float,
+) -> dict:
     """Event sensitivity, detection delay and false alarms per hour (see the module notes).
 
     Parameters
@@ -146,7 +153,9 @@ def decision_metrics(
         detected = sum(e["events_detected"] for e in ev)
         fa = sum(e["false_alarms"] for e in ev)
         hours = sum(e["hours"] for e in ev)
-        delays = [e["detection_delay_median_s"] for e in ev if e["detection_delay_median_s"] is not None]
+        delays = [
+            e["detection_delay_median_s"] for e in ev if e["detection_delay_median_s"] is not None
+        ]
         result["events"] = {
             "events": events,
             "events_detected": detected,
@@ -184,8 +193,13 @@ def tune_hysteresis(
         if event_class is None:
             raise ValueError("event tasks need event_class")
         grid = [
-            EventHysteresis(event_class=event_class, on_threshold=on, off_threshold=off,
-                            on_dwell_s=on_dwell, off_dwell_s=off_dwell)
+            EventHysteresis(
+                event_class=event_class,
+                on_threshold=on,
+                off_threshold=off,
+                on_dwell_s=on_dwell,
+                off_dwell_s=off_dwell,
+            )
             for on in (0.5, 0.6, 0.7, 0.8, 0.9)
             for off in (0.2, 0.3, 0.4, 0.5)
             if off < on
@@ -196,13 +210,20 @@ def tune_hysteresis(
             m = decision_metrics(runs, classes, h, hop_s=hop_s, window_s=window_s)
             e = m["events"]
             within = (e["false_alarms_per_hour"] or 0.0) <= max_false_alarms_per_hour
-            key = (within, e["event_sensitivity"] or 0.0,
-                   -(e["detection_delay_median_s"] or 1e9), m["after_hysteresis"]["kappa"])
+            key = (
+                within,
+                e["event_sensitivity"] or 0.0,
+                -(e["detection_delay_median_s"] or 1e9),
+                m["after_hysteresis"]["kappa"],
+            )
             if best_key is None or key > best_key:
                 best_key, best = key, (h, m)
     else:
-        grid = [StateHysteresis(margin=margin, dwell_s=dwell)
-                for margin in (0.0, 0.1, 0.2, 0.3) for dwell in (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)]
+        grid = [
+            StateHysteresis(margin=margin, dwell_s=dwell)
+            for margin in (0.0, 0.1, 0.2, 0.3)
+            for dwell in (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
+        ]
         for h in grid:
             m = decision_metrics(runs, classes, h, hop_s=hop_s, window_s=window_s)
             key = (round(m["after_hysteresis"]["kappa"], 4), h.dwell_s)
@@ -216,17 +237,22 @@ def tune_hysteresis(
 class DecodedRecording:
     """Decisions of one recording decoded through the live path."""
 
-    end_samples: np.ndarray   # (n,) int64, input-sample count at each window's end
-    end_s: np.ndarray         # (n,) float64, seconds from the first sample
-    proba: np.ndarray         # (n, n_classes) float32
-    states: list[str]         # smoothed state after each decision
-    changed: np.ndarray       # (n,) bool, state changed at this decision
-    quality: np.ndarray       # (n,) float32, fraction of good channels in the window
+    end_samples: np.ndarray  # (n,) int64, input-sample count at each window's end
+    end_s: np.ndarray  # (n,) float64, seconds from the first sample
+    proba: np.ndarray  # (n, n_classes) float32
+    states: list[str]  # smoothed state after each decision
+    changed: np.ndarray  # (n,) bool, state changed at this decision
+    quality: np.ndarray  # (n,) float32, fraction of good channels in the window
 
 
-def decode_recording(model, recording: Recording, *, hysteresis=None,
-                     chunk_samples: int = 3200,
-                     quality: QualityConfig | None = None) -> DecodedRecording:
+def decode_recording(
+    model,
+    recording: Recording,
+    *,
+    hysteresis=None,
+    chunk_samples: int = 3200,
+    quality: QualityConfig | None = None,
+) -> DecodedRecording:
     """Decode a recording as the live decoder would, as fast as the machine allows.
 
     The samples go in ``chunk_samples`` chunks through a :class:`rtdecode.acquisition._ringbuffer.RingBuffer`
@@ -239,14 +265,17 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
     from rtdecode.features.streaming import StreamingFeatures
 
     contract = model.contract
-    model.check_stream(n_channels=recording.n_channels, fs_hz=recording.fs_hz,
-                       stream_name=str(recording.path))
+    model.check_stream(
+        n_channels=recording.n_channels, fs_hz=recording.fs_hz, stream_name=str(recording.path)
+    )
     config = model.stream_features(recording.fs_hz)
     quality = quality or QualityConfig()
     features = StreamingFeatures(config, recording.n_channels, quality)
-    smoother = QualityGate(
-        make_smoother(hysteresis or contract.hysteresis, contract.classes, config.hop_s),
-        quality.min_good_fraction,
+    step = DecodeStep(
+        model,
+        hop_s=config.hop_s,
+        hysteresis=hysteresis,
+        min_good_fraction=quality.min_good_fraction,
     )
     ring = RingBuffer(max(4 * chunk_samples, config.hop_samples), recording.n_channels)
     ends, probas, states, changed, goods = [], [], [], [], []
@@ -257,8 +286,7 @@ def decode_recording(model, recording: Recording, *, hysteresis=None,
         ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
         rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
         for end_sample, row, verdict in rows:
-            probs = model.predict_proba(row)[0]
-            state, did_change = smoother.update(probs, verdict.good_fraction)
+            probs, state, did_change = step.decide(row, verdict.good_fraction)
             goods.append(verdict.good_fraction)
             ends.append(end_sample)
             probas.append(probs)

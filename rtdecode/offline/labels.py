@@ -1,26 +1,23 @@
-"""Recordings and their labels, read from files: EDF/BDF (edfio), XDF (pyxdf), NumPy ``.npz``.
+"""Labels of recordings, read from files: lists of :class:`~rtdecode.offline.recordings.Segment`.
 
-A :class:`Recording` gives a recording's rate, channel names and units, and its samples as
-consecutive float32 chunks of shape (n, n_channels), so feature extraction holds one chunk at a
-time, whatever the file's size (EDF/BDF are memory-mapped by edfio; XDF and ``.npz`` have no
-partial reader and are loaded whole, see :func:`open_recording`).
-
-Labels are :class:`Segment` lists read by :func:`read_labels` from a CSV of
-``onset_s,duration_s,label`` (extra columns ignored), a per-epoch hypnogram (one label per line),
-EDF+ annotations or an XDF marker stream. Every problem with a file is a :class:`DataError` whose
-message names the file and the line or field, and says what to do.
+:func:`read_labels` reads a CSV of ``onset_s,duration_s,label`` (extra columns ignored), a
+per-epoch hypnogram (one label per line), EDF+ annotations or an XDF marker stream;
+:func:`map_labels` renames labels (``--map``). Every problem with a file is a
+:class:`~rtdecode.offline.recordings.DataError` whose message names the file and the line or
+field, and says what to do.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rtdecode.offline.recordings import DataError, Recording, Segment, XdfRecording, open_recording
 
 __all__ = ["read_labels", "map_labels"]
+
 
 # Labels -----------------------------------------------------------------------------------
 def read_labels(
@@ -59,8 +56,11 @@ def read_labels(
         raise DataError(f"{p}: no such label file")
     suffix = p.suffix.lower()
     if suffix in (".edf", ".bdf"):
-        segments = open_recording(p).annotations() if recording is None or recording.path != p \
+        segments = (
+            open_recording(p).annotations()
+            if recording is None or recording.path != p
             else recording.annotations()
+        )
         if not segments:
             raise DataError(f"{p}: the file holds no EDF+ annotations to use as labels")
     elif suffix in (".xdf", ".xdfz"):
@@ -99,6 +99,7 @@ def read_labels(
             )
     return segments
 
+
 def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> list[Segment]:
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -113,8 +114,7 @@ def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> lis
     needed = ["onset_s", "duration_s", label_column] + ([group_column] if group_column else [])
     missing = [c for c in needed if c not in header]
     if missing:
-        hint = (" (a hypnogram with one label per line needs --epoch-s)"
-                if len(header) == 1 else "")
+        hint = " (a hypnogram with one label per line needs --epoch-s)" if len(header) == 1 else ""
         raise DataError(
             f"{p}: line 1: missing column(s) {missing}; the header has {header}{hint}. Label "
             f"CSVs need onset_s,duration_s,{label_column}"
@@ -149,6 +149,7 @@ def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> lis
         raise DataError(f"{p}: the label file has a header but no rows")
     return segments
 
+
 def _read_hypnogram(p: Path, epoch_s: float) -> list[Segment]:
     if not (epoch_s > 0 and math.isfinite(epoch_s)):
         raise DataError(f"{p}: --epoch-s must be a positive number of seconds, got {epoch_s!r}")
@@ -174,7 +175,9 @@ def _read_hypnogram(p: Path, epoch_s: float) -> list[Segment]:
         raise DataError(f"{p}: the hypnogram is empty")
     return segments
 
+
 def map_labels(segments: Sequence[Segment], mapping: dict[str, str]) -> list[Segment]:
     """Rename labels (e.g. ``{"S1": "light", "S2": "light"}``); unmapped labels stay as they are."""
-    return [Segment(s.onset_s, s.duration_s, mapping.get(s.label, s.label), s.group)
-            for s in segments]
+    return [
+        Segment(s.onset_s, s.duration_s, mapping.get(s.label, s.label), s.group) for s in segments
+    ]

@@ -4,28 +4,37 @@ A :class:`Recording` gives a recording's rate, channel names and units, and its 
 consecutive float32 chunks of shape (n, n_channels), so feature extraction holds one chunk at a
 time, whatever the file's size (EDF/BDF are memory-mapped by edfio; XDF and ``.npz`` have no
 partial reader and are loaded whole, see :func:`open_recording`).
-
-Labels are :class:`Segment` lists read by :func:`read_labels` from a CSV of
-``onset_s,duration_s,label`` (extra columns ignored), a per-epoch hypnogram (one label per line),
-EDF+ annotations or an XDF marker stream. Every problem with a file is a :class:`DataError` whose
-message names the file and the line or field, and says what to do.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["DataError", "Segment", "Recording", "open_recording", "select_channels", "RECORDING_SUFFIXES", "EdfRecording", "NpzRecording", "XdfRecording"]
+from rtdecode.common.channels import default_channel_labels
+
+__all__ = [
+    "DataError",
+    "Segment",
+    "Recording",
+    "open_recording",
+    "select_channels",
+    "RECORDING_SUFFIXES",
+    "EdfRecording",
+    "NpzRecording",
+    "XdfRecording",
+]
 
 RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz")
 
+
 class DataError(ValueError):
     """A recording or label file that cannot be used; the message names the file and the place."""
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -49,6 +58,7 @@ class Segment:
     @property
     def end_s(self) -> float:
         return self.onset_s + self.duration_s
+
 
 # Channel selection ------------------------------------------------------------------------
 def select_channels(
@@ -94,6 +104,7 @@ def select_channels(
         raise DataError(f"{where}: the channel selection is empty")
     return picked
 
+
 # Recordings -------------------------------------------------------------------------------
 class Recording:
     """A recording read from a file: rate, channels, units and its samples in chunks.
@@ -102,8 +113,14 @@ class Recording:
     (stop - start, n_channels) for the selected channels.
     """
 
-    def __init__(self, path: Path, fs_hz: float, channel_names: Sequence[str],
-                 units: Sequence[str], n_samples: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fs_hz: float,
+        channel_names: Sequence[str],
+        units: Sequence[str],
+        n_samples: int,
+    ) -> None:
         if not (fs_hz > 0 and math.isfinite(fs_hz)):
             raise DataError(f"{path}: sampling rate {fs_hz!r} Hz is not a positive number")
         if n_samples < 1:
@@ -142,8 +159,11 @@ class Recording:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({str(self.path)!r}, {self.n_channels} ch @ "
-                f"{self.fs_hz:g} Hz, {self.duration_s:.1f} s)")
+        return (
+            f"{type(self).__name__}({str(self.path)!r}, {self.n_channels} ch @ "
+            f"{self.fs_hz:g} Hz, {self.duration_s:.1f} s)"
+        )
+
 
 class EdfRecording(Recording):
     """EDF/EDF+ or BDF/BDF+ through edfio (EDF memory-mapped and read one chunk at a time)."""
@@ -177,9 +197,16 @@ class EdfRecording(Recording):
         fs_hz = rates.pop()
         self._edf = edf
         self._signals = [signals[i] for i in picked]
-        n_samples = int(round(float(edf.num_data_records) * float(edf.data_record_duration) * fs_hz))
-        super().__init__(path, fs_hz, [names[i] for i in picked],
-                         [s.physical_dimension for s in self._signals], n_samples)
+        n_samples = int(
+            round(float(edf.num_data_records) * float(edf.data_record_duration) * fs_hz)
+        )
+        super().__init__(
+            path,
+            fs_hz,
+            [names[i] for i in picked],
+            [s.physical_dimension for s in self._signals],
+            n_samples,
+        )
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, self.n_channels), dtype=np.float32)
@@ -197,13 +224,14 @@ class EdfRecording(Recording):
 
     def annotations(self) -> list[Segment]:
         segments = []
-        for k, a in enumerate(self._edf.annotations):
+        for a in self._edf.annotations:
             text = str(a.text).strip()
             if not text:
                 continue
             duration = float(a.duration) if a.duration is not None else 0.0
             segments.append(Segment(float(a.onset), duration, text))
         return segments
+
 
 class NpzRecording(Recording):
     """``.npz`` with ``data`` (n_samples, n_channels), ``fs`` and optionally ``channel_names``
@@ -236,7 +264,7 @@ class NpzRecording(Recording):
         if fs.size != 1:
             raise DataError(f"{path}: field 'fs' must be one number (Hz), got shape {fs.shape}")
         n_ch = data.shape[1]
-        names = [str(n) for n in names] if names is not None else [f"ch{i:03d}" for i in range(n_ch)]
+        names = [str(n) for n in names] if names is not None else list(default_channel_labels(n_ch))
         if len(names) != n_ch:
             raise DataError(
                 f"{path}: field 'channel_names' has {len(names)} names for {n_ch} channels"
@@ -244,11 +272,17 @@ class NpzRecording(Recording):
         units = [str(u) for u in units] if units is not None else [""] * n_ch
         picked = select_channels(names, channels, where=str(path))
         self._data = data[:, picked]
-        super().__init__(path, float(fs.reshape(())), [names[i] for i in picked],
-                         [units[i] if i < len(units) else "" for i in picked], data.shape[0])
+        super().__init__(
+            path,
+            float(fs.reshape(())),
+            [names[i] for i in picked],
+            [units[i] if i < len(units) else "" for i in picked],
+            data.shape[0],
+        )
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         return np.ascontiguousarray(self._data[start:stop], dtype=np.float32)
+
 
 class XdfRecording(Recording):
     """One data stream of an XDF file (LabRecorder) through pyxdf, picked by name or type.
@@ -257,11 +291,13 @@ class XdfRecording(Recording):
     file are available as labels (``read_labels(path.xdf, marker_stream=...)``).
     """
 
-    def __init__(self, path: Path, channels: Sequence[str | int] | None,
-                 stream: str | None) -> None:
+    def __init__(
+        self, path: Path, channels: Sequence[str | int] | None, stream: str | None
+    ) -> None:
         streams = _load_xdf(path)
-        chosen = _pick_xdf_stream(path, [s for s in streams if _xdf_fs(s) > 0], stream,
-                                  "data", "--stream")
+        chosen = _pick_xdf_stream(
+            path, [s for s in streams if _xdf_fs(s) > 0], stream, "data", "--stream"
+        )
         series = np.asarray(chosen["time_series"])
         if series.ndim != 2 or series.shape[0] == 0:
             raise DataError(f"{path}: stream {_xdf_name(chosen)!r} holds no samples")
@@ -271,19 +307,31 @@ class XdfRecording(Recording):
         self._t0 = float(np.asarray(chosen["time_stamps"])[0])
         self._streams = streams
         self.stream_name = _xdf_name(chosen)
-        super().__init__(path, _xdf_fs(chosen), [names[i] for i in picked],
-                         [units[i] for i in picked], series.shape[0])
+        super().__init__(
+            path,
+            _xdf_fs(chosen),
+            [names[i] for i in picked],
+            [units[i] for i in picked],
+            series.shape[0],
+        )
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         return np.ascontiguousarray(self._data[start:stop], dtype=np.float32)
 
     def marker_segments(self, marker_stream: str | None) -> list[Segment]:
         """Labels from a marker stream: each marker starts a segment lasting to the next one."""
-        chosen = _pick_xdf_stream(self.path, [s for s in self._streams if _xdf_fs(s) == 0],
-                                  marker_stream, "marker", "--marker-stream")
+        chosen = _pick_xdf_stream(
+            self.path,
+            [s for s in self._streams if _xdf_fs(s) == 0],
+            marker_stream,
+            "marker",
+            "--marker-stream",
+        )
         stamps = np.asarray(chosen["time_stamps"], dtype=np.float64) - self._t0
-        values = [str(v[0]) if isinstance(v, (list, tuple, np.ndarray)) else str(v)
-                  for v in chosen["time_series"]]
+        values = [
+            str(v[0]) if isinstance(v, (list, tuple, np.ndarray)) else str(v)
+            for v in chosen["time_series"]
+        ]
         segments = []
         for k, (t, label) in enumerate(zip(stamps, values)):
             end = stamps[k + 1] if k + 1 < len(stamps) else self.duration_s
@@ -297,8 +345,10 @@ class XdfRecording(Recording):
             return []
         return self.marker_segments(None)
 
-def _pick_xdf_stream(path: Path, candidates: list[dict], wanted: str | None, kind: str,
-                     option: str) -> dict:
+
+def _pick_xdf_stream(
+    path: Path, candidates: list[dict], wanted: str | None, kind: str, option: str
+) -> dict:
     """The one candidate stream named or typed ``wanted`` (or the only one when not given)."""
     if wanted is not None:
         matches = [s for s in candidates if wanted in (_xdf_name(s), _xdf_type(s))]
@@ -308,10 +358,15 @@ def _pick_xdf_stream(path: Path, candidates: list[dict], wanted: str | None, kin
         return matches[0]
     listing = ", ".join(_xdf_describe(s) for s in candidates) or "none"
     if wanted is None:
-        raise DataError(f"{path}: {len(matches) or 'no'} {kind} streams ({listing})"
-                        + ("; pick one with " + option if matches else ""))
-    raise DataError(f"{path}: {'no' if not matches else len(matches)} {kind} stream named or "
-                    f"typed {wanted!r}; {kind} streams: {listing}")
+        raise DataError(
+            f"{path}: {len(matches) or 'no'} {kind} streams ({listing})"
+            + ("; pick one with " + option if matches else "")
+        )
+    raise DataError(
+        f"{path}: {'no' if not matches else len(matches)} {kind} stream named or "
+        f"typed {wanted!r}; {kind} streams: {listing}"
+    )
+
 
 def _load_xdf(path: Path) -> list[dict]:
     import gzip
@@ -333,15 +388,19 @@ def _load_xdf(path: Path) -> list[dict]:
         raise DataError(f"{path}: not a readable XDF file ({exc})") from None
     return streams
 
+
 def _xdf_info(s: dict, key: str) -> str:
     value = s["info"].get(key, [""])
     return str(value[0] if isinstance(value, list) and value else value)
 
+
 def _xdf_name(s: dict) -> str:
     return _xdf_info(s, "name")
 
+
 def _xdf_type(s: dict) -> str:
     return _xdf_info(s, "type")
+
 
 def _xdf_fs(s: dict) -> float:
     try:
@@ -349,12 +408,16 @@ def _xdf_fs(s: dict) -> float:
     except ValueError:
         return 0.0
 
+
 def _xdf_describe(s: dict) -> str:
     fs = _xdf_fs(s)
-    return f"{_xdf_name(s)!r} ({_xdf_type(s) or 'no type'}, " + (f"{fs:g} Hz)" if fs else "markers)")
+    return f"{_xdf_name(s)!r} ({_xdf_type(s) or 'no type'}, " + (
+        f"{fs:g} Hz)" if fs else "markers)"
+    )
+
 
 def _xdf_channels(s: dict, n: int) -> tuple[list[str], list[str]]:
-    names, units = [f"ch{i:03d}" for i in range(n)], [""] * n
+    names, units = list(default_channel_labels(n)), [""] * n
     try:
         channels = s["info"]["desc"][0]["channels"][0]["channel"]
         for i, ch in enumerate(channels[:n]):
@@ -365,6 +428,7 @@ def _xdf_channels(s: dict, n: int) -> tuple[list[str], list[str]]:
     except (KeyError, IndexError, TypeError):
         pass  # no channel description: numbered names
     return names, units
+
 
 def open_recording(
     path: str | Path,

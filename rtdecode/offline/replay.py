@@ -1,12 +1,14 @@
 """Stream a recording over LSL at real-time pace (or faster), with its labels as truth markers."""
+
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from rtdecode.common.paced_source import PacedSource
 from rtdecode.offline.recordings import Recording, Segment
 
 __all__ = ["replay_recording"]
@@ -51,71 +53,52 @@ def replay_recording(
 
     Notes
     -----
-    Chunk ``k`` is pushed at ``t0 + (k + 1) * chunk / (fs * speed)`` on the LSL clock and
-    stamped with the time of its push (the time of its last sample); a late chunk goes at once.
+    Paced by :class:`rtdecode.common.paced_source.PacedSource`: each chunk is pushed when its
+    last sample is due at ``speed`` and stamped with the time of its push; a late chunk goes at
+    once.
     """
-    import pylsl
-
     fs = recording.fs_hz
-    source_id = source_id or f"rtdecode-replay:{name}:{recording.path.name}"
-    info = pylsl.StreamInfo(name, "EEG", recording.n_channels, fs, "float32", source_id)
-    desc = info.desc()
-    desc.append_child_value("manufacturer", "rtdecode replay")
-    desc.append_child_value("file", str(recording.path))
-    channels = desc.append_child("channels")
-    for label, unit in zip(recording.channel_names, recording.units):
-        ch = channels.append_child("channel")
-        ch.append_child_value("label", label)
-        ch.append_child_value("unit", unit or "unknown")
-        ch.append_child_value("type", "EEG")
-    outlet = pylsl.StreamOutlet(info, chunk_size=chunk_samples, max_buffered=360)
-    truth = None
-    changes: list[tuple[int, str]] = []
-    if segments:
-        truth_info = pylsl.StreamInfo(f"{name}-truth", "Markers", 1, pylsl.IRREGULAR_RATE,
-                                      "string", f"{source_id}-truth")
-        truth_info.desc().append_child_value(
-            "classes", ",".join(dict.fromkeys(s.label for s in segments)))
-        truth = pylsl.StreamOutlet(truth_info)
-        changes = _label_changes(segments, fs, recording.n_samples)
-    if wait_for_consumers_s > 0 and not outlet.wait_for_consumers(wait_for_consumers_s):
+    changes = _label_changes(segments, fs, recording.n_samples) if segments else []
+    source = PacedSource(
+        name,
+        fs_hz=fs,
+        channels=[
+            (label, unit, "EEG") for label, unit in zip(recording.channel_names, recording.units)
+        ],
+        source_id=source_id or f"rtdecode-replay:{name}:{recording.path.name}",
+        chunk_samples=chunk_samples,
+        max_buffered_s=360,
+        speed=speed,
+        description={"manufacturer": "rtdecode replay", "file": str(recording.path)},
+        truth_classes=list(dict.fromkeys(s.label for s in segments)) if segments else None,
+    )
+    if wait_for_consumers_s > 0 and not source.wait_for_consumers(wait_for_consumers_s):
         logger.info("no consumer after %g s; streaming anyway", wait_for_consumers_s)
 
-    period = chunk_samples / (fs * speed)
     read_block = chunk_samples * max(1, round(0.1 * fs / chunk_samples))
-    pushed = 0
     change_i = 0
-    t0 = pylsl.local_clock()
-    k = 0
     stop_event = stop_event or threading.Event()
-    while not stop_event.is_set():
-        for start in range(0, recording.n_samples, read_block):
-            block = recording.read(start, start + read_block)
-            for j in range(0, block.shape[0], chunk_samples):
-                chunk = np.ascontiguousarray(block[j : j + chunk_samples])
-                due = t0 + (k + 1) * period
-                wait = due - pylsl.local_clock()
-                if wait > 0 and stop_event.wait(wait):
-                    return pushed
-                now = pylsl.local_clock()
-                outlet.push_chunk(chunk, now)
-                k += 1
-                first = start + j
-                pushed += chunk.shape[0]
-                # truth marker right after the chunk holding the new label's first sample,
-                # stamped with that sample's time
-                while truth is not None and change_i < len(changes) and \
-                        changes[change_i][0] < first + chunk.shape[0]:
-                    sample, label = changes[change_i]
-                    back = (first + chunk.shape[0] - 1 - sample) / (fs * speed)
-                    truth.push_sample([label], now - back)
-                    change_i += 1
-        if not loop:
-            break
-        truth = None  # truth is sent once
-    if outlet.have_consumers():
-        stop_event.wait(0.5)  # let the last chunk reach the inlets before the outlet closes
-    return pushed
+    source.start_clock()
+    try:
+        while not stop_event.is_set():
+            for start in range(0, recording.n_samples, read_block):
+                block = recording.read(start, start + read_block)
+                for j in range(0, block.shape[0], chunk_samples):
+                    chunk = np.ascontiguousarray(block[j : j + chunk_samples])
+                    # label changes whose first sample is in this chunk (first pass only)
+                    end = source.pushed + chunk.shape[0]
+                    first_change = change_i
+                    while change_i < len(changes) and changes[change_i][0] < end:
+                        change_i += 1
+                    if source.push(chunk, changes[first_change:change_i], stop_event) is None:
+                        return source.pushed
+            if not loop:
+                break
+            source.stop_truth()  # truth is sent once
+            changes, change_i = [], 0
+        return source.pushed
+    finally:
+        source.close()
 
 
 def _label_changes(segments: Sequence[Segment], fs: float, n_samples: int) -> list[tuple[int, str]]:

@@ -16,78 +16,50 @@ Both carry the timestamp of the last input sample of the decision window, so con
 line decisions up with the raw data; the decode latency is reported in the log, not folded into
 the timestamps.
 """
+
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pylsl
 
-from rtdecode.decoding.smoother import BAD_SIGNAL, validate_classes
+from rtdecode.common.checks import check_classes, check_seconds
+from rtdecode.outputs.log import JsonLinesLog
+from rtdecode.streams import (
+    BAD_SIGNAL,
+    QUALITY_CHANNEL,
+    SCORES_STREAM_NAME,
+    STATE_STREAM_NAME,
+    output_source_id,
+)
 
-__all__ = ["Decision", "DecisionOutputs", "QUALITY_CHANNEL", "SCORES_STREAM_NAME",
-           "STATE_STREAM_NAME"]
+__all__ = [
+    "Decision",
+    "DecisionOutputs",
+    "QUALITY_CHANNEL",
+    "SCORES_STREAM_NAME",
+    "STATE_STREAM_NAME",
+]
 
 logger = logging.getLogger("rtdecode")
 
-SCORES_STREAM_NAME = "rtdecode-scores"
-STATE_STREAM_NAME = "rtdecode-state"
-# Label of the last channel of the scores stream: the fraction of usable input channels.
-QUALITY_CHANNEL = "quality"
 
 # Keys every decision line owns; counters must not shadow them.
-_DECISION_KEYS = frozenset({"t", "end_sample", "probs", "state", "changed", "quality",
-                            "bad_channels", "stale"})
+_DECISION_KEYS = frozenset(
+    {"t", "end_sample", "probs", "state", "changed", "quality", "bad_channels", "stale"}
+)
 # LSL buffers this much per outlet: seconds for the scores stream, x100 markers for the state
 # stream. A consumer that stalls longer than this loses the oldest decisions, not our memory.
 _MAX_BUFFERED_S = 60
-
-
-def _json_default(obj: Any) -> Any:
-    """Make numpy scalars/arrays and paths JSON-able; anything else is a caller error."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"log field of type {type(obj).__name__} is not JSON-serialisable: {obj!r}")
-
-
-def _finite_or_none(obj: Any) -> Any:
-    """Replace non-finite floats by None, recursively (JSON has no NaN or Infinity)."""
-    if isinstance(obj, np.generic | np.ndarray | Path):
-        obj = _json_default(obj)
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite_or_none(v) for v in obj]
-    return obj
-
-
-# One encoder for the process: json.dumps would build a new one per call because of `default`.
-_ENCODER = json.JSONEncoder(allow_nan=False, default=_json_default, separators=(",", ":"))
-
-
-def _encode(record: Mapping[str, Any]) -> str:
-    try:
-        return _ENCODER.encode(record)
-    except ValueError:
-        # A NaN latency or similar must not stop the decoder, and must not make the log
-        # unreadable by strict JSON parsers: write it as null.
-        return _ENCODER.encode(_finite_or_none(record))
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,12 +181,7 @@ class DecisionOutputs:
         log_fsync_s: float | None = None,
         log_rotate_s: float | None = None,
     ) -> None:
-        self._classes = validate_classes(classes)
-        self._rotate_bytes = int(log_rotate_bytes) if log_rotate_bytes else None
-        self._rotate_s = float(log_rotate_s) if log_rotate_s else None
-        self._log_period = 0  # the UTC period (time // rotate_s) the current file belongs to
-        self._fsync_s = float(log_fsync_s) if log_fsync_s else None
-        self._next_fsync = 0.0
+        self._classes = check_classes(classes)
         for name, value in (
             ("input_source_id", input_source_id),
             ("input_name", input_name),
@@ -222,11 +189,7 @@ class DecisionOutputs:
         ):
             if not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-        if isinstance(hop_s, bool) or not isinstance(hop_s, int | float | np.integer | np.floating):
-            raise TypeError(f"hop_s must be a number of seconds, got {type(hop_s).__name__}")
-        hop_s = float(hop_s)
-        if not (math.isfinite(hop_s) and hop_s > 0):
-            raise ValueError(f"hop_s must be a finite number > 0 s, got {hop_s!r}")
+        hop_s = check_seconds("hop_s", hop_s)
         if not input_source_id:
             # An empty source id makes every decoder on the network look like the same source.
             logger.warning(
@@ -243,24 +206,13 @@ class DecisionOutputs:
 
         # Open the log before creating outlets: a bad path then fails without leaving streams
         # advertised on the network.
-        self._log_path: Path | None = None
-        self._log: IO[str] | None = None
-        if log_path is not None:
-            if not isinstance(log_path, str | Path):
-                raise TypeError(f"log_path must be a str or Path, got {type(log_path).__name__}")
-            path = Path(log_path)
-            if not path.parent.is_dir():
-                raise FileNotFoundError(
-                    f"log_path={str(path)!r}: directory {str(path.parent)!r} does not exist"
-                )
-            # Append, never truncate: a restart must keep the previous run's decisions.
-            # buffering=1 flushes at every newline, i.e. once per line written.
-            self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-            self._log_path = path
-            self._log_bytes = path.stat().st_size
-            # an existing file belongs to the period it was last written in
-            self._log_period = (int(path.stat().st_mtime // self._rotate_s)
-                                if self._rotate_s and self._log_bytes else self._period_now())
+        self._log = (
+            None
+            if log_path is None
+            else JsonLinesLog(
+                log_path, rotate_bytes=log_rotate_bytes, rotate_s=log_rotate_s, fsync_s=log_fsync_s
+            )
+        )
 
         try:
             self._scores_info = self._make_scores_info()
@@ -306,7 +258,7 @@ class DecisionOutputs:
             channel_count=len(self._classes) + 1,
             nominal_srate=1.0 / self._hop_s,
             channel_format=pylsl.cf_float32,
-            source_id=f"{SCORES_STREAM_NAME}:{self._input_source_id}",
+            source_id=output_source_id(SCORES_STREAM_NAME, self._input_source_id),
         )
         info.set_channel_labels([*self._classes, QUALITY_CHANNEL])
         info.set_channel_types(["probability"] * len(self._classes) + ["quality"])
@@ -321,7 +273,7 @@ class DecisionOutputs:
             channel_count=1,
             nominal_srate=pylsl.IRREGULAR_RATE,
             channel_format=pylsl.cf_string,
-            source_id=f"{STATE_STREAM_NAME}:{self._input_source_id}",
+            source_id=output_source_id(STATE_STREAM_NAME, self._input_source_id),
         )
         info.set_channel_labels(["state"])
         self._describe(info)
@@ -341,7 +293,7 @@ class DecisionOutputs:
     @property
     def log_path(self) -> Path | None:
         """Path of the decision log, or ``None``."""
-        return self._log_path
+        return None if self._log is None else self._log.path
 
     @property
     def scores_info(self) -> pylsl.StreamInfo:
@@ -410,21 +362,19 @@ class DecisionOutputs:
         if stale:
             # too old to act on: logged (nothing decided is lost) but not sent to consumers
             if self._log is not None:
-                self._write_line(self._record(d) | {"stale": True})
+                self._log.write(self._record(d) | {"stale": True})
             # a state change made in a stale decision is announced with the next fresh one,
             # so a consumer of the state outlet never stays on a state the decoder has left
             self._state_pending = self._state_pending or d.state_changed
             return
-        # push_chunk of the 1-D float32 buffer hands liblsl its pointer directly; push_sample
-        # would rebuild a ctypes array from numpy scalars (2.4 vs 3.3 us per push measured
-        # with pylsl 1.18 on the dev box). For a single sample the explicit timestamp is kept
-        # as is (no srate-based back-dating).
+        # push_chunk hands liblsl the buffer's pointer (push_sample rebuilds a ctypes array:
+        # 3.3 vs 2.4 us); for one sample the explicit timestamp is kept as is.
         scores.push_chunk(self._sample, d.timestamp)
         if d.state_changed or self._state_pending:
             state.push_sample([d.state], d.timestamp)
             self._state_pending = False
         if self._log is not None:
-            self._write_line(self._record(d))
+            self._log.write(self._record(d))
 
     def _record(self, d: Decision) -> dict[str, Any]:
         values = self._sample.tolist()
@@ -480,46 +430,7 @@ class DecisionOutputs:
             "unix_time": time.time(),
         }
         record.update(fields)
-        self._write_line(record)
-
-    def _write_line(self, record: Mapping[str, Any]) -> None:
-        line = _encode(record) + "\n"
-        with self._lock:
-            if self._log is None:
-                raise RuntimeError("DecisionOutputs is closed")
-            if self._rotate_s is not None and time.time() // self._rotate_s > self._log_period:
-                # a new UTC period: the file is renamed with the start of its own period, and
-                # this line opens the next one
-                self._rotate(self._log_period * self._rotate_s)
-            self._log.write(line)
-            self._log_bytes += len(line)
-            if self._fsync_s is not None:
-                now = time.monotonic()
-                if now >= self._next_fsync:
-                    self._next_fsync = now + self._fsync_s
-                    os.fsync(self._log.fileno())
-            if self._rotate_bytes is not None and self._log_bytes >= self._rotate_bytes:
-                self._rotate(time.time())
-
-    def _rotate(self, stamp_time: float) -> None:
-        """Rename the log with the UTC time ``stamp_time`` and start a new one (under the
-        lock)."""
-        path = self._log_path
-        assert path is not None and self._log is not None
-        self._log.close()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_time))
-        target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
-        k = 1
-        while target.exists():  # several rotations within one second
-            target = path.with_name(f"{path.stem}.{stamp}-{k}{path.suffix}")
-            k += 1
-        os.replace(path, target)
-        self._log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        self._log_bytes = 0
-        self._log_period = self._period_now()
-
-    def _period_now(self) -> int:
-        return int(time.time() // self._rotate_s) if self._rotate_s else 0
+        self._log.write(record)
 
     def _outlets(self) -> tuple[pylsl.StreamOutlet, pylsl.StreamOutlet]:
         scores, state = self._scores_outlet, self._state_outlet
@@ -538,10 +449,7 @@ class DecisionOutputs:
             self._scores_outlet = None
             self._state_outlet = None
             if self._log is not None:
-                try:
-                    self._log.close()
-                finally:
-                    self._log = None
+                self._log.close()
         logger.debug("outlets for input %r closed", self._input_name)
 
     def __enter__(self) -> DecisionOutputs:
@@ -558,5 +466,5 @@ class DecisionOutputs:
     def __repr__(self) -> str:
         return (
             f"DecisionOutputs(classes={list(self._classes)}, input={self._input_name!r}, "
-            f"hop_s={self._hop_s}, log_path={self._log_path}, closed={self._closed})"
+            f"hop_s={self._hop_s}, log_path={self.log_path}, closed={self._closed})"
         )

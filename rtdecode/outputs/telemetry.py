@@ -18,21 +18,24 @@ Three outlets, created with the decision outlets and tied to the same input stre
 Their source_ids are ``<name>:<input source_id>``. Pushing costs microseconds, and the signal is
 not even copied while nobody listens.
 """
+
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict
+from dataclasses import replace
 
 import numpy as np
 import psutil
 import pylsl
 
-__all__ = ["FEATURES_STREAM_NAME", "STATUS_STREAM_NAME", "SIGNAL_STREAM_NAME", "DecoderTelemetry"]
+from rtdecode.streams import (
+    FEATURES_STREAM_NAME,
+    SIGNAL_STREAM_NAME,
+    STATUS_STREAM_NAME,
+    output_source_id,
+)
 
-FEATURES_STREAM_NAME = "rtdecode-features"
-STATUS_STREAM_NAME = "rtdecode-status"
-SIGNAL_STREAM_NAME = "rtdecode-signal"
+__all__ = ["DecoderTelemetry"]
 
 
 class DecoderTelemetry:
@@ -49,18 +52,36 @@ class DecoderTelemetry:
         The input's channel labels, for the signal outlet (default: the contract's).
     """
 
-    def __init__(self, contract, *, input_source_id: str, input_name: str,
-                 status_every_s: float = 1.0, channel_labels=None) -> None:
+    def __init__(
+        self,
+        contract,
+        *,
+        input_source_id: str,
+        input_name: str,
+        status_every_s: float = 1.0,
+        channel_labels=None,
+    ) -> None:
         self.status_every_s = float(status_every_s)
         names = list(contract.feature_names)
-        info = pylsl.StreamInfo(FEATURES_STREAM_NAME, "Features", len(names),
-                                1.0 / contract.features.hop_s, pylsl.cf_float32,
-                                f"{FEATURES_STREAM_NAME}:{input_source_id}")
+        info = pylsl.StreamInfo(
+            FEATURES_STREAM_NAME,
+            "Features",
+            len(names),
+            1.0 / contract.features.hop_s,
+            pylsl.cf_float32,
+            output_source_id(FEATURES_STREAM_NAME, input_source_id),
+        )
         info.set_channel_labels(names)
         info.desc().append_child_value("input_name", input_name)
         self._features = pylsl.StreamOutlet(info, chunk_size=1, max_buffered=10)
-        sinfo = pylsl.StreamInfo(STATUS_STREAM_NAME, "Markers", 1, pylsl.IRREGULAR_RATE,
-                                 pylsl.cf_string, f"{STATUS_STREAM_NAME}:{input_source_id}")
+        sinfo = pylsl.StreamInfo(
+            STATUS_STREAM_NAME,
+            "Markers",
+            1,
+            pylsl.IRREGULAR_RATE,
+            pylsl.cf_string,
+            output_source_id(STATUS_STREAM_NAME, input_source_id),
+        )
         desc = sinfo.desc()
         desc.append_child_value("input_name", input_name)
         desc.append_child_value("input_source_id", input_source_id)
@@ -68,8 +89,14 @@ class DecoderTelemetry:
         self._status = pylsl.StreamOutlet(sinfo, chunk_size=1, max_buffered=60)
         labels = list(channel_labels or contract.labels)
         fs_a = contract.features.analysis_fs_hz
-        ginfo = pylsl.StreamInfo(SIGNAL_STREAM_NAME, "Signal", len(labels), fs_a, pylsl.cf_float32,
-                                 f"{SIGNAL_STREAM_NAME}:{input_source_id}")
+        ginfo = pylsl.StreamInfo(
+            SIGNAL_STREAM_NAME,
+            "Signal",
+            len(labels),
+            fs_a,
+            pylsl.cf_float32,
+            output_source_id(SIGNAL_STREAM_NAME, input_source_id),
+        )
         ginfo.set_channel_labels(labels)
         gdesc = ginfo.desc()
         gdesc.append_child_value("input_name", input_name)
@@ -86,12 +113,12 @@ class DecoderTelemetry:
         (each only while someone listens)."""
         if self._features.have_consumers():
             self._features.push_chunk(features, timestamp)
-        if (self._next_status_t is None or timestamp >= self._next_status_t) and \
-                self._status.have_consumers():
+        if (
+            self._next_status_t is None or timestamp >= self._next_status_t
+        ) and self._status.have_consumers():
             self._next_status_t = timestamp + self.status_every_s
-            status = asdict(status_fn())
-            status["decoder_cpu_cores"] = self._process.cpu_percent(None) / 100.0
-            self._status.push_sample([json.dumps(status)], timestamp)
+            status = replace(status_fn(), decoder_cpu_cores=self._process.cpu_percent(None) / 100.0)
+            self._status.push_sample([status.to_json()], timestamp)
 
     def publish_signal(self, samples: np.ndarray, timestamp: float) -> None:
         """Push analysis-rate samples, channel-major ``(n_channels, n)``, the newest stamped

@@ -1,2 +1,1 @@
-"""A synthetic LFP source with known states: the generator, channel faults and the LSL source.
-"""
+"""A synthetic LFP source with known states: the generator, channel faults and the LSL source."""

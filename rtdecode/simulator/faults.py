@@ -1,33 +1,4 @@
-"""Synthetic multichannel LFP with known brain states, and a real LSL source that streams it.
-
-The generator is used to demo the decoder without hardware, to train the bundled models and as a
-test fixture. It mixes a few latent sources (1/f background, delta, theta, spindles, EMG-like
-broadband activity, spike-wave discharges, fast ripples, mains interference) into channels with
-fixed per-channel gains, adds independent per-channel noise, and switches the source amplitudes
-according to a random schedule of states. The true state of every sample is known, so decoders
-can be scored exactly.
-
-Signal model (amplitudes are typical per-channel values; per-channel gains vary about 1)
-----------------------------------------------------------------------------------------
-=============  ========================================================================
-source         model
-=============  ========================================================================
-background     two leaky integrators of white noise (corner 1 Hz, ~1/f^2 above it) plus
-               a faster one (corner 40 Hz); together a 1/f-like spectrum, tens of uV
-delta          white noise band-passed 1-4 Hz; ~170 uV rms in NREM, 30-40 uV otherwise
-theta          white noise band-passed 6.5-8.5 Hz; ~110 uV rms in REM, ~55 in wake
-spindles       11-14 Hz waxing-waning bursts of 0.5-2 s every few seconds, NREM only
-EMG            white noise band-passed 100-1000 Hz; ~25 uV rms in wake, a few uV asleep
-spike-wave     7-9 Hz spike + slow wave; frequency drifts down and amplitude ramps up over
-               each seizure (spike peak ~450 uV)
-fast ripples   250-500 Hz noise bursts locked to the spikes of the spike-wave discharge
-line           ``line_hz`` and its 3rd harmonic, common to all channels
-noise          independent white noise per channel (``noise_uv`` rms per sample)
-=============  ========================================================================
-
-The amplitudes of delta, theta, fast background and EMG also drift slowly (log-normal, about
-+-25 % over tens of seconds) so that no state has a constant band power.
-"""
+"""Bad channels injected into the simulator's stream: NaN, flat, railed or artefact segments."""
 
 from __future__ import annotations
 
@@ -41,6 +12,7 @@ __all__ = ["ChannelFault", "FAULT_KINDS"]
 logger = logging.getLogger("rtdecode")
 
 FAULT_KINDS = ("nan", "flat", "rail", "artefact")
+
 
 @dataclass(frozen=True)
 class ChannelFault:
@@ -69,8 +41,9 @@ class ChannelFault:
         if self.channel < 0:
             raise ValueError(f"fault channel must be >= 0, got {self.channel}")
         if self.start_s < 0 or (self.end_s is not None and self.end_s <= self.start_s):
-            raise ValueError(f"fault times must satisfy 0 <= start < end, got "
-                             f"{self.start_s}-{self.end_s}")
+            raise ValueError(
+                f"fault times must satisfy 0 <= start < end, got {self.start_s}-{self.end_s}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> ChannelFault:
@@ -79,14 +52,18 @@ class ChannelFault:
             head, _, when = text.partition("@")
             channel, kind = head.split(":")
             start, _, end = when.partition("-")
-            return cls(int(channel), kind.strip().lower(), float(start or 0.0),
-                       float(end) if end else None)
+            return cls(
+                int(channel), kind.strip().lower(), float(start or 0.0), float(end) if end else None
+            )
         except ValueError as exc:
-            raise ValueError(f"bad fault {text!r} ({exc}); write CH:KIND[@START[-END]] with "
-                             f"KIND one of {FAULT_KINDS}, e.g. 3:nan@5-8") from None
+            raise ValueError(
+                f"bad fault {text!r} ({exc}); write CH:KIND[@START[-END]] with "
+                f"KIND one of {FAULT_KINDS}, e.g. 3:nan@5-8"
+            ) from None
 
-    def apply(self, block: np.ndarray, first_sample: int, fs_hz: float,
-              scale: np.ndarray | None = None) -> None:
+    def apply(
+        self, block: np.ndarray, first_sample: int, fs_hz: float, scale: np.ndarray | None = None
+    ) -> None:
         """Inject the fault into ``block`` (samples x channels), whose row 0 is ``first_sample``.
 
         ``scale`` holds each channel's standard deviation (default: the block's); a stream should

@@ -1,4 +1,4 @@
-"""Synthetic multichannel LFP with known brain states, and a real LSL source that streams it.
+"""Synthetic multichannel LFP with known brain states.
 
 The generator is used to demo the decoder without hardware, to train the bundled models and as a
 test fixture. It mixes a few latent sources (1/f background, delta, theta, spindles, EMG-like
@@ -42,6 +42,8 @@ import numpy as np
 from scipy import signal
 from scipy.integrate import trapezoid
 from scipy.special import i0e
+
+from rtdecode.common.channels import default_channel_labels
 
 __all__ = ["SCENARIO_CLASSES", "SimulatorConfig", "LfpSimulator"]
 
@@ -122,6 +124,7 @@ _MAX_BLOCK = 1 << 16
 
 _WARMUP_TAU = 6.0  # filter warm-up, in time constants of the slowest pole
 
+
 def _check_range(name: str, value: Any) -> tuple[float, float]:
     """Validate a ``(min, max)`` duration pair in seconds and return it as floats."""
     try:
@@ -133,6 +136,7 @@ def _check_range(name: str, value: Any) -> tuple[float, float]:
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi):
         raise ValueError(f"{name} must satisfy 0 < min_s <= max_s (finite), got {value!r}")
     return lo, hi
+
 
 @dataclass(frozen=True)
 class SimulatorConfig:
@@ -254,6 +258,7 @@ class SimulatorConfig:
             )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
+
 # ------------------------------------------------------------------------------------------
 # Filter helpers
 # ------------------------------------------------------------------------------------------
@@ -261,6 +266,7 @@ def _leaky_sos(corner_hz: float, fs_hz: float) -> np.ndarray:
     """One-pole low-pass ``y[n] = a*y[n-1] + x[n]`` as a single SOS row."""
     a = math.exp(-2.0 * math.pi * corner_hz / fs_hz)
     return np.array([[1.0, 0.0, 0.0, 1.0, -a, 0.0]])
+
 
 def _band_sos(band: tuple[float, float], fs_hz: float, order: int) -> np.ndarray | None:
     """Butterworth band-pass clipped below 0.45 fs; ``None`` if the band is out of range."""
@@ -270,8 +276,10 @@ def _band_sos(band: tuple[float, float], fs_hz: float, order: int) -> np.ndarray
         return None
     return signal.butter(order, [lo, hi], btype="bandpass", fs=fs_hz, output="sos")
 
+
 # scipy >= 1.15 renamed sosfreqz to freqz_sos.
 _freqz_sos = getattr(signal, "freqz_sos", None) or signal.sosfreqz
+
 
 def _noise_gain(sos: np.ndarray, fs_hz: float, top_hz: float) -> float:
     """Rms output of ``sos`` for unit-variance white input (integral of |H|^2)."""
@@ -285,6 +293,7 @@ def _noise_gain(sos: np.ndarray, fs_hz: float, top_hz: float) -> float:
     power = trapezoid(np.abs(h) ** 2, freqs) * 2.0 / fs_hz
     return math.sqrt(power)
 
+
 class _Filter:
     """A stateful SOS filter normalised to unit output rms for unit white input.
 
@@ -292,8 +301,15 @@ class _Filter:
     ``n_columns`` is given, else a 1-D series; one scipy call per block either way.
     """
 
-    def __init__(self, sos: np.ndarray, fs_hz: float, top_hz: float, slowest_hz: float,
-                 warmup_rng: np.random.Generator, n_columns: int | None = None) -> None:
+    def __init__(
+        self,
+        sos: np.ndarray,
+        fs_hz: float,
+        top_hz: float,
+        slowest_hz: float,
+        warmup_rng: np.random.Generator,
+        n_columns: int | None = None,
+    ) -> None:
         self.sos = sos.copy()
         self.sos[0, :3] /= _noise_gain(sos, fs_hz, top_hz)
         # Start in a steady state, not from rest: otherwise the first seconds of every run
@@ -306,6 +322,7 @@ class _Filter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
         return y
+
 
 # ------------------------------------------------------------------------------------------
 # Generator
@@ -345,8 +362,7 @@ class LfpSimulator:
         fs = config.fs_hz
         self._fs = fs
         n_ch = config.n_channels
-        width = max(3, len(str(n_ch - 1)))
-        self.channel_labels: tuple[str, ...] = tuple(f"ch{i:0{width}d}" for i in range(n_ch))
+        self.channel_labels: tuple[str, ...] = default_channel_labels(n_ch)
 
         seeds = np.random.SeedSequence(config.seed).spawn(6)
         # SFC64: the fastest of numpy's bit generators for float32 normals here (1.7 vs 2.0 ms
@@ -589,8 +605,19 @@ class LfpSimulator:
         self._pos = s1
         self._prune_spindles(s1)
 
-    def _add_seizure(self, sources: np.ndarray, filtered: list, tt: np.ndarray, lo: int, hi: int,
-                     w: np.ndarray, start: int, end: int, seg: int, col: int) -> None:
+    def _add_seizure(
+        self,
+        sources: np.ndarray,
+        filtered: list,
+        tt: np.ndarray,
+        lo: int,
+        hi: int,
+        w: np.ndarray,
+        start: int,
+        end: int,
+        seg: int,
+        col: int,
+    ) -> None:
         """Add one seizure's spike-wave discharge (and locked fast ripples) to ``sources``."""
         fs = self._fs
         f0, f1, amp_factor = self._seg_params[seg]
@@ -601,15 +628,20 @@ class LfpSimulator:
         # Closed-form phase of the linear chirp (constant frequency outside the seizure), so
         # no phase state is carried between calls.
         tau_in = np.clip(tau, 0.0, dur)
-        cycles = (f0 * tau_in + 0.5 * (f1 - f0) * tau_in**2 / dur
-                  + f0 * np.minimum(tau, 0.0) + f1 * np.maximum(tau - dur, 0.0))
+        cycles = (
+            f0 * tau_in
+            + 0.5 * (f1 - f0) * tau_in**2 / dur
+            + f0 * np.minimum(tau, 0.0)
+            + f1 * np.maximum(tau - dur, 0.0)
+        )
         frac = cycles - np.floor(cycles)
         dt_spike = (frac - np.round(frac)) / freq  # seconds from the nearest spike
         spike = np.exp(-0.5 * (dt_spike / _SWD_SPIKE_SD_S) ** 2)
         wave = np.exp(_SWD_WAVE_KAPPA * (np.cos(2.0 * math.pi * (frac - _SWD_WAVE_AT)) - 1.0))
         # Remove the cycle mean so the discharge adds no slow offset.
-        mean = (-_SWD_SPIKE_SD_S * math.sqrt(2.0 * math.pi) * freq
-                + _SWD_WAVE_GAIN * i0e(_SWD_WAVE_KAPPA))
+        mean = -_SWD_SPIKE_SD_S * math.sqrt(2.0 * math.pi) * freq + _SWD_WAVE_GAIN * i0e(
+            _SWD_WAVE_KAPPA
+        )
         ramp = 1.0 - (1.0 - np.minimum(u / _SWD_RAMP_TO, 1.0)) ** 2
         amp = w * amp_factor * (_SWD_RAMP_FROM + (1.0 - _SWD_RAMP_FROM) * ramp)
         sources[lo:hi, col] += _SWD_UV * amp * (-spike + _SWD_WAVE_GAIN * wave - mean)

@@ -8,18 +8,22 @@ contiguous blocks of time and can purge rows next to them.
 ``xgboost``, ``onnx`` and ``onnxmltools`` (the ``rtdecode[train]`` extra) are imported inside the
 functions that need them, so that the metrics and fold helpers work without them.
 """
+
 from __future__ import annotations
 
 import importlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rtdecode.common.checks import check_int, check_labels
 from rtdecode.decoding.model import CONTRACT_KEY, ModelContract, OnnxModel
+from rtdecode.offline.metrics import classification_metrics
 
 if TYPE_CHECKING:
     import xgboost
@@ -28,7 +32,6 @@ __all__ = [
     "XGBParams",
     "balanced_sample_weight",
     "booster_predict_proba",
-    "classification_metrics",
     "cross_validate",
     "export_onnx",
     "fit_xgboost",
@@ -53,29 +56,6 @@ def _require(module: str) -> Any:
             f"training needs {module!r}, which is not installed; install the training extra: "
             "pip install 'rtdecode[train]'"
         ) from exc
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_labels(name: str, y: Any, n_classes: int | None = None) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
-    if y.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer class indices, got dtype {y.dtype}")
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0 or (n_classes is not None and hi >= n_classes):
-        allowed = "0 or more" if n_classes is None else f"0..{n_classes - 1}"
-        raise ValueError(f"{name} holds class indices {lo}..{hi}; allowed: {allowed}")
-    return y
 
 
 def _check_features(name: str, X: Any) -> np.ndarray:
@@ -120,9 +100,9 @@ def time_blocked_folds(
     ValueError
         If there are fewer rows than folds, or the gap leaves some fold without training rows.
     """
-    n_rows = _check_int("n_rows", n_rows, 1)
-    n_folds = _check_int("n_folds", n_folds, 2)
-    gap_rows = _check_int("gap_rows", gap_rows, 0)
+    n_rows = check_int("n_rows", n_rows, 1)
+    n_folds = check_int("n_folds", n_folds, 2)
+    gap_rows = check_int("gap_rows", gap_rows, 0)
     if n_rows < n_folds:
         raise ValueError(
             f"n_rows={n_rows} is too few for n_folds={n_folds}; need n_rows >= n_folds"
@@ -159,7 +139,7 @@ def grouped_folds(groups: Sequence[Any], n_folds: int) -> list[tuple[np.ndarray,
     -------
     list of (train_idx, val_idx)
     """
-    n_folds = _check_int("n_folds", n_folds, 2)
+    n_folds = check_int("n_folds", n_folds, 2)
     keys = list(groups)
     order: dict[Any, int] = {}
     for g in keys:
@@ -201,7 +181,7 @@ def balanced_sample_weight(y: np.ndarray) -> np.ndarray:
         ``n_rows / (n_present_classes * count[y[i]])``: weights average 1, and each present class
         sums to ``n_rows / n_present_classes`` (scikit-learn's ``"balanced"``).
     """
-    y = _check_labels("y", y)
+    y = check_labels("y", y)
     counts = np.bincount(y)
     n_present = np.count_nonzero(counts)
     per_class = np.zeros(counts.size, dtype=np.float64)
@@ -245,11 +225,11 @@ class XGBParams:
     n_jobs: int = 1
 
     def __post_init__(self) -> None:
-        _check_int("n_estimators", self.n_estimators, 1)
-        _check_int("max_depth", self.max_depth, 1)
-        _check_int("early_stopping_rounds", self.early_stopping_rounds, 0)
-        _check_int("seed", self.seed, 0)
-        _check_int("n_jobs", self.n_jobs, 1)
+        check_int("n_estimators", self.n_estimators, 1)
+        check_int("max_depth", self.max_depth, 1)
+        check_int("early_stopping_rounds", self.early_stopping_rounds, 0)
+        check_int("seed", self.seed, 0)
+        check_int("n_jobs", self.n_jobs, 1)
         for name in ("learning_rate", "subsample", "colsample_bytree"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -274,7 +254,7 @@ class XGBParams:
         Two classes use ``binary:logistic``: onnxmltools converts ``multi:softprob`` with
         ``num_class=2`` wrongly (probabilities off by up to 0.99, measured with onnxmltools 1.16).
         """
-        n_classes = _check_int("n_classes", n_classes, 2)
+        n_classes = check_int("n_classes", n_classes, 2)
         params: dict[str, Any] = {
             "max_depth": self.max_depth,
             "eta": self.learning_rate,
@@ -343,9 +323,9 @@ def fit_xgboost(
     xgb = _require("xgboost")
     if not isinstance(params, XGBParams):
         raise TypeError(f"params must be an XGBParams, got {type(params).__name__}")
-    n_classes = _check_int("n_classes", n_classes, 2)
+    n_classes = check_int("n_classes", n_classes, 2)
     X_train = _check_features("X_train", X_train)
-    y_train = _check_labels("y_train", y_train, n_classes)
+    y_train = check_labels("y_train", y_train, n_classes)
     if X_train.shape[0] != y_train.shape[0]:
         raise ValueError(
             f"X_train has {X_train.shape[0]} rows but y_train has {y_train.shape[0]}; "
@@ -360,7 +340,7 @@ def fit_xgboost(
     early = None
     if X_val is not None:
         X_val = _check_features("X_val", X_val)
-        y_val = _check_labels("y_val", y_val, n_classes)
+        y_val = check_labels("y_val", y_val, n_classes)
         if X_val.shape != (y_val.shape[0], X_train.shape[1]):
             raise ValueError(
                 f"X_val has shape {X_val.shape}; expected ({y_val.shape[0]}, {X_train.shape[1]}) "
@@ -401,86 +381,32 @@ def _fit_xgboost_dask(client, X_train, y_train, X_val, y_val, n_classes, params)
     def matrix(X, y):
         rows = max(1, -(-X.shape[0] // n_workers))
         return dxgb.DaskDMatrix(
-            client, da.from_array(X, chunks=(rows, -1)), da.from_array(y, chunks=rows),
+            client,
+            da.from_array(X, chunks=(rows, -1)),
+            da.from_array(y, chunks=rows),
             weight=da.from_array(balanced_sample_weight(y), chunks=rows),
         )
 
     evals, early = [], None
     if X_val is not None:
         X_val = _check_features("X_val", X_val)
-        y_val = _check_labels("y_val", y_val, n_classes)
+        y_val = check_labels("y_val", y_val, n_classes)
         evals = [(matrix(X_val, y_val), "val")]
         early = params.early_stopping_rounds or None
-    out = dxgb.train(client, params.xgb_params(n_classes), matrix(X_train, y_train),
-                     num_boost_round=params.n_estimators, evals=evals,
-                     early_stopping_rounds=early, verbose_eval=False)
+    out = dxgb.train(
+        client,
+        params.xgb_params(n_classes),
+        matrix(X_train, y_train),
+        num_boost_round=params.n_estimators,
+        evals=evals,
+        early_stopping_rounds=early,
+        verbose_eval=False,
+    )
     booster = out["booster"]
     return _trim_to_best(booster, early_stopped=early is not None)
 
 
 # Metrics -----------------------------------------------------------------------------------
-def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
-) -> dict[str, Any]:
-    """Accuracy, Cohen's kappa, per-class scores and the confusion matrix.
-
-    Parameters
-    ----------
-    y_true, y_pred : ndarray, shape (n_rows,), int
-        True and predicted class indices in ``0..len(classes)-1``.
-    classes : sequence of str
-        Class names, in index order.
-
-    Returns
-    -------
-    dict
-        Plain JSON types: ``n``, ``accuracy``, ``balanced_accuracy`` (mean recall over classes
-        present in ``y_true``), ``kappa`` (NaN when chance agreement is 1, i.e. a single class
-        everywhere), ``macro_f1`` (over classes present in ``y_true``), ``per_class``
-        (``{name: {precision, recall, f1, support}}``; a score whose denominator is zero is 0.0)
-        and ``confusion`` (list of rows: ``confusion[i][j]`` counts true ``i`` predicted ``j``).
-    """
-    classes = [str(c) for c in classes]
-    k = len(classes)
-    if k < 2:
-        raise ValueError(f"classes must name at least 2 classes, got {classes}")
-    y_true = _check_labels("y_true", y_true, k)
-    y_pred = _check_labels("y_pred", y_pred, k)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            f"y_true and y_pred must have the same length, got {y_true.size} and {y_pred.size}"
-        )
-    n = y_true.size
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        denom = precision + recall
-        f1 = np.where(denom > 0, 2 * precision * recall / denom, 0.0)
-    accuracy = tp.sum() / n
-    chance = float(support @ predicted) / n**2
-    kappa = (accuracy - chance) / (1.0 - chance) if chance < 1.0 else float("nan")
-    present = support > 0
-    return {
-        "n": int(n),
-        "accuracy": float(accuracy),
-        "balanced_accuracy": float(recall[present].mean()),
-        "kappa": float(kappa),
-        "macro_f1": float(f1[present].mean()),
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(classes)
-        },
-        "confusion": cm.tolist(),
-    }
 
 
 def cross_validate(
@@ -532,12 +458,12 @@ def cross_validate(
     classes = [str(c) for c in classes]
     n_classes = len(classes)
     X = _check_features("X", X)
-    y = _check_labels("y", y, n_classes)
+    y = check_labels("y", y, n_classes)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}; they must match")
     if not isinstance(params, XGBParams):
         raise TypeError(f"params must be an XGBParams, got {type(params).__name__}")
-    gap_rows = _check_int("gap_rows", gap_rows, 0)
+    gap_rows = check_int("gap_rows", gap_rows, 0)
     if folds is None:
         folds = time_blocked_folds(X.shape[0], n_folds, gap_rows=gap_rows)
 
@@ -546,11 +472,15 @@ def cross_validate(
     for k, (train, val) in enumerate(folds):
         fit_rows, stop_rows = _early_stopping_split(train, gap_rows)
         if stop_rows is None:
-            booster = fit_xgboost(X[train], y[train], None, None, n_classes, params,
-                                  client=client)
+            booster = fit_xgboost(X[train], y[train], None, None, n_classes, params, client=client)
         else:
             booster = fit_xgboost(
-                X[fit_rows], y[fit_rows], X[stop_rows], y[stop_rows], n_classes, params,
+                X[fit_rows],
+                y[fit_rows],
+                X[stop_rows],
+                y[stop_rows],
+                n_classes,
+                params,
                 client=client,
             )
         proba = booster_predict_proba(booster, X[val])
@@ -570,8 +500,12 @@ def cross_validate(
         )
         logger.info(
             "fold %d/%d: %d train rows, %d validation rows, %d trees per class, accuracy %.3f",
-            k + 1, len(folds), fold_info[-1]["n_train"], val.size,
-            fold_info[-1]["best_iteration"] + 1, fold_metrics["accuracy"],
+            k + 1,
+            len(folds),
+            fold_info[-1]["n_train"],
+            val.size,
+            fold_info[-1]["best_iteration"] + 1,
+            fold_metrics["accuracy"],
         )
 
     validated = ~np.isnan(oof_proba[:, 0])
@@ -589,9 +523,7 @@ def cross_validate(
     }
 
 
-def _early_stopping_split(
-    train: np.ndarray, gap_rows: int
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _early_stopping_split(train: np.ndarray, gap_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Split sorted training rows into (fit rows, early-stopping rows), latest rows stopping.
 
     Returns ``(train, None)`` when the fold is too small to spare rows for early stopping.
@@ -717,7 +649,11 @@ def export_onnx(
             tmp.unlink()
     logger.info(
         "wrote %s: %d trees, %d features, %d classes, max |p_onnx - p_xgb| = %.2g",
-        path, booster.num_boosted_rounds(), n_features, contract.n_classes, diff,
+        path,
+        booster.num_boosted_rounds(),
+        n_features,
+        contract.n_classes,
+        diff,
     )
     return path
 

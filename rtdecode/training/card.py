@@ -1,18 +1,5 @@
-"""``rtdecode train``: labelled recordings -> validated, hysteresis-tuned ONNX model + model card.
-
-Steps (each reported in the model card):
-
-1. features of every recording through the live feature code (:mod:`rtdecode.offline.datasets`), in
-   parallel over files with Dask;
-2. windows labelled by the one segment that covers them; the others are left out of training;
-3. validation that never puts overlapping windows on both sides of a split: folds by recording
-   when there are several, by label group (``--group-column``: an event, an animal) when given,
-   else contiguous blocks of time with the overlapping rows purged at the edges;
-4. XGBoost with class weights and early stopping in each fold; out-of-fold probabilities tune the
-   hysteresis (event tasks: best event sensitivity within a false-alarm budget per hour; state
-   tasks: best agreement after smoothing);
-5. the final model on all labelled windows, exported to ONNX with its contract after a parity
-   check against XGBoost.
+"""The model card: a trained model's provenance, validation scores and plots, as Markdown, JSON
+and PNG beside the ONNX file.
 """
 
 from __future__ import annotations
@@ -23,13 +10,23 @@ from pathlib import Path
 
 import numpy as np
 
+from rtdecode.common.jsonable import json_default
+
 __all__ = ["write_model_card", "model_card_markdown"]
 
 logger = logging.getLogger("rtdecode")
 
+
 # Model card -------------------------------------------------------------------------------
-def write_model_card(card: dict, model_path: Path, *, oof_runs=None, classes=None,
-                     hysteresis=None, hop_s: float | None = None) -> None:
+def write_model_card(
+    card: dict,
+    model_path: Path,
+    *,
+    oof_runs=None,
+    classes=None,
+    hysteresis=None,
+    hop_s: float | None = None,
+) -> None:
     """Write ``<model>.json``, ``<model>.md`` and (with matplotlib) ``<model>.png`` beside it."""
     stem = model_path.with_suffix("")
     png = None
@@ -37,17 +34,9 @@ def write_model_card(card: dict, model_path: Path, *, oof_runs=None, classes=Non
         png = _plot_card(stem.with_suffix(".png"), card, oof_runs, classes, hysteresis, hop_s)
         if png is not None:
             card["plot"] = png.name
-    stem.with_suffix(".json").write_text(json.dumps(card, indent=2, default=_json) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(card, indent=2, default=json_default) + "\n")
     stem.with_suffix(".md").write_text(model_card_markdown(card))
 
-def _json(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
 
 def _fmt(v, digits=3) -> str:
     if v is None:
@@ -55,6 +44,7 @@ def _fmt(v, digits=3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
 
 def model_card_markdown(card: dict) -> str:
     """The Markdown model card of a trained model (data, validation, scores, hysteresis)."""
@@ -65,7 +55,11 @@ def model_card_markdown(card: dict) -> str:
         "",
         f"- task: **{card['task']}**, classes: {', '.join(card['classes'])}",
         f"- input: {card['n_channels']} channel(s) at {card['fs_hz']:g} Hz"
-        + (f" ({', '.join(card.get('channel_labels') or [])[:200]})" if card.get("channel_labels") else ""),
+        + (
+            f" ({', '.join(card.get('channel_labels') or [])[:200]})"
+            if card.get("channel_labels")
+            else ""
+        ),
         f"- features: {card['n_features']} (window {card['features']['window_s']:g} s, hop "
         f"{card['features']['hop_s']:g} s, bands "
         f"{', '.join(b['name'] for b in card['features']['bands'])}; normalisation "
@@ -82,43 +76,73 @@ def model_card_markdown(card: dict) -> str:
         lines.append(f"- {data}")
     else:
         lines += ["| file | duration s | windows | labelled |", "|---|---|---|---|"]
-        lines += [f"| {d['file']} | {d['duration_s']:g} | {d['windows']} | {d['labelled_windows']} |"
-                  for d in data]
-    lines += ["", f"Windows per class: {t['class_counts']}"
-              + (f"; left out (straddling a change or unlabelled): {t['windows_left_out']}"
-                 if "windows_left_out" in t else ""), "",
-              "## Validation", "", f"{t['validation']}.", "",
-              "| | accuracy | Cohen's kappa |", "|---|---|---|",
-              f"| windows (out of fold) | {cv['accuracy']:.3f} | {cv['kappa']:.3f} |"]
+        lines += [
+            f"| {d['file']} | {d['duration_s']:g} | {d['windows']} | {d['labelled_windows']} |"
+            for d in data
+        ]
+    lines += [
+        "",
+        f"Windows per class: {t['class_counts']}"
+        + (
+            f"; left out (straddling a change or unlabelled): {t['windows_left_out']}"
+            if "windows_left_out" in t
+            else ""
+        ),
+        "",
+        "## Validation",
+        "",
+        f"{t['validation']}.",
+        "",
+        "| | accuracy | Cohen's kappa |",
+        "|---|---|---|",
+        f"| windows (out of fold) | {cv['accuracy']:.3f} | {cv['kappa']:.3f} |",
+    ]
     after = t.get("cv_after_hysteresis") or {}
     if "after_hysteresis" in after:
         a = after["after_hysteresis"]
         lines.append(f"| after hysteresis | {a['accuracy']:.3f} | {a['kappa']:.3f} |")
     lines += ["", "| class | precision | recall | F1 | windows |", "|---|---|---|---|---|"]
     for c, m in cv["per_class"].items():
-        lines.append(f"| {c} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | "
-                     f"{m['support']} |")
-    lines += ["", "Confusion matrix (rows: true, columns: predicted):", "",
-              "| | " + " | ".join(card["classes"]) + " |",
-              "|---" * (len(card["classes"]) + 1) + "|"]
+        lines.append(
+            f"| {c} | {_fmt(m['precision'])} | {_fmt(m['recall'])} | {_fmt(m['f1'])} | "
+            f"{m['support']} |"
+        )
+    lines += [
+        "",
+        "Confusion matrix (rows: true, columns: predicted):",
+        "",
+        "| | " + " | ".join(card["classes"]) + " |",
+        "|---" * (len(card["classes"]) + 1) + "|",
+    ]
     for c, row in zip(card["classes"], cv["confusion"]):
         lines.append(f"| {c} | " + " | ".join(str(v) for v in row) + " |")
     if "events" in after:
         e = after["events"]
-        lines += ["", "## Events after hysteresis (out of fold)", "",
-                  f"- detected {e['events_detected']} of {e['events']} events "
-                  f"(sensitivity {_fmt(e['event_sensitivity'])})",
-                  f"- detection delay median {_fmt(e['detection_delay_median_s'], 2)} s, "
-                  f"p90 {_fmt(e['detection_delay_p90_s'], 2)} s",
-                  f"- false alarms: {e['false_alarms']} in {e['hours']:.2f} h "
-                  f"({_fmt(e['false_alarms_per_hour'], 2)} per hour)"]
+        lines += [
+            "",
+            "## Events after hysteresis (out of fold)",
+            "",
+            f"- detected {e['events_detected']} of {e['events']} events "
+            f"(sensitivity {_fmt(e['event_sensitivity'])})",
+            f"- detection delay median {_fmt(e['detection_delay_median_s'], 2)} s, "
+            f"p90 {_fmt(e['detection_delay_p90_s'], 2)} s",
+            f"- false alarms: {e['false_alarms']} in {e['hours']:.2f} h "
+            f"({_fmt(e['false_alarms_per_hour'], 2)} per hour)",
+        ]
     if "hysteresis_tuning" in t:
         lines += ["", f"Hysteresis tuned for: {t['hysteresis_tuning']}."]
     if card.get("plot"):
         lines += ["", f"![confusion matrix and states over time]({card['plot']})"]
-    lines += ["", "## Training", "", f"XGBoost: `{json.dumps(t['xgboost_params'])}`",
-              f"Feature extraction took {t.get('feature_seconds', '-')} s.", ""]
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"XGBoost: `{json.dumps(t['xgboost_params'])}`",
+        f"Feature extraction took {t.get('feature_seconds', '-')} s.",
+        "",
+    ]
     return "\n".join(lines)
+
 
 def _plot_card(path: Path, card: dict, runs, classes, hysteresis, hop_s) -> Path | None:
     try:
@@ -131,14 +155,19 @@ def _plot_card(path: Path, card: dict, runs, classes, hysteresis, hop_s) -> Path
     from rtdecode.offline.evaluation import smooth
 
     cm = np.array(card["training"]["cv"]["metrics"]["confusion"], dtype=float)
-    fig, (ax_cm, ax_t) = plt.subplots(1, 2, figsize=(12, 4),
-                                      gridspec_kw={"width_ratios": [1, 2.5]})
+    fig, (ax_cm, ax_t) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 2.5]})
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     ax_cm.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax_cm.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
-                       color="white" if norm[i, j] > 0.5 else "black")
+            ax_cm.text(
+                j,
+                i,
+                f"{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax_cm.set_xticks(range(len(classes)), classes)
     ax_cm.set_yticks(range(len(classes)), classes)
     ax_cm.set_xlabel("predicted (out of fold)")

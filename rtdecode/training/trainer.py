@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,6 +43,7 @@ TASK_DEFAULTS = {
     "sleep": {"kind": "state", "classes": ("wake", "nrem", "rem")},
     "seizure": {"kind": "event", "classes": ("normal", "seizure")},
 }
+
 
 @dataclass(frozen=True)
 class TrainSpec:
@@ -86,6 +87,7 @@ class TrainSpec:
     learning_rate: float = 0.1
     dask: str = "local"
 
+
 def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
     """Run the whole training; write the model and its card; return the card as a dict.
 
@@ -99,6 +101,7 @@ def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
         if client is not None:
             client.close()
 
+
 def _training_client(dask: str | None):
     """A Dask client when a scheduler address is given: XGBoost then trains with xgboost.dask."""
     if not dask or not dask.startswith(("tcp://", "tls://", "ucx://")):
@@ -109,6 +112,7 @@ def _training_client(dask: str | None):
         return Client(dask, timeout=10)
     except Exception as exc:
         raise DataError(f"--dask {dask}: cannot reach the Dask scheduler ({exc})") from None
+
 
 def _train(spec: TrainSpec, client, progress: bool) -> dict:
     from rtdecode.training.boosting import (
@@ -153,16 +157,32 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         if any(g is None for g in groups):
             raise DataError("--group-column: some labelled windows have no group value")
         folds = grouped_folds(groups, spec.n_folds)
-        scheme = (f"{len(folds)}-fold, grouped by label group ({len(set(groups))} groups); "
-                  "windows straddling segments left out")
+        scheme = (
+            f"{len(folds)}-fold, grouped by label group ({len(set(groups))} groups); "
+            "windows straddling segments left out"
+        )
     else:
         folds = None
-        scheme = (f"{spec.n_folds}-fold, contiguous blocks of time, {gap_rows} overlapping "
-                  "rows purged at each fold edge")
-    params = XGBParams(n_estimators=spec.n_estimators, max_depth=spec.max_depth,
-                       learning_rate=spec.learning_rate, seed=spec.seed)
-    cv = cross_validate(X, y, spec.classes, params, n_folds=spec.n_folds, gap_rows=gap_rows,
-                        folds=folds, client=client)
+        scheme = (
+            f"{spec.n_folds}-fold, contiguous blocks of time, {gap_rows} overlapping "
+            "rows purged at each fold edge"
+        )
+    params = XGBParams(
+        n_estimators=spec.n_estimators,
+        max_depth=spec.max_depth,
+        learning_rate=spec.learning_rate,
+        seed=spec.seed,
+    )
+    cv = cross_validate(
+        X,
+        y,
+        spec.classes,
+        params,
+        n_folds=spec.n_folds,
+        gap_rows=gap_rows,
+        folds=folds,
+        client=client,
+    )
     oof = cv["oof_proba"]
 
     # Hysteresis tuned on out-of-fold decisions, recording by recording -------------------
@@ -174,12 +194,16 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         ok = ~np.isnan(proba[:, 0])
         segs = _sources_by_path(spec.sources)[r.path].labels
         episodes = event_episodes(segs, spec.event_class) if spec.kind == "event" else []
-        runs.append((r.end_s[m][ok], proba[ok], y[offset : offset + n][ok], episodes,
-                     r.duration_s))
+        runs.append((r.end_s[m][ok], proba[ok], y[offset : offset + n][ok], episodes, r.duration_s))
         offset += n
     hysteresis, smoothed = tune_hysteresis(
-        runs, spec.classes, spec.kind, hop_s=config.hop_s, window_s=config.window_s,
-        event_class=spec.event_class, max_false_alarms_per_hour=spec.max_false_alarms_per_hour,
+        runs,
+        spec.classes,
+        spec.kind,
+        hop_s=config.hop_s,
+        window_s=config.window_s,
+        event_class=spec.event_class,
+        max_false_alarms_per_hour=spec.max_false_alarms_per_hour,
     )
 
     # Final model, contract, export ----------------------------------------------------------
@@ -188,9 +212,14 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
     channel_names = recs[0].channel_names
     training = {
         "data": [
-            {"file": str(r.path), "duration_s": round(r.duration_s, 3), "fs_hz": r.fs_hz,
-             "windows": int(r.y.size), "labelled_windows": int(m.sum()),
-             "label_file_segments": len(_sources_by_path(spec.sources)[r.path].labels)}
+            {
+                "file": str(r.path),
+                "duration_s": round(r.duration_s, 3),
+                "fs_hz": r.fs_hz,
+                "windows": int(r.y.size),
+                "labelled_windows": int(m.sum()),
+                "label_file_segments": len(_sources_by_path(spec.sources)[r.path].labels),
+            }
             for r, m in zip(recs, labelled)
         ],
         "task": spec.task,
@@ -201,8 +230,10 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         "cv_after_hysteresis": smoothed,
         "hysteresis_tuning": (
             f"best event sensitivity with <= {spec.max_false_alarms_per_hour:g} false alarms/h "
-            "on out-of-fold decisions" if spec.kind == "event"
-            else "best Cohen's kappa after smoothing on out-of-fold decisions"),
+            "on out-of-fold decisions"
+            if spec.kind == "event"
+            else "best Cohen's kappa after smoothing on out-of-fold decisions"
+        ),
         "xgboost_params": final_params.to_dict(),
         "feature_seconds": round(feature_s, 2),
         "rtdecode_version": __version__,
@@ -211,26 +242,39 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         "trained_on": ("xgboost.dask on " + spec.dask) if client is not None else "this machine",
     }
     contract = ModelContract(
-        task=spec.kind, classes=spec.classes, n_channels=len(channel_names),
-        channel_labels=tuple(channel_names), features=config,
-        feature_names=tuple(config.feature_names(channel_names)), hysteresis=hysteresis,
+        task=spec.kind,
+        classes=spec.classes,
+        n_channels=len(channel_names),
+        channel_labels=tuple(channel_names),
+        features=config,
+        feature_names=tuple(config.feature_names(channel_names)),
+        hysteresis=hysteresis,
         training=training,
     )
     out = Path(spec.out)
     export_onnx(booster, contract, out, X[:: max(1, X.shape[0] // 500)])
     card = {
-        "model": out.name, "task": spec.kind, "classes": list(spec.classes),
-        "n_channels": len(channel_names), "channel_labels": list(channel_names),
-        "fs_hz": config.fs_hz, "features": config.to_dict(), "n_features": X.shape[1],
-        "hysteresis": hysteresis.to_dict(), "training": training,
+        "model": out.name,
+        "task": spec.kind,
+        "classes": list(spec.classes),
+        "n_channels": len(channel_names),
+        "channel_labels": list(channel_names),
+        "fs_hz": config.fs_hz,
+        "features": config.to_dict(),
+        "n_features": X.shape[1],
+        "hysteresis": hysteresis.to_dict(),
+        "training": training,
     }
-    write_model_card(card, out, oof_runs=runs, classes=spec.classes, hysteresis=hysteresis,
-                     hop_s=config.hop_s)
+    write_model_card(
+        card, out, oof_runs=runs, classes=spec.classes, hysteresis=hysteresis, hop_s=config.hop_s
+    )
     logger.info("wrote %s (+ .md/.json/.png) in %.1f s", out, time.perf_counter() - t0)
     return card
 
+
 def _sources_by_path(sources: Sequence[Source]) -> dict[Path, Source]:
     return {Path(s.data).resolve(): s for s in sources} | {Path(s.data): s for s in sources}
+
 
 def _check_same_channels(recs: Sequence[RecordingFeatures]) -> None:
     first = recs[0]

@@ -1,4 +1,5 @@
 """Ring buffer against a plain numpy reference: random chunk sizes, wrap-around, overrun."""
+
 import os
 import threading
 from pathlib import Path
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rtdecode.acquisition._ringbuffer import OverrunError, RingBuffer
 
+from rtdecode.acquisition._ringbuffer import OverrunError, RingBuffer
 from rtdecode.common.memory import resident_zeros
 
 
@@ -94,12 +95,12 @@ def test_segments_lapped_while_in_use_fail_the_check_and_are_counted():
     ring.write(data[:100], ts[:100])
     ((view, _),) = ring.segments(0, 100)
     ring.write(data[100:120], ts[100:120])  # overwrites slots 0..19 under the view
-    assert view[0, 0] == data[100, 0]       # what a reader saw is torn...
+    assert view[0, 0] == data[100, 0]  # what a reader saw is torn...
     with pytest.raises(OverrunError, match="overwritten while in use"):
-        ring.check(0)                       # ...and the check says so
-    ring.check(20)                          # samples from 20 on are intact
+        ring.check(0)  # ...and the check says so
+    ring.check(20)  # samples from 20 on are intact
     with pytest.raises(OverrunError):
-        ring.segments(10, 50)               # gone already
+        ring.segments(10, 50)  # gone already
     with pytest.raises(OverrunError):
         ring.timestamp(5)
     assert ring.overruns == 3
@@ -220,7 +221,7 @@ def test_ring_memory_is_resident_from_construction():
     """The ring's pages are faulted in when it is made, not by the writer's first pass over it
     (on the 2-core VM each first touch of a 2 MiB page stalled the acquisition ~4 ms: late
     decisions for the first 8 s of every run)."""
-    capacity, n_channels = 262_144, 64   # 64 MiB: mapped afresh, above malloc's mmap threshold
+    capacity, n_channels = 262_144, 64  # 64 MiB: mapped afresh, above malloc's mmap threshold
     before = _resident_bytes()
     ring = RingBuffer(capacity, n_channels)
     grown = _resident_bytes() - before
@@ -231,11 +232,11 @@ def test_ring_memory_is_resident_from_construction():
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
 def test_resident_zeros_are_zeros_in_memory_now():
     before = _resident_bytes()
-    array = resident_zeros((4096, 2048), np.float32)   # 32 MiB
+    array = resident_zeros((4096, 2048), np.float32)  # 32 MiB
     grown = _resident_bytes() - before
     assert array.shape == (4096, 2048) and array.dtype == np.float32
     assert not array.any()
     assert grown >= 0.9 * array.nbytes
     before = _resident_bytes()
-    lazy = np.zeros((4096, 2048), np.float32)   # what it replaces: mapped, not yet in memory
+    lazy = np.zeros((4096, 2048), np.float32)  # what it replaces: mapped, not yet in memory
     assert _resident_bytes() - before < 0.1 * lazy.nbytes

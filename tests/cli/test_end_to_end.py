@@ -3,6 +3,7 @@
 The live features equal the offline ones on the same samples; decisions carry the timestamp of
 their window's last sample; the CLI runs simulator and decoder as separate processes.
 """
+
 import json
 import math
 import os
@@ -14,18 +15,19 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from rtdecode.models import bundled_model_path
 
 from rtdecode.acquisition.acquisition import LslAcquisition
 from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
 from rtdecode.decoding.decoder import Decoder
 from rtdecode.decoding.model import OnnxModel
 from rtdecode.features.streaming import extract_features
+from rtdecode.models import bundled_model_path
 from rtdecode.outputs.decisions import DecisionOutputs
 
 pytestmark = pytest.mark.lsl
 
 from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.streams import SCORES_STREAM_NAME, STATE_STREAM_NAME, output_source_id
 
 RTDECODE = [sys.executable, "-m", "rtdecode"]
 
@@ -38,26 +40,34 @@ def _pull_all(inlet, sink, seconds):
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("channel_format, dtype", [("float32", np.float32), ("int16", np.int16),
-                                                   ("double64", np.float64)])
+@pytest.mark.parametrize(
+    "channel_format, dtype",
+    [("float32", np.float32), ("int16", np.int16), ("double64", np.float64)],
+)
 def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channel_format, dtype):
     fs, n_ch = 2000.0, 4
     rng = np.random.default_rng(11)
     n = int(fs * 5)
     t = np.arange(n) / fs
-    data = (rng.standard_normal((n, n_ch)) * 20 + 80 * np.sin(2 * np.pi * 7 * t)[:, None])
+    data = rng.standard_normal((n, n_ch)) * 20 + 80 * np.sin(2 * np.pi * 7 * t)[:, None]
     data = data.astype(dtype)
     info = pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, channel_format, unique_name)
     outlet = pylsl.StreamOutlet(info, chunk_size=16)
 
     model = OnnxModel(small_model)
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
-    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
-                              input_name=unique_name, hop_s=0.1, log_path=tmp_path / "log.jsonl")
-    live_rows = []
-    decoder = Decoder(model, acquisition, outputs,
-                      feature_sink=lambda end, row: live_rows.append((end, row.copy())))
-    scores_info = pylsl.resolve_byprop("source_id", f"rtdecode-scores:{unique_name}", timeout=5)[0]
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=unique_name,
+        hop_s=0.1,
+        log_path=tmp_path / "log.jsonl",
+    )
+    decoder = Decoder(model, acquisition, outputs)
+    observed = decoder.observe()
+    scores_info = pylsl.resolve_byprop(
+        "source_id", output_source_id(SCORES_STREAM_NAME, unique_name), timeout=5
+    )[0]
     scores = pylsl.StreamInlet(scores_info, processing_flags=0)
     scores.open_stream(5)
     with decoder:
@@ -77,8 +87,9 @@ def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channe
             time.sleep(0.002)
         ends, offline = extract_features(data.astype(np.float32), model.contract.features)
         deadline = time.monotonic() + 20
-        while len(live_rows) < len(ends) and time.monotonic() < deadline:
+        while len(observed) < len(ends) and time.monotonic() < deadline:
             time.sleep(0.05)
+        live_rows = [(o.end_sample, o.features) for o in observed]
         received = []
         _pull_all(scores, received, 1.0)
     assert [e for e, _ in live_rows] == ends.tolist()
@@ -99,8 +110,9 @@ def test_live_decisions_equal_offline(tmp_path, small_model, unique_name, channe
 
 
 def _run(args, timeout=60):
-    return subprocess.run(RTDECODE + args, capture_output=True, text=True, timeout=timeout,
-                          cwd=PACKAGE_PARENT)
+    return subprocess.run(
+        RTDECODE + args, capture_output=True, text=True, timeout=timeout, cwd=PACKAGE_PARENT
+    )
 
 
 @pytest.mark.slow
@@ -109,27 +121,59 @@ def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
     """rtdecode simulate | rtdecode run, each its own process; a pylsl consumer listens."""
     model = bundled_model_path("seizure")
     contract = OnnxModel(model).contract
-    sim = subprocess.Popen(RTDECODE + ["simulate", "--scenario", "seizure", "--name", unique_name,
-                                       "--channels", str(contract.n_channels), "--duration", "40"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PACKAGE_PARENT)
+    sim = subprocess.Popen(
+        RTDECODE
+        + [
+            "simulate",
+            "--scenario",
+            "seizure",
+            "--name",
+            unique_name,
+            "--channels",
+            str(contract.n_channels),
+            "--duration",
+            "40",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=PACKAGE_PARENT,
+    )
     log = tmp_path / "decisions.jsonl"
     try:
         time.sleep(1.0)
-        dec = subprocess.Popen(RTDECODE + ["run", "--model", str(model), "--source", unique_name,
-                                           "--headless", "--duration", "12", "--log", str(log)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=PACKAGE_PARENT)
+        dec = subprocess.Popen(
+            RTDECODE
+            + [
+                "run",
+                "--model",
+                str(model),
+                "--source",
+                unique_name,
+                "--headless",
+                "--duration",
+                "12",
+                "--log",
+                str(log),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PACKAGE_PARENT,
+        )
         found = {}
         deadline = time.monotonic() + 20
         while len(found) < 2 and time.monotonic() < deadline:
             for s in pylsl.resolve_streams(wait_time=0.5):
-                if unique_name in s.source_id() and s.name() in ("rtdecode-scores", "rtdecode-state"):
+                if unique_name in s.source_id() and s.name() in (
+                    SCORES_STREAM_NAME,
+                    STATE_STREAM_NAME,
+                ):
                     found.setdefault(s.name(), s)
-        if set(found) != {"rtdecode-scores", "rtdecode-state"}:
+        if set(found) != {SCORES_STREAM_NAME, STATE_STREAM_NAME}:
             dec.kill()
             pytest.fail(f"decoder outlets not found; decoder said: {dec.communicate()}")
-        scores = pylsl.StreamInlet(found["rtdecode-scores"], processing_flags=0)
-        states = pylsl.StreamInlet(found["rtdecode-state"], processing_flags=0)
+        scores = pylsl.StreamInlet(found[SCORES_STREAM_NAME], processing_flags=0)
+        states = pylsl.StreamInlet(found[STATE_STREAM_NAME], processing_flags=0)
         scores.open_stream(5)
         states.open_stream(5)
         labels = []
@@ -173,8 +217,17 @@ def test_simulator_to_decoder_to_consumer(tmp_path, unique_name):
 def test_missing_stream_lists_visible_streams(unique_name):
     info = pylsl.StreamInfo(unique_name + "-other", "EEG", 2, 100, "float32", unique_name + "-o")
     outlet = pylsl.StreamOutlet(info)  # noqa: F841 (kept alive so it is visible)
-    result = _run(["run", "--model", str(bundled_model_path("sleep")), "--source",
-                   unique_name + "-absent", "--resolve-timeout", "1"])
+    result = _run(
+        [
+            "run",
+            "--model",
+            str(bundled_model_path("sleep")),
+            "--source",
+            unique_name + "-absent",
+            "--resolve-timeout",
+            "1",
+        ]
+    )
     assert result.returncode == 2
     assert "no LSL stream with name=" in result.stderr
     assert unique_name + "-other" in result.stderr  # the visible one is listed
@@ -185,8 +238,17 @@ def test_missing_stream_lists_visible_streams(unique_name):
 def test_stream_model_mismatch_is_a_clear_error(unique_name):
     info = pylsl.StreamInfo(unique_name, "EEG", 8, 30000, "float32", unique_name)
     outlet = pylsl.StreamOutlet(info)  # noqa: F841
-    result = _run(["run", "--model", str(bundled_model_path("sleep")), "--source", unique_name,
-                   "--resolve-timeout", "3"])
+    result = _run(
+        [
+            "run",
+            "--model",
+            str(bundled_model_path("sleep")),
+            "--source",
+            unique_name,
+            "--resolve-timeout",
+            "3",
+        ]
+    )
     assert result.returncode == 2
     assert "expects 64 channels at 32000 Hz" in result.stderr
     assert "8 channels at 30000 Hz" in result.stderr
@@ -218,8 +280,19 @@ def test_version():
 
 
 def test_hysteresis_flag_for_the_wrong_task_is_rejected(unique_name):
-    result = _run(["run", "--model", str(bundled_model_path("sleep")), "--source", unique_name,
-                   "--on-threshold", "0.9", "--resolve-timeout", "1"])
+    result = _run(
+        [
+            "run",
+            "--model",
+            str(bundled_model_path("sleep")),
+            "--source",
+            unique_name,
+            "--on-threshold",
+            "0.9",
+            "--resolve-timeout",
+            "1",
+        ]
+    )
     assert result.returncode == 2
     assert "--on-threshold" in result.stderr and "--margin" in result.stderr
 
@@ -250,8 +323,9 @@ def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
     import socket
 
     fs, n_ch = 4000.0, 8
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
-                                                 unique_name), chunk_size=4)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32", unique_name), chunk_size=4
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
 
     def mark() -> int:
@@ -271,7 +345,7 @@ def test_acquisition_batches_the_receivers_wakes_and_loses_nothing(unique_name):
         acquisition.set_urgent_at(10**12)  # far away: lazy naps with a mark
         _wait_for_consumer(outlet)
         marks = []
-        for i in range(0, n, 4):   # real time, 1 ms chunks
+        for i in range(0, n, 4):  # real time, 1 ms chunks
             outlet.push_chunk(data[i : i + 4])
             if i % 400 == 0:
                 marks.append(mark())
@@ -300,16 +374,17 @@ def test_acquisition_learns_when_urgent_samples_arrive(unique_name, ahead_s, the
     clock (also one 3 s ahead of this machine's, or one that steps 0.2 s ahead halfway), and
     every sample is delivered."""
     fs, n_ch = 4000.0, 8
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
-                                                 unique_name), chunk_size=4)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32", unique_name), chunk_size=4
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
     assert math.isnan(acquisition.arrival_lag_s)
     n = int(fs * 2)
     data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
     with acquisition:
         _wait_for_consumer(outlet)
-        for i in range(0, n, 4):   # real time, 1 ms chunks stamped at their push
-            if i % 100 == 0:       # an urgent sample 15 ms ahead, and the next 5 ms after it
+        for i in range(0, n, 4):  # real time, 1 ms chunks stamped at their push
+            if i % 100 == 0:  # an urgent sample 15 ms ahead, and the next 5 ms after it
                 acquisition.set_urgent_at(i + 60, i + 80)
             ahead = ahead_s if i < n // 2 else then_ahead_s
             outlet.push_chunk(data[i : i + 4], pylsl.local_clock() + ahead)
@@ -327,8 +402,9 @@ def test_a_late_arrival_prediction_is_learnt_again(unique_name):
     its waits for urgent samples would begin after those had arrived, and the delays are only
     measured in waits: it must notice the late start and learn the delay again."""
     fs, n_ch, late_s = 4000.0, 8, 0.03
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
-                                                 unique_name), chunk_size=4)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32", unique_name), chunk_size=4
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
     n = int(fs * 3)
     data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
@@ -336,7 +412,7 @@ def test_a_late_arrival_prediction_is_learnt_again(unique_name):
         _wait_for_consumer(outlet)
         t0 = pylsl.local_clock()
         lag_while_late = math.nan
-        for i in range(0, n, 4):   # 1 ms chunks stamped when sampled, pushed then or late
+        for i in range(0, n, 4):  # 1 ms chunks stamped when sampled, pushed then or late
             if i == int(fs * 1.5):
                 lag_while_late = acquisition.arrival_lag_s
             stamp = t0 + (i + 4) / fs
@@ -359,14 +435,15 @@ def test_an_urgent_sample_in_a_late_sources_catch_up_is_not_napped_through(uniqu
     once. Predicted from the newest (late) timestamp, the urgent sample in that catch-up would
     be due ~12 ms after it comes, and the acquisition would nap through its arrival (for up to
     its 24 ms naps here). The prediction must not be later than the stream's recent pace says."""
-    fs, n_ch, chunk = 4000.0, 8, 4                  # 1 ms chunks
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
-                                                 unique_name), chunk_size=chunk)
+    fs, n_ch, chunk = 4000.0, 8, 4  # 1 ms chunks
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32", unique_name), chunk_size=chunk
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
     n = int(fs * 2)
     data = np.arange(n * n_ch, dtype=np.float32).reshape(n, n_ch)
-    stall_at, stall_s = int(fs * 1.5), 0.030        # the source stops for 30 ms, here
-    urgent = stall_at + 60                         # 15 ms after it, on the stream's pace
+    stall_at, stall_s = int(fs * 1.5), 0.030  # the source stops for 30 ms, here
+    urgent = stall_at + 60  # 15 ms after it, on the stream's pace
     arrived = {}
 
     def watch() -> None:
@@ -377,8 +454,8 @@ def test_an_urgent_sample_in_a_late_sources_catch_up_is_not_napped_through(uniqu
         _wait_for_consumer(outlet)
         t0 = pylsl.local_clock()
         i = 0
-        while i < stall_at:                          # on pace, stamped at the push
-            if i % 100 == 0:                         # urgent samples to learn the delays from
+        while i < stall_at:  # on pace, stamped at the push
+            if i % 100 == 0:  # urgent samples to learn the delays from
                 acquisition.set_urgent_at(i + 60, i + 80)
             wait = t0 + (i + chunk) / fs - pylsl.local_clock()
             if wait > 0:
@@ -389,11 +466,11 @@ def test_an_urgent_sample_in_a_late_sources_catch_up_is_not_napped_through(uniqu
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         time.sleep(stall_s)
-        for _ in range(2):                           # two chunks pushed 30 ms late, stamped so
+        for _ in range(2):  # two chunks pushed 30 ms late, stamped so
             outlet.push_chunk(data[i : i + chunk], pylsl.local_clock())
             i += chunk
             time.sleep(0.001)
-        catch_up = pylsl.local_clock()               # then the rest at once, the urgent in it
+        catch_up = pylsl.local_clock()  # then the rest at once, the urgent in it
         outlet.push_chunk(data[i : urgent + 40], catch_up)
         i = urgent + 40
         watcher.join(10.0)
@@ -411,14 +488,20 @@ def test_the_decoder_names_its_next_two_wake_points_urgent(unique_name, make_mod
     leaving the whole tail to decimate at the window's end."""
     fs, n_ch = 2000.0, 512
     model = OnnxModel(make_model("wide.onnx", n_channels=n_ch, fs_hz=fs))
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32",
-                                                 unique_name), chunk_size=10)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32", unique_name), chunk_size=10
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
-    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
-                              input_name=unique_name, hop_s=0.1, log_path=None)
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=unique_name,
+        hop_s=0.1,
+        log_path=None,
+    )
     decoder = Decoder(model, acquisition, outputs)
     hop, late, pre = decoder.config.hop_samples, decoder._late_boundary, decoder._pre_boundary
-    assert 0 < late < pre   # this many channels: the extra wake exists
+    assert 0 < late < pre  # this many channels: the extra wake exists
     points = sorted({b - d for b in range(hop, int(fs * 4), hop) for d in (pre, late, 0)})
     following = dict(zip(points, points[1:]))
     rng = np.random.default_rng(5)
@@ -426,10 +509,10 @@ def test_the_decoder_names_its_next_two_wake_points_urgent(unique_name, make_mod
     with decoder:
         _wait_for_consumer(outlet)
         t0 = time.monotonic()
-        for i in range(0, int(fs * 3), 10):   # 5 ms chunks, in real time
+        for i in range(0, int(fs * 3), 10):  # 5 ms chunks, in real time
             outlet.push_chunk((rng.standard_normal((10, n_ch)) * 20).astype(np.float32))
             first, again = acquisition._loop.urgent, acquisition._loop.urgent
-            if first == again and first[0] > 0:   # not torn by a change between the reads
+            if first == again and first[0] > 0:  # not torn by a change between the reads
                 seen.append(first)
             time.sleep(max(0.0, t0 + (i + 10) / fs - time.monotonic()))
         assert decoder.error is None
@@ -444,13 +527,16 @@ def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):
     number was reused), the loop notices by its inode and never touches it."""
     import socket
 
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32",
-                                                 unique_name), chunk_size=1)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32", unique_name), chunk_size=1
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
     other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         with acquisition:
-            acquisition._loop.set_receive_socket(other.fileno(), os.fstat(other.fileno()).st_ino + 1)
+            acquisition._loop.set_receive_socket(
+                other.fileno(), os.fstat(other.fileno()).st_ino + 1
+            )
             acquisition.set_urgent_at(10**12)
             deadline = time.monotonic() + 5
             while not acquisition._loop.receive_socket_lost and time.monotonic() < deadline:
@@ -465,8 +551,9 @@ def test_a_socket_that_is_not_the_one_given_is_left_alone(unique_name):
 def test_unmarked_acquisition_leaves_the_socket_alone(unique_name):
     """``unmark_socket`` (for benchmarks) keeps liblsl's socket as liblsl set it; after start
     it is refused."""
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32",
-                                                 unique_name), chunk_size=1)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32", unique_name), chunk_size=1
+    )
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
     acquisition.unmark_socket()
     with acquisition:

@@ -1,5 +1,6 @@
 """`rtdecode train | evaluate | replay` on recordings written here (simulated LFP as EDF) and on
 the real data when present: model card, validation, errors, and live replay == evaluate."""
+
 import importlib.util
 import json
 import threading
@@ -28,12 +29,27 @@ FS = 1000.0
 
 def simulated_edf(folder: Path, name: str, seed: int, seconds: float, n_ch: int = 4):
     """A simulated seizure recording as EDF + its label CSV (what a lab's scoring would give)."""
-    sim = LfpSimulator(SimulatorConfig(scenario="seizure", n_channels=n_ch, fs_hz=FS, seed=seed,
-                                       normal_s=(15.0, 30.0), seizure_s=(8.0, 15.0)))
+    sim = LfpSimulator(
+        SimulatorConfig(
+            scenario="seizure",
+            n_channels=n_ch,
+            fs_hz=FS,
+            seed=seed,
+            normal_s=(15.0, 30.0),
+            seizure_s=(8.0, 15.0),
+        )
+    )
     data, _ = sim.generate(int(seconds * FS))
-    signals = [EdfSignal(data[:, c].astype(np.float64), FS, label=f"LFP{c}",
-                         physical_dimension="uV", physical_range=(-3000.0, 3000.0))
-               for c in range(n_ch)]
+    signals = [
+        EdfSignal(
+            data[:, c].astype(np.float64),
+            FS,
+            label=f"LFP{c}",
+            physical_dimension="uV",
+            physical_range=(-3000.0, 3000.0),
+        )
+        for c in range(n_ch)
+    ]
     edf_path = folder / f"{name}.edf"
     Edf(signals).write(edf_path)
     changes = sim.state_changes() + [(data.shape[0], None)]
@@ -54,8 +70,23 @@ def recordings(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(recordings, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "seizure_lab.onnx"
-    args = ["train", "--task", "seizure", "--out", str(out), "--window-s", "1", "--hop-s", "0.1",
-            "--trees", "60", "--dask", "none", "--no-progress", "--data"]
+    args = [
+        "train",
+        "--task",
+        "seizure",
+        "--out",
+        str(out),
+        "--window-s",
+        "1",
+        "--hop-s",
+        "0.1",
+        "--trees",
+        "60",
+        "--dask",
+        "none",
+        "--no-progress",
+        "--data",
+    ]
     args += [str(e) for e, _ in recordings] + ["--labels"] + [str(c) for _, c in recordings]
     assert main(args) == 0
     return out
@@ -74,8 +105,13 @@ def test_train_writes_model_and_card(trained, recordings):
     events = card["training"]["cv_after_hysteresis"]["events"]
     assert events["events"] >= 4 and events["events_detected"] >= events["events"] - 1
     md = trained.with_suffix(".md").read_text()
-    for needle in ("Cohen's kappa", "Confusion matrix", "false alarms", "grouped by recording",
-                   "![confusion matrix"):
+    for needle in (
+        "Cohen's kappa",
+        "Confusion matrix",
+        "false alarms",
+        "grouped by recording",
+        "![confusion matrix",
+    ):
         assert needle in md
     png = trained.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -84,13 +120,31 @@ def test_train_writes_model_and_card(trained, recordings):
 def test_evaluate_reports_the_card_metrics(trained, recordings, capsys, tmp_path):
     edf, csv = recordings[1]
     decisions = tmp_path / "dec.jsonl"
-    assert main(["evaluate", "--model", str(trained), "--data", str(edf), "--labels", str(csv),
-                 "--json", "--decisions", str(decisions)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained),
+                "--data",
+                str(edf),
+                "--labels",
+                str(csv),
+                "--json",
+                "--decisions",
+                str(decisions),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["decisions"] == len(decisions.read_text().splitlines())
     assert metrics["windows"]["accuracy"] > 0.9
-    assert set(metrics["events"]) >= {"events_detected", "detection_delay_median_s",
-                                      "false_alarms_per_hour"}
+    assert set(metrics["events"]) >= {
+        "events_detected",
+        "detection_delay_median_s",
+        "false_alarms_per_hour",
+    }
     assert metrics["speed_x_real_time"] > 10
 
 
@@ -98,16 +152,60 @@ def test_bad_inputs_exit_2_with_one_message(trained, recordings, tmp_path, capsy
     edf, csv = recordings[0]
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("onset_s,duration_s,label\n0,10,normal\n400,10,seizure\n")
-    assert main(["train", "--data", str(edf), "--labels", str(wrong), "--out",
-                 str(tmp_path / "m.onnx"), "--dask", "none"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(edf),
+                "--labels",
+                str(wrong),
+                "--out",
+                str(tmp_path / "m.onnx"),
+                "--dask",
+                "none",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "wrong.csv: 1 label(s) start after the end of rec0.edf" in err
     assert "Traceback" not in err
-    assert main(["train", "--data", str(edf), "--labels", str(csv), "--classes", "normal,rem",
-                 "--out", str(tmp_path / "m.onnx"), "--dask", "none"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(edf),
+                "--labels",
+                str(csv),
+                "--classes",
+                "normal,rem",
+                "--out",
+                str(tmp_path / "m.onnx"),
+                "--dask",
+                "none",
+            ]
+        )
+        == 2
+    )
     assert "class(es) ['rem'] appear in no label file" in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(trained), "--data", str(edf), "--labels", str(csv),
-                 "--channels", "LFP0,LFP1"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained),
+                "--data",
+                str(edf),
+                "--labels",
+                str(csv),
+                "--channels",
+                "LFP0,LFP1",
+            ]
+        )
+        == 2
+    )
     assert "channel" in capsys.readouterr().err.lower()
 
 
@@ -127,16 +225,29 @@ def test_live_decisions_on_a_replay_equal_evaluate(trained, recordings, tmp_path
 
     name = f"replay-{time.monotonic_ns()}"
     stop = threading.Event()
-    source = threading.Thread(target=replay_recording, args=(rec, name), kwargs=dict(
-        speed=10.0, chunk_samples=25, segments=read_labels(csv, recording=rec),
-        wait_for_consumers_s=20.0, stop_event=stop), daemon=True)
+    source = threading.Thread(
+        target=replay_recording,
+        args=(rec, name),
+        kwargs=dict(
+            speed=10.0,
+            chunk_samples=25,
+            segments=read_labels(csv, recording=rec),
+            wait_for_consumers_s=20.0,
+            stop_event=stop,
+        ),
+        daemon=True,
+    )
     source.start()
     info = resolve_stream(StreamSelector(name=name), timeout_s=10)
     acquisition = LslAcquisition(info)
     log = tmp_path / "live.jsonl"
-    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
-                              input_name=name, hop_s=model.contract.features.hop_s,
-                              log_path=log)
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=name,
+        hop_s=model.contract.features.hop_s,
+        log_path=log,
+    )
     decoder = Decoder(model, acquisition, outputs)
     with decoder:
         deadline = time.monotonic() + 60
@@ -161,8 +272,7 @@ def test_dask_local_cluster_extracts_the_same_features(recordings):
     config = FeatureConfig(fs_hz=FS, window_s=1.0, hop_s=0.1)
     sources = [Source(data=e, labels=tuple(read_labels(c))) for e, c in recordings]
     serial = extract_sources(sources, config, ("normal", "seizure"), dask="none", progress=False)
-    parallel = extract_sources(sources, config, ("normal", "seizure"), dask="local",
-                               progress=False)
+    parallel = extract_sources(sources, config, ("normal", "seizure"), dask="local", progress=False)
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a.X, b.X)
         np.testing.assert_array_equal(a.y, b.y)
@@ -174,11 +284,34 @@ def test_rat_seizure_set_meets_the_issue_figures(tmp_path, capsys):
     """Grouped by annotation (never one event on both sides): >= 98 % windows, every event."""
     out = tmp_path / "rat.onnx"
     rat = DATA / "rat-seizure"
-    assert main(["train", "--task", "seizure", "--data", str(rat / "rat_seizure_dev.edf"),
-                 "--labels", str(rat / "rat_seizure_dev_labels.csv"), "--group-column",
-                 "annotation", "--windows-within-segments", "--window-s", "2", "--hop-s", "0.5",
-                 "--max-false-alarms-per-hour", "4", "--out", str(out), "--dask", "none",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "seizure",
+                "--data",
+                str(rat / "rat_seizure_dev.edf"),
+                "--labels",
+                str(rat / "rat_seizure_dev_labels.csv"),
+                "--group-column",
+                "annotation",
+                "--windows-within-segments",
+                "--window-s",
+                "2",
+                "--hop-s",
+                "0.5",
+                "--max-false-alarms-per-hour",
+                "4",
+                "--out",
+                str(out),
+                "--dask",
+                "none",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     card = json.loads(out.with_suffix(".json").read_text())
     assert "grouped by label group" in card["training"]["validation"]
     assert card["training"]["cv"]["metrics"]["accuracy"] >= 0.98
@@ -213,12 +346,26 @@ def test_train_on_a_dask_scheduler_uses_xgboost_dask(recordings, tmp_path):
     from dask.distributed import LocalCluster
 
     out = tmp_path / "dask.onnx"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, protocol="tcp://") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, protocol="tcp://"
+    ) as cluster:
         address = cluster.scheduler_address
         assert address.startswith("tcp://")
-        args = ["train", "--task", "seizure", "--out", str(out), "--window-s", "1", "--trees",
-                "40", "--dask", address, "--no-progress", "--data"]
+        args = [
+            "train",
+            "--task",
+            "seizure",
+            "--out",
+            str(out),
+            "--window-s",
+            "1",
+            "--trees",
+            "40",
+            "--dask",
+            address,
+            "--no-progress",
+            "--data",
+        ]
         args += [str(e) for e, _ in recordings] + ["--labels"] + [str(c) for _, c in recordings]
         assert main(args) == 0
     card = json.loads(out.with_suffix(".json").read_text())

@@ -1,4 +1,5 @@
 """Stream faults: the source killed and restarted (several times) while the decoder runs."""
+
 import json
 import os
 import signal
@@ -12,18 +13,36 @@ import pytest
 from rtdecode.acquisition.acquisition import LslAcquisition
 from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
 from rtdecode.cli.common import PACKAGE_PARENT
-from rtdecode.decoding.decoder import NO_SIGNAL, Decoder
+from rtdecode.decoding.decoder import Decoder
 from rtdecode.decoding.model import OnnxModel
 from rtdecode.outputs.decisions import DecisionOutputs
+from rtdecode.streams import NO_SIGNAL, SCORES_STREAM_NAME, output_source_id
 
 pytestmark = [pytest.mark.lsl, pytest.mark.timeout(240)]
 
 
 def _start_source(name):
     return subprocess.Popen(
-        [sys.executable, "-m", "rtdecode", "simulate", "--scenario", "sleep", "--channels", "4",
-         "--rate", "2000", "--name", name, "--duration", "300"],
-        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "rtdecode",
+            "simulate",
+            "--scenario",
+            "sleep",
+            "--channels",
+            "4",
+            "--rate",
+            "2000",
+            "--name",
+            name,
+            "--duration",
+            "300",
+        ],
+        cwd=PACKAGE_PARENT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _lines(log):
@@ -43,8 +62,13 @@ def _decoder(model_path, name, log, **options) -> Decoder:
     """A decoder of the stream called ``name`` that logs to ``log`` (not started)."""
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=name), timeout_s=20))
     model = OnnxModel(model_path)
-    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
-                              input_name=name, hop_s=0.1, log_path=log)
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=name,
+        hop_s=0.1,
+        log_path=log,
+    )
     return Decoder(model, acquisition, outputs, **options)
 
 
@@ -66,8 +90,9 @@ def test_source_killed_and_restarted_three_times(small_model, unique_name, tmp_p
                 time.sleep(1.0)
                 assert decoder.status().decisions == stalled_at  # nothing stale is published
                 source = _start_source(unique_name)  # same name -> same source_id
-                assert _wait(lambda: decoder.status().decisions >= stalled_at + 10, 40), \
+                assert _wait(lambda: decoder.status().decisions >= stalled_at + 10, 40), (
                     f"decoding did not resume after restart {restart + 1}"
+                )
                 assert decoder.status().state != NO_SIGNAL
                 assert decoder.status().stream_health == "connected"
         lines = _lines(log)
@@ -85,7 +110,7 @@ def test_source_killed_and_restarted_three_times(small_model, unique_name, tmp_p
         # every restart re-announces a state: changed decisions right after each resume
         resumed = [i for i, d in enumerate(lines) if d.get("event") == "signal_resumed"]
         for i in resumed:
-            nxt = next(d for d in lines[i + 1:] if "probs" in d)
+            nxt = next(d for d in lines[i + 1 :] if "probs" in d)
             assert nxt["changed"] is True
     finally:
         source.kill()
@@ -101,9 +126,25 @@ def test_decision_log_survives_kill_9_and_a_restart_appends(small_model, unique_
         counts = []
         for run in range(2):
             decoder = subprocess.Popen(
-                [sys.executable, "-m", "rtdecode", "run", "--model", str(small_model), "--source",
-                 unique_name, "--headless", "--log", str(log), "--log-fsync-s", "0.5"],
-                cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    sys.executable,
+                    "-m",
+                    "rtdecode",
+                    "run",
+                    "--model",
+                    str(small_model),
+                    "--source",
+                    unique_name,
+                    "--headless",
+                    "--log",
+                    str(log),
+                    "--log-fsync-s",
+                    "0.5",
+                ],
+                cwd=PACKAGE_PARENT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             assert _wait(lambda: sum("probs" in d for d in _lines(log)) >= 20 * (run + 1), 40)
             os.kill(decoder.pid, signal.SIGKILL)
             decoder.wait()
@@ -127,26 +168,38 @@ def test_log_rotation_keeps_every_line(tmp_path, by):
 
     log = tmp_path / "decisions.jsonl"
     rotate = dict(log_rotate_bytes=4000) if by == "size" else dict(log_rotate_s=0.2)
-    outputs = DecisionOutputs(("a", "b"), input_source_id=f"rot-{by}", input_name="rot",
-                              hop_s=0.1, log_path=log, **rotate)
+    outputs = DecisionOutputs(
+        ("a", "b"), input_source_id=f"rot-{by}", input_name="rot", hop_s=0.1, log_path=log, **rotate
+    )
     n = 200 if by == "size" else 30
     for i in range(n):
-        outputs.publish(Decision(end_sample=i, timestamp=float(i), probabilities=np.array(
-            [0.25, 0.75], np.float32), state="b", state_changed=i == 0, counters={}))
+        outputs.publish(
+            Decision(
+                end_sample=i,
+                timestamp=float(i),
+                probabilities=np.array([0.25, 0.75], np.float32),
+                state="b",
+                state_changed=i == 0,
+                counters={},
+            )
+        )
         if by == "age":
             time.sleep(0.02)
     outputs.close()
     files = sorted(tmp_path.glob("decisions*.jsonl"))
     assert len(files) >= (5 if by == "size" else 2) and log in files
-    samples = sorted(json.loads(line)["end_sample"] for f in files
-                     for line in f.read_text().splitlines() if "end_sample" in line)
+    samples = sorted(
+        json.loads(line)["end_sample"]
+        for f in files
+        for line in f.read_text().splitlines()
+        if "end_sample" in line
+    )
     assert samples == list(range(n))
     if by == "size":
         assert all(f.stat().st_size < 4000 + 300 for f in files)
 
 
-def test_decisions_older_than_max_age_are_logged_not_published(small_model, unique_name,
-                                                                tmp_path):
+def test_decisions_older_than_max_age_are_logged_not_published(small_model, unique_name, tmp_path):
     """A decision made too late to act on never reaches a consumer, but stays in the log."""
     import pylsl
 
@@ -156,8 +209,9 @@ def test_decisions_older_than_max_age_are_logged_not_published(small_model, uniq
         # every decision takes longer than 1 us from its window's last sample: all stale
         decoder = _decoder(small_model, unique_name, log, max_age_s=1e-6)
         acquisition = decoder.acquisition
-        found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:{acquisition.source_id}",
-                                     timeout=10)
+        found = pylsl.resolve_byprop(
+            "source_id", output_source_id(SCORES_STREAM_NAME, acquisition.source_id), timeout=10
+        )
         scores = pylsl.StreamInlet(found[0])
         scores.open_stream(timeout=5)
         with decoder:
@@ -183,11 +237,34 @@ def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, uniqu
     import pylsl
 
     source = subprocess.Popen(
-        [sys.executable, "-m", "rtdecode", "simulate", "--scenario", "sleep", "--channels", "4",
-         "--rate", "2000", "--name", unique_name, "--duration", "300",
-         "--fault", "1:nan@6-8", "--fault", "0:rail@13-16", "--fault", "1:nan@13-16",
-         "--fault", "3:flat@13-16"],
-        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "rtdecode",
+            "simulate",
+            "--scenario",
+            "sleep",
+            "--channels",
+            "4",
+            "--rate",
+            "2000",
+            "--name",
+            unique_name,
+            "--duration",
+            "300",
+            "--fault",
+            "1:nan@6-8",
+            "--fault",
+            "0:rail@13-16",
+            "--fault",
+            "1:nan@13-16",
+            "--fault",
+            "3:flat@13-16",
+        ],
+        cwd=PACKAGE_PARENT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         log = tmp_path / "decisions.jsonl"
         decoder = _decoder(small_model, unique_name, log)
@@ -201,7 +278,9 @@ def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, uniqu
         scores, states = [], []
         with decoder:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and decoder.acquisition.counters["samples"] < 2000 * 22:
+            while (
+                time.monotonic() < deadline and decoder.acquisition.counters["samples"] < 2000 * 22
+            ):
                 for kind, sink in (("scores", scores), ("state", states)):
                     while (got := inlets[kind].pull_sample(timeout=0.0))[0] is not None:
                         sink.append(got[0])
@@ -218,7 +297,7 @@ def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, uniqu
     assert {1.0, 0.75, 0.25} <= set(np.round(quality, 3)) <= {1.0, 0.75, 0.5, 0.25}
     marks = [s[0] for s in states]
     assert "bad_signal" in marks
-    after = marks[marks.index("bad_signal") + 1:]
+    after = marks[marks.index("bad_signal") + 1 :]
     assert after and after[0] in ("wake", "nrem", "rem")  # announced again when good
     decisions = [d for d in _lines(log) if "probs" in d]
     assert all(math.isfinite(p) for d in decisions for p in d["probs"].values())
@@ -231,9 +310,11 @@ def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, uniqu
     assert all("railed" in d["bad_channels"][labels[0]] for d in most_bad)
     # a window only partly covered can see a stretch of zeros at its extreme (railed) or part of
     # a clipped stretch inside its range (flat): the reasons are exact when the fault covers it
-    exact = [d for d in most_bad
-             if d["bad_channels"] == {labels[0]: "railed", labels[1]: "nonfinite",
-                                      labels[3]: "flat"}]
+    exact = [
+        d
+        for d in most_bad
+        if d["bad_channels"] == {labels[0]: "railed", labels[1]: "nonfinite", labels[3]: "flat"}
+    ]
     assert len(exact) >= 0.7 * len(most_bad)
 
 
@@ -270,21 +351,25 @@ def _scores_inlet(decoder):
     import pylsl
 
     sid = decoder.acquisition.source_id
-    found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:{sid}", timeout=10)
+    found = pylsl.resolve_byprop("source_id", output_source_id(SCORES_STREAM_NAME, sid), timeout=10)
     inlet = pylsl.StreamInlet(found[0], processing_flags=0)
     inlet.open_stream(timeout=5)
     return inlet
 
 
-def test_timestamp_reset_restarts_windows_and_decisions_stay_monotonic(small_model, unique_name,
-                                                                       tmp_path):
+def test_timestamp_reset_restarts_windows_and_decisions_stay_monotonic(
+    small_model, unique_name, tmp_path
+):
     """A device whose clock starts over (timestamps 100 s back, off the LSL clock): counted and
     logged, no window spans it, decisions keep being published, their timestamps increasing."""
     import pylsl
 
     fs, reset_at = 2000.0, 2000 * 4
     t0 = pylsl.local_clock() + 1.0  # roughly when the pushing starts (real-time pace)
-    stamp = (lambda i: t0 + i / fs if i < reset_at else t0 - 100.0 + (i - reset_at) / fs)
+
+    def stamp(i):
+        return t0 + i / fs if i < reset_at else t0 - 100.0 + (i - reset_at) / fs
+
     outlet, source, stop = _push_stamped(unique_name, stamp, 10.0)
     log = tmp_path / "decisions.jsonl"
     decoder = _decoder(small_model, unique_name, log, max_age_s=1.0)
@@ -335,8 +420,9 @@ def test_jitter_and_clock_offset_jumps_are_counted_not_gaps(small_model, unique_
             loop = holder["decoder"].acquisition._loop
             loop.set_time_offset(loop.time_offset - 0.5)
 
-    outlet, source, stop = _push_stamped(unique_name, lambda i: t0 + i / fs + jitter[i], 9.0,
-                                         before_push=before_push)
+    outlet, source, stop = _push_stamped(
+        unique_name, lambda i: t0 + i / fs + jitter[i], 9.0, before_push=before_push
+    )
     decoder = _decoder(small_model, unique_name, log)
     holder["decoder"] = decoder
     decoder.acquisition._clock_sync_s = 1000.0  # only the step above changes the offset
@@ -362,11 +448,29 @@ def _decoder_process(model, name, log, max_age_s):
     import pylsl
 
     decoder = subprocess.Popen(
-        [sys.executable, "-m", "rtdecode", "run", "--model", str(model), "--source", name,
-         "--headless", "--log", str(log), "--max-age-s", str(max_age_s)],
-        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "rtdecode",
+            "run",
+            "--model",
+            str(model),
+            "--source",
+            name,
+            "--headless",
+            "--log",
+            str(log),
+            "--max-age-s",
+            str(max_age_s),
+        ],
+        cwd=PACKAGE_PARENT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert _wait(lambda: sum("probs" in d for d in _lines(log)) >= 10, 40)
-    found = pylsl.resolve_byprop("source_id", f"rtdecode-scores:rtdecode-sim:{name}", timeout=10)
+    found = pylsl.resolve_byprop(
+        "source_id", output_source_id(SCORES_STREAM_NAME, f"rtdecode-sim:{name}"), timeout=10
+    )
     scores = pylsl.StreamInlet(found[0], processing_flags=0)
     scores.open_stream(timeout=5)
     return decoder, scores
@@ -392,8 +496,9 @@ def _drain_ages(scores, seconds, ages):
             ages.append(pylsl.local_clock() - ts)
 
 
-def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_model, unique_name,
-                                                                         tmp_path):
+def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(
+    small_model, unique_name, tmp_path
+):
     """The decoder process frozen for 10 s (SIGSTOP: what a starved or swapped-out process
     sees, in the extreme) wakes 10 s behind: it skips ahead to the newest window (logged with the
     decisions skipped), any decision still made late is logged as stale, none reaches the
@@ -422,13 +527,12 @@ def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(small_mo
     late = [i for i, d in enumerate(lines) if d.get("stale") or d.get("event") == "skipped"]
     assert skipped + sum(bool(d.get("stale")) for d in lines) >= 60
     assert len(ages) > 40 and max(ages) < 1.0 + 0.25  # nothing older than max-age went out
-    fresh_after = [d for d in lines[late[-1] + 1:] if "probs" in d and not d.get("stale")]
+    fresh_after = [d for d in lines[late[-1] + 1 :] if "probs" in d and not d.get("stale")]
     assert len(fresh_after) >= 20
     assert rss_after - rss_before < 20 * 2**20  # the backlog did not grow memory
 
 
-def test_cpu_starved_decoder_recovers_and_never_publishes_stale(small_model, unique_name,
-                                                                 tmp_path):
+def test_cpu_starved_decoder_recovers_and_never_publishes_stale(small_model, unique_name, tmp_path):
     """The decoder at idle priority (SCHED_IDLE, else nice 19) pinned to one core with three
     busy processes on it (about 0.1 % of the core left for it; at nice 19, 0.5 %, which a
     4-channel decoder can live on) for 8 s: decisions made late are logged stale or skipped,
@@ -530,20 +634,23 @@ def _jumping_source(name, jump_s, seconds, fs=2000.0):
     import pylsl
 
     t0 = pylsl.local_clock() + 1.0
-    return _push_stamped(name, lambda i: t0 + i / fs + (jump_s if i >= _JUMP_AT else 0.0),
-                         seconds, fs=fs)
+    return _push_stamped(
+        name, lambda i: t0 + i / fs + (jump_s if i >= _JUMP_AT else 0.0), seconds, fs=fs
+    )
 
 
 def test_samples_lost_in_a_jump_are_a_gap_once_the_timestamps_do_not_come_back(
-        small_model, unique_name, tmp_path):
+    small_model, unique_name, tmp_path
+):
     """Timestamps 200 ms ahead from one sample on (samples lost before it): after the next
     samples' verdict it is a gap at that sample, with the missing samples counted; no window
     spans it and decoding goes on after it."""
     import numpy as np
 
     lost_at = _JUMP_AT
-    decoder, lines = _decode_whole_source(small_model, unique_name, tmp_path,
-                                          _jumping_source(unique_name, 0.2, 9.0))
+    decoder, lines = _decode_whole_source(
+        small_model, unique_name, tmp_path, _jumping_source(unique_name, 0.2, 9.0)
+    )
     counters = decoder.acquisition.counters
     assert counters["gaps"] == 1 and counters["source_stalls"] == 0
     assert counters["missing_samples"] == 400 and counters["last_gap_sample"] == lost_at
@@ -555,12 +662,12 @@ def test_samples_lost_in_a_jump_are_a_gap_once_the_timestamps_do_not_come_back(
     assert np.sum(ends >= lost_at + window) >= 20
 
 
-def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique_name,
-                                                             tmp_path):
+def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique_name, tmp_path):
     """Timestamps jump 100 ms ahead 50 ms before the source stops: no catch-up follows, so the
     pause itself settles it as a gap (the decoder is not left waiting for a verdict)."""
-    decoder, _ = _decode_whole_source(small_model, unique_name, tmp_path,
-                                      _jumping_source(unique_name, 0.1, 4.05))
+    decoder, _ = _decode_whole_source(
+        small_model, unique_name, tmp_path, _jumping_source(unique_name, 0.1, 4.05)
+    )
     counters = decoder.acquisition.counters
     assert counters["gaps"] == 1 and counters["pending_gap_sample"] == 0
     assert counters["last_gap_sample"] == _JUMP_AT and counters["source_stalls"] == 0

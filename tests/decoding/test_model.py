@@ -1,4 +1,5 @@
 """Tests of rtdecode.decoding.model: the contract, loading real exported ONNX files, and their failures."""
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,10 @@ def exported(tmp_path_factory):
                 "metrics": {
                     "accuracy": np.float64(0.95),
                     "kappa": 0.9,
-                    "per_class": {c: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 100}
-                                  for c in classes},
+                    "per_class": {
+                        c: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 100}
+                        for c in classes
+                    },
                 },
             },
         }
@@ -110,10 +113,13 @@ def test_contract_round_trip(labels):
 
 
 def test_contract_json_converts_numpy_in_training():
-    contract = make_contract("state", ("a", "b"), training={"acc": np.float32(0.5),
-                                                            "cm": np.eye(2, dtype=int)})
-    assert ModelContract.from_json(contract.to_json()).training == {"acc": 0.5,
-                                                                    "cm": [[1, 0], [0, 1]]}
+    contract = make_contract(
+        "state", ("a", "b"), training={"acc": np.float32(0.5), "cm": np.eye(2, dtype=int)}
+    )
+    assert ModelContract.from_json(contract.to_json()).training == {
+        "acc": 0.5,
+        "cm": [[1, 0], [0, 1]],
+    }
 
 
 def _dict(**changes):
@@ -209,8 +215,14 @@ def test_runtime_module_imports_no_training_dependencies():
         "print(','.join(bad))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == ""
 
 
@@ -221,8 +233,13 @@ def _telemetry_files_after(code: str, home: Path, model: Path) -> list[Path]:
     env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "CI")}
     env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     home.mkdir()
-    subprocess.run([sys.executable, "-c", f"MODEL = {str(model)!r}\n" + code], env=env,
-                   timeout=60, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", f"MODEL = {str(model)!r}\n" + code],
+        env=env,
+        timeout=60,
+        check=True,
+        capture_output=True,
+    )
     return sorted((home / ".cache").rglob("onnxruntime*")) if (home / ".cache").exists() else []
 
 
@@ -230,14 +247,18 @@ def test_rtdecode_leaves_onnxruntime_telemetry_off(exported, tmp_path):
     """onnxruntime 1.32 records usage events in ~/.cache and sends them to Microsoft from the
     decoding process; rtdecode turns that off before onnxruntime is imported."""
     model = exported["sleep"][0]
-    plain = ("import onnxruntime as ort\n"
-             "ort.InferenceSession(MODEL, providers=['CPUExecutionProvider'])\n")
+    plain = (
+        "import onnxruntime as ort\n"
+        "ort.InferenceSession(MODEL, providers=['CPUExecutionProvider'])\n"
+    )
     if not _telemetry_files_after(plain, tmp_path / "plain", model):
         pytest.skip("this onnxruntime records no telemetry here: nothing to turn off")
-    ours = ("import numpy as np\n"
-            "from rtdecode.decoding.model import OnnxModel\n"
-            "m = OnnxModel(MODEL)\n"
-            "m.predict_proba(np.zeros((1, m.contract.n_features), np.float32))\n")
+    ours = (
+        "import numpy as np\n"
+        "from rtdecode.decoding.model import OnnxModel\n"
+        "m = OnnxModel(MODEL)\n"
+        "m.predict_proba(np.zeros((1, m.contract.n_features), np.float32))\n"
+    )
     assert _telemetry_files_after(ours, tmp_path / "ours", model) == []
 
 
@@ -273,8 +294,11 @@ def test_random_bytes(tmp_path):
 
 def _rewrite(src: Path, dst: Path, contract_text: str | None, *, drop_others: bool = False) -> Path:
     model = onnx.load(str(src))
-    keep = [] if drop_others else [(p.key, p.value) for p in model.metadata_props
-                                   if p.key != CONTRACT_KEY]
+    keep = (
+        []
+        if drop_others
+        else [(p.key, p.value) for p in model.metadata_props if p.key != CONTRACT_KEY]
+    )
     del model.metadata_props[:]
     for key, value in keep:
         model.metadata_props.add(key=key, value=value)
@@ -309,8 +333,12 @@ def test_contract_disagrees_with_model_input(exported, tmp_path):
     # A valid contract for 3 channels (33 features) on a model that takes 22.
     c = exported["sleep"][2]
     labels = ("EEG1", "EEG2", "EEG3")
-    wide = replace(c, n_channels=3, channel_labels=labels,
-                   feature_names=tuple(c.features.feature_names(labels)))
+    wide = replace(
+        c,
+        n_channels=3,
+        channel_labels=labels,
+        feature_names=tuple(c.features.feature_names(labels)),
+    )
     bad = _rewrite(exported["sleep"][0], tmp_path / "width.onnx", wide.to_json())
     message = _load_error(bad)
     assert "contract lists 33 features" in message
@@ -333,8 +361,11 @@ def test_check_stream(exported):
     # a rig at twice the rate decimates by 2 more to the model's analysis rate
     model.check_stream(n_channels=2, fs_hz=2000.0, stream_name="rig")
     assert model.stream_features(2000.0).analysis_fs_hz == model.contract.features.analysis_fs_hz
-    with pytest.raises(ModelError, match=r"cannot decode a 1500 Hz stream: 1500 Hz is not a whole "
-                                         r"multiple of the model's analysis rate 1000 Hz"):
+    with pytest.raises(
+        ModelError,
+        match=r"cannot decode a 1500 Hz stream: 1500 Hz is not a whole "
+        r"multiple of the model's analysis rate 1000 Hz",
+    ):
         model.stream_features(1500.0)
     for n, fs in [(3, 1000.0), (2, 999.0), (2, 1000.01)]:
         with pytest.raises(ModelError) as info:
@@ -349,10 +380,23 @@ def test_describe(exported):
     path, _, contract, _ = exported["sleep"]
     text = describe(contract, path)
     assert str(path) in text
-    for needle in ["state", "wake, nrem, rem", "2 at 1000 Hz", "EEG1, EEG2", "hop 0.1 s",
-                   "delta 1-4 Hz", "fast_ripple 250-500 Hz", "theta_delta = theta/delta",
-                   "22 (11 per channel)", "EEG1:delta ... EEG2:gamma_delta", "margin",
-                   "accuracy 0.950", "kappa 0.900", "gap 19 rows", "seed: 0"]:
+    for needle in [
+        "state",
+        "wake, nrem, rem",
+        "2 at 1000 Hz",
+        "EEG1, EEG2",
+        "hop 0.1 s",
+        "delta 1-4 Hz",
+        "fast_ripple 250-500 Hz",
+        "theta_delta = theta/delta",
+        "22 (11 per channel)",
+        "EEG1:delta ... EEG2:gamma_delta",
+        "margin",
+        "accuracy 0.950",
+        "kappa 0.900",
+        "gap 19 rows",
+        "seed: 0",
+    ]:
         assert needle in text, needle
     event = describe(exported["seizure"][2])
     assert "event 'seizure'" in event and "ch000" in event
@@ -361,8 +405,12 @@ def test_describe(exported):
 def test_describe_decimated_and_untrained():
     features = FeatureConfig(fs_hz=32000.0)
     c = ModelContract(
-        task="state", classes=("a", "b"), n_channels=64, channel_labels=None,
-        features=features, feature_names=tuple(features.feature_names(default_channel_labels(64))),
+        task="state",
+        classes=("a", "b"),
+        n_channels=64,
+        channel_labels=None,
+        features=features,
+        feature_names=tuple(features.feature_names(default_channel_labels(64))),
         hysteresis=StateHysteresis(),
     )
     text = describe(c)

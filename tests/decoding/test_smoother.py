@@ -1,4 +1,5 @@
 """Hysteresis smoothers: hand-built probability sequences with known transition indices."""
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ def changes(out: list[tuple[str, bool]]) -> list[tuple[int, str]]:
 @pytest.fixture
 def event_smoother() -> EventSmoother:
     # on-dwell 0.5 s = 5 decisions, off-dwell 0.3 s = 3 decisions.
-    h = EventHysteresis("seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.5,
-                        off_dwell_s=0.3)
+    h = EventHysteresis(
+        "seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.5, off_dwell_s=0.3
+    )
     return EventSmoother(h, EVENT_CLASSES, HOP)
 
 
@@ -70,8 +72,9 @@ def test_dwell_decisions(dwell_s: float, hop_s: float, expected: int) -> None:
     assert dwell_decisions(dwell_s, hop_s) == expected
 
 
-@pytest.mark.parametrize(("dwell_s", "hop_s"), [(-0.1, 0.1), (math.nan, 0.1), (1.0, 0.0),
-                                                (1.0, -1.0), (1.0, math.inf)])
+@pytest.mark.parametrize(
+    ("dwell_s", "hop_s"), [(-0.1, 0.1), (math.nan, 0.1), (1.0, 0.0), (1.0, -1.0), (1.0, math.inf)]
+)
 def test_dwell_decisions_rejects_bad_values(dwell_s: float, hop_s: float) -> None:
     with pytest.raises(ValueError, match="dwell_s|hop_s"):
         dwell_decisions(dwell_s, hop_s)
@@ -97,8 +100,9 @@ def test_event_enter_band_and_leave(event_smoother: EventSmoother) -> None:
 
 
 def test_event_thresholds_are_inclusive() -> None:
-    h = EventHysteresis("seizure", on_threshold=0.75, off_threshold=0.25, on_dwell_s=0.2,
-                        off_dwell_s=0.2)
+    h = EventHysteresis(
+        "seizure", on_threshold=0.75, off_threshold=0.25, on_dwell_s=0.2, off_dwell_s=0.2
+    )
     s = EventSmoother(h, EVENT_CLASSES, HOP)
     out = [s.update(np.array([0.25, 0.75])) for _ in range(2)]
     out += [s.update(np.array([0.75, 0.25])) for _ in range(2)]
@@ -126,8 +130,9 @@ def test_event_band_holds_background(event_smoother: EventSmoother) -> None:
 
 
 def test_event_enter_on_first_decision_with_zero_dwell() -> None:
-    h = EventHysteresis("seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.0,
-                        off_dwell_s=0.0)
+    h = EventHysteresis(
+        "seizure", on_threshold=0.7, off_threshold=0.3, on_dwell_s=0.0, off_dwell_s=0.0
+    )
     s = EventSmoother(h, EVENT_CLASSES, HOP)
     out = run_event(s, [0.9, 0.5, 0.25, 0.5, 0.75])
     assert changes(out) == [(0, "seizure"), (2, "normal"), (4, "seizure")]
@@ -139,8 +144,9 @@ def test_event_first_decision_counts_towards_dwell(event_smoother: EventSmoother
 
 
 def test_event_equal_thresholds_do_not_toggle() -> None:
-    h = EventHysteresis("seizure", on_threshold=0.5, off_threshold=0.5, on_dwell_s=0.1,
-                        off_dwell_s=0.1)
+    h = EventHysteresis(
+        "seizure", on_threshold=0.5, off_threshold=0.5, on_dwell_s=0.1, off_dwell_s=0.1
+    )
     s = EventSmoother(h, EVENT_CLASSES, HOP)
     out = [s.update(np.array([0.5, 0.5])) for _ in range(5)]
     assert changes(out) == [(0, "seizure")]
@@ -310,8 +316,9 @@ _event_cfg = st.tuples(_thresholds, _thresholds, st.floats(0.0, 0.6), st.floats(
 @given(cfg=_event_cfg, ps=st.lists(_event_p, min_size=1, max_size=60))
 def test_event_properties(cfg: tuple[float, float, float, float], ps: list[float]) -> None:
     on, off, on_dwell, off_dwell = cfg
-    h = EventHysteresis("seizure", on_threshold=on, off_threshold=off, on_dwell_s=on_dwell,
-                        off_dwell_s=off_dwell)
+    h = EventHysteresis(
+        "seizure", on_threshold=on, off_threshold=off, on_dwell_s=on_dwell, off_dwell_s=off_dwell
+    )
     s = EventSmoother(h, EVENT_CLASSES, HOP)
     n_on, n_off = dwell_decisions(on_dwell, HOP), dwell_decisions(off_dwell, HOP)
     previous: str | None = None
@@ -345,8 +352,11 @@ _state_row = st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3)
 @given(
     margin=st.sampled_from([0.0, 0.1, 0.3]),
     dwell_s=st.floats(0.0, 0.5),
-    rows=st.lists(st.one_of(_state_row, st.sampled_from([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4]])),
-                  min_size=1, max_size=60),
+    rows=st.lists(
+        st.one_of(_state_row, st.sampled_from([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4]])),
+        min_size=1,
+        max_size=60,
+    ),
 )
 def test_state_properties(margin: float, dwell_s: float, rows: list[list[float]]) -> None:
     s = StateSmoother(StateHysteresis(margin=margin, dwell_s=dwell_s), STATE_CLASSES, HOP)

@@ -1,7 +1,9 @@
 """The Cython FIR decimator against a plain numpy reference."""
+
 import numpy as np
 import pytest
 import scipy.signal
+
 from rtdecode.features._decimate import FirDecimator
 
 

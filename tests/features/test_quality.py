@@ -1,5 +1,6 @@
 """Per-window channel checks: NaN, flat, railed and artefact channels are found, their features
 replaced, and clean signals (simulated seizures and sleep, the real recordings) are never flagged."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,22 +9,23 @@ import numpy as np
 import pytest
 
 from rtdecode.config import EventHysteresis, FeatureConfig
-from rtdecode.decoding.smoother import BAD_SIGNAL, QualityGate, make_smoother
+from rtdecode.decoding.smoother import QualityGate, make_smoother
 from rtdecode.features.quality import ARTEFACT, FLAT, NONFINITE, RAILED, QualityConfig
 from rtdecode.features.streaming import StreamingFeatures, iter_features
 from rtdecode.offline.recordings import open_recording
 from rtdecode.simulator.faults import ChannelFault
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
+from rtdecode.streams import BAD_SIGNAL
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FS = 2000.0
 N_CH = 8
 
 
-def _simulated(scenario: str, seconds: float, n_channels: int = N_CH, fs: float = FS,
-               faults=()) -> np.ndarray:
-    sim = LfpSimulator(SimulatorConfig(scenario=scenario, n_channels=n_channels, fs_hz=fs,
-                                       seed=3))
+def _simulated(
+    scenario: str, seconds: float, n_channels: int = N_CH, fs: float = FS, faults=()
+) -> np.ndarray:
+    sim = LfpSimulator(SimulatorConfig(scenario=scenario, n_channels=n_channels, fs_hz=fs, seed=3))
     data, _ = sim.generate(int(seconds * fs))
     for fault in faults:
         fault.apply(data, 0, fs)
@@ -34,7 +36,7 @@ def _rows(data: np.ndarray, fs: float = FS, chunk: int = 777):
     ext = StreamingFeatures(FeatureConfig(fs_hz=fs), data.shape[1])
     rows = []
     for i in range(0, data.shape[0], chunk):
-        rows += ext.push(np.ascontiguousarray(data[i:i + chunk], dtype=np.float32))
+        rows += ext.push(np.ascontiguousarray(data[i : i + chunk], dtype=np.float32))
     return rows
 
 
@@ -46,8 +48,9 @@ def test_clean_simulated_signal_is_never_flagged(scenario):
     assert all(r.quality.good_fraction == 1.0 for r in rows)
 
 
-@pytest.mark.parametrize("kind,flag", [("nan", NONFINITE), ("flat", FLAT), ("rail", RAILED),
-                                       ("artefact", ARTEFACT)])
+@pytest.mark.parametrize(
+    "kind,flag", [("nan", NONFINITE), ("flat", FLAT), ("rail", RAILED), ("artefact", ARTEFACT)]
+)
 def test_each_fault_is_flagged_on_its_channel_and_only_while_in_the_window(kind, flag):
     fault = ChannelFault(channel=3, kind=kind, start_s=20.0, end_s=23.0)
     data = _simulated("sleep", 30.0, faults=[fault])
@@ -58,8 +61,7 @@ def test_each_fault_is_flagged_on_its_channel_and_only_while_in_the_window(kind,
         overlaps = end_s > fault.start_s and end_s - window_s < fault.end_s
         # the artefact's 3 Hz swing needs a few samples to exceed the threshold; the rail, a few
         # percent of the window clipped: allow the window edges 0.1 s either way
-        near_edge = (abs(end_s - fault.start_s) <= 0.1
-                     or abs(end_s - window_s - fault.end_s) <= 0.1)
+        near_edge = abs(end_s - fault.start_s) <= 0.1 or abs(end_s - window_s - fault.end_s) <= 0.1
         assert np.isfinite(r.features).all()
         if overlaps and not near_edge:
             assert r.quality.flags[3] & flag, (kind, end_s, r.quality.flags)
@@ -96,8 +98,9 @@ def test_live_chunking_gives_the_same_verdicts_as_offline():
 
 
 def test_quality_gate_holds_then_reannounces():
-    smoother = QualityGate(make_smoother(EventHysteresis(event_class="seizure"),
-                                         ("normal", "seizure"), 0.1), 0.5)
+    smoother = QualityGate(
+        make_smoother(EventHysteresis(event_class="seizure"), ("normal", "seizure"), 0.1), 0.5
+    )
     p = np.array([0.9, 0.1], np.float32)
     assert smoother.update(p, 1.0) == ("normal", True)
     assert smoother.update(p, 1.0) == ("normal", False)
@@ -124,8 +127,9 @@ def test_real_recordings_flag_only_true_saturation():
     digital limits around 126-143 s, and exactly the windows with samples stuck there are
     flagged, as railed."""
     rat = open_recording(DATA / "rat-seizure" / "rat_seizure_dev.edf")
-    rows = list(iter_features(rat.chunks(65536), FeatureConfig(fs_hz=rat.fs_hz, hop_s=0.5),
-                              rat.n_channels))
+    rows = list(
+        iter_features(rat.chunks(65536), FeatureConfig(fs_hz=rat.fs_hz, hop_s=0.5), rat.n_channels)
+    )
     assert len(rows) > 1900 and all(r.quality.good_fraction == 1.0 for r in rows)
 
     eeg = open_recording(DATA / "dreams" / "excerpt1.edf")
@@ -137,7 +141,7 @@ def test_real_recordings_flag_only_true_saturation():
     flagged, clipped = [], []
     for r in rows:
         flagged.append(r.quality.good_fraction < 1.0)
-        clipped.append(at_rail[r.end_sample - window: r.end_sample - 1].sum() >= 0.02 * window)
+        clipped.append(at_rail[r.end_sample - window : r.end_sample - 1].sum() >= 0.02 * window)
         if flagged[-1]:
             assert r.quality.bad_channels() == {"0": "railed"}
     assert sum(flagged) >= 20 and flagged == clipped
@@ -148,7 +152,6 @@ def test_compiled_fast_path_agrees_with_the_full_verdict():
     the same flags and move the typical values the same way, window after window, including
     windows where a channel's size jumps (where the fast path must hand over)."""
     from rtdecode.features._quality import summarise_bins
-
     from rtdecode.features.quality import ChannelQuality
 
     n_ch, window_a, hop_a = 6, 400, 100
@@ -156,20 +159,31 @@ def test_compiled_fast_path_agrees_with_the_full_verdict():
     full = ChannelQuality(QualityConfig(), n_ch, window_a, hop_a, 0.1)
     rng = np.random.default_rng(11)
     store = rng.standard_normal((n_ch, 40 * hop_a)).astype(np.float32)
-    store[2, 20 * hop_a : 22 * hop_a] *= 50.0   # an artefact passing through channel 2
+    store[2, 20 * hop_a : 22 * hop_a] *= 50.0  # an artefact passing through channel 2
     handed_over = 0
     for end_a in range(window_a, store.shape[1] + 1, hop_a):
         got = fast.window(store, end_a, end_a)
         # the same summaries, then the full verdict whatever the fast path would say
         g = full._bin
         start = max(full._done, end_a - window_a)
-        summarise_bins(store, start, (end_a - start) // g, g, full._min_run, start // g, full._min,
-                       full._max, full._nonfinite.view(np.uint8), full._repeats, full._at_max,
-                       full._at_min)
+        summarise_bins(
+            store,
+            start,
+            (end_a - start) // g,
+            g,
+            full._min_run,
+            start // g,
+            full._min,
+            full._max,
+            full._nonfinite.view(np.uint8),
+            full._repeats,
+            full._at_max,
+            full._at_min,
+        )
         full._done = end_a
         want = full._verdict()
         handed_over += got.good_fraction < 1.0
         np.testing.assert_array_equal(got.flags, want.flags)
         np.testing.assert_allclose(fast._log_typical, full._log_typical, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(fast._n_typical, full._n_typical)
-    assert handed_over > 0   # the artefact windows went through the full verdict
+    assert handed_over > 0  # the artefact windows went through the full verdict

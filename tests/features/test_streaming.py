@@ -1,4 +1,5 @@
 """Band power of known signals, live == offline, and the decimated path vs a full-rate FFT."""
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -51,7 +52,9 @@ def test_high_band_survives_decimation_and_alias_is_rejected():
     _, feats = extract_features(x, config)
     names = ["fr", "alias"]
     row = feats[-1]
-    assert row[_column(config, names, "fr", "fast_ripple")] == pytest.approx(np.log10(8.0), abs=5e-3)
+    assert row[_column(config, names, "fr", "fast_ripple")] == pytest.approx(
+        np.log10(8.0), abs=5e-3
+    )
     # 100 uV at 1900 Hz would give log10(5000) = 3.7 in high_gamma if aliased; >= 80 dB down
     assert row[_column(config, names, "alias", "high_gamma")] < np.log10(5000.0) - 7.5
 
@@ -148,7 +151,9 @@ def test_head_and_tail_spectrum_equal_one_periodogram(offset):
     config = FeatureConfig(fs_hz=32000.0)
     rng = np.random.default_rng(3)
     n = config.window_samples_analysis
-    window = (offset + rng.standard_normal((4, n)) * np.linspace(1, 20, 4)[:, None]).astype(np.float32)
+    window = (offset + rng.standard_normal((4, n)) * np.linspace(1, 20, 4)[:, None]).astype(
+        np.float32
+    )
     band_power = BandPower(config, 4)
     assert 1 <= band_power.tail_samples < n // 2
     got = band_power.compute(window).reshape(4, config.features_per_channel)[:, : len(config.bands)]
@@ -185,8 +190,10 @@ def test_a_stream_at_another_rate_gives_the_models_features():
     assert holding.sum() == 4
     np.testing.assert_allclose(got[:n_bands][holding], want[:n_bands][holding], atol=0.02)
     assert (got[:n_bands][~holding] < -10).all()
-    for bad, why in [(25000.0, "not a whole multiple of the model's analysis rate 2000 Hz"),
-                     (1000.0, "not a whole multiple")]:
+    for bad, why in [
+        (25000.0, "not a whole multiple of the model's analysis rate 2000 Hz"),
+        (1000.0, "not a whole multiple"),
+    ]:
         with pytest.raises(ValueError, match=why):
             model_config.at_rate(bad)
 
@@ -197,8 +204,9 @@ def test_normalised_features_ignore_electrode_gain(normalisation):
     absolute band power moves by log10(gain**2)."""
     config = FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25, normalisation=normalisation)
     rng = np.random.default_rng(5)
-    x = (rng.standard_normal((6000, 3)) + _sines(1000.0, 6.0, [(6.0, 2.0), (20.0, 1.0),
-                                                                (70.0, 0.5)])).astype(np.float32)
+    x = (
+        rng.standard_normal((6000, 3)) + _sines(1000.0, 6.0, [(6.0, 2.0), (20.0, 1.0), (70.0, 0.5)])
+    ).astype(np.float32)
     gains = np.array([0.2, 3.7, 40.0], dtype=np.float32)
     _, plain = extract_features(x, config)
     _, scaled = extract_features(x * gains, config)
@@ -207,8 +215,9 @@ def test_normalised_features_ignore_electrode_gain(normalisation):
     _, absolute1 = extract_features(x, FeatureConfig(fs_hz=1000.0, window_s=1.0, hop_s=0.25))
     n_bands = len(config.bands)
     shift = (absolute - absolute1).reshape(len(absolute), 3, -1)[:, :, :n_bands]
-    np.testing.assert_allclose(shift, np.broadcast_to(2 * np.log10(gains)[None, :, None],
-                                                      shift.shape), atol=2e-4)
+    np.testing.assert_allclose(
+        shift, np.broadcast_to(2 * np.log10(gains)[None, :, None], shift.shape), atol=2e-4
+    )
     if normalisation == "baseline":
         # the running mean starts from the first row: that row is all zeros, later ones are not
         assert np.abs(plain[0]).max() == 0 and np.abs(plain[-1]).max() > 0.01

@@ -1,5 +1,6 @@
 """The operator monitor (offscreen Qt, pytest-qt) over a real decoder on a real LSL stream:
 state text, alarm on and acknowledged, NO SIGNAL when the source stops, channel paging."""
+
 import json
 import threading
 import time
@@ -15,9 +16,10 @@ import pylsl  # noqa: E402
 
 from rtdecode.acquisition.acquisition import LslAcquisition  # noqa: E402
 from rtdecode.acquisition.inlet import StreamSelector, resolve_stream  # noqa: E402
+from rtdecode.common.channels import default_channel_labels  # noqa: E402
 from rtdecode.config import EventHysteresis, FeatureConfig  # noqa: E402
 from rtdecode.decoding.decoder import Decoder  # noqa: E402
-from rtdecode.decoding.model import ModelContract, OnnxModel, default_channel_labels  # noqa: E402
+from rtdecode.decoding.model import ModelContract, OnnxModel  # noqa: E402
 from rtdecode.features.streaming import extract_features  # noqa: E402
 from rtdecode.outputs.decisions import DecisionOutputs  # noqa: E402
 
@@ -44,10 +46,15 @@ def alarm_model(tmp_path_factory):
     y = np.repeat([0, 1], len(X) // 2)
     booster = fit_xgboost(X, y, None, None, 2, XGBParams(n_estimators=10, seed=0))
     contract = ModelContract(
-        task="event", classes=("normal", "seizure"), n_channels=N_CH, channel_labels=None,
-        features=config, feature_names=tuple(config.feature_names(default_channel_labels(N_CH))),
-        hysteresis=EventHysteresis("seizure", on_threshold=0.5, off_threshold=0.5,
-                                   on_dwell_s=0.0, off_dwell_s=0.0),
+        task="event",
+        classes=("normal", "seizure"),
+        n_channels=N_CH,
+        channel_labels=None,
+        features=config,
+        feature_names=tuple(config.feature_names(default_channel_labels(N_CH))),
+        hysteresis=EventHysteresis(
+            "seizure", on_threshold=0.5, off_threshold=0.5, on_dwell_s=0.0, off_dwell_s=0.0
+        ),
         training={"data": "test fixture"},
     )
     return export_onnx(booster, contract, tmp_path_factory.mktemp("m") / "alarm.onnx", X[:20])
@@ -89,8 +96,13 @@ def live(alarm_model, unique_name, tmp_path):
     acquisition = LslAcquisition(info)
     model = OnnxModel(alarm_model)
     log = tmp_path / "log.jsonl"
-    outputs = DecisionOutputs(model.contract.classes, input_source_id=acquisition.source_id,
-                              input_name=unique_name, hop_s=0.1, log_path=log)
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=unique_name,
+        hop_s=0.1,
+        log_path=log,
+    )
     decoder = Decoder(model, acquisition, outputs)
     yield source, decoder, log
     decoder.close()
@@ -100,8 +112,10 @@ def live(alarm_model, unique_name, tmp_path):
 def _window(qtbot, decoder, **config):
     from rtdecode.monitor.window import MonitorConfig, MonitorWindow
 
-    window = MonitorWindow(decoder, config=MonitorConfig(channels_per_page=8, trace_s=2.0,
-                                                         columns=400, stall_s=1.0, **config))
+    window = MonitorWindow(
+        decoder,
+        config=MonitorConfig(channels_per_page=8, trace_s=2.0, columns=400, stall_s=1.0, **config),
+    )
     qtbot.addWidget(window)
     decoder.start()
     window.show()
@@ -111,23 +125,32 @@ def _window(qtbot, decoder, **config):
 def test_state_alarm_ack_and_no_signal(qtbot, live):
     source, decoder, log = live
     window = _window(qtbot, decoder)
-    qtbot.waitUntil(lambda: window.banner_text.startswith("NORMAL")
-                    and "<b>input</b> 1.00 / 1.00 kHz" in window.health.text(), timeout=15000)
+    qtbot.waitUntil(
+        lambda: (
+            window.banner_text.startswith("NORMAL")
+            and "<b>input</b> 1.00 / 1.00 kHz" in window.health.text()
+        ),
+        timeout=15000,
+    )
     assert decoder.status().state == "normal" and not window.alarm_on
 
     source.loud = True
-    qtbot.waitUntil(lambda: window.alarm_on and window.banner_text.startswith("ALARM: SEIZURE"),
-                    timeout=15000)
+    qtbot.waitUntil(
+        lambda: window.alarm_on and window.banner_text.startswith("ALARM: SEIZURE"), timeout=15000
+    )
     assert "since onset" in window.banner_text and window.ack_button.isEnabled()
     window.ack_button.click()
     assert not window.ack_button.isEnabled()
     source.loud = False
-    qtbot.waitUntil(lambda: window.banner_text.startswith("NORMAL") and not window.alarm_on,
-                    timeout=15000)
+    qtbot.waitUntil(
+        lambda: window.banner_text.startswith("NORMAL") and not window.alarm_on, timeout=15000
+    )
 
     source.running = False
-    qtbot.waitUntil(lambda: window.banner_text.startswith("NO SIGNAL")
-                    and "NO SIGNAL" in window.health.text(), timeout=10000)
+    qtbot.waitUntil(
+        lambda: window.banner_text.startswith("NO SIGNAL") and "NO SIGNAL" in window.health.text(),
+        timeout=10000,
+    )
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert any(e.get("event") == "alarm_acknowledged" for e in events)
     assert any(e.get("state") == "seizure" and e.get("changed") for e in events)
@@ -174,10 +197,12 @@ def _publish_telemetry(decoder):
     """Give the decoder the outlets `rtdecode run` gives it (features, status, signal)."""
     from rtdecode.outputs.telemetry import DecoderTelemetry
 
-    decoder._telemetry = DecoderTelemetry(decoder.model.contract,
-                                          input_source_id=decoder.acquisition.source_id,
-                                          input_name=decoder.acquisition.name,
-                                          channel_labels=decoder.acquisition.channel_labels)
+    decoder._telemetry = DecoderTelemetry(
+        decoder.model.contract,
+        input_source_id=decoder.acquisition.source_id,
+        input_name=decoder.acquisition.name,
+        channel_labels=decoder.acquisition.channel_labels,
+    )
 
 
 def test_monitor_process_over_lsl_and_screenshot(live, tmp_path):
@@ -187,15 +212,33 @@ def test_monitor_process_over_lsl_and_screenshot(live, tmp_path):
     import sys
 
     from rtdecode.cli.common import PACKAGE_PARENT
+
     source, decoder, _ = live
     _publish_telemetry(decoder)
     decoder.start()
     png = tmp_path / "monitor.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     result = subprocess.run(
-        [sys.executable, "-m", "rtdecode", "monitor", "--source", decoder.acquisition.name,
-         "--duration", "4", "--screenshot", str(png), "--channels-per-page", "8"],
-        cwd=PACKAGE_PARENT, env=env, capture_output=True, text=True, timeout=90)
+        [
+            sys.executable,
+            "-m",
+            "rtdecode",
+            "monitor",
+            "--source",
+            decoder.acquisition.name,
+            "--duration",
+            "4",
+            "--screenshot",
+            str(png),
+            "--channels-per-page",
+            "8",
+        ],
+        cwd=PACKAGE_PARENT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     m = [line for line in result.stderr.splitlines() if "monitor:" in line and "fps" in line]
@@ -206,6 +249,7 @@ def test_lsl_feed_draws_the_decoders_analysis_samples_not_the_raw_stream(live):
     """The monitor's samples come from the decoder's ``rtdecode-signal`` outlet: exactly the
     analysis-rate samples the features were computed from, with the input's labels."""
     from rtdecode.monitor.feeds import LslFeed
+
     source, decoder, _ = live
     _publish_telemetry(decoder)
     decoder.start()
@@ -214,7 +258,7 @@ def test_lsl_feed_draws_the_decoders_analysis_samples_not_the_raw_stream(live):
         assert feed.fs_hz == decoder.config.analysis_fs_hz and feed.input_fs_hz == FS
         assert feed.channel_labels == tuple(f"LFP{i:02d}" for i in range(N_CH))
         time.sleep(2.0)
-        source.running = False          # let both sides drain, then compare the newest samples
+        source.running = False  # let both sides drain, then compare the newest samples
         deadline = time.monotonic() + 10
         last = -1
         while time.monotonic() < deadline:
@@ -241,9 +285,21 @@ def test_monitor_without_a_decoder_is_a_clear_error(unique_name):
     info = pylsl.StreamInfo(unique_name, "EEG", 2, 1000.0, "float32", unique_name)
     outlet = pylsl.StreamOutlet(info)  # noqa: F841 (a raw stream nobody decodes)
     result = subprocess.run(
-        [sys.executable, "-m", "rtdecode", "monitor", "--source", unique_name,
-         "--resolve-timeout", "2"], cwd=PACKAGE_PARENT, capture_output=True, text=True,
-        timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "rtdecode",
+            "monitor",
+            "--source",
+            unique_name,
+            "--resolve-timeout",
+            "2",
+        ],
+        cwd=PACKAGE_PARENT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert f"no decoder publishes for stream {unique_name!r}" in result.stderr
     assert "start `rtdecode run`" in result.stderr and "Traceback" not in result.stderr

@@ -1,5 +1,6 @@
 """Property tests for the file readers: what is written reads back, in any chunking, and any
 damaged or foreign file gives a DataError (a readable message), never another exception."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_recordings import write_edf, write_xdf  # noqa: E402
 
 # No example database: every machine runs the same examples, none replayed from .hypothesis/.
-PROPERTY = settings(max_examples=40, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 _ROOT = tempfile.TemporaryDirectory(prefix="rtd-prop-")  # removed when the run ends
@@ -34,9 +36,14 @@ def _tmp() -> Path:
 
 
 @PROPERTY
-@given(n_ch=st.integers(1, 4), fs=st.sampled_from([100.0, 128.0, 256.0, 500.0]),
-       seconds=st.integers(1, 6), chunk=st.integers(1, 5000), seed=st.integers(0, 2**16),
-       bdf=st.booleans())
+@given(
+    n_ch=st.integers(1, 4),
+    fs=st.sampled_from([100.0, 128.0, 256.0, 500.0]),
+    seconds=st.integers(1, 6),
+    chunk=st.integers(1, 5000),
+    seed=st.integers(0, 2**16),
+    bdf=st.booleans(),
+)
 def test_edf_reads_back_whatever_the_chunking(n_ch, fs, seconds, chunk, seed, bdf):
     data = np.random.default_rng(seed).uniform(-190, 190, (int(fs * seconds), n_ch))
     path = write_edf(_tmp() / ("r.bdf" if bdf else "r.edf"), data, fs, bdf=bdf)
@@ -48,23 +55,42 @@ def test_edf_reads_back_whatever_the_chunking(n_ch, fs, seconds, chunk, seed, bd
 
 
 @PROPERTY
-@given(n_ch=st.integers(1, 3), n=st.integers(1, 400), chunk=st.integers(1, 500),
-       seed=st.integers(0, 2**16))
+@given(
+    n_ch=st.integers(1, 3),
+    n=st.integers(1, 400),
+    chunk=st.integers(1, 500),
+    seed=st.integers(0, 2**16),
+)
 def test_xdf_reads_back_whatever_the_chunking(n_ch, n, chunk, seed):
     data = np.random.default_rng(seed).normal(0, 50, (n, n_ch)).astype(np.float32)
-    path = write_xdf(_tmp() / "r.xdf", [dict(
-        name="eeg", type="EEG", fs=250.0, fmt="float32", labels=[f"C{i}" for i in range(n_ch)],
-        stamps=[10.0 + i / 250.0 for i in range(n)], values=list(data))])
+    path = write_xdf(
+        _tmp() / "r.xdf",
+        [
+            dict(
+                name="eeg",
+                type="EEG",
+                fs=250.0,
+                fmt="float32",
+                labels=[f"C{i}" for i in range(n_ch)],
+                stamps=[10.0 + i / 250.0 for i in range(n)],
+                values=list(data),
+            )
+        ],
+    )
     rec = open_recording(path)
     assert rec.n_channels == n_ch and rec.channel_names == tuple(f"C{i}" for i in range(n_ch))
     np.testing.assert_array_equal(np.concatenate(list(rec.chunks(chunk))), data)
 
 
 segments = st.lists(
-    st.tuples(st.floats(0.0, 100.0, allow_nan=False).map(lambda x: round(x, 3)),
-              st.floats(0.01, 20.0, allow_nan=False).map(lambda x: round(x, 3)),
-              st.sampled_from(["wake", "nrem", "rem", "seizure", "a b", "N2"])),
-    min_size=1, max_size=30)
+    st.tuples(
+        st.floats(0.0, 100.0, allow_nan=False).map(lambda x: round(x, 3)),
+        st.floats(0.01, 20.0, allow_nan=False).map(lambda x: round(x, 3)),
+        st.sampled_from(["wake", "nrem", "rem", "seizure", "a b", "N2"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
 
 
 @PROPERTY
@@ -76,12 +102,14 @@ def test_label_csv_round_trips_non_overlapping_segments(rows):
         laid.append((round(t, 3), duration, label))
         t = round(t + duration, 3)
     path = _tmp() / "labels.csv"
-    lines = ["onset_s,duration_s,label,comment"] + [f"{o},{d},{lab},x" for o, d, lab in
-                                                    reversed(laid)]
+    lines = ["onset_s,duration_s,label,comment"] + [
+        f"{o},{d},{lab},x" for o, d, lab in reversed(laid)
+    ]
     path.write_text("\n".join(lines) + "\n")
     got = read_labels(path)
     assert [(s.onset_s, s.duration_s, s.label) for s in got] == [
-        (pytest.approx(o), pytest.approx(d), lab) for o, d, lab in laid]
+        (pytest.approx(o), pytest.approx(d), lab) for o, d, lab in laid
+    ]
     assert all(isinstance(s, Segment) for s in got)
 
 
@@ -92,9 +120,20 @@ def _valid(kind: str, folder: Path) -> Path:
     if kind in ("edf", "bdf"):
         return write_edf(folder / f"r.{kind}", data, 128.0, bdf=kind == "bdf")
     if kind == "xdf":
-        return write_xdf(folder / "r.xdf", [dict(
-            name="eeg", type="EEG", fs=128.0, fmt="float32", labels=["a", "b"],
-            stamps=list(1.0 + t), values=list(data.astype(np.float32)))])
+        return write_xdf(
+            folder / "r.xdf",
+            [
+                dict(
+                    name="eeg",
+                    type="EEG",
+                    fs=128.0,
+                    fmt="float32",
+                    labels=["a", "b"],
+                    stamps=list(1.0 + t),
+                    values=list(data.astype(np.float32)),
+                )
+            ],
+        )
     if kind == "npz":
         np.savez(folder / "r.npz", data=data, fs=128.0)
         return folder / "r.npz"
@@ -104,9 +143,12 @@ def _valid(kind: str, folder: Path) -> Path:
 
 
 @PROPERTY
-@given(kind=st.sampled_from(["edf", "bdf", "xdf", "npz", "csv"]),
-       damage=st.sampled_from(["truncate", "overwrite", "random"]),
-       where=st.floats(0.0, 1.0), payload=st.binary(min_size=1, max_size=64))
+@given(
+    kind=st.sampled_from(["edf", "bdf", "xdf", "npz", "csv"]),
+    damage=st.sampled_from(["truncate", "overwrite", "random"]),
+    where=st.floats(0.0, 1.0),
+    payload=st.binary(min_size=1, max_size=64),
+)
 def test_damaged_files_give_a_data_error_and_nothing_else(kind, damage, where, payload):
     path = _valid(kind, _tmp())
     raw = bytearray(path.read_bytes())
@@ -114,7 +156,7 @@ def test_damaged_files_give_a_data_error_and_nothing_else(kind, damage, where, p
     if damage == "truncate":
         raw = raw[:at]
     elif damage == "overwrite":
-        raw[at:at + len(payload)] = payload
+        raw[at : at + len(payload)] = payload
     else:
         raw = bytearray(payload * (1 + 200 // len(payload)))
     path.write_bytes(bytes(raw))

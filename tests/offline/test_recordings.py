@@ -1,4 +1,5 @@
 """Readers (EDF, BDF, XDF, npz) and label formats, on files written here and on the real data."""
+
 import struct
 from pathlib import Path
 
@@ -20,15 +21,19 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 def _signals(fs=256.0, seconds=10.0, n_ch=3, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(int(fs * seconds)) / fs
-    return np.stack([50 * np.sin(2 * np.pi * (3 + c) * t) + rng.normal(0, 5, t.size)
-                     for c in range(n_ch)], axis=1)
+    return np.stack(
+        [50 * np.sin(2 * np.pi * (3 + c) * t) + rng.normal(0, 5, t.size) for c in range(n_ch)],
+        axis=1,
+    )
 
 
 def write_edf(path, data, fs, names=None, annotations=(), bdf=False):
     names = names or [f"EEG{i}" for i in range(data.shape[1])]
     cls, sig = (Bdf, BdfSignal) if bdf else (Edf, EdfSignal)
-    signals = [sig(data[:, i], fs, label=n, physical_dimension="uV",
-                   physical_range=(-200.0, 200.0)) for i, n in enumerate(names)]
+    signals = [
+        sig(data[:, i], fs, label=n, physical_dimension="uV", physical_range=(-200.0, 200.0))
+        for i, n in enumerate(names)
+    ]
     kwargs = {}
     if annotations:
         kwargs["annotations"] = [EdfAnnotation(o, d, t) for o, d, t in annotations]
@@ -51,13 +56,16 @@ def write_xdf(path, streams):
     """streams: list of dicts name, type, fs, fmt ('float32'|'string'), labels, stamps, values."""
     out = b"XDF:" + _xdf_chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
     for sid, s in enumerate(streams, start=1):
-        chans = "".join(f"<channel><label>{lab}</label><unit>uV</unit></channel>"
-                        for lab in s.get("labels", []))
+        chans = "".join(
+            f"<channel><label>{lab}</label><unit>uV</unit></channel>" for lab in s.get("labels", [])
+        )
         n_ch = len(s["labels"]) if s["fmt"] == "float32" else 1
-        header = (f'<?xml version="1.0"?><info><name>{s["name"]}</name><type>{s["type"]}</type>'
-                  f'<channel_count>{n_ch}</channel_count><nominal_srate>{s["fs"]}</nominal_srate>'
-                  f'<channel_format>{s["fmt"]}</channel_format><created_at>0</created_at>'
-                  f'<desc><channels>{chans}</channels></desc></info>').encode()
+        header = (
+            f'<?xml version="1.0"?><info><name>{s["name"]}</name><type>{s["type"]}</type>'
+            f"<channel_count>{n_ch}</channel_count><nominal_srate>{s['fs']}</nominal_srate>"
+            f"<channel_format>{s['fmt']}</channel_format><created_at>0</created_at>"
+            f"<desc><channels>{chans}</channels></desc></info>"
+        ).encode()
         out += _xdf_chunk(2, struct.pack("<I", sid) + header)
         samples = b""
         for ts, value in zip(s["stamps"], s["values"]):
@@ -69,9 +77,11 @@ def write_xdf(path, streams):
                 samples += _xdf_varlen(len(raw)) + raw
         out += _xdf_chunk(3, struct.pack("<I", sid) + _xdf_varlen(len(s["stamps"])) + samples)
     for sid, s in enumerate(streams, start=1):
-        footer = (f'<?xml version="1.0"?><info><first_timestamp>{s["stamps"][0]}</first_timestamp>'
-                  f'<last_timestamp>{s["stamps"][-1]}</last_timestamp>'
-                  f'<sample_count>{len(s["stamps"])}</sample_count></info>').encode()
+        footer = (
+            f'<?xml version="1.0"?><info><first_timestamp>{s["stamps"][0]}</first_timestamp>'
+            f"<last_timestamp>{s['stamps'][-1]}</last_timestamp>"
+            f"<sample_count>{len(s['stamps'])}</sample_count></info>"
+        ).encode()
         out += _xdf_chunk(6, struct.pack("<I", sid) + footer)
     Path(path).write_bytes(out)
     return path
@@ -96,8 +106,11 @@ def test_edf_and_bdf_read_back_in_chunks(tmp_path, bdf):
 
 def test_unknown_channel_lists_the_file_channels(tmp_path):
     path = write_edf(tmp_path / "r.edf", _signals(), 256.0)
-    with pytest.raises(DataError, match=r"r\.edf: no channel named 'Cz'; channels in the file: "
-                                        r"EEG0, EEG1, EEG2"):
+    with pytest.raises(
+        DataError,
+        match=r"r\.edf: no channel named 'Cz'; channels in the file: "
+        r"EEG0, EEG1, EEG2",
+    ):
         open_recording(path, channels=["Cz"])
     with pytest.raises(DataError, match="index 7 is out of range"):
         open_recording(path, channels=["7"])
@@ -135,18 +148,37 @@ def test_xdf_data_stream_and_marker_labels(tmp_path):
     data = _signals(fs=fs, seconds=6.0, n_ch=2).astype(np.float32)
     t0 = 1000.0
     stamps = t0 + np.arange(data.shape[0]) / fs
-    path = write_xdf(tmp_path / "rec.xdf", [
-        {"name": "amp", "type": "EEG", "fs": fs, "fmt": "float32", "labels": ["C3", "C4"],
-         "stamps": stamps, "values": data},
-        {"name": "scores", "type": "Markers", "fs": 0, "fmt": "string",
-         "stamps": [t0, t0 + 2.0, t0 + 4.5], "values": ["wake", "nrem", "wake"]},
-    ])
+    path = write_xdf(
+        tmp_path / "rec.xdf",
+        [
+            {
+                "name": "amp",
+                "type": "EEG",
+                "fs": fs,
+                "fmt": "float32",
+                "labels": ["C3", "C4"],
+                "stamps": stamps,
+                "values": data,
+            },
+            {
+                "name": "scores",
+                "type": "Markers",
+                "fs": 0,
+                "fmt": "string",
+                "stamps": [t0, t0 + 2.0, t0 + 4.5],
+                "values": ["wake", "nrem", "wake"],
+            },
+        ],
+    )
     rec = open_recording(path)
     assert rec.channel_names == ("C3", "C4") and rec.fs_hz == fs
     np.testing.assert_allclose(rec.read(0, rec.n_samples), data, rtol=1e-6)
     segs = read_labels(path, recording=rec)
     assert [(s.label, round(s.onset_s, 3), round(s.end_s, 3)) for s in segs] == [
-        ("wake", 0.0, 2.0), ("nrem", 2.0, 4.5), ("wake", 4.5, 6.0)]
+        ("wake", 0.0, 2.0),
+        ("nrem", 2.0, 4.5),
+        ("wake", 4.5, 6.0),
+    ]
     with pytest.raises(DataError, match="no data stream named or typed 'ECoG'"):
         open_recording(path, stream="ECoG")
 
@@ -159,14 +191,20 @@ def test_csv_labels_ignore_extra_columns_and_read_groups(tmp_path):
     assert segs == [Segment(0.0, 4.0, "normal", "7"), Segment(4.0, 4.0, "seizure", "8")]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("start,len,label\n0,4,a\n", r"line 1: missing column\(s\) \['onset_s', 'duration_s'\]"),
-    ("onset_s,duration_s,label\n0,4,a\nfour,4,b\n", r"line 3: onset_s='four'"),
-    ("onset_s,duration_s,label\n0,-1,a\n", r"line 2: onset_s must be >= 0 and duration_s > 0"),
-    ("onset_s,duration_s,label\n0,4,a\n3,4,b\n", r"segments overlap: 'a' 0-4 s and 'b' from 3 s"),
-    ("onset_s,duration_s,label\n0,4,\n", r"line 2: empty 'label'"),
-    ("wake\nwake\nnrem\n", r"line 1: missing column.*needs --epoch-s"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("start,len,label\n0,4,a\n", r"line 1: missing column\(s\) \['onset_s', 'duration_s'\]"),
+        ("onset_s,duration_s,label\n0,4,a\nfour,4,b\n", r"line 3: onset_s='four'"),
+        ("onset_s,duration_s,label\n0,-1,a\n", r"line 2: onset_s must be >= 0 and duration_s > 0"),
+        (
+            "onset_s,duration_s,label\n0,4,a\n3,4,b\n",
+            r"segments overlap: 'a' 0-4 s and 'b' from 3 s",
+        ),
+        ("onset_s,duration_s,label\n0,4,\n", r"line 2: empty 'label'"),
+        ("wake\nwake\nnrem\n", r"line 1: missing column.*needs --epoch-s"),
+    ],
+)
 def test_malformed_label_files_name_the_line(tmp_path, text, message):
     p = tmp_path / "labels.csv"
     p.write_text(text)
@@ -180,7 +218,9 @@ def test_hypnogram_and_labels_beyond_the_recording(tmp_path):
     hyp = tmp_path / "hyp.txt"
     hyp.write_text("wake\nnrem\n")
     assert read_labels(hyp, epoch_s=5.0, recording=rec) == [
-        Segment(0.0, 5.0, "wake"), Segment(5.0, 5.0, "nrem")]
+        Segment(0.0, 5.0, "wake"),
+        Segment(5.0, 5.0, "nrem"),
+    ]
     hyp.write_text("wake\nnrem\nrem\nrem\n")
     with pytest.raises(DataError, match=r"hyp\.txt: 2 label\(s\) start after the end of r\.edf"):
         read_labels(hyp, epoch_s=5.0, recording=rec)
@@ -190,19 +230,29 @@ def test_hypnogram_and_labels_beyond_the_recording(tmp_path):
 
 
 def test_edf_plus_annotations_are_labels(tmp_path):
-    path = write_edf(tmp_path / "a.edf", _signals(seconds=10.0), 256.0,
-                     annotations=[(0.0, 6.0, "normal"), (6.0, 4.0, "seizure")])
+    path = write_edf(
+        tmp_path / "a.edf",
+        _signals(seconds=10.0),
+        256.0,
+        annotations=[(0.0, 6.0, "normal"), (6.0, 4.0, "seizure")],
+    )
     rec = open_recording(path)
-    assert read_labels(path, recording=rec) == [Segment(0.0, 6.0, "normal"),
-                                                Segment(6.0, 4.0, "seizure")]
+    assert read_labels(path, recording=rec) == [
+        Segment(0.0, 6.0, "normal"),
+        Segment(6.0, 4.0, "seizure"),
+    ]
     plain = write_edf(tmp_path / "plain.edf", _signals(seconds=10.0), 256.0)
     with pytest.raises(DataError, match="holds no EDF\\+ annotations"):
         read_labels(plain)
 
 
 def test_window_labels_leave_straddling_windows_out():
-    segs = [Segment(0, 4, "a", "g1"), Segment(4, 4, "a", "g2"), Segment(8, 2, "b"),
-            Segment(10, 5, "b")]
+    segs = [
+        Segment(0, 4, "a", "g1"),
+        Segment(4, 4, "a", "g2"),
+        Segment(8, 2, "b"),
+        Segment(10, 5, "b"),
+    ]
     ends = np.array([2.0, 4.0, 5.0, 8.0, 10.0, 12.0, 15.0])
     y, groups = window_labels(ends, 2.0, segs, ["a", "b"])
     # 5.0 straddles two groups of 'a' -> out; 12.0 spans two touching 'b' segments -> merged
@@ -215,11 +265,15 @@ def test_window_labels_leave_straddling_windows_out():
 def test_real_recordings_and_labels_read():
     rat = open_recording(DATA / "rat-seizure" / "rat_seizure_dev.edf")
     assert rat.fs_hz == 512.0 and rat.n_channels == 1 and abs(rat.duration_s - 992.0) < 1e-6
-    segs = read_labels(DATA / "rat-seizure" / "rat_seizure_dev_labels.csv", recording=rat,
-                       group_column="annotation")
+    segs = read_labels(
+        DATA / "rat-seizure" / "rat_seizure_dev_labels.csv",
+        recording=rat,
+        group_column="annotation",
+    )
     assert len(segs) == 248 and {s.label for s in segs} == {"normal", "seizure"}
     dreams = open_recording(DATA / "dreams" / "excerpt1.edf")
     assert dreams.channel_names == ("C3-A1",) and dreams.fs_hz == 100.0
-    hyp = read_labels(DATA / "dreams" / "excerpt1_hypnogram.csv", recording=dreams,
-                      label_column="stage")
+    hyp = read_labels(
+        DATA / "dreams" / "excerpt1_hypnogram.csv", recording=dreams, label_column="stage"
+    )
     assert len(hyp) == 360 and hyp[-1].end_s == 1800.0

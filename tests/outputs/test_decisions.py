@@ -1,4 +1,5 @@
 """Decision outputs over real LSL streams on loopback, and the JSON-lines decision log."""
+
 from __future__ import annotations
 
 import json
@@ -118,8 +119,7 @@ def test_publish_over_lsl(outputs: DecisionOutputs, source_id: str) -> None:
         for d in decisions:
             sample, ts = scores_inlet.pull_sample(timeout=RESOLVE_S)
             assert sample is not None, "score sample not received"
-            np.testing.assert_array_equal(np.array(sample[:-1], dtype=np.float32),
-                                          d.probabilities)
+            np.testing.assert_array_equal(np.array(sample[:-1], dtype=np.float32), d.probabilities)
             assert sample[-1] == d.quality
             assert ts == d.timestamp
 
@@ -190,8 +190,14 @@ def test_log_appends_across_restarts(source_id: str, tmp_path: Path) -> None:
 def test_log_non_finite_counters_are_null(outputs: DecisionOutputs) -> None:
     d = _decisions(1000.0)[0]
     outputs.publish(
-        Decision(d.end_sample, d.timestamp, d.probabilities, d.state, True,
-                 {"latency_ms": math.nan, "n": np.int64(3)})
+        Decision(
+            d.end_sample,
+            d.timestamp,
+            d.probabilities,
+            d.state,
+            True,
+            {"latency_ms": math.nan, "n": np.int64(3)},
+        )
     )
     assert outputs.log_path is not None
     # json.loads accepts NaN; the strict check is that the text has none.
@@ -212,8 +218,9 @@ def test_no_log(source_id: str) -> None:
 def test_missing_log_directory(source_id: str, tmp_path: Path) -> None:
     path = tmp_path / "missing" / "decisions.jsonl"
     with pytest.raises(FileNotFoundError, match="missing"):
-        DecisionOutputs(CLASSES, input_source_id=source_id, input_name="x", hop_s=HOP,
-                        log_path=path)
+        DecisionOutputs(
+            CLASSES, input_source_id=source_id, input_name="x", hop_s=HOP, log_path=path
+        )
     # The failed construction advertised no stream.
     assert pylsl.resolve_byprop("source_id", f"rtdecode-scores:{source_id}", timeout=0.2) == []
 
@@ -278,11 +285,11 @@ def test_stale_decisions_are_logged_and_their_state_change_announced_later(
     try:
         assert outputs.wait_for_consumers(RESOLVE_S)
         d = _decisions(pylsl.local_clock())
-        outputs.publish(d[0])               # wake (fresh)
-        outputs.publish(d[1])               # wake (fresh, unchanged)
-        outputs.publish(d[2], stale=True)   # nrem: changed but too old to send
-        outputs.publish(d[3])               # nrem (fresh, unchanged): announces nrem
-        outputs.publish(d[4], stale=True)   # rem: stale
+        outputs.publish(d[0])  # wake (fresh)
+        outputs.publish(d[1])  # wake (fresh, unchanged)
+        outputs.publish(d[2], stale=True)  # nrem: changed but too old to send
+        outputs.publish(d[3])  # nrem (fresh, unchanged): announces nrem
+        outputs.publish(d[4], stale=True)  # rem: stale
         got_scores = []
         while (s := scores_inlet.pull_sample(timeout=1.0))[0] is not None:
             got_scores.append(s[1])

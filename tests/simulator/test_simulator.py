@@ -4,6 +4,7 @@ Spectral tests check each state's signature with Welch's method on a few channel
 sampling rates (the signatures do not depend on the rate). No test asserts speed: that is
 measured in ``benchmarks/bench_simulator.py``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,9 @@ from rtdecode.simulator.generator import (
     SCENARIO_CLASSES,
     LfpSimulator,
     SimulatorConfig,
-    run_lsl_source,
 )
+from rtdecode.simulator.source import run_lsl_source
+from rtdecode.streams import truth_stream_name
 
 
 # ------------------------------------------------------------------------------------------
@@ -65,15 +67,20 @@ def _band(freqs: np.ndarray, psd: np.ndarray, lo: float, hi: float) -> float:
 
 def _short_sleep(**kw) -> SimulatorConfig:
     """Sleep config with short states so a minute of data holds every state several times."""
-    base = dict(n_channels=4, fs_hz=2000.0, seed=11, wake_s=(8.0, 10.0), nrem_s=(8.0, 10.0),
-                rem_s=(8.0, 10.0))
+    base = dict(
+        n_channels=4,
+        fs_hz=2000.0,
+        seed=11,
+        wake_s=(8.0, 10.0),
+        nrem_s=(8.0, 10.0),
+        rem_s=(8.0, 10.0),
+    )
     base.update(kw)
     return SimulatorConfig("sleep", **base)
 
 
 def _short_seizure(**kw) -> SimulatorConfig:
-    base = dict(n_channels=4, fs_hz=2000.0, seed=12, normal_s=(8.0, 10.0),
-                seizure_s=(10.0, 12.0))
+    base = dict(n_channels=4, fs_hz=2000.0, seed=12, normal_s=(8.0, 10.0), seizure_s=(10.0, 12.0))
     base.update(kw)
     return SimulatorConfig("seizure", **base)
 
@@ -131,11 +138,13 @@ def test_nrem_has_spindle_bursts(sleep_run):
     burstiness = {}
     for state in sim.classes:
         trim = round(fs)  # keep crossfades out
-        e = np.concatenate([
-            envelope[a + trim : b - trim]
-            for a, b, s in _segments(sim, len(data))
-            if s == state and b - a > 3 * trim
-        ])
+        e = np.concatenate(
+            [
+                envelope[a + trim : b - trim]
+                for a, b, s in _segments(sim, len(data))
+                if s == state and b - a > 3 * trim
+            ]
+        )
         burstiness[state] = np.percentile(e, 95) / np.median(e)
     assert burstiness["nrem"] > 1.5 * burstiness["rem"]
     assert burstiness["nrem"] > 1.5 * burstiness["wake"]
@@ -422,7 +431,11 @@ def test_lsl_source_over_loopback(caplog):
     def source() -> None:
         try:
             result["pushed"] = run_lsl_source(
-                cfg, name, duration_s=duration_s, chunk_samples=32, wait_for_consumers_s=20.0,
+                cfg,
+                name,
+                duration_s=duration_s,
+                chunk_samples=32,
+                wait_for_consumers_s=20.0,
                 on_state_change=lambda state, ts: states.append((state, ts)),
             )
         except BaseException as exc:  # surfaced below, not swallowed in the thread
@@ -433,7 +446,7 @@ def test_lsl_source_over_loopback(caplog):
     thread.start()
     try:
         found = pylsl.resolve_byprop("name", name, 1, 15.0)
-        found_truth = pylsl.resolve_byprop("name", f"{name}-truth", 1, 15.0)
+        found_truth = pylsl.resolve_byprop("name", truth_stream_name(name), 1, 15.0)
         assert found and found_truth, "streams not found on loopback"
         truth = pylsl.StreamInlet(found_truth[0])
         truth.open_stream(10.0)
@@ -497,8 +510,11 @@ def test_lsl_source_stops_on_event():
     thread.start()
     time.sleep(0.5)
     generating = [t for t in threading.enumerate() if t.name == "rtdecode-sim-generate"]
-    policy = (os.sched_getscheduler(generating[0].native_id)
-              if generating and hasattr(os, "SCHED_IDLE") else None)
+    policy = (
+        os.sched_getscheduler(generating[0].native_id)
+        if generating and hasattr(os, "SCHED_IDLE")
+        else None
+    )
     stop.set()
     thread.join(10.0)
     assert not thread.is_alive()

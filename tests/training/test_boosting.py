@@ -1,20 +1,20 @@
 """Tests of rtdecode.training.boosting: folds, weights, metrics, boosting, cross-validation, export."""
+
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import xgboost
 
+from rtdecode.common.channels import default_channel_labels
 from rtdecode.config import FeatureConfig, StateHysteresis
-from rtdecode.decoding.model import ModelContract, OnnxModel, default_channel_labels
+from rtdecode.decoding.model import ModelContract, OnnxModel
 from rtdecode.training.boosting import (
     XGBParams,
     balanced_sample_weight,
     booster_predict_proba,
-    classification_metrics,
     cross_validate,
     export_onnx,
     fit_xgboost,
@@ -35,8 +35,9 @@ def separable(n_rows: int, n_classes: int, n_features: int = 22, seed: int = 0):
 
 
 # Folds -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("n_rows", "n_folds", "gap"), [(10, 2, 0), (103, 5, 0), (103, 5, 7),
-                                                        (50, 10, 3), (7, 7, 1)])
+@pytest.mark.parametrize(
+    ("n_rows", "n_folds", "gap"), [(10, 2, 0), (103, 5, 0), (103, 5, 7), (50, 10, 3), (7, 7, 1)]
+)
 def test_time_blocked_folds_properties(n_rows, n_folds, gap):
     folds = time_blocked_folds(n_rows, n_folds, gap_rows=gap)
     assert len(folds) == n_folds
@@ -83,38 +84,6 @@ def test_balanced_sample_weight():
 
 
 # Metrics -----------------------------------------------------------------------------------
-def test_classification_metrics_known_kappa():
-    # Wikipedia's Cohen's kappa example: agreement 0.7, chance 0.5 -> kappa 0.4.
-    cm = [[20, 5], [10, 15]]
-    y_true = np.repeat([0, 0, 1, 1], [20, 5, 10, 15])
-    y_pred = np.repeat([0, 1, 0, 1], [20, 5, 10, 15])
-    m = classification_metrics(y_true, y_pred, ["yes", "no"])
-    assert m["confusion"] == cm
-    assert m["n"] == 50
-    assert m["accuracy"] == pytest.approx(0.7)
-    assert m["kappa"] == pytest.approx(0.4)
-    yes = m["per_class"]["yes"]
-    assert yes["precision"] == pytest.approx(20 / 30)
-    assert yes["recall"] == pytest.approx(20 / 25)
-    assert yes["f1"] == pytest.approx(2 * (2 / 3) * 0.8 / (2 / 3 + 0.8))
-    assert yes["support"] == 25
-    assert m["balanced_accuracy"] == pytest.approx((0.8 + 0.6) / 2)
-    json.dumps(m)
-
-
-def test_classification_metrics_edge_cases():
-    perfect = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 2]), "abc")
-    assert perfect["kappa"] == 1.0 and perfect["accuracy"] == 1.0
-    # class 2 never predicted nor present: zero scores, excluded from the macro average
-    m = classification_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ["a", "b", "c"])
-    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
-    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
-    single = classification_metrics(np.zeros(4, int), np.zeros(4, int), ["a", "b"])
-    assert math.isnan(single["kappa"])
-    with pytest.raises(ValueError, match="class indices 0..2; allowed: 0..1"):
-        classification_metrics(np.array([0, 2]), np.array([0, 1]), ["a", "b"])
-    with pytest.raises(ValueError, match="same length"):
-        classification_metrics(np.array([0, 1]), np.array([0]), ["a", "b"])
 
 
 # Booster -----------------------------------------------------------------------------------
@@ -212,8 +181,12 @@ def test_cross_validate_input_errors():
 def _contract(classes) -> ModelContract:
     features = FeatureConfig(fs_hz=1000.0)
     return ModelContract(
-        task="state", classes=tuple(classes), n_channels=2, channel_labels=None,
-        features=features, feature_names=tuple(features.feature_names(default_channel_labels(2))),
+        task="state",
+        classes=tuple(classes),
+        n_channels=2,
+        channel_labels=None,
+        features=features,
+        feature_names=tuple(features.feature_names(default_channel_labels(2))),
         hysteresis=StateHysteresis(),
     )
 
@@ -223,7 +196,8 @@ def test_export_refuses_a_model_that_disagrees(tmp_path):
     X, y = separable(200, 2)
     booster = xgboost.train(
         {"objective": "multi:softprob", "num_class": 2, "max_depth": 2, "nthread": 1},
-        xgboost.DMatrix(X, label=y), num_boost_round=5,
+        xgboost.DMatrix(X, label=y),
+        num_boost_round=5,
     )
     target = tmp_path / "bad.onnx"
     with pytest.raises(RuntimeError, match=r"max \|p_onnx - p_xgb\| = .* > tolerance 1e-05"):
@@ -238,8 +212,9 @@ def test_export_replaces_atomically(tmp_path):
     booster = fit_xgboost(X, y, None, None, 3, XGBParams(n_estimators=5, max_depth=2))
     assert export_onnx(booster, _contract("abc"), str(target), X[:50]) == target
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
-    np.testing.assert_allclose(OnnxModel(target).predict_proba(X),
-                               booster_predict_proba(booster, X), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        OnnxModel(target).predict_proba(X), booster_predict_proba(booster, X), atol=1e-5, rtol=0
+    )
 
 
 def test_export_input_errors(tmp_path):

@@ -1,0 +1,132 @@
+"""The JSON-lines decision log: one line per decision or event, flushed as written, rotated.
+
+Opened for appending, so a restarted decoder adds to the previous run's log. For 24/7 runs it
+rotates by size or by UTC period (renamed with the UTC time, nothing deleted) and can ``fsync``
+at most every so often, so a flushed line survives a crash of the process and an fsync'd one a
+power cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from rtdecode.common.jsonable import finite_or_none, json_default
+
+__all__ = ["JsonLinesLog", "encode_line"]
+
+# One encoder for the process: json.dumps would build a new one per call because of `default`.
+_ENCODER = json.JSONEncoder(allow_nan=False, default=json_default, separators=(",", ":"))
+
+
+def encode_line(record: Mapping[str, Any]) -> str:
+    """One record as strict JSON (non-finite numbers as null), without the newline."""
+    try:
+        return _ENCODER.encode(record)
+    except ValueError:
+        # A NaN latency or similar must not stop the decoder, and must not make the log
+        # unreadable by strict JSON parsers: write it as null.
+        return _ENCODER.encode(finite_or_none(record))
+
+
+class JsonLinesLog:
+    """An append-only JSON-lines file, safe to write from several threads.
+
+    Parameters
+    ----------
+    path : str or Path
+        The log file; its directory must exist.
+    rotate_bytes : int, optional
+        When the file reaches this size it is renamed with the UTC time
+        (``decisions.20261123T140102Z.jsonl``) and a new one is started.
+    rotate_s : float, optional
+        Also start a new file at every multiple of this many seconds of UTC time (86400: a
+        file per UTC day); a restarted decoder keeps appending to the current period's file.
+    fsync_s : float, optional
+        ``os.fsync`` the file at most this often.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        rotate_bytes: int | None = None,
+        rotate_s: float | None = None,
+        fsync_s: float | None = None,
+    ) -> None:
+        if not isinstance(path, str | Path):
+            raise TypeError(f"log_path must be a str or Path, got {type(path).__name__}")
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(
+                f"log_path={str(path)!r}: directory {str(path.parent)!r} does not exist"
+            )
+        self.path = path
+        self._rotate_bytes = int(rotate_bytes) if rotate_bytes else None
+        self._rotate_s = float(rotate_s) if rotate_s else None
+        self._fsync_s = float(fsync_s) if fsync_s else None
+        self._next_fsync = 0.0
+        self._lock = threading.Lock()
+        # Append, never truncate: a restart must keep the previous run's decisions.
+        # buffering=1 flushes at every newline, i.e. once per line written.
+        self._file: IO[str] | None = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._bytes = path.stat().st_size
+        # an existing file belongs to the period it was last written in
+        self._period = (
+            int(path.stat().st_mtime // self._rotate_s)
+            if self._rotate_s and self._bytes
+            else self._period_now()
+        )
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Append one record as a line; rotate first or after as configured."""
+        line = encode_line(record) + "\n"
+        with self._lock:
+            if self._file is None:
+                raise RuntimeError(f"the log {str(self.path)!r} is closed")
+            if self._rotate_s is not None and time.time() // self._rotate_s > self._period:
+                # a new UTC period: the file is renamed with the start of its own period, and
+                # this line opens the next one
+                self._rotate(self._period * self._rotate_s)
+            self._file.write(line)
+            self._bytes += len(line)
+            if self._fsync_s is not None:
+                now = time.monotonic()
+                if now >= self._next_fsync:
+                    self._next_fsync = now + self._fsync_s
+                    os.fsync(self._file.fileno())
+            if self._rotate_bytes is not None and self._bytes >= self._rotate_bytes:
+                self._rotate(time.time())
+
+    def _rotate(self, stamp_time: float) -> None:
+        """Rename the file with the UTC time ``stamp_time`` and start a new one (under the
+        lock)."""
+        path = self.path
+        self._file.close()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_time))
+        target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+        k = 1
+        while target.exists():  # several rotations within one second
+            target = path.with_name(f"{path.stem}.{stamp}-{k}{path.suffix}")
+            k += 1
+        os.replace(path, target)
+        self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        self._bytes = 0
+        self._period = self._period_now()
+
+    def _period_now(self) -> int:
+        return int(time.time() // self._rotate_s) if self._rotate_s else 0
+
+    def close(self) -> None:
+        """Close the file. Idempotent."""
+        with self._lock:
+            if self._file is not None:
+                try:
+                    self._file.close()
+                finally:
+                    self._file = None
