@@ -16,6 +16,7 @@ Prints the machine, then:
 
 Run: ``PYTHONPATH=. python benchmarks/bench_simulator.py [--seconds 10] [--no-consumer]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -125,8 +126,10 @@ def time_mix() -> None:
             fn()
             rng.standard_normal(filler.shape, dtype=np.float32, out=filler)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        print(f"  {label:14s} + noise fill: CPU {1e3 * cpu / reps:6.3f} ms, "
-              f"wall {1e3 * wall / reps:6.3f} ms per 0.1 s block")
+        print(
+            f"  {label:14s} + noise fill: CPU {1e3 * cpu / reps:6.3f} ms, "
+            f"wall {1e3 * wall / reps:6.3f} ms per 0.1 s block"
+        )
 
 
 CONSUMER = r"""
@@ -174,9 +177,19 @@ def lsl_cpu_share(seconds: float, with_consumer: bool, chunk: int) -> None:
     consumer = None
     if with_consumer:
         consumer = subprocess.Popen(
-            [sys.executable, "-c", CONSUMER, name, str(N_CH), str(seconds),
-             str(max(1, round(_BLOCK_S * FS / chunk))), str(FS), str(chunk)],
-            stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                CONSUMER,
+                name,
+                str(N_CH),
+                str(seconds),
+                str(max(1, round(_BLOCK_S * FS / chunk))),
+                str(FS),
+                str(chunk),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
     started = threading.Event()
     stop = threading.Event()
@@ -190,7 +203,11 @@ def lsl_cpu_share(seconds: float, with_consumer: bool, chunk: int) -> None:
 
     def source() -> None:
         result["pushed"] = run_lsl_source(
-            cfg, name, chunk_samples=chunk, stop_event=stop, on_state_change=on_state,
+            cfg,
+            name,
+            chunk_samples=chunk,
+            stop_event=stop,
+            on_state_change=on_state,
             wait_for_consumers_s=20.0 if with_consumer else 0.0,
         )
 
@@ -213,22 +230,30 @@ def lsl_cpu_share(seconds: float, with_consumer: bool, chunk: int) -> None:
     stop.set()
     thread.join(10.0)
     log.removeHandler(handler)
-    print(f"  {'with' if with_consumer else 'without'} a consumer, chunks of {chunk} samples, "
-          f"{wall:.1f} s:")
-    print(f"  source process CPU {1e3 * cpu / wall:.0f} ms per second = {100 * cpu / wall:.1f} % "
-          f"of one core; pushed {result['pushed']} samples "
-          f"({result['pushed'] / FS:.2f} s of signal)")
+    print(
+        f"  {'with' if with_consumer else 'without'} a consumer, chunks of {chunk} samples, "
+        f"{wall:.1f} s:"
+    )
+    print(
+        f"  source process CPU {1e3 * cpu / wall:.0f} ms per second = {100 * cpu / wall:.1f} % "
+        f"of one core; pushed {result['pushed']} samples "
+        f"({result['pushed'] / FS:.2f} s of signal)"
+    )
     print("  " + next((ln for ln in lines if "stopped:" in ln), "(no summary logged)"))
     if consumer is not None:
         out, _ = consumer.communicate(timeout=30.0)
         stats = json.loads(out.strip().splitlines()[-1])
-        print(f"  consumer (polls every 0.5 ms): {stats['samples']} samples in {stats['pulls']} "
-              f"pulls; latency from timestamp of a chunk's last sample: "
-              f"median {stats['latency_ms_median']:.2f} ms, "
-              f"p99 {stats['latency_ms_p99']:.2f} ms, max {stats['latency_ms_max']:.2f} ms")
+        print(
+            f"  consumer (polls every 0.5 ms): {stats['samples']} samples in {stats['pulls']} "
+            f"pulls; latency from timestamp of a chunk's last sample: "
+            f"median {stats['latency_ms_median']:.2f} ms, "
+            f"p99 {stats['latency_ms_p99']:.2f} ms, max {stats['latency_ms_max']:.2f} ms"
+        )
         lo, hi = stats["median_by_position_ms"]
-        print(f"  median latency by the chunk's position in the source's {_BLOCK_S * 1e3:g} ms "
-              f"generation block: {lo:.2f} ms at best, {hi:.2f} ms at worst")
+        print(
+            f"  median latency by the chunk's position in the source's {_BLOCK_S * 1e3:g} ms "
+            f"generation block: {lo:.2f} ms at best, {hi:.2f} ms at worst"
+        )
 
 
 def main() -> None:
@@ -239,16 +264,22 @@ def main() -> None:
     args = parser.parse_args()
 
     machine_info()
-    print(f"\n== generator, {FS / 1000:g} kHz x {N_CH} channels (target: < 60 ms CPU per "
-          "simulated second)")
+    print(
+        f"\n== generator, {FS / 1000:g} kHz x {N_CH} channels (target: < 60 ms CPU per "
+        "simulated second)"
+    )
     for scenario in ("sleep", "seizure"):
         for block_s, total_s in ((0.1, 3.0), (1.0, 3.0)):
             speed, cpu_ms = time_generator(scenario, block_s, total_s)
-            print(f"  {scenario:8s} blocks of {block_s:>3g} s: {speed:5.1f}x real time, "
-                  f"CPU {cpu_ms:5.1f} ms per simulated second")
+            print(
+                f"  {scenario:8s} blocks of {block_s:>3g} s: {speed:5.1f}x real time, "
+                f"CPU {cpu_ms:5.1f} ms per simulated second"
+            )
     speed, cpu_ms = time_naive(1.0)
-    print(f"  naive baseline (per-channel filtering, 0.1 s blocks): {speed:5.1f}x real time, "
-          f"CPU {cpu_ms:5.1f} ms per simulated second")
+    print(
+        f"  naive baseline (per-channel filtering, 0.1 s blocks): {speed:5.1f}x real time, "
+        f"CPU {cpu_ms:5.1f} ms per simulated second"
+    )
     print("\n== channel mix, (3200, 10) x (10, 64) float32")
     time_mix()
     print(f"\n== LSL source at real-time pace, seizure scenario, {FS / 1000:g} kHz x {N_CH} ch")

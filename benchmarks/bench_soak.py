@@ -16,8 +16,9 @@ ahead of the wall clock by design). Reported, from outside the decoder:
 * timestamp drift: the largest difference between a decision's timestamp and
   ``t0 + (end_sample - 1) / fs``, the source's stamp of the window's last sample.
 
-``--record`` appends the result to benchmarks/RESULTS.md.
+``--record`` appends the run to benchmarks/results/bench_soak.jsonl (see benchmarks/RESULTS.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pylsl
-from bench_decoder import machine  # noqa: E402  (benchmarks/ is the script's folder)
+from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
+from bench_decoder import machine  # noqa: E402
 
 from rtdecode.cli.common import PACKAGE_PARENT
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
 
-HERE = Path(__file__).resolve().parent
 MODEL = Path(PACKAGE_PARENT) / "models" / "seizure.onnx"
 
 
@@ -69,16 +70,39 @@ def main() -> None:
     chunk = int(fs * 0.05)
     total = int(args.hours * 3600 * fs) // chunk * chunk
     name = f"soak-{time.monotonic_ns()}"
-    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", n_ch, fs, "float32", name),
-                                chunk_size=chunk, max_buffered=60)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(name, "EEG", n_ch, fs, "float32", name), chunk_size=chunk, max_buffered=60
+    )
 
     folder = Path(tempfile.mkdtemp(prefix="rtdecode-soak-"))
     log = folder / "decisions.jsonl"
     decoder = subprocess.Popen(
-        [sys.executable, "-m", "rtdecode", "run", "--model", str(MODEL), "--source", name,
-         "--headless", "--log", str(log), "--log-rotate-mb", "64", "--max-age-s", "1e9",
-         "--stall-s", "30", "--status-every", "60"],
-        cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "rtdecode",
+            "run",
+            "--model",
+            str(MODEL),
+            "--source",
+            name,
+            "--headless",
+            "--log",
+            str(log),
+            "--log-rotate-mb",
+            "64",
+            "--max-age-s",
+            "1e9",
+            "--stall-s",
+            "30",
+            "--status-every",
+            "60",
+        ],
+        cwd=PACKAGE_PARENT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     if not outlet.wait_for_consumers(60):
         decoder.kill()
         raise SystemExit(f"the decoder never connected:\n{decoder.stdout.read()[-2000:]}")
@@ -92,14 +116,13 @@ def main() -> None:
     warm = int(10 * fs)  # the first 10 s at real time: the decoder's first windows (FFT plans,
     # first inferences) take longer, and 20x faster that is seconds of stream behind
     while pushed < total:
-        due = (pushed / fs if pushed < warm
-               else warm / fs + (pushed - warm) / fs / args.speed)
+        due = pushed / fs if pushed < warm else warm / fs + (pushed - warm) / fs / args.speed
         delay = wall0 + due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         at = pushed % pool.shape[0]
         n = min(chunk, pool.shape[0] - at)
-        outlet.push_chunk(pool[at:at + n], t0 + (pushed + n - 1) / fs)
+        outlet.push_chunk(pool[at : at + n], t0 + (pushed + n - 1) / fs)
         pushed += n
         if time.monotonic() >= next_report:
             next_report += 30.0
@@ -108,9 +131,11 @@ def main() -> None:
             if rss_warm is None and pushed >= 0.1 * total:
                 rss_warm = rss
             behind = -delay
-            print(f"  {pushed / fs / 3600:6.2f} h pushed in {(time.monotonic() - wall0) / 60:5.1f}"
-                  f" min, decoder RSS {rss / 2**20:6.1f} MB, source behind pace {behind:+.1f} s",
-                  flush=True)
+            print(
+                f"  {pushed / fs / 3600:6.2f} h pushed in {(time.monotonic() - wall0) / 60:5.1f}"
+                f" min, decoder RSS {rss / 2**20:6.1f} MB, source behind pace {behind:+.1f} s",
+                flush=True,
+            )
             if decoder.poll() is not None:
                 raise SystemExit(f"decoder exited:\n{decoder.stdout.read()[-3000:]}")
     wall_push = time.monotonic() - wall0
@@ -142,14 +167,18 @@ def main() -> None:
     missing = int(decisions[-1]["missing_samples"]) if decisions else -1
     unaccounted = int(total - ends[-1]) if ends.size else total
     result = {
-        "hours": pushed / fs / 3600, "wall_min": wall / 60,
+        "hours": pushed / fs / 3600,
+        "wall_min": wall / 60,
         "speed": (pushed - warm) / fs / (wall_push - warm / fs),
-        "decisions": int(ends.size), "expected": int((total - 2 * fs) // hop + 1),
+        "decisions": int(ends.size),
+        "expected": int((total - 2 * fs) // hop + 1),
         "irregular_steps": int(np.count_nonzero(steps != hop)),
         "gaps_or_skips": {k: v for k, v in kinds.items() if k not in ("start", "stop")},
-        "missing_samples": missing, "not_decided_at_end": unaccounted,
-        "rss_warm_mb": (rss_warm or rss_samples[0]) / 2**20, "rss_end_mb": rss_end / 2**20,
-        "rss_max_after_warm_mb": max(rss_samples[len(rss_samples) // 10:] + [rss_end]) / 2**20,
+        "missing_samples": missing,
+        "not_decided_at_end": unaccounted,
+        "rss_warm_mb": (rss_warm or rss_samples[0]) / 2**20,
+        "rss_end_mb": rss_end / 2**20,
+        "rss_max_after_warm_mb": max(rss_samples[len(rss_samples) // 10 :] + [rss_end]) / 2**20,
         "drift_max_us": float(drift.max() * 1e6) if drift.size else float("nan"),
         "cpu_cores": (cpu.user + cpu.system) / wall,
         "log_files": len(list(folder.glob("decisions*.jsonl"))),
@@ -159,9 +188,12 @@ def main() -> None:
     growth = result["rss_max_after_warm_mb"] - result["rss_warm_mb"]
     print(json.dumps(result, indent=2))
     said = [x for x in out.splitlines() if "INFO|" not in x]
-    print("decoder said (warnings and last status):", *[x for x in said if "WARN" in x or
-                                                        "behind" in x or "overrun" in x][:20],
-          *said[-1:], sep="\n  ")
+    print(
+        "decoder said (warnings and last status):",
+        *[x for x in said if "WARN" in x or "behind" in x or "overrun" in x][:20],
+        *said[-1:],
+        sep="\n  ",
+    )
     where = np.flatnonzero(steps != hop)
     if where.size:
         print("irregular steps at end_sample:", [(int(ends[i]), int(steps[i])) for i in where[:10]])
@@ -182,8 +214,36 @@ def main() -> None:
     )
     print(table)
     if args.record:
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(table)
+        record(
+            "bench_soak",
+            {
+                "simulated_h": result["hours"],
+                "wall_min": result["wall_min"],
+                "speed_x": result["speed"],
+                "decisions": result["decisions"],
+                "decisions_expected": result["expected"],
+                "irregular_steps": result["irregular_steps"],
+                "missing_samples": missing,
+                "not_decided_at_end_samples": result["not_decided_at_end"],
+                "log_events": result["gaps_or_skips"],  # gaps, skips, resets... by kind
+                "rss_after_warmup_mb": result["rss_warm_mb"],
+                "rss_max_after_warmup_mb": result["rss_max_after_warm_mb"],
+                "rss_growth_mb": growth,
+                "rss_end_mb": result["rss_end_mb"],
+                "timestamp_drift_max_us": result["drift_max_us"],
+                "decoder_cpu_cores": result["cpu_cores"],
+                "log_files": result["log_files"],
+                "windows_with_bad_channels": result["windows_with_bad_channels"],
+            },
+            setup={
+                "channels": n_ch,
+                "rate_hz": fs,
+                "hours": args.hours,
+                "speed_x": args.speed,
+                "pool_s": args.pool_s,
+                "scenario": "seizure",
+            },
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ XGBoost booster of the bundled model's size (200 rounds x 3 classes, depth 4), a
 probabilities on `naive-scores` with the timestamp of the window's last sample (the same
 convention as rtdecode, so the same consumer measures both).
 """
+
 import argparse
 import time
 
@@ -34,11 +35,15 @@ bands = [(b.lo_hz, b.hi_hz) for b in DEFAULT_BANDS if b.lo_hz < fs / 2]
 rng = np.random.default_rng(0)
 n_feat = n_ch * len(bands)
 X = rng.standard_normal((600, n_feat)).astype(np.float32)
-booster = xgboost.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 4, "nthread": 1},
-                        xgboost.DMatrix(X, label=rng.integers(0, 3, 600)), num_boost_round=200)
+booster = xgboost.train(
+    {"objective": "multi:softprob", "num_class": 3, "max_depth": 4, "nthread": 1},
+    xgboost.DMatrix(X, label=rng.integers(0, 3, 600)),
+    num_boost_round=200,
+)
 
-out_info = pylsl.StreamInfo("naive-scores", "Scores", 3, 1 / a.hop_s, "float32",
-                            f"naive-scores:{info.source_id()}")
+out_info = pylsl.StreamInfo(
+    "naive-scores", "Scores", 3, 1 / a.hop_s, "float32", f"naive-scores:{info.source_id()}"
+)
 outlet = pylsl.StreamOutlet(out_info)
 buf = np.zeros((n_win, n_ch), np.float32)
 buf_ts = np.zeros(n_win)
@@ -56,8 +61,9 @@ while True:
     if total >= next_decision:
         # like most first versions: decide on the newest window, late if behind
         f, pxx = scipy.signal.welch(buf, fs=fs, nperseg=int(fs / 2), axis=0)
-        feats = np.concatenate([np.log10(pxx[(f >= lo) & (f < hi)].sum(axis=0) + 1e-20)
-                                for lo, hi in bands])
+        feats = np.concatenate(
+            [np.log10(pxx[(f >= lo) & (f < hi)].sum(axis=0) + 1e-20) for lo, hi in bands]
+        )
         probs = booster.predict(xgboost.DMatrix(feats[None, :].astype(np.float32)))[0]
         outlet.push_sample(probs.astype(np.float32), buf_ts[-1])
         next_decision = (total // n_hop + 1) * n_hop

@@ -1,7 +1,7 @@
 """Bundled models, shipped inside the package as ``rtdecode.models``.
 
 Each ``NAME.onnx`` carries its contract in ONNX metadata; ``NAME.md`` / ``NAME.json`` is its card.
-They are rebuilt by ``python scripts/build_bundled_models.py`` (see README).
+They are rebuilt by ``python scripts/build_bundled_models.py`` (see docs/training.md).
 """
 
 from pathlib import Path

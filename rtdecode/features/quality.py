@@ -5,7 +5,7 @@ and repair windows the same way. The checks run on the analysis-rate samples the
 computed from: each sample is examined once, in bins whose size divides both the window and the
 hop, and a window's verdict combines the bins it covers (about 0.05 ms per hop at 64 channels).
 
-Policy (documented in the README):
+Policy (documented in docs/failure-policy.md):
 
 * a channel is **bad** in a window when any of its samples there is NaN or infinite; it is flat
   (peak-to-peak zero or far below its typical value, or a stretch of identical samples inside
