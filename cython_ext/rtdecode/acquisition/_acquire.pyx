@@ -6,9 +6,11 @@ It calls liblsl's C functions through the addresses of the library that pylsl al
 (which wakes as soon as a sample arrives: ``pull_chunk`` with a timeout would wait for a full
 buffer), drains what else is queued with ``lsl_pull_chunk_*(timeout=0)``, converts the stream's
 format to float32 once and publishes the chunk to the ring buffer. Gaps and non-monotonic
-timestamps are counted here, per sample.
+timestamps are counted here, per sample, by a ``TimestampClassifier`` (which runs without LSL
+too: ``rtdecode.acquisition.timing`` is its reference in plain Python).
 """
 import numpy as np
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int16_t, int32_t
 from libc.math cimport NAN, fabs, floor
@@ -111,6 +113,174 @@ cdef inline double _smallest(const double* values, int n) noexcept nogil:
     return least
 
 
+@cython.final
+cdef class TimestampClassifier:
+    """The acquisition's timing policy: classify the step from each sample's timestamp to the
+    next (gap, source stall, timestamp reset, jitter, clock jump) into the counters of
+    ``COUNTER_NAMES``.
+
+    Parameters
+    ----------
+    nominal_rate_hz : float
+        The stream's nominal rate.
+    gap_tolerance_s : float
+        A timestamp step longer than one period plus this is a forward jump.
+
+    Notes
+    -----
+    ``AcquisitionLoop`` holds one and runs it on every chunk it pulls, without the GIL; its
+    counters are the loop's. ``push`` and ``pause`` run the same code from Python on synthetic
+    timestamps (no LSL), for the tests that hold it to its reference,
+    ``rtdecode.acquisition.timing.TimingPolicy``.
+    """
+    cdef double[::1] _counters
+    cdef double _period, _gap_tol
+    cdef double _offset_used     # the offset applied to the newest sample
+    cdef double _pend_jump       # a forward jump awaiting its verdict: its size (s), ...
+    cdef double _pend_back       # ... the backward steps since (s), ...
+    cdef long long _pend_until   # ... and the sample count by which it is judged a gap
+
+    def __cinit__(self, double nominal_rate_hz, double gap_tolerance_s=0.05):
+        if not (nominal_rate_hz > 0):
+            raise ValueError(f"nominal_rate_hz must be > 0, got {nominal_rate_hz}")
+        self._period = 1.0 / nominal_rate_hz
+        self._gap_tol = gap_tolerance_s
+        self._counters = np.zeros(I_COUNT, dtype=np.float64)
+        self._offset_used = 0.0
+        self._pend_jump = 0.0
+        self._pend_back = 0.0
+        self._pend_until = 0
+
+    @property
+    def counters(self) -> np.ndarray:
+        """Live view of the counters (in the order of ``COUNTER_NAMES``)."""
+        return np.asarray(self._counters)
+
+    def counter(self, Py_ssize_t index) -> float:
+        """One counter (index into ``COUNTER_NAMES``)."""
+        if not 0 <= index < I_COUNT:
+            raise IndexError(f"counter index {index} out of range")
+        return self._counters[index]
+
+    @property
+    def pending(self) -> tuple[int, float, float, int] | None:
+        """The forward jump awaiting its verdict, ``(at_sample, jump_s, back_s, judged_at)``
+        (its first sample, its size beyond the nominal periods, the backward steps since, the
+        sample count from which it is a gap), or None."""
+        if self._pend_jump > 0.0:
+            return (<long long>self._counters[I_PENDING_GAP], self._pend_jump, self._pend_back,
+                    self._pend_until)
+        return None
+
+    def push(self, timestamps, double offset_s=0.0) -> np.ndarray:
+        """Classify one chunk as the loop does after a pull, and count it as pulled.
+
+        Parameters
+        ----------
+        timestamps : array_like of float, shape (n,)
+            The chunk's timestamps as liblsl gives them (source clock), ``n >= 1`` (the loop
+            never classifies an empty chunk).
+        offset_s : float
+            The clock offset in force (``AcquisitionLoop.set_time_offset``).
+
+        Returns
+        -------
+        ndarray, shape (n,), float64
+            The timestamps with the offset added, as the ring buffer gets them.
+        """
+        arr = np.array(timestamps, dtype=np.float64, order="C")  # a copy: corrected in place
+        if arr.ndim != 1 or arr.shape[0] == 0:
+            raise ValueError(f"timestamps must be a non-empty 1-D sequence, got shape {arr.shape}")
+        cdef double[::1] ts = arr
+        cdef Py_ssize_t n = ts.shape[0]
+        self._classify(&ts[0], n, offset_s)
+        # as the loop counts a chunk: once it is in the ring buffer
+        self._counters[I_CHUNKS] += 1
+        self._counters[I_SAMPLES] += n
+        return arr
+
+    def pause(self) -> None:
+        """The stream paused (a nap or a blocking wait of the loop brought nothing): a forward
+        jump still awaiting its verdict is a gap, since no catch-up is coming."""
+        self._confirm_gap()
+
+    cdef void _classify(self, double* ts, Py_ssize_t n, double offset) noexcept nogil:
+        """Add ``offset`` to the ``n`` timestamps ``ts`` in place and classify them."""
+        # A forward step beyond one period + tolerance is a gap (samples lost); a backward step
+        # beyond a second is a reset (a restarted device or clock); either starts the windows
+        # afresh (I_LAST_GAP). Smaller backward steps are jitter (sources that stamp chunks by
+        # their push time step back by up to a chunk): counted, kept. A step
+        # that only reflects a new clock offset (data continuous) is a clock jump: counted,
+        # never a gap.
+        # A forward step of up to _MAX_PENDING_S is judged by what follows: a source that
+        # stalls and stamps its chunks by push time (pylsl's default) jumps ahead, then steps
+        # back chunk by chunk as it pushes its backlog; nothing is missing. If the backward
+        # steps make up half the jump within 1.5 jumps' worth of samples (+ 20 ms), it was a
+        # stall (I_STALLS); otherwise, or if the stream pauses first, a gap at the jump.
+        # Meanwhile I_PENDING_GAP holds the decoder before the jump.
+        cdef Py_ssize_t i
+        cdef double last = self._counters[I_LAST_TS], t, dt
+        cdef double limit = self._period + self._gap_tol
+        cdef double reset_limit = self._gap_tol if self._gap_tol > 1.0 else 1.0
+        cdef double step = offset - self._offset_used
+        cdef long long at
+        if last != 0.0 and (step > self._gap_tol or step < -self._gap_tol):
+            self._counters[I_CLOCK_JUMPS] += 1
+        for i in range(n):
+            t = ts[i] + offset
+            ts[i] = t
+            if last != 0.0:
+                dt = t - last - step
+                step = 0.0  # only the first sample after an offset change carries it
+                at = <long long>self._counters[I_SAMPLES] + i
+                if dt > limit:
+                    if self._pend_jump + dt - self._period <= _MAX_PENDING_S:
+                        if self._pend_jump == 0.0:
+                            self._pend_back = 0.0
+                            self._counters[I_PENDING_GAP] = at
+                        self._pend_jump += dt - self._period
+                        self._pend_until = at + <long long>(
+                            (1.5 * self._pend_jump + 0.02) / self._period)
+                    else:
+                        self._confirm_gap()
+                        self._mark_gap(at, dt - self._period)
+                elif dt < -reset_limit:
+                    self._confirm_gap()
+                    self._counters[I_RESETS] += 1
+                    self._counters[I_LAST_GAP] = at
+                elif dt < 0.0:
+                    self._counters[I_NONMONOTONIC] += 1
+                    if self._pend_jump > 0.0:
+                        self._pend_back -= dt
+                        if self._pend_back >= 0.5 * self._pend_jump:
+                            # the timestamps came back: a stall, not a gap
+                            self._pend_jump = 0.0
+                            self._counters[I_STALLS] += 1
+                            self._counters[I_PENDING_GAP] = 0
+                if self._pend_jump > 0.0 and at >= self._pend_until:
+                    self._confirm_gap()
+            else:
+                self._counters[I_FIRST_TS] = t
+            last = t
+        self._counters[I_LAST_TS] = last
+        self._offset_used = offset
+
+    cdef void _mark_gap(self, long long at, double jump_s) noexcept nogil:
+        self._counters[I_GAPS] += 1
+        self._counters[I_MISSING] += floor(jump_s / self._period + 0.5)
+        # the gap's position is published before the pending mark goes: a reader that sees no
+        # pending mark sees the gap
+        self._counters[I_LAST_GAP] = at
+        rt_fence_release()
+
+    cdef void _confirm_gap(self) noexcept nogil:
+        """Judge the forward jump awaiting its verdict (if any) a gap."""
+        if self._pend_jump > 0.0:
+            self._mark_gap(<long long>self._counters[I_PENDING_GAP], self._pend_jump)
+            self._pend_jump = 0.0
+            self._counters[I_PENDING_GAP] = 0
+
+
 cdef class AcquisitionLoop:
     """Pull from one LSL inlet into a ring buffer until stopped.
 
@@ -149,16 +319,16 @@ cdef class AcquisitionLoop:
     cdef pull_chunk_fn _pull_chunk
     cdef int _fmt
     cdef Py_ssize_t _n_ch, _max_chunk
-    cdef double _period, _gap_tol
+    cdef double _period
     cdef object _stage_native
     cdef char* _stage_ptr
     cdef Py_ssize_t _item
     cdef float[:, ::1] _stage_f32
     cdef double[::1] _stage_ts
-    cdef double[::1] _counters
+    cdef double[::1] _counters    # the classifier's (one array: counts, times, positions)
+    cdef TimestampClassifier _timing
     cdef int _stop
     cdef double _offset
-    cdef double _offset_used  # the offset applied to the newest sample
     cdef long long _urgent_at
     cdef long long _urgent_then   # the urgent sample once _urgent_at has arrived (0: none)
     cdef clock_fn _clock          # lsl_local_clock, or NULL: no arrival prediction
@@ -174,9 +344,6 @@ cdef class AcquisitionLoop:
     cdef unsigned long _sock_inode
     cdef int _lowat              # its SO_RCVLOWAT as last set here
     cdef long long _wire_bytes   # lower bound of one sample's bytes on the wire
-    cdef double _pend_jump       # a forward jump awaiting its verdict: its size (s), ...
-    cdef double _pend_back       # ... the backward steps since (s), ...
-    cdef long long _pend_until   # ... and the sample count by which it is judged a gap
 
     def __cinit__(self, RingBuffer ring not None, size_t inlet_handle, size_t pull_sample_addr,
                   size_t pull_chunk_addr, int channel_format, Py_ssize_t n_channels,
@@ -201,7 +368,6 @@ cdef class AcquisitionLoop:
         self._n_ch = n_channels
         self._max_chunk = max_chunk
         self._period = 1.0 / nominal_rate_hz
-        self._gap_tol = gap_tolerance_s
         # the stages are resident from here: a backlog's large pull must not fault them in
         f32 = resident_zeros((max_chunk, n_channels), np.float32)
         self._stage_f32 = f32
@@ -212,13 +378,10 @@ cdef class AcquisitionLoop:
         self._item = arr.itemsize
         self._stage_ptr = <char*>cnp.PyArray_DATA(arr)
         self._stage_ts = np.zeros(max_chunk, dtype=np.float64)
-        self._counters = np.zeros(I_COUNT, dtype=np.float64)
-        self._pend_jump = 0.0
-        self._pend_back = 0.0
-        self._pend_until = 0
+        self._timing = TimestampClassifier(nominal_rate_hz, gap_tolerance_s)
+        self._counters = self._timing._counters
         self._stop = 0
         self._offset = 0.0
-        self._offset_used = 0.0
         self._urgent_at = 0
         self._urgent_then = 0
         # (rtdecode.acquisition.inlet.lazy_nap_s: 24 ms at 64 ch, 8 ms from 256 ch at 32 kHz)
@@ -380,7 +543,7 @@ cdef class AcquisitionLoop:
                         # with its last samples held below the mark: release them; and no
                         # catch-up is coming for a jump still awaiting its verdict
                         self._set_lowat(1)
-                        self._confirm_gap()
+                        self._timing._confirm_gap()
                     else:
                         # the mark for this nap: 3/4 of the bytes of the samples due in it (each
                         # sample carries a header too, so fewer bytes than these reach it): the
@@ -406,7 +569,7 @@ cdef class AcquisitionLoop:
                     if ts0 == 0.0:
                         # nothing for wait_s: the stream paused, so no catch-up is coming for a
                         # jump still awaiting its verdict
-                        self._confirm_gap()
+                        self._timing._confirm_gap()
                         continue
                     self._stage_ts[0] = ts0
                     n = 1
@@ -431,7 +594,8 @@ cdef class AcquisitionLoop:
                 n += <Py_ssize_t>(got // C)
                 rest -= <Py_ssize_t>(got // C)
             self._convert(n)
-            self._check_time(n)
+            # the offset is read once per chunk (the clock thread may change it meanwhile)
+            self._timing._classify(&self._stage_ts[0], n, self._offset)
             if waited and self._clock != NULL:
                 # a pull that waited returns as a sample arrives: the newest sample's age now is
                 # about the delay between a timestamp and its arrival
@@ -546,79 +710,3 @@ cdef class AcquisitionLoop:
             i16 = <const int16_t*>self._stage_ptr
             for i in range(total):
                 dst[i] = <float>i16[i]
-
-    cdef void _check_time(self, Py_ssize_t n) noexcept nogil:
-        # A forward step beyond one period + tolerance is a gap (samples lost); a backward step
-        # beyond a second is a reset (a restarted device or clock); either starts the windows
-        # afresh (I_LAST_GAP). Smaller backward steps are jitter (sources that stamp chunks by
-        # their push time step back by up to a chunk): counted, kept. A step
-        # that only reflects a new clock offset (data continuous) is a clock jump: counted,
-        # never a gap.
-        # A forward step of up to _MAX_PENDING_S is judged by what follows: a source that
-        # stalls and stamps its chunks by push time (pylsl's default) jumps ahead, then steps
-        # back chunk by chunk as it pushes its backlog; nothing is missing. If the backward
-        # steps make up half the jump within 1.5 jumps' worth of samples (+ 20 ms), it was a
-        # stall (I_STALLS); otherwise, or if the stream pauses first, a gap at the jump.
-        # Meanwhile I_PENDING_GAP holds the decoder before the jump.
-        cdef Py_ssize_t i
-        cdef double last = self._counters[I_LAST_TS], t, dt
-        cdef double limit = self._period + self._gap_tol
-        cdef double reset_limit = self._gap_tol if self._gap_tol > 1.0 else 1.0
-        cdef double offset = self._offset
-        cdef double step = offset - self._offset_used
-        cdef long long at
-        if last != 0.0 and (step > self._gap_tol or step < -self._gap_tol):
-            self._counters[I_CLOCK_JUMPS] += 1
-        for i in range(n):
-            t = self._stage_ts[i] + offset
-            self._stage_ts[i] = t
-            if last != 0.0:
-                dt = t - last - step
-                step = 0.0  # only the first sample after an offset change carries it
-                at = <long long>self._counters[I_SAMPLES] + i
-                if dt > limit:
-                    if self._pend_jump + dt - self._period <= _MAX_PENDING_S:
-                        if self._pend_jump == 0.0:
-                            self._pend_back = 0.0
-                            self._counters[I_PENDING_GAP] = at
-                        self._pend_jump += dt - self._period
-                        self._pend_until = at + <long long>(
-                            (1.5 * self._pend_jump + 0.02) / self._period)
-                    else:
-                        self._confirm_gap()
-                        self._mark_gap(at, dt - self._period)
-                elif dt < -reset_limit:
-                    self._confirm_gap()
-                    self._counters[I_RESETS] += 1
-                    self._counters[I_LAST_GAP] = at
-                elif dt < 0.0:
-                    self._counters[I_NONMONOTONIC] += 1
-                    if self._pend_jump > 0.0:
-                        self._pend_back -= dt
-                        if self._pend_back >= 0.5 * self._pend_jump:
-                            # the timestamps came back: a stall, not a gap
-                            self._pend_jump = 0.0
-                            self._counters[I_STALLS] += 1
-                            self._counters[I_PENDING_GAP] = 0
-                if self._pend_jump > 0.0 and at >= self._pend_until:
-                    self._confirm_gap()
-            else:
-                self._counters[I_FIRST_TS] = t
-            last = t
-        self._counters[I_LAST_TS] = last
-        self._offset_used = offset
-
-    cdef void _mark_gap(self, long long at, double jump_s) noexcept nogil:
-        self._counters[I_GAPS] += 1
-        self._counters[I_MISSING] += floor(jump_s / self._period + 0.5)
-        # the gap's position is published before the pending mark goes: a reader that sees no
-        # pending mark sees the gap
-        self._counters[I_LAST_GAP] = at
-        rt_fence_release()
-
-    cdef void _confirm_gap(self) noexcept nogil:
-        """Judge the forward jump awaiting its verdict (if any) a gap."""
-        if self._pend_jump > 0.0:
-            self._mark_gap(<long long>self._counters[I_PENDING_GAP], self._pend_jump)
-            self._pend_jump = 0.0
-            self._counters[I_PENDING_GAP] = 0

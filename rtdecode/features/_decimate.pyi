@@ -1,0 +1,28 @@
+"""Stubs of the compiled FIR decimator (``cython_ext/rtdecode/features/_decimate.pyx``)."""
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+class FirDecimator:
+    """Stateful, causal FIR decimator of multichannel float32 streams (chunking-invariant)."""
+
+    def __init__(
+        self, taps: ArrayLike, factor: int, n_channels: int, block: int = 4096
+    ) -> None: ...
+    @property
+    def factor(self) -> int:
+        """The decimation factor."""
+    @property
+    def n_channels(self) -> int:
+        """Channels per sample."""
+    @property
+    def n_in(self) -> int:
+        """Input samples consumed so far."""
+    def n_out_for(self, n: int) -> int:
+        """Outputs that the next ``n`` input samples will produce."""
+    def reset(self) -> None:
+        """Forget the history (as after a stream gap)."""
+    def process(self, x: NDArray[np.float32], out: NDArray[np.float32]) -> int:
+        """Consume ``x`` (n x n_channels); write the outputs it completes into ``out``."""
+    def process_columns(self, x: NDArray[np.float32], out: NDArray[np.float32], column: int) -> int:
+        """As ``process``, with the outputs written channel-major from ``out[:, column]``."""
