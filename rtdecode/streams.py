@@ -12,6 +12,7 @@ __all__ = [
     "FEATURES_STREAM_NAME",
     "STATUS_STREAM_NAME",
     "SIGNAL_STREAM_NAME",
+    "STIM_STREAM_NAME",
     "QUALITY_CHANNEL",
     "NO_SIGNAL",
     "BAD_SIGNAL",
@@ -30,6 +31,8 @@ FEATURES_STREAM_NAME = "rtdecode-features"
 STATUS_STREAM_NAME = "rtdecode-status"
 #: The analysis-rate samples the features are computed from (type ``Signal``).
 SIGNAL_STREAM_NAME = "rtdecode-signal"
+#: One marker per trigger, ``rule:action:state``, stamped with the decision's timestamp.
+STIM_STREAM_NAME = "rtdecode-stim"
 #: Label of the scores stream's last channel: the fraction of usable input channels (0-1).
 QUALITY_CHANNEL = "quality"
 

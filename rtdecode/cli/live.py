@@ -77,8 +77,10 @@ def _open_decoder(
     log_rotate_bytes: int | None = None,
     log_fsync_s: float | None = None,
     log_rotate_s: float | None = None,
+    stim_protocol=None,
 ):
-    """Load the model, find and check the stream, create the outputs: a ready Decoder."""
+    """Load the model, find and check the stream, create the outputs (and the stimulation stage,
+    its device open): a ready Decoder."""
     from rtdecode.acquisition.acquisition import LslAcquisition
     from rtdecode.acquisition.inlet import StreamMismatchError, StreamNotFoundError, resolve_stream
     from rtdecode.decoding.decoder import Decoder
@@ -89,6 +91,13 @@ def _open_decoder(
         model = OnnxModel(model_path)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
+    if stim_protocol is not None:
+        from rtdecode.stimulation.rules import RulesError
+
+        try:
+            stim_protocol.check_states(model.contract.classes, model.contract.task)
+        except RulesError as exc:
+            raise UsageError(str(exc)) from None
     hysteresis = None
     if hysteresis_args is not None:
         hysteresis = _hysteresis_override(hysteresis_args, model.contract.hysteresis)
@@ -123,7 +132,78 @@ def _open_decoder(
         input_name=acquisition.name,
         channel_labels=acquisition.channel_labels,
     )
-    return Decoder(model, acquisition, outputs, hysteresis=hysteresis, telemetry=telemetry)
+    stimulator = None
+    if stim_protocol is not None:
+        stimulator = _start_stimulator(stim_protocol, model, acquisition, outputs)
+    return Decoder(
+        model,
+        acquisition,
+        outputs,
+        hysteresis=hysteresis,
+        telemetry=telemetry,
+        stimulator=stimulator,
+    )
+
+
+def _start_stimulator(protocol, model, acquisition, outputs):
+    """The stimulation stage with its device open; a port that cannot be opened is exit 2."""
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    config = model.stream_features(acquisition.fs_hz)
+    stimulator = Stimulator(
+        protocol,
+        outputs,
+        fs_hz=acquisition.fs_hz,
+        window_samples=config.window_samples,
+        input_source_id=acquisition.source_id,
+    )
+    try:
+        stimulator.start()
+    except Exception as exc:  # noqa: BLE001 - pyserial raises SerialException, OSError, ValueError
+        stimulator.close()
+        outputs.close()
+        acquisition.close()
+        raise UsageError(
+            f"trigger port {protocol.output.port!r} cannot be opened ({exc}); check the device is "
+            "plugged in and the path (ls /dev/ttyACM* /dev/ttyUSB*), or leave the port out for a "
+            "dry run"
+        ) from None
+    rules = ", ".join(f"{r.name} ({r.when})" for r in protocol.rules)
+    where = protocol.output.port or "no device (dry run: log and rtdecode-stim markers only)"
+    print(
+        f"stimulation: {rules} -> {where}; {'armed' if protocol.armed else 'DISARMED'}", flush=True
+    )
+    return stimulator
+
+
+def _stim_protocol(args: argparse.Namespace):
+    """The protocol from --stim or the --trigger-* flags (None without either)."""
+    from rtdecode.stimulation.rules import RulesError, load_protocol, protocol_from_flags
+
+    flags = [
+        f for f in ("trigger_port", "pulse_ms", "refractory_s") if getattr(args, f) is not None
+    ]
+    try:
+        if args.stim is not None:
+            if args.trigger_on or flags:
+                raise UsageError(
+                    "--stim takes the rules from the file: leave out --trigger-* flags"
+                )
+            return load_protocol(args.stim)
+        if args.trigger_on is None:
+            if flags:
+                raise UsageError(
+                    f"--{flags[0].replace('_', '-')} needs --trigger-on STATE (or --stim RULES.toml)"
+                )
+            return None
+        return protocol_from_flags(
+            trigger_on=args.trigger_on,
+            port=args.trigger_port,
+            pulse_ms=10.0 if args.pulse_ms is None else args.pulse_ms,
+            refractory_s=0.0 if args.refractory_s is None else args.refractory_s,
+        )
+    except RulesError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -139,6 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_rotate_bytes=int(args.log_rotate_mb * 2**20) if args.log_rotate_mb else None,
         log_fsync_s=args.log_fsync_s,
         log_rotate_s=args.log_rotate_hours * 3600 if args.log_rotate_hours else None,
+        stim_protocol=_stim_protocol(args),
     )
     decoder.stall_s = args.stall_s
     decoder.max_age_s = args.max_age_s

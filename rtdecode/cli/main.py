@@ -92,6 +92,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--status-every", type=float, default=1.0, metavar="S", help="status line period (0 = none)"
     )
     _add_hysteresis_args(run)
+    stim = run.add_argument_group("stimulation (see docs/closed-loop.md)")
+    stim.add_argument(
+        "--stim", metavar="RULES.toml", help="stimulation rules and their output (a TOML file)"
+    )
+    stim.add_argument(
+        "--trigger-on",
+        metavar="STATE",
+        help="a pulse when the smoothed state becomes STATE (or KIND:STATE, KIND enter, exit, in, "
+        "onset)",
+    )
+    stim.add_argument(
+        "--trigger-port",
+        metavar="PORT",
+        help="the trigger device's serial port (firmware/); without it a dry run: triggers are "
+        "logged and sent as rtdecode-stim markers only",
+    )
+    stim.add_argument(
+        "--pulse-ms", type=_positive_float, metavar="MS", help="pulse width (default 10 ms)"
+    )
+    stim.add_argument(
+        "--refractory-s",
+        type=float,
+        metavar="S",
+        help="no trigger sooner than S seconds after the previous one (default 0)",
+    )
 
     demo = sub.add_parser("demo", help="simulator + decoder with a bundled model, in one command")
     demo.add_argument("--scenario", choices=("sleep", "seizure"), default="seizure")

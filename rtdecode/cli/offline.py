@@ -159,6 +159,13 @@ def add_offline_commands(sub) -> None:
         help="also write every decision (end_s, probabilities, state) as JSON lines",
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--stim",
+        type=Path,
+        metavar="RULES.toml",
+        help="dry-run a stimulation protocol on the recording: what it would have triggered "
+        "(the rules file's output port is not opened)",
+    )
 
     p = sub.add_parser(
         "replay",
@@ -336,8 +343,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError
     from rtdecode.decoding.model import ModelError, OnnxModel
     from rtdecode.offline.datasets import window_labels
-    from rtdecode.offline.evaluation import decision_metrics, decode_recording, event_episodes
+    from rtdecode.offline.evaluation import (
+        decision_metrics,
+        decode_recording,
+        event_episodes,
+        stim_report,
+    )
     from rtdecode.offline.recordings import DataError, open_recording
+    from rtdecode.stimulation.rules import RulesError, load_protocol
     from rtdecode.streams import BAD_SIGNAL
 
     try:
@@ -348,10 +361,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         segments = _labels_for(args, args.data, args.labels[0] if args.labels else None, rec)
         contract = model.contract
         model.check_stream(n_channels=rec.n_channels, fs_hz=rec.fs_hz, stream_name=str(rec.path))
-    except (ModelError, DataError) as exc:
+        protocol = None
+        if args.stim is not None:
+            protocol = load_protocol(args.stim)
+            protocol.check_states(contract.classes, contract.task)
+    except (ModelError, DataError, RulesError) as exc:
         raise UsageError(str(exc)) from None
     t0 = time.perf_counter()
-    decoded = decode_recording(model, rec)
+    decoded = decode_recording(model, rec, stim=protocol)
     wall = time.perf_counter() - t0
     config = contract.features
     y, _ = window_labels(
@@ -379,6 +396,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics["windows_with_bad_channels"] = int(np.count_nonzero(decoded.quality < 1.0))
     metrics["bad_signal_decisions"] = sum(s == BAD_SIGNAL for s in decoded.states)
     metrics["speed_x_real_time"] = rec.duration_s / wall if wall > 0 else None
+    if protocol is not None:
+        metrics["stimulation"] = stim_report(decoded.triggers, protocol, segments, rec.duration_s)
+        metrics["stimulation_blanked_windows"] = decoded.blanked
     if args.decisions is not None:
         with open(args.decisions, "w") as f:
             for end_s, p, state, q in zip(
@@ -420,7 +440,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{e['detection_delay_median_s']} s p90 {e['detection_delay_p90_s']} s, false "
             f"alarms {e['false_alarms']} ({e['false_alarms_per_hour']}/h)"
         )
+    if protocol is not None:
+        _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
     return 0
+
+
+def _print_stim_report(report: dict, blanked: int) -> None:
+    print(f"stimulation dry run ({blanked} windows held back by artefacts):")
+    for name, r in report.items():
+        line = f"  {name} ({r['when']}): {r['triggers']} triggers, {r['per_hour']:.1f}/h"
+        if r.get("inside_target_share") is not None:
+            line += (
+                f"; {100 * r['inside_target_share']:.1f}% inside the target state, "
+                f"{r['outside_per_hour']:.1f}/h outside"
+            )
+        if "episodes" in r:
+            line += f"; episodes triggered {r['episodes_triggered']}/{r['episodes']}"
+            if r["onset_delay_median_s"] is not None:
+                line += (
+                    f", onset to trigger median {r['onset_delay_median_s']:.2f} s "
+                    f"p90 {r['onset_delay_p90_s']:.2f} s"
+                )
+        if r["suppressed"]:
+            line += "; suppressed " + ", ".join(f"{k} {v}" for k, v in r["suppressed"].items())
+        print(line)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -67,6 +67,9 @@ class Decoder:
         A decision whose window ended longer ago than this (the decoder fell behind) is logged
         with ``"stale": true`` but not published on the outlets; counted in the status. A
         backlog longer than this makes the decoder skip to the newest window (logged, counted).
+    stimulator : Stimulator, optional
+        The stimulation stage (:mod:`rtdecode.stimulation`): told each decision after it is
+        published, asked before each window whether a stimulation artefact holds it back.
     telemetry : DecoderTelemetry, optional
         Gets every decision's features and, about once a second, the status, after the decision
         is published (for a monitor in another process).
@@ -86,6 +89,7 @@ class Decoder:
         hysteresis=None,
         step_samples: int | None = None,
         telemetry=None,
+        stimulator=None,
         stall_s: float = 1.0,
         max_age_s: float | None = None,
         quality: QualityConfig | None = None,
@@ -162,6 +166,8 @@ class Decoder:
         self._last_arrival = time.monotonic()
         self._observers: list[deque] = []
         self._telemetry = telemetry
+        self._stim = stimulator
+        self._blanked = 0  # windows held back by a stimulation artefact
         self._held = False  # stopped before a timestamp jump awaiting its verdict
         self._warm_row: np.ndarray | None = None  # features of the newest decision
         self._signal_sent = 0  # analysis samples published on the telemetry's signal outlet
@@ -208,6 +214,8 @@ class Decoder:
         if self._thread is not None:
             self._thread.join(5.0)
         self.acquisition.close()
+        if self._stim is not None:
+            self._stim.close()  # gates off and every trigger logged before the log closes
         if not self.outputs.closed:
             self.outputs.log_event("stop", decisions=self._n_decisions)
         self.outputs.close()
@@ -462,9 +470,15 @@ class Decoder:
                 self.acquisition.name,
                 now - self._last_arrival,
             )
-            self.outputs.publish_marker(NO_SIGNAL, pylsl.local_clock())
+            now_t = pylsl.local_clock()
+            self.outputs.publish_marker(NO_SIGNAL, now_t)
+            if self._stim is not None:
+                self._stim.signal_lost(now_t)
 
     def _decide(self, end_sample: int, timestamp: float, row: np.ndarray, quality) -> None:
+        if self._stim is not None and self._stim.blanked(end_sample):
+            self._blanked += 1  # the window holds a stimulation artefact: not decided
+            return
         probs, state, changed = self.step.decide(row, quality.good_fraction)
         self._warm_row = row
         bad = quality.bad_channels(self._channel_names) if quality.good_fraction < 1.0 else {}
@@ -497,6 +511,8 @@ class Decoder:
             ),
             stale=stale,
         )
+        if self._stim is not None:
+            self._stim.on_decision(end_sample, timestamp, state, stale=stale)
         now = pylsl.local_clock()
         self._recovering = False
         with self._lock:
@@ -569,6 +585,8 @@ class Decoder:
             counters=acq,
             stale_decisions=self._stale,
             skipped_decisions=self._skipped,
+            blanked_decisions=self._blanked,
+            stim=dict(self._stim.engine.counts) if self._stim is not None else {},
             stream_health=(
                 "stalled" if self._stalled else "recovering" if self._recovering else "connected"
             ),

@@ -49,6 +49,8 @@ class DecoderStatus:
     quality: float = 1.0  # fraction of good channels in the newest window
     bad_channels: dict = field(default_factory=dict)  # {channel: reason} in that window
     decoder_cpu_cores: float | None = None  # the decoder process's CPU, set by the telemetry
+    blanked_decisions: int = 0  # windows held back by a stimulation artefact
+    stim: dict = field(default_factory=dict)  # trigger counts: sent, sham, suppressed
 
     @classmethod
     def empty(cls, classes: tuple[str, ...]) -> DecoderStatus:
@@ -81,6 +83,12 @@ class DecoderStatus:
             + (
                 f" | bad ch {', '.join(f'{c}:{r}' for c, r in self.bad_channels.items())}"
                 if self.bad_channels
+                else ""
+            )
+            + (
+                f" | triggers {self.stim.get('sent', 0)} sham {self.stim.get('sham', 0)} "
+                f"suppressed {self.stim.get('suppressed', 0)} held {self.blanked_decisions}"
+                if self.stim
                 else ""
             )
         )

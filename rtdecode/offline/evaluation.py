@@ -15,7 +15,7 @@ The metrics here are what model cards and ``rtdecode evaluate`` report:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from rtdecode.decoding.step import DecodeStep
 from rtdecode.features.quality import QualityConfig
 from rtdecode.offline.metrics import classification_metrics
 from rtdecode.offline.recordings import Recording, Segment
+from rtdecode.stimulation.engine import StimEngine
+from rtdecode.stimulation.rules import StimProtocol
 
 __all__ = [
     "smooth",
@@ -243,6 +245,8 @@ class DecodedRecording:
     states: list[str]  # smoothed state after each decision
     changed: np.ndarray  # (n,) bool, state changed at this decision
     quality: np.ndarray  # (n,) float32, fraction of good channels in the window
+    triggers: list = field(default_factory=list)  # stimulation Triggers (with a protocol)
+    blanked: int = 0  # windows not decided: they held a stimulation artefact
 
 
 def decode_recording(
@@ -252,6 +256,7 @@ def decode_recording(
     hysteresis=None,
     chunk_samples: int = 3200,
     quality: QualityConfig | None = None,
+    stim: StimProtocol | None = None,
 ) -> DecodedRecording:
     """Decode a recording as the live decoder would, as fast as the machine allows.
 
@@ -259,7 +264,10 @@ def decode_recording(
     (as the acquisition thread writes them), are pushed from it (in place) through
     :class:`rtdecode.features.streaming.StreamingFeatures`, the model and the smoother: the same objects
     and calls as :class:`rtdecode.decoding.decoder.Decoder`, without LSL and without threads, so the
-    decisions equal those of a live run on a replay of the same file.
+    decisions equal those of a live run on a replay of the same file. With a stimulation
+    protocol, its rules run on the decisions as they would live (the same engine), as a dry run:
+    the triggers come back in ``triggers``, and windows that would have held a pulse's artefact
+    are not decided (``blanked``). Time is the recording's: seconds from its first sample.
     """
     from rtdecode.acquisition._ringbuffer import RingBuffer
     from rtdecode.features.streaming import StreamingFeatures
@@ -278,6 +286,12 @@ def decode_recording(
         min_good_fraction=quality.min_good_fraction,
     )
     ring = RingBuffer(max(4 * chunk_samples, config.hop_samples), recording.n_channels)
+    engine = (
+        None
+        if stim is None
+        else StimEngine(stim, fs_hz=recording.fs_hz, window_samples=config.window_samples)
+    )
+    triggers = []
     ends, probas, states, changed, goods = [], [], [], [], []
     for chunk in recording.chunks(chunk_samples):
         n = chunk.shape[0]
@@ -286,7 +300,11 @@ def decode_recording(
         ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
         rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
         for end_sample, row, verdict in rows:
+            if engine is not None and engine.blanked(end_sample):
+                continue
             probs, state, did_change = step.decide(row, verdict.good_fraction)
+            if engine is not None:
+                triggers += engine.decide(end_sample, end_sample / recording.fs_hz, state)
             goods.append(verdict.good_fraction)
             ends.append(end_sample)
             probas.append(probs)
@@ -300,4 +318,70 @@ def decode_recording(
         states=states,
         changed=np.array(changed, dtype=bool),
         quality=np.array(goods, dtype=np.float32),
+        triggers=triggers,
+        blanked=0 if engine is None else engine.counts["blanked_windows"],
     )
+
+
+def stim_report(
+    triggers: Sequence, protocol: StimProtocol, segments: Sequence[Segment], duration_s: float
+) -> dict:
+    """What a protocol would have done on a labelled recording, rule by rule.
+
+    Parameters
+    ----------
+    triggers : sequence of Trigger
+        From :func:`decode_recording` with the protocol (times in recording seconds).
+    protocol : StimProtocol
+    segments : sequence of Segment
+        The recording's labels (may be empty: then only counts and rates).
+    duration_s : float
+        The recording's length.
+
+    Returns
+    -------
+    dict
+        Per rule: ``triggers`` (sent, shams included), ``per_hour``, ``suppressed`` by reason,
+        and with labels ``inside_target_share`` (triggers whose decision falls in the rule's
+        target state: the state itself, or for ``exit:`` rules any other), ``outside_per_hour``,
+        ``episodes`` / ``episodes_triggered`` and ``onset_delay_median_s`` / ``_p90_s`` (from each
+        labelled episode's onset to its first trigger; ``enter``, ``in`` and ``onset`` rules).
+    """
+    hours = max(duration_s, 1e-9) / 3600.0
+    report = {}
+    for rule in protocol.rules:
+        mine = [x for x in triggers if x.rule == rule.name]
+        fired = [x for x in mine if x.suppressed is None and x.action in ("pulse", "on")]
+        suppressed: dict[str, int] = {}
+        for x in mine:
+            if x.suppressed is not None:
+                suppressed[x.suppressed] = suppressed.get(x.suppressed, 0) + 1
+        entry = {
+            "when": rule.when,
+            "triggers": len(fired),
+            "per_hour": round(len(fired) / hours, 3),
+            "suppressed": suppressed,
+        }
+        if segments:
+            episodes = event_episodes(segments, rule.state)
+            times = np.array([x.t for x in fired])
+            in_state = [any(a <= ts <= b for a, b in episodes) for ts in times]
+            target = [x != (rule.kind == "exit") for x in in_state]
+            entry["inside_target_share"] = round(float(np.mean(target)), 4) if len(target) else None
+            entry["outside_per_hour"] = round((len(target) - sum(target)) / hours, 3)
+            if rule.kind != "exit":
+                delays = []
+                for a, b in episodes:
+                    hit = times[(times >= a) & (times <= b)]
+                    if hit.size:
+                        delays.append(float(hit.min() - a))
+                entry["episodes"] = len(episodes)
+                entry["episodes_triggered"] = len(delays)
+                entry["onset_delay_median_s"] = (
+                    round(float(np.median(delays)), 3) if delays else None
+                )
+                entry["onset_delay_p90_s"] = (
+                    round(float(np.percentile(delays, 90)), 3) if delays else None
+                )
+        report[rule.name] = entry
+    return report

@@ -211,17 +211,31 @@ def test_bad_inputs_exit_2_with_one_message(trained, recordings, tmp_path, capsy
 
 @pytest.mark.lsl
 def test_live_decisions_on_a_replay_equal_evaluate(trained, recordings, tmp_path):
-    """rtdecode replay -> LSL -> the live Decoder gives evaluate's decisions, one for one."""
+    """rtdecode replay -> LSL -> the live Decoder gives evaluate's decisions, one for one, and
+    a stimulation protocol run on both gives the same triggers (one engine, live and offline)."""
     from rtdecode.acquisition.acquisition import LslAcquisition
     from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
     from rtdecode.decoding.decoder import Decoder
     from rtdecode.offline.replay import replay_recording
     from rtdecode.outputs.decisions import DecisionOutputs
+    from rtdecode.stimulation.rules import StimProtocol, StimRule
+    from rtdecode.stimulation.stimulator import Stimulator
 
+    protocol = StimProtocol(
+        (
+            StimRule(
+                "onset", "onset:seizure", pulses=3, period_ms=50, refractory_s=20, blank_ms=30
+            ),
+            StimRule("gate", "in:seizure", after_s=1.0, max_on_s=4.0, sham=True),
+            StimRule("exit", "exit:seizure", random_delay_ms=200),
+        ),
+        seed=3,
+    )
     edf, csv = recordings[1]
     rec = open_recording(edf)
     model = OnnxModel(trained)
-    offline = decode_recording(model, rec)
+    offline = decode_recording(model, rec, stim=protocol)
+    assert offline.blanked > 0 and len(offline.triggers) >= 4
 
     name = f"replay-{time.monotonic_ns()}"
     stop = threading.Event()
@@ -248,15 +262,28 @@ def test_live_decisions_on_a_replay_equal_evaluate(trained, recordings, tmp_path
         hop_s=model.contract.features.hop_s,
         log_path=log,
     )
-    decoder = Decoder(model, acquisition, outputs)
+    stim = Stimulator(
+        protocol,
+        outputs,
+        fs_hz=acquisition.fs_hz,
+        window_samples=model.contract.features.window_samples,
+        input_source_id=acquisition.source_id,
+    ).start()
+    decoder = Decoder(model, acquisition, outputs, stimulator=stim)
     with decoder:
         deadline = time.monotonic() + 60
         while decoder.status().decisions < len(offline.end_s) and time.monotonic() < deadline:
             time.sleep(0.1)
     stop.set()
     source.join(5)
-    live = [json.loads(line) for line in log.read_text().splitlines()]
-    live = [d for d in live if "probs" in d]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    live = [d for d in lines if "probs" in d]
+    keys = ("rule", "action", "end_sample", "suppressed", "delay_ms", "control", "reason")
+    live_triggers = [tuple(d[k] for k in keys) for d in lines if d.get("event") == "trigger"]
+    offline_triggers = [tuple(getattr(x, k) for k in keys) for x in offline.triggers]
+    # the live run ends with 'stopped' gate edges that the offline run (never stopped) lacks
+    assert live_triggers[: len(offline_triggers)] == offline_triggers
+    assert all(tr[-1] == "stopped" for tr in live_triggers[len(offline_triggers) :])
     assert len(live) == len(offline.end_s)
     assert [d["end_sample"] for d in live] == offline.end_samples.tolist()
     assert [d["state"] for d in live] == offline.states

@@ -297,8 +297,9 @@ def test_bad_channels_are_flagged_replaced_and_gate_the_state(small_model, uniqu
     assert {1.0, 0.75, 0.25} <= set(np.round(quality, 3)) <= {1.0, 0.75, 0.5, 0.25}
     marks = [s[0] for s in states]
     assert "bad_signal" in marks
-    after = marks[marks.index("bad_signal") + 1 :]
-    assert after and after[0] in ("wake", "nrem", "rem")  # announced again when good
+    # announced again when good (a gap meanwhile, on a loaded machine, re-announces bad_signal)
+    after = [m for m in marks[marks.index("bad_signal") + 1 :] if m != "bad_signal"]
+    assert after and after[0] in ("wake", "nrem", "rem")
     decisions = [d for d in _lines(log) if "probs" in d]
     assert all(math.isfinite(p) for d in decisions for p in d["probs"].values())
     one_bad = [d for d in decisions if d["quality"] == 0.75]

@@ -1,0 +1,403 @@
+"""The stimulation stage's decisions: which rule fires on which decision, and what is held back.
+
+:class:`StimEngine` observes the smoothed decisions (state, timestamp, end sample, staleness) and
+returns :class:`Trigger` records: pulses, gate edges, and the triggers it suppressed with the
+reason. It does no I/O and keeps no clock of its own (every time is a decision's timestamp), so
+the same engine runs live (:class:`rtdecode.stimulation.stimulator.Stimulator`) and on a
+recording (``rtdecode evaluate --stim``), and gives the same triggers on the same decisions.
+
+Safety, whatever the rules say: nothing fires from a stale decision, during ``no_signal`` or
+``bad_signal``, while disarmed, or after :meth:`StimEngine.stop`; gates go off on each of these.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtdecode.stimulation.rules import RulesError, StimProtocol, StimRule
+from rtdecode.streams import SPECIAL_STATES
+
+__all__ = ["Trigger", "StimEngine", "yoked_offsets"]
+
+# Added to each blanked interval: a pulse lands after the decision by the output's latency too.
+_BLANK_MARGIN_S = 0.02
+_HOUR_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One trigger, sent or suppressed.
+
+    Attributes
+    ----------
+    rule : str
+    action : str
+        ``"pulse"`` (a pulse or train), ``"on"`` or ``"off"`` (a gate's edges).
+    state : str
+        The decision's smoothed state.
+    end_sample : int
+        The decision's window end (input samples since the decoder started).
+    t : float
+        The decision's timestamp (LSL clock: its window's last sample).
+    channel : int
+    delay_ms : int
+        Carried out by the device after it reads the command (random part included).
+    pulse_ms, pulses, period_ms : int, int, int
+        The train (pulses); for ``on``, ``pulse_ms`` is the device-enforced maximum on-time
+        (0: none).
+    control : str or None
+        ``"sham"`` (decided, not sent) or ``"yoked"`` (replayed from another run).
+    suppressed : str or None
+        Why it was not sent: ``refractory``, ``rate_limit``, ``disarmed``, ``stale``; None when
+        it was (or, for a sham, would have been) sent.
+    reason : str
+        What made it: the rule's condition (``enter:rem``), ``max_on``, ``state_ended``,
+        ``bad_signal``, ``no_signal``, ``stale``, ``disarmed``, ``stopped``, ``yoked``.
+    """
+
+    rule: str
+    action: str
+    state: str
+    end_sample: int
+    t: float
+    channel: int
+    delay_ms: int
+    pulse_ms: int
+    pulses: int
+    period_ms: int
+    control: str | None
+    suppressed: str | None
+    reason: str
+
+    @property
+    def sent(self) -> bool:
+        """Whether the command goes to the device."""
+        return self.suppressed is None and self.control != "sham"
+
+    def record(self) -> dict:
+        """The trigger as a decision-log line's fields."""
+        return asdict(self)
+
+
+def yoked_offsets(log_path: str | Path, rule_name: str) -> list[float]:
+    """Seconds from a run's first decision to each trigger its rule ``rule_name`` sent.
+
+    Raises
+    ------
+    RulesError
+        The log cannot be read or holds no decision.
+    """
+    path = Path(log_path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise RulesError(f"yoked log {str(path)!r} cannot be read: {exc}") from None
+    t0, offsets = None, []
+    for n, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise RulesError(f"yoked log {str(path)!r} line {n} is not JSON") from None
+        if t0 is None and "probs" in rec:
+            t0 = float(rec["t"])
+        if (
+            rec.get("event") == "trigger"
+            and rec.get("rule") == rule_name
+            and rec.get("suppressed") is None
+            and rec.get("action") in ("pulse", "on")
+        ):
+            offsets.append(float(rec["t"]))
+    if t0 is None:
+        raise RulesError(f"yoked log {str(path)!r} holds no decision: is it a decision log?")
+    return sorted(t - t0 for t in offsets)
+
+
+class _RuleState:
+    """What one rule remembers between decisions."""
+
+    def __init__(self, rule: StimRule, offsets: list[float] | None) -> None:
+        self.rule = rule
+        self.since_t: float | None = None  # when the rule's condition began to hold
+        self.done = False  # the condition's episode already fired (or was suppressed)
+        self.warned: set[str] = set()  # suppression reasons logged in this episode
+        self.gate_on = False
+        self.gate_on_t = 0.0
+        self.spent = False  # the gate reached max_on_s in this episode
+        self.last_t = -math.inf  # the last trigger that counted (sent or sham)
+        self.recent: deque[float] = deque()  # those within the last hour
+        self.offsets = deque(offsets or ())
+
+
+class StimEngine:
+    """Apply a protocol's rules to a sequence of decisions.
+
+    Parameters
+    ----------
+    protocol : StimProtocol
+    fs_hz : float
+        The input stream's rate (for blanking, in samples).
+    window_samples : int
+        Input samples per decision window (a window that holds a pulse is not decided).
+
+    Notes
+    -----
+    Not thread-safe: the decode thread calls it (live), or the offline loop.
+    """
+
+    def __init__(self, protocol: StimProtocol, *, fs_hz: float, window_samples: int) -> None:
+        self.protocol = protocol
+        self.fs_hz = float(fs_hz)
+        self.window_samples = int(window_samples)
+        self._rng = np.random.default_rng(protocol.seed)
+        self._rules = [
+            _RuleState(r, yoked_offsets(r.yoked, r.name) if r.yoked else None)
+            for r in protocol.rules
+        ]
+        self.armed = protocol.armed
+        self.stopped = False
+        self._last_state: str | None = None
+        self._stamp = 0.0  # the timestamp of the decision being handled (for the records)
+        self._t0: float | None = None  # the first decision's timestamp (yoked offsets)
+        self._blanks: deque[tuple[int, int]] = deque()  # (first, last) sample of each artefact
+        self.counts = {"sent": 0, "sham": 0, "suppressed": 0, "blanked_windows": 0}
+
+    # Blanking --------------------------------------------------------------------------------
+    def blanked(self, end_sample: int) -> bool:
+        """Whether the window ending at ``end_sample`` holds a pulse's artefact (not decided).
+
+        Counted in ``counts["blanked_windows"]`` when it does.
+        """
+        start = end_sample - self.window_samples
+        while self._blanks and self._blanks[0][1] <= start:
+            self._blanks.popleft()
+        for first, last in self._blanks:
+            if first < end_sample and last > start:
+                self.counts["blanked_windows"] += 1
+                return True
+        return False
+
+    def _blank(self, trig: Trigger, rule: StimRule) -> None:
+        """Hold the windows around a sent pulse train, or around a gate's edge."""
+        if rule.blank_ms <= 0 or not trig.sent:
+            return
+        first = trig.end_sample + int(trig.delay_ms * 1e-3 * self.fs_hz)
+        span_s = rule.train_ms * 1e-3 + rule.blank_ms * 1e-3 + _BLANK_MARGIN_S
+        self._blanks.append((first, first + int(math.ceil(span_s * self.fs_hz))))
+
+    # Decisions -------------------------------------------------------------------------------
+    def decide(
+        self, end_sample: int, t: float, state: str, *, stale: bool = False
+    ) -> list[Trigger]:
+        """The triggers of one decision, in rule order (sent and suppressed alike).
+
+        Parameters
+        ----------
+        end_sample : int
+            The decision's window end, input samples.
+        t : float
+            The decision's timestamp (the LSL clock live, the recording's time offline), for
+            the record. The rules' times (``after_s``, refractory, rate, ``max_on_s``, yoked
+            offsets) run on the stream's sample clock, ``end_sample / fs_hz``, so live and
+            offline give the same triggers whatever the source's timestamps.
+        state : str
+            The smoothed state (a class, ``bad_signal`` or ``no_signal``).
+        stale : bool
+            The decision is too old to act on: nothing fires from it, gates go off.
+        """
+        self._stamp = t
+        t = end_sample / self.fs_hz  # the rules' clock
+        if self._t0 is None:
+            self._t0 = t
+        out: list[Trigger] = []
+        prev, self._last_state = self._last_state, state
+        for rs in self._rules:
+            rule = rs.rule
+            if self.stopped:
+                break
+            if rule.yoked:
+                self._yoked(rs, end_sample, t, state, stale, out)
+                continue
+            holds = self._condition(rs, state, prev)
+            if not holds:
+                rs.since_t, rs.done, rs.spent, rs.warned = None, False, False, set()
+                if rs.gate_on:
+                    why = state if state in SPECIAL_STATES else "state_ended"
+                    out.append(self._off(rs, end_sample, t, state, why))
+                continue
+            if rs.since_t is None:
+                rs.since_t = t
+            held = t - rs.since_t >= rule.after_s - 1e-9
+            if rule.is_gate:
+                self._gate(rs, end_sample, t, state, stale, held, out)
+            elif held and not rs.done:
+                self._fire(rs, end_sample, t, state, stale, out)
+        for trig in out:
+            self._count(trig)
+        return out
+
+    @staticmethod
+    def _condition(rs: _RuleState, state: str, prev: str | None) -> bool:
+        """Whether the rule's condition holds at this decision."""
+        rule = rs.rule
+        if state in SPECIAL_STATES:
+            return False
+        if rule.kind == "exit":
+            # from the decision that leaves the state for another class, until it comes back
+            return state != rule.state and (prev == rule.state or rs.since_t is not None)
+        return state == rule.state
+
+    def _gate(self, rs, end_sample, t, state, stale, held, out) -> None:
+        rule = rs.rule
+        if rs.gate_on:
+            if stale:
+                out.append(self._off(rs, end_sample, t, state, "stale"))
+            elif rule.max_on_s is not None and t - rs.gate_on_t >= rule.max_on_s - 1e-9:
+                rs.spent = True
+                out.append(self._off(rs, end_sample, t, state, "max_on"))
+            return
+        if not held or rs.spent:
+            return
+        why = "stale" if stale else "disarmed" if not self.armed else None
+        if why is not None:
+            if why not in rs.warned:
+                rs.warned.add(why)
+                out.append(self._make(rs, "on", end_sample, t, state, 0, suppressed=why))
+            return
+        max_on_ms = 0 if rule.max_on_s is None else min(65535, int(round(rule.max_on_s * 1e3)))
+        trig = self._make(rs, "on", end_sample, t, state, self._delay(rule), pulse_ms=max_on_ms)
+        rs.gate_on, rs.gate_on_t = True, t
+        out.append(trig)
+
+    def _fire(self, rs, end_sample, t, state, stale, out) -> None:
+        rule = rs.rule
+        if stale:
+            # the episode stays open: the next fresh decision may still fire it
+            if "stale" not in rs.warned:
+                rs.warned.add("stale")
+                out.append(self._make(rs, "pulse", end_sample, t, state, 0, suppressed="stale"))
+            return
+        rs.done = True
+        while rs.recent and rs.recent[0] <= t - _HOUR_S:
+            rs.recent.popleft()
+        why = None
+        if not self.armed:
+            why = "disarmed"
+        elif t - rs.last_t < rule.refractory_s - 1e-9:
+            why = "refractory"
+        elif rule.max_per_hour is not None and len(rs.recent) >= rule.max_per_hour:
+            why = "rate_limit"
+        out.append(self._make(rs, "pulse", end_sample, t, state, self._delay(rule), suppressed=why))
+
+    def _yoked(self, rs, end_sample, t, state, stale, out) -> None:
+        while rs.offsets and t - self._t0 >= rs.offsets[0] - 1e-9:
+            rs.offsets.popleft()
+            why = "stale" if stale else "disarmed" if not self.armed else None
+            if state in SPECIAL_STATES and why is None:
+                why = state
+            action = "on" if rs.rule.is_gate else "pulse"
+            out.append(
+                self._make(rs, action, end_sample, t, state, self._delay(rs.rule), suppressed=why)
+            )
+
+    def _delay(self, rule: StimRule) -> int:
+        extra = self._rng.uniform(0.0, rule.random_delay_ms) if rule.random_delay_ms > 0 else 0.0
+        return int(round(rule.delay_ms + extra))
+
+    def _make(self, rs, action, end_sample, t, state, delay_ms, *, suppressed=None, pulse_ms=None):
+        rule = rs.rule
+        control = "sham" if rule.sham else "yoked" if rule.yoked else None
+        trig = Trigger(
+            rule=rule.name,
+            action=action,
+            state=state,
+            end_sample=int(end_sample),
+            t=float(self._stamp),
+            channel=rule.channel,
+            delay_ms=int(delay_ms),
+            pulse_ms=int(round(rule.pulse_ms)) if pulse_ms is None else int(pulse_ms),
+            pulses=rule.pulses if action == "pulse" else 0,
+            period_ms=int(round(rule.period_ms)) if action == "pulse" else 0,
+            control=control,
+            suppressed=suppressed,
+            reason="yoked" if rule.yoked else rule.when,
+        )
+        if suppressed is None and action in ("pulse", "on"):
+            rs.last_t = t
+            rs.recent.append(t)
+        self._blank(trig, rule)
+        return trig
+
+    def _off(self, rs, end_sample, t, state, why) -> Trigger:
+        rs.gate_on = False
+        trig = Trigger(
+            rule=rs.rule.name,
+            action="off",
+            state=state,
+            end_sample=int(end_sample),
+            t=float(self._stamp),
+            channel=rs.rule.channel,
+            delay_ms=0,
+            pulse_ms=0,
+            pulses=0,
+            period_ms=0,
+            control="sham" if rs.rule.sham else None,
+            suppressed=None,
+            reason=why,
+        )
+        self._blank(trig, rs.rule)
+        return trig
+
+    def _count(self, trig: Trigger) -> None:
+        if trig.suppressed is not None:
+            self.counts["suppressed"] += 1
+        elif trig.action != "off":
+            self.counts["sham" if trig.control == "sham" else "sent"] += 1
+
+    # Safety ----------------------------------------------------------------------------------
+    def _all_off(self, end_sample: int, t: float, state: str, why: str) -> list[Trigger]:
+        self._stamp = t
+        out = []
+        for rs in self._rules:
+            if rs.gate_on:
+                out.append(self._off(rs, end_sample, t, state, why))
+            rs.since_t, rs.done, rs.spent, rs.warned = None, False, False, set()
+        return out
+
+    def signal_lost(self, end_sample: int, t: float) -> list[Trigger]:
+        """No sample for the decoder's stall time: gates off, episodes end."""
+        self._last_state = "no_signal"
+        return self._all_off(end_sample, t, "no_signal", "no_signal")
+
+    def set_armed(self, armed: bool, end_sample: int, t: float) -> list[Trigger]:
+        """Arm or disarm every rule; disarming turns gates off."""
+        self.armed = bool(armed)
+        self._stamp = t
+        if self.armed:
+            return []
+        out = []
+        for rs in self._rules:
+            if rs.gate_on:
+                out.append(self._off(rs, end_sample, t, self._last_state or "", "disarmed"))
+        return out
+
+    def stop(self, end_sample: int, t: float) -> list[Trigger]:
+        """The decoder stops: gates off, and nothing fires any more."""
+        out = self._all_off(end_sample, t, self._last_state or "", "stopped")
+        self.stopped = True
+        return out
+
+    @property
+    def gates_on(self) -> list[str]:
+        """The rules whose gate is on."""
+        return [rs.rule.name for rs in self._rules if rs.gate_on]
+
+    def pending_yoked(self) -> Iterable[float]:
+        """Offsets of yoked triggers still to come (for the log's stop line)."""
+        return [o for rs in self._rules for o in rs.offsets]

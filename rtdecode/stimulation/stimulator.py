@@ -1,0 +1,195 @@
+"""The live stimulation stage: the rules' engine, the trigger device, the marker stream, the log.
+
+The decode thread calls :meth:`Stimulator.on_decision` after each published decision (and
+:meth:`Stimulator.blanked` before deciding a window); triggers go to the device through a queue
+(never blocking), to the ``rtdecode-stim`` marker stream stamped with the decision's timestamp,
+and to the decision log, one line per trigger, sent or suppressed. Arming and disarming come
+from any thread (the CLI, an LSL marker stream) and are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pylsl
+
+from rtdecode.outputs.decisions import DecisionOutputs
+from rtdecode.stimulation.device import CommandResult, TriggerDevice
+from rtdecode.stimulation.engine import StimEngine, Trigger
+from rtdecode.stimulation.rules import StimProtocol
+from rtdecode.streams import STIM_STREAM_NAME, output_source_id
+
+__all__ = ["Stimulator", "marker_text"]
+
+logger = logging.getLogger("rtdecode")
+
+
+def marker_text(trig: Trigger) -> str:
+    """The ``rtdecode-stim`` marker of a trigger: ``rule:action:state`` (``:sham`` for a sham)."""
+    text = f"{trig.rule}:{trig.action}:{trig.state}"
+    return text + (f":{trig.control}" if trig.control else "")
+
+
+class Stimulator:
+    """Stimulation for one decoder.
+
+    Parameters
+    ----------
+    protocol : StimProtocol
+    outputs : DecisionOutputs
+        Its log gets the trigger lines (and arming events).
+    fs_hz : float
+        The input's rate.
+    window_samples : int
+        Input samples per decision window.
+    input_source_id : str
+        For the marker stream's source id.
+    """
+
+    def __init__(
+        self,
+        protocol: StimProtocol,
+        outputs: DecisionOutputs,
+        *,
+        fs_hz: float,
+        window_samples: int,
+        input_source_id: str,
+    ) -> None:
+        self.protocol = protocol
+        self.engine = StimEngine(protocol, fs_hz=fs_hz, window_samples=window_samples)
+        self._outputs = outputs
+        self._lock = threading.Lock()  # the engine is shared with arming from other threads
+        self._last = (0, 0.0)  # the newest decision's end sample and timestamp
+        info = pylsl.StreamInfo(
+            STIM_STREAM_NAME,
+            "Markers",
+            1,
+            pylsl.IRREGULAR_RATE,
+            pylsl.cf_string,
+            output_source_id(STIM_STREAM_NAME, input_source_id),
+        )
+        desc = info.desc()
+        desc.append_child_value("manufacturer", "rtdecode")
+        desc.append_child_value("rules", ",".join(r.name for r in protocol.rules))
+        self._markers = pylsl.StreamOutlet(info)
+        self.device = (
+            None
+            if protocol.output.port is None
+            else TriggerDevice(protocol.output, self._on_result)
+        )
+        self._arm_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._closed = False
+
+    def start(self) -> Stimulator:
+        """Open the device (a missing port fails here) and listen for arming markers."""
+        self._outputs.log_event("stim_start", protocol=self.protocol.to_dict())
+        if self.device is not None:
+            self.device.start()
+        if self.protocol.arm_stream:
+            self._arm_thread = threading.Thread(
+                target=self._listen_arming, name="rtdecode-stim-arm", daemon=True
+            )
+            self._arm_thread.start()
+        return self
+
+    # Decode thread ---------------------------------------------------------------------------
+    def blanked(self, end_sample: int) -> bool:
+        """Whether the window ending at ``end_sample`` holds a stimulation artefact."""
+        with self._lock:
+            return self.engine.blanked(end_sample)
+
+    def on_decision(self, end_sample: int, t: float, state: str, *, stale: bool) -> None:
+        """Apply the rules to a published (or stale) decision."""
+        with self._lock:
+            self._last = (end_sample, t)
+            triggers = self.engine.decide(end_sample, t, state, stale=stale)
+        self._emit(triggers)
+
+    def signal_lost(self, t: float) -> None:
+        """The input stalled (``no_signal``): gates off."""
+        with self._lock:
+            triggers = self.engine.signal_lost(self._last[0], t)
+        self._emit(triggers)
+
+    # Any thread ------------------------------------------------------------------------------
+    def set_armed(self, armed: bool, *, by: str) -> None:
+        """Arm or disarm every rule (logged with who did it); disarming turns gates off."""
+        with self._lock:
+            triggers = self.engine.set_armed(armed, *self._last)
+        self._outputs.log_event("armed" if armed else "disarmed", by=by)
+        logger.warning("stimulation %s by %s", "armed" if armed else "disarmed", by)
+        self._emit(triggers)
+
+    @property
+    def armed(self) -> bool:
+        return self.engine.armed
+
+    def close(self) -> None:
+        """Gates off, the device's outputs off, every pending trigger logged. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        with self._lock:
+            triggers = self.engine.stop(*self._last)
+        self._emit(triggers)
+        if self.device is not None:
+            self.device.close()
+        counts = dict(self.engine.counts)
+        if self.device is not None:
+            counts |= {f"device_{k}": v for k, v in self.device.counts.items()}
+        if not self._outputs.closed:
+            self._outputs.log_event("stim_stop", **counts)
+        self._markers = None
+
+    # Internals -------------------------------------------------------------------------------
+    def _emit(self, triggers: list[Trigger]) -> None:
+        for trig in triggers:
+            if trig.suppressed is None and self._markers is not None:
+                self._markers.push_sample([marker_text(trig)], trig.t)
+            if trig.sent and self.device is not None:
+                self.device.send(trig)  # logged when the device has answered
+            else:
+                self._log(trig, {})
+
+    def _on_result(self, result: CommandResult) -> None:
+        if result.error is not None:
+            logger.warning(
+                "trigger %s %s: %s", result.trigger.rule, result.trigger.action, result.error
+            )
+        self._log(result.trigger, result.record())
+
+    def _log(self, trig: Trigger, extra: dict) -> None:
+        if self._outputs.closed:
+            return
+        try:
+            self._outputs.log_event("trigger", **trig.record(), **extra)
+        except RuntimeError:
+            pass  # closed meanwhile: the decoder is going away
+
+    def _listen_arming(self) -> None:
+        name = self.protocol.arm_stream
+        inlet = None
+        while not self._stop.is_set():
+            if inlet is None:
+                found = pylsl.resolve_byprop("name", name, timeout=1.0)
+                if not found:
+                    continue
+                inlet = pylsl.StreamInlet(found[0])
+                logger.info("listening for arm/disarm markers on %r", name)
+            try:
+                sample, _ = inlet.pull_sample(timeout=0.2)
+            except Exception:  # noqa: BLE001 - a lost stream is looked for again
+                inlet = None
+                continue
+            if sample is None:
+                continue
+            word = str(sample[0]).strip().lower()
+            if word in ("arm", "disarm"):
+                self.set_armed(word == "arm", by=f"LSL stream {name!r}")
+            else:
+                logger.warning(
+                    "ignored marker %r on %r (expected 'arm' or 'disarm')", sample[0], name
+                )
