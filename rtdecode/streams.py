@@ -13,6 +13,7 @@ __all__ = [
     "STATUS_STREAM_NAME",
     "SIGNAL_STREAM_NAME",
     "STIM_STREAM_NAME",
+    "CONTROL_STREAM_NAME",
     "QUALITY_CHANNEL",
     "NO_SIGNAL",
     "BAD_SIGNAL",
@@ -33,6 +34,8 @@ STATUS_STREAM_NAME = "rtdecode-status"
 SIGNAL_STREAM_NAME = "rtdecode-signal"
 #: One marker per trigger, ``rule:action:state``, stamped with the decision's timestamp.
 STIM_STREAM_NAME = "rtdecode-stim"
+#: Operator commands to a decoder (``arm`` / ``disarm`` stimulation), from the monitor.
+CONTROL_STREAM_NAME = "rtdecode-control"
 #: Label of the scores stream's last channel: the fraction of usable input channels (0-1).
 QUALITY_CHANNEL = "quality"
 

@@ -587,6 +587,7 @@ class Decoder:
             skipped_decisions=self._skipped,
             blanked_decisions=self._blanked,
             stim=dict(self._stim.engine.counts) if self._stim is not None else {},
+            stim_armed=self._stim.armed if self._stim is not None else None,
             stream_health=(
                 "stalled" if self._stalled else "recovering" if self._recovering else "connected"
             ),

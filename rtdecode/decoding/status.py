@@ -51,6 +51,7 @@ class DecoderStatus:
     decoder_cpu_cores: float | None = None  # the decoder process's CPU, set by the telemetry
     blanked_decisions: int = 0  # windows held back by a stimulation artefact
     stim: dict = field(default_factory=dict)  # trigger counts: sent, sham, suppressed
+    stim_armed: bool | None = None  # None: no stimulation
 
     @classmethod
     def empty(cls, classes: tuple[str, ...]) -> DecoderStatus:

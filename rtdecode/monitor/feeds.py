@@ -16,11 +16,13 @@ import numpy as np
 
 from rtdecode.decoding.status import DecoderStatus, Observation
 from rtdecode.streams import (
+    CONTROL_STREAM_NAME,
     FEATURES_STREAM_NAME,
     SCORES_STREAM_NAME,
     SIGNAL_STREAM_NAME,
     STATE_STREAM_NAME,
     STATUS_STREAM_NAME,
+    STIM_STREAM_NAME,
     output_source_id,
     truth_stream_name,
 )
@@ -125,6 +127,23 @@ class DecoderFeed:
         self.hysteresis = decoder.step.hysteresis
         self.feature_config = decoder.config
         self._queue = decoder.observe()
+        self._stim = getattr(decoder, "_stim", None)
+
+    @property
+    def stim_active(self) -> bool:
+        """Whether the decoder runs stimulation rules."""
+        return self._stim is not None
+
+    def triggers(self) -> list[tuple[float, str]]:
+        """Triggers sent since the last call: (decision timestamp, ``rule:action:state``)."""
+        out = []
+        while self._stim is not None and self._stim.recent:
+            out.append(self._stim.recent.popleft())
+        return out
+
+    def set_armed(self, armed: bool) -> None:
+        if self._stim is not None:
+            self._stim.set_armed(armed, by="monitor")
 
     def decision_waiting(self) -> bool:
         """Whether a decision came that ``drain`` has not returned yet."""
@@ -216,7 +235,12 @@ class LslFeed:
         self._scores = inlet(SCORES_STREAM_NAME)
         self._state = inlet(STATE_STREAM_NAME)
         self._features = inlet(FEATURES_STREAM_NAME, required=False)
-        for i in (self._status_inlet, self._scores, self._state, self._features):
+        self._stim = (
+            inlet(STIM_STREAM_NAME, required=False) if self._has(STIM_STREAM_NAME, sid) else None
+        )
+        self._input_sid = sid
+        self._control = None  # the outlet for arm/disarm, made at the first use
+        for i in (self._status_inlet, self._scores, self._state, self._features, self._stim):
             if i is not None:
                 i.open_stream(timeout=resolve_timeout_s)
         self.acquisition.start()
@@ -234,6 +258,42 @@ class LslFeed:
         self._last_status_wall = time.monotonic()
         self._log_path = log_path
         self.decoder_cpu_cores: float | None = None
+
+    @staticmethod
+    def _has(stream: str, sid: str) -> bool:
+        """Whether the decoder publishes ``stream`` (looked for briefly: it is made at start)."""
+        import pylsl
+
+        return bool(pylsl.resolve_byprop("source_id", output_source_id(stream, sid), timeout=0.5))
+
+    @property
+    def stim_active(self) -> bool:
+        """Whether the decoder runs stimulation rules (it publishes rtdecode-stim)."""
+        return self._stim is not None
+
+    def triggers(self) -> list[tuple[float, str]]:
+        """Triggers sent since the last call: (decision timestamp, ``rule:action:state``)."""
+        if self._stim is None:
+            return []
+        return [(ts, str(sample[0])) for ts, sample in self._pull(self._stim)]
+
+    def set_armed(self, armed: bool) -> None:
+        """Ask the decoder to arm or disarm its stimulation (on rtdecode-control; it logs it)."""
+        import pylsl
+
+        if self._control is None:
+            info = pylsl.StreamInfo(
+                CONTROL_STREAM_NAME,
+                "Markers",
+                1,
+                pylsl.IRREGULAR_RATE,
+                pylsl.cf_string,
+                output_source_id(CONTROL_STREAM_NAME, self._input_sid),
+            )
+            self._control = pylsl.StreamOutlet(info)
+            # the decoder finds the new stream within a second; wait for it, once
+            self._control.wait_for_consumers(3.0)
+        self._control.push_sample(["arm" if armed else "disarm"])
 
     def _pull(self, inlet):
         out = []

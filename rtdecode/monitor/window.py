@@ -80,6 +80,8 @@ class MonitorConfig:
         0.1 s hops: 3 per hop, 30 fps).
     stall_s : float
         No sample for this long shows NO SIGNAL.
+    alarm_sound : bool
+        Beep once a second while an alarm is not acknowledged.
     """
 
     channels_per_page: int = 16
@@ -88,6 +90,7 @@ class MonitorConfig:
     decisions_s: float = 180.0
     fps: float = 25.0
     stall_s: float = 1.0
+    alarm_sound: bool = True
 
 
 def _colour(state: str | None, classes: tuple[str, ...]) -> tuple[int, int, int]:
@@ -152,6 +155,10 @@ class MonitorWindow(QtWidgets.QWidget):
         self._last_row = None
         self._alarm_onset_t: float | None = None
         self._alarm_acknowledged = False
+        self._last_beep = -math.inf
+        self.beeps = 0  # alarm beeps so far (the sound itself cannot be checked offscreen)
+        self._trigger_t: deque[float] = deque(maxlen=10000)
+        self.triggers_seen = 0
         self._last_samples = -1
         self._last_sample_wall = time.monotonic()
         self._frames = 0
@@ -213,7 +220,15 @@ class MonitorWindow(QtWidgets.QWidget):
         self.ack_button.setEnabled(False)
         self.ack_button.clicked.connect(self.acknowledge_alarm)
         layout.addWidget(self.banner, 0, 0, 1, 2)
-        layout.addWidget(self.ack_button, 0, 2)
+        buttons = QtWidgets.QVBoxLayout()
+        buttons.addWidget(self.ack_button)
+        # stimulation: armed/disarmed by the operator (S), sent to the decoder, which logs it
+        self.arm_button = QtWidgets.QPushButton("Disarm stimulation (S)")
+        self.arm_button.setVisible(bool(getattr(self.feed, "stim_active", False)))
+        self.arm_button.clicked.connect(self.toggle_armed)
+        self.stim_armed: bool | None = None
+        buttons.addWidget(self.arm_button)
+        layout.addLayout(buttons, 0, 2)
 
         # traces + their controls
         controls = QtWidgets.QHBoxLayout()
@@ -295,6 +310,11 @@ class MonitorWindow(QtWidgets.QWidget):
         self.timeline_plot.addItem(self.timeline_img)
         self.timeline_plot.getAxis("left").setTicks([[(0.5, "truth"), (1.5, "decoded")]])
         self.timeline_plot.setMaximumHeight(110)
+        # each trigger sent, between the two rows
+        self.trigger_marks = pg.ScatterPlotItem(
+            symbol="t", size=9, brush=pg.mkBrush(220, 0, 0), pen=None
+        )
+        self.timeline_plot.addItem(self.trigger_marks)
         layout.addWidget(self.timeline_plot, 5, 0, 1, 3)
 
         self.health = QtWidgets.QLabel()
@@ -341,6 +361,8 @@ class MonitorWindow(QtWidgets.QWidget):
             self.gain_spin.setValue(self.gain * 2)
         elif key == QtCore.Qt.Key.Key_Minus:
             self.gain_spin.setValue(self.gain / 2)
+        elif key == QtCore.Qt.Key.Key_S and self.arm_button.isVisible():
+            self.toggle_armed()
         else:
             super().keyPressEvent(event)
 
@@ -351,6 +373,25 @@ class MonitorWindow(QtWidgets.QWidget):
         self._alarm_acknowledged = True
         self.ack_button.setEnabled(False)
         self.feed.acknowledge(self.event_class, self._alarm_onset_t)
+
+    def toggle_armed(self) -> None:
+        """Arm stimulation if it is disarmed, else disarm it (the decoder logs who did it)."""
+        if not getattr(self.feed, "stim_active", False):
+            return
+        arm = self.stim_armed is False
+        self.feed.set_armed(arm)
+        self.stim_armed = arm
+        self._show_armed()
+
+    def _show_armed(self) -> None:
+        if self.stim_armed is None:
+            return
+        self.arm_button.setText(
+            "Disarm stimulation (S)" if self.stim_armed else "ARM stimulation (S): disarmed"
+        )
+        self.arm_button.setStyleSheet(
+            "" if self.stim_armed else "background-color: rgb(255, 200, 0);"
+        )
 
     @property
     def alarm_on(self) -> bool:
@@ -370,6 +411,13 @@ class MonitorWindow(QtWidgets.QWidget):
             for mark in self.truth.drain():
                 self._truth_marks.append(mark)
         status = self.feed.status()
+        if getattr(status, "stim_armed", None) is not None and status.stim_armed != self.stim_armed:
+            self.stim_armed = status.stim_armed
+            self._show_armed()
+        new_triggers = self.feed.triggers() if hasattr(self.feed, "triggers") else []
+        for ts, _ in new_triggers:
+            self._trigger_t.append(ts)
+        self.triggers_seen += len(new_triggers)
         self._update_signal()
         self._draw_traces()
         # decisions come 10 times a second: redraw what depends on them only then, and the
@@ -501,6 +549,10 @@ class MonitorWindow(QtWidgets.QWidget):
         self.timeline_img.setImage(img, levels=(0, 255))
         span = max(wall[-1] - wall[0], 1e-3)
         self.timeline_img.setRect(QtCore.QRectF(wall[0], 0.0, span, 2.0))
+        if self._trigger_t:
+            tt = np.array(self._trigger_t) + self._unix_minus_lsl
+            tt = tt[tt >= wall[0]]
+            self.trigger_marks.setData(tt, np.ones(tt.size))
 
     def _draw_banner(self, status) -> None:
         if self.no_signal:
@@ -515,14 +567,24 @@ class MonitorWindow(QtWidgets.QWidget):
             if self.alarm_on and status.state == self.event_class:
                 text = f"ALARM: {status.state.upper()}  {_fmt_duration(since)} since onset"
                 self.ack_button.setEnabled(not self._alarm_acknowledged)
-                if not self._alarm_acknowledged and int(time.monotonic() * 2) % 2:
-                    colour = (255, 255, 255)  # flash until acknowledged
+                if not self._alarm_acknowledged:
+                    if int(time.monotonic() * 2) % 2:
+                        colour = (255, 255, 255)  # flash until acknowledged
+                    self._beep()
         fg = "black" if sum(colour) > 450 else "white"
         style = f"background-color: rgb{tuple(colour)}; color: {fg};"
         if text != self.banner.text():
             self.banner.setText(text)
         if style != self.banner.styleSheet():
             self.banner.setStyleSheet(style)
+
+    def _beep(self) -> None:
+        """Sound the alarm, once a second (until acknowledged)."""
+        now = time.monotonic()
+        if self.config.alarm_sound and now - self._last_beep >= 1.0:
+            self._last_beep = now
+            self.beeps += 1
+            QtWidgets.QApplication.beep()
 
     def _draw_health(self, status) -> None:
         cpu = self._process.cpu_percent(None) / 100.0
@@ -539,6 +601,14 @@ class MonitorWindow(QtWidgets.QWidget):
             f"<b>clock offset</b> {status.clock_offset_s * 1e3:.3f} ms",
             f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
             _channels_text(status.bad_channels, self.n_channels),
+            *(
+                [
+                    f"<b>triggers</b> {self.triggers_seen}"
+                    + ("" if self.stim_armed is not False else " <b>(DISARMED)</b>")
+                ]
+                if getattr(self.feed, "stim_active", False)
+                else []
+            ),
             f"<b>stream</b> {status.stream_health}"
             + (
                 f", {status.skipped_decisions} skipped, {status.stale_decisions} stale"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 
 import pylsl
 
@@ -18,7 +19,7 @@ from rtdecode.outputs.decisions import DecisionOutputs
 from rtdecode.stimulation.device import CommandResult, TriggerDevice
 from rtdecode.stimulation.engine import StimEngine, Trigger
 from rtdecode.stimulation.rules import StimProtocol
-from rtdecode.streams import STIM_STREAM_NAME, output_source_id
+from rtdecode.streams import CONTROL_STREAM_NAME, STIM_STREAM_NAME, output_source_id
 
 __all__ = ["Stimulator", "marker_text"]
 
@@ -78,6 +79,9 @@ class Stimulator:
             if protocol.output.port is None
             else TriggerDevice(protocol.output, self._on_result)
         )
+        # the triggers sent (and shams), for an observer in this process (the monitor's feed)
+        self.recent: deque[tuple[float, str]] = deque(maxlen=1000)
+        self._control_id = output_source_id(CONTROL_STREAM_NAME, input_source_id)
         self._arm_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -87,11 +91,11 @@ class Stimulator:
         self._outputs.log_event("stim_start", protocol=self.protocol.to_dict())
         if self.device is not None:
             self.device.start()
-        if self.protocol.arm_stream:
-            self._arm_thread = threading.Thread(
-                target=self._listen_arming, name="rtdecode-stim-arm", daemon=True
-            )
-            self._arm_thread.start()
+        # the monitor's control stream, and the protocol's arm_stream if any
+        self._arm_thread = threading.Thread(
+            target=self._listen_arming, name="rtdecode-stim-arm", daemon=True
+        )
+        self._arm_thread.start()
         return self
 
     # Decode thread ---------------------------------------------------------------------------
@@ -149,6 +153,7 @@ class Stimulator:
         for trig in triggers:
             if trig.suppressed is None and self._markers is not None:
                 self._markers.push_sample([marker_text(trig)], trig.t)
+                self.recent.append((trig.t, marker_text(trig)))
             if trig.sent and self.device is not None:
                 self.device.send(trig)  # logged when the device has answered
             else:
@@ -170,26 +175,36 @@ class Stimulator:
             pass  # closed meanwhile: the decoder is going away
 
     def _listen_arming(self) -> None:
-        name = self.protocol.arm_stream
-        inlet = None
+        """Arm/disarm markers from the monitor's control stream (found by its source id) and
+        from the protocol's ``arm_stream`` (by name), whenever either appears."""
+        wanted = [("source_id", self._control_id)]
+        if self.protocol.arm_stream:
+            wanted.append(("name", self.protocol.arm_stream))
+        resolvers = [pylsl.ContinuousResolver(prop, value) for prop, value in wanted]
+        inlets: dict[str, pylsl.StreamInlet] = {}
         while not self._stop.is_set():
-            if inlet is None:
-                found = pylsl.resolve_byprop("name", name, timeout=1.0)
-                if not found:
+            for resolver in resolvers:
+                for info in resolver.results():
+                    if info.uid() not in inlets:
+                        inlets[info.uid()] = pylsl.StreamInlet(info)
+                        logger.info("listening for arm/disarm markers on %r", info.name())
+            if not inlets:
+                self._stop.wait(0.5)
+                continue
+            for uid, inlet in list(inlets.items()):
+                try:
+                    sample, _ = inlet.pull_sample(timeout=0.1 / len(inlets))
+                except Exception:  # noqa: BLE001 - a lost stream is found again by the resolver
+                    del inlets[uid]
                     continue
-                inlet = pylsl.StreamInlet(found[0])
-                logger.info("listening for arm/disarm markers on %r", name)
-            try:
-                sample, _ = inlet.pull_sample(timeout=0.2)
-            except Exception:  # noqa: BLE001 - a lost stream is looked for again
-                inlet = None
-                continue
-            if sample is None:
-                continue
-            word = str(sample[0]).strip().lower()
-            if word in ("arm", "disarm"):
-                self.set_armed(word == "arm", by=f"LSL stream {name!r}")
-            else:
-                logger.warning(
-                    "ignored marker %r on %r (expected 'arm' or 'disarm')", sample[0], name
-                )
+                if sample is None:
+                    continue
+                word = str(sample[0]).strip().lower()
+                name = inlet.info().name()
+                if word in ("arm", "disarm"):
+                    by = "monitor" if name == CONTROL_STREAM_NAME else f"LSL stream {name!r}"
+                    self.set_armed(word == "arm", by=by)
+                else:
+                    logger.warning(
+                        "ignored marker %r on %r (expected 'arm' or 'disarm')", sample[0], name
+                    )

@@ -303,3 +303,97 @@ def test_monitor_without_a_decoder_is_a_clear_error(unique_name):
     assert result.returncode == 2
     assert f"no decoder publishes for stream {unique_name!r}" in result.stderr
     assert "start `rtdecode run`" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def live_stim(alarm_model, unique_name, tmp_path):
+    """``live`` with a dry-run stimulation rule: a pulse at each seizure onset."""
+    from rtdecode.stimulation.rules import StimProtocol, StimRule
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    source = Source(unique_name)
+    info = resolve_stream(StreamSelector(name=unique_name), timeout_s=10)
+    acquisition = LslAcquisition(info)
+    model = OnnxModel(alarm_model)
+    log = tmp_path / "log.jsonl"
+    outputs = DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=unique_name,
+        hop_s=0.1,
+        log_path=log,
+    )
+    stim = Stimulator(
+        StimProtocol((StimRule("onset", "enter:seizure"),)),
+        outputs,
+        fs_hz=FS,
+        window_samples=model.contract.features.window_samples,
+        input_source_id=acquisition.source_id,
+    ).start()
+    decoder = Decoder(model, acquisition, outputs, stimulator=stim)
+    yield source, decoder, log
+    decoder.close()
+    source.close()
+
+
+def test_triggers_on_the_timeline_a_sounding_alarm_and_disarming_by_key(qtbot, live_stim):
+    from pyqtgraph.Qt import QtCore
+
+    source, decoder, log = live_stim
+    window = _window(qtbot, decoder)
+    assert window.arm_button.isVisible() and window.arm_button.text().startswith("Disarm")
+    qtbot.waitUntil(lambda: window.banner_text.startswith("NORMAL"), timeout=15000)
+    source.loud = True
+    qtbot.waitUntil(lambda: window.alarm_on and window.triggers_seen == 1, timeout=15000)
+    qtbot.waitUntil(lambda: window.trigger_marks.data.size == 1, timeout=3000)
+    qtbot.waitUntil(lambda: "<b>triggers</b> 1" in window.health.text(), timeout=3000)
+    # the alarm sounds until it is acknowledged, then stops
+    qtbot.waitUntil(lambda: window.beeps >= 2, timeout=5000)
+    window.ack_button.click()
+    beeps = window.beeps
+    qtbot.wait(1500)
+    assert window.beeps == beeps
+    # the operator disarms: the decoder's stage is disarmed and logs who did it
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_S)
+    assert decoder._stim.armed is False
+    qtbot.waitUntil(lambda: "DISARMED" in window.health.text(), timeout=3000)
+    assert "ARM stimulation" in window.arm_button.text()
+    source.loud = False
+    qtbot.waitUntil(lambda: window.banner_text.startswith("NORMAL"), timeout=15000)
+    source.loud = True  # a second onset while disarmed: decided, logged, not sent
+    qtbot.waitUntil(lambda: window.alarm_on, timeout=15000)
+    qtbot.wait(500)
+    assert window.triggers_seen == 1
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert any(d.get("event") == "disarmed" and d.get("by") == "monitor" for d in lines)
+    triggers = [d for d in lines if d.get("event") == "trigger"]
+    assert [d["suppressed"] for d in triggers] == [None, "disarmed"]
+
+
+def test_a_marker_on_the_control_stream_arms_and_disarms(live_stim):
+    from rtdecode.streams import CONTROL_STREAM_NAME, output_source_id
+
+    _, decoder, log = live_stim
+    decoder.start()
+    stim = decoder._stim
+    info = pylsl.StreamInfo(
+        CONTROL_STREAM_NAME,
+        "Markers",
+        1,
+        pylsl.IRREGULAR_RATE,
+        pylsl.cf_string,
+        output_source_id(CONTROL_STREAM_NAME, decoder.acquisition.source_id),
+    )
+    outlet = pylsl.StreamOutlet(info)
+    assert outlet.wait_for_consumers(10)
+    outlet.push_sample(["disarm"])
+    deadline = time.monotonic() + 5
+    while stim.armed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stim.armed is False
+    outlet.push_sample(["arm"])
+    deadline = time.monotonic() + 5
+    while not stim.armed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stim.armed is True
+    assert decoder.status().stim_armed is True
