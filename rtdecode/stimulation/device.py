@@ -28,7 +28,8 @@ logger = logging.getLogger("rtdecode")
 
 _REOPEN_S = 0.5  # between attempts to reopen a port that went away
 _WARN_EVERY_S = 10.0
-_HANDSHAKE_S = 3.0  # how long to wait for a device that resets when its port opens  # a port that stays away is reported this often, not at every attempt
+_HANDSHAKE_S = 3.0
+_CLOSE = object()  # queued by close(): the I/O thread ends when it reaches it  # how long to wait for a device that resets when its port opens  # a port that stays away is reported this often, not at every attempt
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,10 @@ class TriggerDevice:
         """Turn every output off, account for what is pending, close the port. Idempotent."""
         if self._stop.is_set():
             return
-        self._stop.set()
-        self._queue.put(None)
+        self._queue.put(_CLOSE)  # after what is queued: the gates' last edges go out first
         if self._io is not None:
             self._io.join(2.0)
+        self._stop.set()
         with self._lock:
             if self._port is not None:
                 try:
@@ -155,7 +156,7 @@ class TriggerDevice:
                 trig = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if trig is not None:
+            if trig is not None and trig is not _CLOSE:
                 self._result(trig, None, None, None, "not written: the decoder stopped")
 
     @property
@@ -291,9 +292,7 @@ class TriggerDevice:
                 trig = self._queue.get(timeout=max(0.001, wake - time.monotonic()))
             except queue.Empty:
                 trig = None
-            if self._stop.is_set():
-                if trig is not None:
-                    self._queue.put(trig)  # close() accounts for it
+            if trig is _CLOSE:
                 return
             if trig is not None:
                 self._send(trig)

@@ -115,7 +115,10 @@ def test_a_gate_stays_on_with_heartbeats_and_goes_off_on_close():
         time.sleep(0.6)  # three watchdog periods: the heartbeats keep it on
         assert dev.levels[0] and dev.watchdog_fired == 0
         assert sum(r.command.command == b"B" for r in dev.received) >= 8
+        device.send(trigger("off"))  # the decoder stopping: the last edge, then close at once
         device.close()
+        off = results.wait(2)[1]
+        assert off.trigger.action == "off" and off.error is None and off.ack.ok
         assert wait_until(lambda: not dev.levels[0])
 
 

@@ -1,0 +1,264 @@
+"""Closed-loop latency: from a window's last sample being pushed to the trigger command's first
+byte arriving at the device, beside the floor of the same run.
+
+    python benchmarks/bench_stim.py [--seconds 120] [--channels 64] [--rate 32000]
+                                    [--chunk-ms 1] [--record]
+
+Four processes, as on a rig: a source (``bench_stim.py source``) pushing 64 ch x 32 kHz of noise
+in 1 ms chunks stamped at their push, whose amplitude switches between two levels every 0.5 s; a
+real ``rtdecode run --stim`` with a model trained here to tell the two levels apart (state model,
+no hysteresis: a state change at every switch) and a rule per state (``enter:``: a pulse at each
+change); a floor relay (``bench_stim.py relay``) that reads the same stream and computes nothing,
+noting when each pull returned and the timestamps it held; and this process, holding the trigger
+device on a pseudo-terminal (``rtdecode.stimulation.emulator``), which notes when each command's
+first byte arrives.
+
+Per trigger: **latency** = first byte at the device minus the window's last sample's timestamp
+(the source stamps a chunk at its push, so that is the push of the window's last sample);
+**floor** = the relay's pull that held that sample returned, minus the same timestamp (the LSL
+hop and the machine's scheduling, with nothing computed); **excess** = latency - floor.
+**Write after decision** = the command's write minus the moment the decision was made
+(``decision_to_write_ms - age_ms`` from the decision log). Every trigger is accounted for: the log's
+trigger lines, the device's commands and their acknowledgements must agree. ``--record`` appends
+the run to ``benchmarks/results/bench_stim.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pylsl
+from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
+from bench_decoder import machine  # noqa: E402
+
+from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.common.channels import default_channel_labels
+from rtdecode.config import FeatureConfig, StateHysteresis
+from rtdecode.decoding.model import ModelContract
+from rtdecode.features.streaming import extract_features
+from rtdecode.stimulation.emulator import PtyTriggerDevice
+
+HERE = Path(__file__).resolve().parent
+RT = [sys.executable, "-m", "rtdecode"]
+SWITCH_S = 0.5  # the source's amplitude changes this often
+LOUD = 4.0
+_STOP: list = []
+
+
+def noise(n: int, n_channels: int, start: int, fs_hz: float, rng) -> np.ndarray:
+    """Noise whose amplitude is 20 or 20 x LOUD, switching every SWITCH_S from sample ``start``."""
+    x = rng.standard_normal((n, n_channels)).astype(np.float32) * 20.0
+    loud = ((start + np.arange(n)) // int(SWITCH_S * fs_hz)) % 2 == 1
+    x[loud] *= LOUD
+    return x
+
+
+def make_model(path: Path, n_channels: int, fs_hz: float) -> Path:
+    """A quiet/loud state model of the decoder's real shape (trained on features of this
+    benchmark's noise, computed by rtdecode's own feature code; reused when the file exists)."""
+    from rtdecode.training.boosting import XGBParams, export_onnx, fit_xgboost
+
+    if path.is_file():
+        return path
+    config = FeatureConfig(fs_hz=fs_hz, window_s=0.2, hop_s=0.1)
+    rng = np.random.default_rng(0)
+    n = int(8 * SWITCH_S * fs_hz)
+    ends, X = extract_features(noise(n, n_channels, 0, fs_hz, rng), config)
+    window = config.window_samples
+    # label a window by its regime when it lies inside one (the others are left out)
+    regime = lambda s: (s // int(SWITCH_S * fs_hz)) % 2  # noqa: E731
+    keep = np.array([regime(e - window) == regime(e - 1) for e in ends])
+    y = np.array([regime(e - 1) for e in ends])[keep]
+    booster = fit_xgboost(X[keep], y, None, None, 2, XGBParams(n_estimators=50, max_depth=3))
+    contract = ModelContract(
+        task="state",
+        classes=("quiet", "loud"),
+        n_channels=n_channels,
+        channel_labels=None,
+        features=config,
+        feature_names=tuple(config.feature_names(default_channel_labels(n_channels))),
+        hysteresis=StateHysteresis(margin=0.0, dwell_s=0.0),
+        training={"data": "bench_stim noise, quiet/loud (benchmark model)"},
+    )
+    return export_onnx(booster, contract, path, X[:20])
+
+
+def run_source(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: float) -> None:
+    """Push the noise in ``chunk``-sample chunks at the nominal rate, each stamped at its push."""
+    rng = np.random.default_rng(1)
+    pool_n = int(2 * SWITCH_S * fs_hz)  # one quiet and one loud half, looped
+    pool = noise(pool_n, n_channels, 0, fs_hz, rng)
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(name, "EEG", n_channels, fs_hz, "float32", name),
+        chunk_size=chunk,
+        max_buffered=30,
+    )
+    t0, k = time.monotonic(), 0
+    while time.monotonic() - t0 < seconds and not _STOP:
+        delay = t0 + (k + 1) * chunk / fs_hz - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        at = (k * chunk) % pool_n
+        outlet.push_chunk(pool[at : at + chunk], pylsl.local_clock())
+        k += 1
+
+
+def run_relay(name: str, out: str) -> None:
+    """The floor: read the stream, compute nothing; note when each pull returned, with the first
+    and last timestamps it held (written to ``out`` as JSON when stopped)."""
+    info = pylsl.resolve_byprop("name", name, timeout=20)[0]
+    inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=0)
+    n = info.channel_count()
+    buf = np.empty((4096, n), dtype=np.float32)
+    pulls = []
+    while not _STOP:
+        # wait in pull_sample (pull_chunk with a timeout waits for a full buffer), then drain
+        sample, ts = inlet.pull_sample(timeout=0.2)
+        if sample is None:
+            continue
+        _, got = inlet.pull_chunk(timeout=0.0, max_samples=4096, dest_obj=buf)
+        pulls.append((pylsl.local_clock(), ts, float(got[-1]) if got else ts))
+    Path(out).write_text(json.dumps(pulls))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("role", nargs="?", choices=("bench", "source", "relay"), default="bench")
+    ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--channels", type=int, default=64)
+    ap.add_argument("--rate", type=float, default=32000.0)
+    ap.add_argument("--chunk-ms", type=float, default=1.0)
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--record", action="store_true", help="append the run to results/")
+    a = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
+    chunk = max(1, round(a.chunk_ms * 1e-3 * a.rate))
+    if a.role == "source":
+        run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60)
+        return
+    if a.role == "relay":
+        run_relay(a.name, a.out)
+        return
+
+    print(machine(), flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_stim-"))
+    model = make_model(
+        Path(tempfile.gettempdir()) / f"bench_stim_{a.channels}.onnx", a.channels, a.rate
+    )
+    name = f"bench-stim-{time.monotonic_ns()}"
+    me = [sys.executable, str(Path(__file__).resolve())]
+    common = ["--name", name, "--channels", str(a.channels), "--rate", str(a.rate)]
+    source = subprocess.Popen(
+        me + ["source", *common, "--seconds", str(a.seconds), "--chunk-ms", str(a.chunk_ms)]
+    )
+    relay_out = tmp / "relay.json"
+    relay = subprocess.Popen(me + ["relay", *common, "--out", str(relay_out)])
+    log = tmp / "decisions.jsonl"
+    with PtyTriggerDevice() as device:
+        rules = tmp / "rules.toml"
+        rules.write_text(
+            f'[output]\nport = "{device.port}"\n'
+            '[[rule]]\nname = "to-loud"\nwhen = "enter:loud"\npulse_ms = 1\n'
+            '[[rule]]\nname = "to-quiet"\nwhen = "enter:quiet"\npulse_ms = 1\nchannel = 1\n'
+        )
+        decoder = subprocess.run(
+            RT
+            + ["run", "--model", str(model), "--source", name, "--headless", "--status-every", "0"]
+            + ["--stim", str(rules), "--log", str(log), "--duration", str(a.seconds)],
+            cwd=PACKAGE_PARENT,
+            capture_output=True,
+            text=True,
+        )
+        received = [r for r in device.received if r.command.command == b"P"]
+    for proc in (relay, source):
+        proc.terminate()
+        proc.wait(20)
+    if decoder.returncode != 0:
+        raise SystemExit(f"rtdecode run failed:\n{decoder.stderr[-3000:]}")
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    age = {d["end_sample"]: d["age_ms"] for d in lines if "probs" in d}
+    triggers = [d for d in lines if d.get("event") == "trigger" and d["action"] == "pulse"]
+    acked = sum(1 for d in triggers if d.get("ack", {}).get("status") == "ok")
+    pulls = np.array(json.loads(relay_out.read_text()))  # (returned, first ts, last ts)
+
+    # drop the first 5 s (connections, caches)
+    t_start = triggers[0]["t"] + 5.0 if triggers else 0.0
+    lat, floor, write = [], [], []
+    for d, r in zip(triggers, received):
+        if d["t"] < t_start:
+            continue
+        lat.append(r.first_byte_t - d["t"])
+        k = np.searchsorted(pulls[:, 2], d["t"] - 1e-7)  # the pull that held the sample
+        if k < len(pulls) and pulls[k, 1] <= d["t"] + 1e-7:
+            floor.append(pulls[k, 0] - d["t"])
+        else:
+            floor.append(np.nan)
+        write.append(d["decision_to_write_ms"] - age[d["end_sample"]])
+    lat_ms, floor_ms, write_ms = np.array(lat) * 1e3, np.array(floor) * 1e3, np.array(write)
+    excess = lat_ms - floor_ms
+    ok = np.isfinite(excess)
+
+    def pct(x, q):
+        x = x[np.isfinite(x)]
+        return float(np.percentile(x, q)) if x.size else float("nan")
+
+    figures = {
+        "triggers": len(triggers),
+        "device_commands": len(received),
+        "acknowledged": acked,
+        "measured": int(ok.sum()),
+        "latency_p50_ms": pct(lat_ms, 50),
+        "latency_p99_ms": pct(lat_ms, 99),
+        "latency_max_ms": pct(lat_ms, 100),
+        "floor_p50_ms": pct(floor_ms, 50),
+        "floor_p99_ms": pct(floor_ms, 99),
+        "excess_p50_ms": pct(excess, 50),
+        "excess_p99_ms": pct(excess, 99),
+        "excess_max_ms": pct(excess, 100),
+        "write_after_decision_p50_ms": pct(write_ms, 50),
+        "write_after_decision_p99_ms": pct(write_ms, 99),
+    }
+    print(
+        f"\n{a.channels} ch x {a.rate / 1000:g} kHz, {a.chunk_ms:g} ms chunks, {a.seconds:g} s: "
+        f"{len(triggers)} triggers, {len(received)} commands at the device, {acked} acknowledged"
+    )
+    print("| from the window's last sample's push | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|")
+    for label, x in (
+        ("first byte at the device (rtdecode)", lat_ms),
+        ("floor: a relay's pull returns", floor_ms),
+        ("excess over the floor", excess),
+    ):
+        print(f"| {label} | {pct(x, 50):.3f} | {pct(x, 99):.3f} | {pct(x, 100):.3f} |")
+    print(
+        f"port write after the decision: p50 {figures['write_after_decision_p50_ms']:.3f} ms, "
+        f"p99 {figures['write_after_decision_p99_ms']:.3f} ms"
+    )
+    if len(triggers) != len(received) or acked != len(triggers):
+        print("NOT every trigger accounted for", flush=True)
+    if a.record:
+        path = record(
+            "bench_stim",
+            figures,
+            setup={
+                "channels": a.channels,
+                "rate_hz": a.rate,
+                "chunk_ms": a.chunk_ms,
+                "seconds": a.seconds,
+                "device": "PtyTriggerDevice (pseudo-terminal)",
+            },
+        )
+        print(f"recorded in {path}")
+
+
+if __name__ == "__main__":
+    main()
