@@ -173,6 +173,8 @@ def _start_stimulator(protocol, model, acquisition, outputs):
     print(
         f"stimulation: {rules} -> {where}; {'armed' if protocol.armed else 'DISARMED'}", flush=True
     )
+    if outputs.log_path is None:
+        logger.warning("stimulation without --log: the triggers are not recorded in a file")
     return stimulator
 
 
