@@ -498,6 +498,9 @@ class Decoder:
         timestamp = self._monotonic(raw_timestamp)
         # how old the decision is as it goes out (a starved process may deliver it later still)
         counters["age_ms"] = round((now - raw_timestamp) * 1e3, 3)
+        if self._stim is not None:
+            # the trigger first: the device's command is the loop's shortest path to the animal
+            self._stim.on_decision(end_sample, timestamp, state, stale=stale)
         self.outputs.publish(
             Decision(
                 end_sample=end_sample,
@@ -511,8 +514,6 @@ class Decoder:
             ),
             stale=stale,
         )
-        if self._stim is not None:
-            self._stim.on_decision(end_sample, timestamp, state, stale=stale)
         now = pylsl.local_clock()
         self._recovering = False
         with self._lock:

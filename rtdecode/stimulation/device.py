@@ -10,6 +10,7 @@ its failure, is handed to ``on_result`` exactly once.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -29,7 +30,14 @@ logger = logging.getLogger("rtdecode")
 _REOPEN_S = 0.5  # between attempts to reopen a port that went away
 _WARN_EVERY_S = 10.0
 _HANDSHAKE_S = 3.0
-_CLOSE = object()  # queued by close(): the I/O thread ends when it reaches it  # how long to wait for a device that resets when its port opens  # a port that stays away is reported this often, not at every attempt
+_CLOSE = object()
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """The part of a command the driver did not take in a non-blocking write."""
+
+    data: bytes  # queued by close(): the I/O thread ends when it reaches it  # how long to wait for a device that resets when its port opens  # a port that stays away is reported this often, not at every attempt
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ class TriggerDevice:
         self._port = None
         self._seq = 0
         self._pending: dict[int, tuple[Trigger, float]] = {}
+        self._fd: int | None = None  # the port's non-blocking file, for writes without waiting
         self._answered = threading.Event()  # the device has answered since the port opened
         self._ready = False  # handshake done: watchdog set, gates restored
         self._gates: dict[int, Trigger] = {}  # channel -> the gate that is on (resent on reopen)
@@ -121,8 +130,48 @@ class TriggerDevice:
         return self
 
     def send(self, trigger: Trigger) -> None:
-        """Queue a trigger's command; returns at once (called from the decode thread)."""
+        """Send a trigger's command; returns at once (called from the decode thread).
+
+        When the port is idle the command is written here, without waiting: the port's file is
+        non-blocking, so a write either goes to the driver's buffer (microseconds) or fails
+        with nothing waited for. Otherwise (the I/O thread busy, something queued, a full or
+        lost port, no file descriptor) it is queued for the I/O thread, which may wait. A
+        hand-over to that thread costs a wake-up and the interpreter lock, up to the end of the
+        decode thread's work on this decision.
+        """
+        if self._fd is not None and self._queue.empty() and self._lock.acquire(blocking=False):
+            try:
+                if self._port is not None and self._ready and self._write_now(trigger):
+                    return
+            finally:
+                self._lock.release()
         self._queue.put(trigger)
+
+    def _write_now(self, trig: Trigger) -> bool:
+        """Write a trigger's command without blocking (under the lock); whether it went."""
+        frame = encode_command(replace(self._command(trig), seq=(self._seq % 255) + 1))
+        # stamped as the command is handed to the driver: the write itself may yield the CPU to
+        # the process that reads the port (a pseudo-terminal's), which is the port's delay
+        written = pylsl.local_clock()
+        try:
+            n = os.write(self._fd, frame)
+        except OSError:
+            return False  # full (EAGAIN) or failing: the I/O thread handles it
+        self._next_seq()
+        if n < len(frame):
+            # the driver took part of it: the rest goes first from the I/O thread
+            self._queue.put(_Rest(frame[n:]))
+        self._track(trig, frame[2], written)
+        return True
+
+    def _track(self, trig: Trigger, seq: int, written: float) -> None:
+        """A command written: await its acknowledgement; remember the gates that are on."""
+        if trig.action == "on":
+            self._gates[trig.channel] = trig
+        elif trig.action == "off":
+            self._gates.pop(trig.channel, None)
+        self.counts["written"] += 1
+        self._pending[seq] = (trig, written)
 
     def close(self) -> None:
         """Turn every output off, account for what is pending, close the port. Idempotent."""
@@ -149,6 +198,7 @@ class TriggerDevice:
                     self._port.close()
                 finally:
                     self._port = None
+                    self._fd = None
         for trig, written in pending:
             self._result(trig, written, None, None, "no acknowledgement before the decoder stopped")
         while True:
@@ -175,8 +225,13 @@ class TriggerDevice:
             self.low_latency = False  # a pty, or a driver without it
         port.reset_input_buffer()
         self._answered.clear()
+        try:
+            fd = port.fileno()  # POSIX: pyserial keeps it non-blocking
+        except (AttributeError, OSError, ValueError):
+            fd = None  # elsewhere every command goes through the I/O thread
         with self._lock:
             self._port = port
+            self._fd = fd
             self._ready = False
         logger.info(
             "trigger device on %s (%d baud, low-latency %s, watchdog %d ms)",
@@ -235,6 +290,7 @@ class TriggerDevice:
                 except Exception:  # noqa: BLE001
                     pass
                 self._port = None
+                self._fd = None
         self.last_error = f"{type(exc).__name__}: {exc}"
         logger.warning("trigger device %s lost (%s); reopening", self.config.port, self.last_error)
 
@@ -243,9 +299,11 @@ class TriggerDevice:
         return self._seq
 
     def _write(self, cmd: Command) -> float:
-        """Write one command (under the lock); the LSL clock just after the write."""
-        self._port.write(encode_command(cmd))
-        return pylsl.local_clock()
+        """Write one command (under the lock); the LSL clock as it was handed to the port."""
+        frame = encode_command(cmd)
+        written = pylsl.local_clock()
+        self._port.write(frame)
+        return written
 
     @staticmethod
     def _command(trig: Trigger) -> Command:
@@ -300,11 +358,17 @@ class TriggerDevice:
                 next_beat = time.monotonic() + heartbeat_s
                 self._heartbeat()
 
-    def _send(self, trig: Trigger) -> None:
-        if trig.action == "on":
-            self._gates[trig.channel] = trig
-        elif trig.action == "off":
-            self._gates.pop(trig.channel, None)
+    def _send(self, trig) -> None:
+        if isinstance(trig, _Rest):
+            with self._lock:
+                try:
+                    if self._port is not None:
+                        self._port.write(trig.data)
+                    return
+                except Exception as exc:  # noqa: BLE001 - reported, retried by reopening
+                    err = exc
+            self._lost(err)
+            return
         with self._lock:
             if self._port is None:
                 error = f"not written: port unavailable ({self.last_error})"
@@ -316,8 +380,7 @@ class TriggerDevice:
                 except Exception as exc:  # noqa: BLE001 - reported, retried by reopening
                     error = f"not written: {type(exc).__name__}: {exc}"
                 else:
-                    self.counts["written"] += 1
-                    self._pending[seq] = (trig, written)
+                    self._track(trig, seq, written)
                     return
         if self._port is not None:
             self._lost(RuntimeError(error))

@@ -150,13 +150,15 @@ class Stimulator:
 
     # Internals -------------------------------------------------------------------------------
     def _emit(self, triggers: list[Trigger]) -> None:
+        if self.device is not None:
+            for trig in triggers:  # the device first: then the markers and the log
+                if trig.sent:
+                    self.device.send(trig)  # logged when the device has answered
         for trig in triggers:
             if trig.suppressed is None and self._markers is not None:
                 self._markers.push_sample([marker_text(trig)], trig.t)
                 self.recent.append((trig.t, marker_text(trig)))
-            if trig.sent and self.device is not None:
-                self.device.send(trig)  # logged when the device has answered
-            else:
+            if not (trig.sent and self.device is not None):
                 self._log(trig, {})
 
     def _on_result(self, result: CommandResult) -> None:
