@@ -62,6 +62,7 @@ COUNTERS: tuple[str, ...] = (
     "clock_jumps",
     "pending_gap_sample",
     "source_stalls",
+    "bad_timestamps",
 )
 
 MAX_PENDING_S = 0.5
@@ -73,7 +74,9 @@ _STALL_SHARE = 0.5
 _VERDICT_JUMPS = 1.5
 _VERDICT_EXTRA_S = 0.02
 
-EventKind = Literal["clock_jump", "nonmonotonic", "reset", "pending", "stall", "gap"]
+EventKind = Literal[
+    "clock_jump", "nonmonotonic", "reset", "pending", "stall", "gap", "bad_timestamp"
+]
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class TimingEvent:
 
     Attributes
     ----------
-    kind : {"clock_jump", "nonmonotonic", "reset", "pending", "stall", "gap"}
+    kind : {"clock_jump", "nonmonotonic", "reset", "pending", "stall", "gap", "bad_timestamp"}
         What was decided.
     at_sample : int
         The absolute index of the sample it concerns: the sample after the step (``reset``,
@@ -186,7 +189,22 @@ class TimingPolicy:
             c["clock_jumps"] += 1
             self._events.append(TimingEvent("clock_jump", first, offset_step))
         last = c["last_ts"]
-        for i, t in enumerate((stamps + offset_s).tolist()):
+        values = (stamps + offset_s).tolist()
+        corrected = []
+        for i, t in enumerate(values):
+            if not math.isfinite(t):
+                # NaN or infinite (a broken or hostile source): counted, and put one period after
+                # the sample before it (no step); with none before, one period before the next
+                # finite timestamp of the chunk, else 0 (no timestamp yet)
+                c["bad_timestamps"] += 1
+                self._events.append(TimingEvent("bad_timestamp", first + i, 0.0))
+                if last != 0.0:
+                    t = last + self.period_s + offset_step
+                else:
+                    later = [
+                        (j, v) for j, v in enumerate(values[i + 1 :], i + 1) if math.isfinite(v)
+                    ]
+                    t = later[0][1] - (later[0][0] - i) * self.period_s if later else 0.0
             if last == 0.0:
                 # no sample before: a newest timestamp of exactly 0 reads as none, as in the
                 # kernel
@@ -198,6 +216,8 @@ class TimingPolicy:
                 self._classify_step(first + i, t - last - offset_step)
                 offset_step = 0.0
             last = t
+            corrected.append(t)
+        self.corrected = np.array(corrected)
         c["last_ts"] = last
         c["chunks"] += 1
         c["samples"] += stamps.size

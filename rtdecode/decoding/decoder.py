@@ -151,6 +151,7 @@ class Decoder:
         self._gap_handled = 0  # absolute sample of the newest gap already handled
         self._resets_seen = 0  # timestamp resets already logged
         self._stalls_seen = 0  # source stalls (timestamp jumps made up for) already logged
+        self._bad_ts_seen = 0  # NaN/infinite timestamps already logged
         self._last_published_ts = -math.inf
         self._ts_offset = 0.0  # added to decision timestamps after the source's went back
         self._rebase_ts = False  # the windows restarted: set the offset afresh
@@ -293,6 +294,9 @@ class Decoder:
             stalls = int(self.acquisition.counter("source_stalls"))
             if stalls > self._stalls_seen:
                 self._log_stalls(stalls)
+            bad_ts = int(self.acquisition.counter("bad_timestamps"))
+            if bad_ts > self._bad_ts_seen:
+                self._log_bad_timestamps(bad_ts)
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
@@ -450,6 +454,17 @@ class Decoder:
         )
         self.outputs.log_event("source_stall", stalls=stalls - self._stalls_seen, total=stalls)
         self._stalls_seen = stalls
+
+    def _log_bad_timestamps(self, total: int) -> None:
+        """Say that NaN or infinite timestamps came (each was replaced; decoding goes on)."""
+        if self._bad_ts_seen == 0:
+            logger.warning(
+                "%r sent NaN or infinite timestamps (a broken or hostile source under its name?): "
+                "each is replaced by one period after the sample before it, and counted",
+                self.acquisition.name,
+            )
+        self.outputs.log_event("bad_timestamps", new=total - self._bad_ts_seen, total=total)
+        self._bad_ts_seen = total
 
     def _check_stall(self, newest: int) -> None:
         """Publish ``no_signal`` once when no sample arrives for ``stall_s``; note the resume."""

@@ -46,8 +46,11 @@ class _Both:
 
     def push(self, stamps: np.ndarray, offset_s: float = 0.0) -> list[TimingEvent]:
         corrected = self.kernel.push(stamps, offset_s)
-        assert np.array_equal(corrected, np.asarray(stamps, np.float64) + offset_s)
         events = self.reference.push(stamps, offset_s)
+        # finite timestamps are kept as sent (+ offset); repaired ones alike in both
+        assert np.array_equal(corrected, self.reference.corrected)
+        finite = np.isfinite(np.asarray(stamps, np.float64))
+        assert np.array_equal(corrected[finite], np.asarray(stamps, np.float64)[finite] + offset_s)
         return self._after(events, f"chunk {self.calls}")
 
     def pause(self) -> list[TimingEvent]:
@@ -468,3 +471,42 @@ def test_bad_input_is_rejected(make):
         classifier.push(np.empty(0))
     with pytest.raises(ValueError, match="non-empty 1-D"):
         classifier.push(np.zeros((2, 2)))
+
+
+@PROPERTY
+@given(_feeds(), st.integers(0, 2**32 - 1), st.sampled_from([0.001, 0.05]))
+def test_nan_and_infinite_timestamps_are_counted_repaired_and_no_step(feed, seed, share):
+    """Any host may publish under a stream's name and send NaN or inf timestamps: each is
+    counted and put one period after the sample before it, in the kernel as in the reference,
+    and the finite ones are classified as if the bad ones had been on time."""
+    fs, tol, items = feed
+    rng = np.random.default_rng(seed)
+    bad = np.array([np.nan, np.inf, -np.inf])
+    both = _Both(fs, tol)
+    n_bad = 0
+    for item in items:
+        if item is None:
+            both.pause()
+            continue
+        stamps, offset = item
+        stamps = np.array(stamps, dtype=np.float64)
+        hit = rng.random(stamps.size) < share
+        stamps[hit] = bad[rng.integers(0, 3, hit.sum())]
+        n_bad += int(hit.sum())
+        before = both.kernel.counters.copy()
+        both.push(stamps, offset)
+        assert np.isfinite(both.kernel.counters).all(), before
+    assert both.counters["bad_timestamps"] == n_bad
+    assert all(np.isfinite(v) for v in both.counters.values())
+
+
+def test_one_infinite_timestamp_in_a_regular_stream_is_counted_and_nothing_else():
+    both = _Both(1000.0)
+    stamps = 100.0 + np.arange(3000) / 1000.0
+    for k, value in ((1000, np.inf), (1500, np.nan), (2000, -np.inf), (2001, np.inf)):
+        stamps[k] = value
+    _feed(both, stamps)
+    c = both.counters
+    assert c["bad_timestamps"] == 4
+    assert c["gaps"] == c["timestamp_resets"] == c["nonmonotonic"] == c["missing_samples"] == 0
+    assert both.kernel.push(np.array([np.nan, 103.001]))[0] == pytest.approx(103.0)

@@ -1,6 +1,7 @@
 """Stream faults: the source killed and restarted (several times) while the decoder runs."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import threading
 import time
 
+import pylsl
 import pytest
 
 from rtdecode.acquisition.acquisition import LslAcquisition
@@ -672,3 +674,38 @@ def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique
     counters = decoder.acquisition.counters
     assert counters["gaps"] == 1 and counters["pending_gap_sample"] == 0
     assert counters["last_gap_sample"] == _JUMP_AT and counters["source_stalls"] == 0
+
+
+def test_nan_and_infinite_timestamps_are_counted_and_decoding_goes_on(
+    small_model, unique_name, tmp_path
+):
+    """One timestamp of inf from any host publishing under the stream's name used to end
+    `rtdecode run` (OverflowError): a 24/7 alarm must survive it."""
+    fs = 2000.0
+    t0 = pylsl.local_clock()
+    # from 5 s on: the decoder process has connected by then
+    bad = {10000: math.inf, 12000: math.nan, 14000: -math.inf, 14001: math.inf}
+
+    def stamp(i):
+        return bad.get(i, t0 + i / fs)
+
+    outlet, source, stop = _push_stamped(unique_name, stamp, 12.0)
+    log = tmp_path / "decisions.jsonl"
+    source.start()
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "rtdecode", "run", "--model", str(small_model), "--source",
+             unique_name, "--headless", "--log", str(log), "--duration", "10"],
+            cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        source.join(5)
+    assert res.returncode == 0, res.stderr
+    assert "NaN or infinite timestamps" in res.stderr
+    lines = _lines(log)
+    decisions = [d for d in lines if "probs" in d]
+    assert decisions[-1]["end_sample"] > 14000 - decisions[0]["end_sample"]  # past every bad one
+    assert decisions[-1]["gaps"] == 0 and decisions[-1]["missing_samples"] == 0
+    assert sum(d["new"] for d in lines if d.get("event") == "bad_timestamps") == 4
+    assert all(math.isfinite(d["t"]) for d in decisions)

@@ -13,7 +13,7 @@ import numpy as np
 cimport cython
 cimport numpy as cnp
 from libc.stdint cimport int16_t, int32_t
-from libc.math cimport NAN, fabs, floor
+from libc.math cimport NAN, fabs, floor, isfinite
 from posix.time cimport nanosleep, timespec
 from posix.stat cimport struct_stat, fstat
 
@@ -92,7 +92,8 @@ cdef enum:
                          # judged (0 = none): the decoder decides nothing past it meanwhile
     I_STALLS = 12        # forward jumps that the next timestamps made up for (a source that
                          # stalled and stamps its chunks by push time): no sample was missing
-    I_COUNT = 13
+    I_BAD_TS = 13        # NaN or infinite timestamps, each replaced by one period after the last
+    I_COUNT = 14
 
 cdef enum:
     N_LAGS = 16          # arrival lags kept (the prediction uses their minimum)
@@ -100,7 +101,7 @@ cdef enum:
 
 COUNTER_NAMES = ("chunks", "samples", "gaps", "missing_samples", "nonmonotonic",
                  "last_ts", "first_ts", "lsl_error", "last_gap_sample", "timestamp_resets",
-                 "clock_jumps", "pending_gap_sample", "source_stalls")
+                 "clock_jumps", "pending_gap_sample", "source_stalls", "bad_timestamps")
 
 
 cdef inline double _smallest(const double* values, int n) noexcept nogil:
@@ -226,8 +227,21 @@ cdef class TimestampClassifier:
         cdef long long at
         if last != 0.0 and (step > self._gap_tol or step < -self._gap_tol):
             self._counters[I_CLOCK_JUMPS] += 1
+        cdef Py_ssize_t j
         for i in range(n):
             t = ts[i] + offset
+            if not isfinite(t):
+                # a NaN or infinite timestamp (a broken or hostile source): counted, and put one
+                # period after the sample before it, so that it is no step at all
+                self._counters[I_BAD_TS] += 1
+                if last != 0.0:
+                    t = last + self._period + step
+                else:  # no sample before: one period before the next finite one, if any
+                    t = 0.0
+                    for j in range(i + 1, n):
+                        if isfinite(ts[j] + offset):
+                            t = ts[j] + offset - (j - i) * self._period
+                            break
             ts[i] = t
             if last != 0.0:
                 dt = t - last - step
