@@ -12,7 +12,14 @@ import signal
 import sys
 
 from rtdecode import __version__
-from rtdecode.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, UsageError, _positive_float
+from rtdecode.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    UsageError,
+    _non_negative_float,
+    _positive_float,
+)
 from rtdecode.cli.live import cmd_demo, cmd_info, cmd_monitor, cmd_run, cmd_simulate
 from rtdecode.cli.offline import OFFLINE_COMMANDS, add_offline_commands
 
@@ -62,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--log-rotate-hours",
-        type=_positive_float,
+        type=_non_negative_float,
+        default=24.0,
         metavar="H",
-        help="also start a new log file every H hours (e.g. 24: daily files)",
+        help="also start a new log file at every H hours of UTC time (default 24: a file per "
+        "UTC day; 0: never)",
     )
     run.add_argument(
         "--log-fsync-s",

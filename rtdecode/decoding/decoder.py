@@ -604,6 +604,7 @@ class Decoder:
             blanked_decisions=self._blanked,
             stim=dict(self._stim.engine.counts) if self._stim is not None else {},
             stim_armed=self._stim.armed if self._stim is not None else None,
+            log_error=self.outputs.log_error,
             stream_health=(
                 "stalled" if self._stalled else "recovering" if self._recovering else "connected"
             ),

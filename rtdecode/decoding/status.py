@@ -52,6 +52,7 @@ class DecoderStatus:
     blanked_decisions: int = 0  # windows held back by a stimulation artefact
     stim: dict = field(default_factory=dict)  # trigger counts: sent, sham, suppressed
     stim_armed: bool | None = None  # None: no stimulation
+    log_error: str | None = None  # the decision log cannot be written (its lines are held)
 
     @classmethod
     def empty(cls, classes: tuple[str, ...]) -> DecoderStatus:
@@ -86,6 +87,7 @@ class DecoderStatus:
                 if self.bad_channels
                 else ""
             )
+            + (f" | LOG ERROR: {self.log_error}" if self.log_error else "")
             + (
                 f" | triggers {self.stim.get('sent', 0)} sham {self.stim.get('sham', 0)} "
                 f"suppressed {self.stim.get('suppressed', 0)} held {self.blanked_decisions}"

@@ -291,6 +291,11 @@ class DecisionOutputs:
         return self._hop_s
 
     @property
+    def log_error(self) -> str | None:
+        """Why the decision log cannot be written now (its lines are held meanwhile), or None."""
+        return None if self._log is None else self._log.error
+
+    @property
     def log_path(self) -> Path | None:
         """Path of the decision log, or ``None``."""
         return None if self._log is None else self._log.path

@@ -9,9 +9,11 @@ power cut.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +21,13 @@ from typing import IO, Any
 from rtdecode.common.jsonable import finite_or_none, json_default
 
 __all__ = ["JsonLinesLog", "encode_line"]
+
+logger = logging.getLogger("rtdecode")
+
+_RETRY_S = 1.0  # a log that cannot be written is tried again this often
+_WARN_EVERY_S = 30.0  # ... and reported on stderr this often while it fails
+_CHECK_S = 1.0  # how often the file is checked for having been moved or deleted
+_MAX_HELD = 100_000  # lines held in memory while the file cannot be written (tens of MB)
 
 # One encoder for the process: json.dumps would build a new one per call because of `default`.
 _ENCODER = json.JSONEncoder(allow_nan=False, default=json_default, separators=(",", ":"))
@@ -49,6 +58,13 @@ class JsonLinesLog:
         file per UTC day); a restarted decoder keeps appending to the current period's file.
     fsync_s : float, optional
         ``os.fsync`` the file at most this often.
+
+    Notes
+    -----
+    A write never raises for the file's sake: a full disk, an I/O error, a permission change or
+    a file moved away is reported (:attr:`error`, a warning every 30 s) and the lines are held
+    in memory (up to 100,000, then the oldest are dropped and counted) until the file can be
+    written again (tried every second; a moved or deleted file is started afresh at ``path``).
     """
 
     def __init__(
@@ -72,6 +88,14 @@ class JsonLinesLog:
         self._fsync_s = float(fsync_s) if fsync_s else None
         self._next_fsync = 0.0
         self._lock = threading.Lock()
+        self._held: deque[str] = deque()  # lines not written yet (the file failing)
+        self.error: str | None = None  # why the file cannot be written now
+        self.errors = 0  # failed attempts so far
+        self.dropped = 0  # lines dropped because too many were held
+        self._retry_at = 0.0
+        self._last_warned = -_WARN_EVERY_S
+        self._next_check = time.monotonic() + _CHECK_S
+        self._closed = False
         # Append, never truncate: a restart must keep the previous run's decisions.
         # buffering=1 flushes at every newline, i.e. once per line written.
         self._file: IO[str] | None = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -84,30 +108,88 @@ class JsonLinesLog:
         )
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Append one record as a line; rotate first or after as configured."""
+        """Append one record as a line; rotate first or after as configured.
+
+        Raises only when the log was closed; a file that cannot be written is reported and its
+        lines held (see the class notes).
+        """
         line = encode_line(record) + "\n"
         with self._lock:
-            if self._file is None:
+            if self._closed:
                 raise RuntimeError(f"the log {str(self.path)!r} is closed")
+            if len(self._held) >= _MAX_HELD:
+                self._held.popleft()
+                self.dropped += 1
+            self._held.append(line)
+            now = time.monotonic()
+            if self.error is not None and now < self._retry_at:
+                return  # failing: held until the next attempt
+            try:
+                self._write_held(now)
+            except OSError as exc:
+                self._failed(exc, now)
+                return
+            if self.error is not None:
+                logger.warning("the log %s is written again (%s before)", self.path, self.error)
+                self.error = None
+
+    def _write_held(self, now: float) -> None:
+        """Write the held lines (under the lock); OSError when the file cannot take them."""
+        if self._file is not None and now >= self._next_check:
+            self._next_check = now + _CHECK_S
+            try:
+                moved = os.stat(self.path).st_ino != os.fstat(self._file.fileno()).st_ino
+            except FileNotFoundError:
+                moved = True
+            if moved:  # moved or deleted: go on in a new file at the path
+                self._file.close()
+                self._file = None
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._bytes = self.path.stat().st_size
+        while self._held:
             if self._rotate_s is not None and time.time() // self._rotate_s > self._period:
                 # a new UTC period: the file is renamed with the start of its own period, and
                 # this line opens the next one
                 self._rotate(self._period * self._rotate_s)
+            line = self._held[0]
             self._file.write(line)
+            self._held.popleft()
             self._bytes += len(line)
-            if self._fsync_s is not None:
-                now = time.monotonic()
-                if now >= self._next_fsync:
-                    self._next_fsync = now + self._fsync_s
-                    os.fsync(self._file.fileno())
             if self._rotate_bytes is not None and self._bytes >= self._rotate_bytes:
                 self._rotate(time.time())
+        if self._fsync_s is not None and now >= self._next_fsync:
+            self._next_fsync = now + self._fsync_s
+            os.fsync(self._file.fileno())
+
+    def _failed(self, exc: OSError, now: float) -> None:
+        """The file could not be written (under the lock): report, hold, try again later."""
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.errors += 1
+        self._retry_at = now + _RETRY_S
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+        if now - self._last_warned >= _WARN_EVERY_S:
+            self._last_warned = now
+            logger.warning(
+                "cannot write the log %s (%s): decoding goes on, %d line(s) held, retrying every "
+                "%g s",
+                self.path,
+                self.error,
+                len(self._held),
+                _RETRY_S,
+            )
 
     def _rotate(self, stamp_time: float) -> None:
         """Rename the file with the UTC time ``stamp_time`` and start a new one (under the
         lock)."""
         path = self.path
-        self._file.close()
+        file, self._file = self._file, None  # a failure below leaves no closed file in use
+        file.close()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp_time))
         target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
         k = 1
@@ -122,11 +204,31 @@ class JsonLinesLog:
     def _period_now(self) -> int:
         return int(time.time() // self._rotate_s) if self._rotate_s else 0
 
+    @property
+    def held(self) -> int:
+        """Lines waiting for the file to be writable."""
+        return len(self._held)
+
     def close(self) -> None:
-        """Close the file. Idempotent."""
+        """Write what is held if the file takes it, then close the file. Idempotent."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._held:
+                try:
+                    self._write_held(time.monotonic())
+                except OSError as exc:
+                    logger.error(
+                        "the log %s could not be written (%s): %d line(s) lost",
+                        self.path,
+                        exc,
+                        len(self._held),
+                    )
             if self._file is not None:
                 try:
                     self._file.close()
+                except OSError as exc:
+                    logger.error("closing the log %s failed: %s", self.path, exc)
                 finally:
                     self._file = None

@@ -709,3 +709,34 @@ def test_nan_and_infinite_timestamps_are_counted_and_decoding_goes_on(
     assert decisions[-1]["gaps"] == 0 and decisions[-1]["missing_samples"] == 0
     assert sum(d["new"] for d in lines if d.get("event") == "bad_timestamps") == 4
     assert all(math.isfinite(d["t"]) for d in decisions)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_log_that_cannot_be_written_never_stops_the_decoding(small_model, unique_name, tmp_path):
+    """A full disk under the decision log: decisions go on being published, the status says
+    why the log is not written, and the held lines reach the file when it has room again."""
+    from rtdecode.outputs import log as log_module
+
+    log = tmp_path / "decisions.jsonl"
+    os.symlink("/dev/full", log)
+    source = _start_source(unique_name)
+    try:
+        decoder = _decoder(small_model, unique_name, log)
+        log_module_retry = log_module._RETRY_S
+        with decoder:
+            assert _wait(lambda: decoder.status().decisions >= 20, 30)
+            status = decoder.status()
+            assert status.log_error is not None and "No space left" in status.log_error
+            assert "LOG ERROR" in status.line()
+            n = status.decisions
+            assert _wait(lambda: decoder.status().decisions >= n + 10, 10)  # still deciding
+            os.unlink(log)  # room again
+            assert _wait(lambda: decoder.status().log_error is None, 5 + log_module_retry)
+        decisions = [d for d in _lines(log) if "probs" in d]
+        # every decision made while the disk was full is in the file, in order
+        assert len(decisions) >= n + 10
+        ends = [d["end_sample"] for d in decisions]
+        assert ends == sorted(ends) and len(set(ends)) == len(ends)
+    finally:
+        source.kill()
+        source.wait()
