@@ -263,11 +263,12 @@ class Decoder:
                 if self._late_boundary
                 else (prepare_at, boundary)
             )
-            upcoming = [
-                at
-                for at in points + (prepare_at + self.config.hop_samples,)
-                if at > self._processed
-            ]
+            # (with a hop shorter than the tail, the next head's point comes before this window's
+            # end, and this window's head point is already past: the next end is the second)
+            hop = self.config.hop_samples
+            upcoming = sorted(
+                at for at in points + (prepare_at + hop, boundary + hop) if at > self._processed
+            )
             self.acquisition.set_urgent_at(upcoming[0], upcoming[1])
             # this thread wakes at the same points (the one just before the window ends, see
             # _pre_boundary, and the later one when the tail is long, _late_boundary), or

@@ -740,3 +740,20 @@ def test_a_log_that_cannot_be_written_never_stops_the_decoding(small_model, uniq
     finally:
         source.kill()
         source.wait()
+
+
+def test_a_hop_shorter_than_the_windows_tail_decodes(make_model, unique_name, tmp_path):
+    """A contract may allow a hop shorter than the tail the decoder finishes a window with (here
+    2 ms against 4 ms): the decode thread's wake points must still be found (it crashed with an
+    IndexError after the first decision)."""
+    model = make_model("short_hop.onnx", hop_s=0.002, window_s=0.5)
+    source = _start_source(unique_name)
+    try:
+        decoder = _decoder(model, unique_name, tmp_path / "decisions.jsonl")
+        assert decoder.features.tail_input_samples > decoder.config.hop_samples
+        with decoder:
+            assert _wait(lambda: decoder.status().decisions >= 1000, 20), decoder.error
+            assert decoder.error is None and decoder.running
+    finally:
+        source.kill()
+        source.wait()
