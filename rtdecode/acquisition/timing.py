@@ -209,10 +209,9 @@ class TimingPolicy:
                 # no sample before: a newest timestamp of exactly 0 reads as none, as in the
                 # kernel
                 c["first_ts"] = t
+                offset_step = 0.0  # the offset in force from the first sample on is no step
             else:
-                # The offset step is taken off the first step with a sample before it. (In the
-                # very first chunk that is the step from its sample 0 to 1, although both carry
-                # the offset: the kernel does so today, see test_timing_policy.)
+                # the offset step is taken off the first step with a sample before it
                 self._classify_step(first + i, t - last - offset_step)
                 offset_step = 0.0
             last = t

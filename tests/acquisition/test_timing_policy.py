@@ -441,14 +441,10 @@ def test_an_offset_change_within_the_tolerance_is_taken_off_silently():
     assert both.counters["clock_jumps"] == 0 and both.counters["nonmonotonic"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="today the offset in force before the first sample is taken off the step between "
-    "the first chunk's samples 0 and 1 (both carry it): an offset above 1 s reads as a "
-    "timestamp reset at sample 1, one below -0.5 s as a gap. Kept: no behaviour change here.",
-)
 @pytest.mark.parametrize("offset_s", [3.0, -2.0])
 def test_the_first_chunks_offset_is_not_a_step(offset_s):
+    """A source on another machine has a large clock offset from the first sample on: that is
+    no step (it read as a timestamp reset at sample 1 above 1 s, as a gap below -0.5 s)."""
     both = _Both(FS)
     both.push(_nominal(100), offset_s=offset_s)
     c = both.counters

@@ -367,7 +367,9 @@ def test_triggers_on_the_timeline_a_sounding_alarm_and_disarming_by_key(qtbot, l
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert any(d.get("event") == "disarmed" and d.get("by") == "monitor" for d in lines)
     triggers = [d for d in lines if d.get("event") == "trigger"]
-    assert [d["suppressed"] for d in triggers] == [None, "disarmed"]
+    # the onset while armed was sent; every onset after (the loud signal may flicker) was not
+    assert triggers[0]["suppressed"] is None and len(triggers) >= 2
+    assert {d["suppressed"] for d in triggers[1:]} == {"disarmed"}
 
 
 def test_a_marker_on_the_control_stream_arms_and_disarms(live_stim):

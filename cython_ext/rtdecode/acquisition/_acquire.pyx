@@ -275,6 +275,7 @@ cdef class TimestampClassifier:
                     self._confirm_gap()
             else:
                 self._counters[I_FIRST_TS] = t
+                step = 0.0  # the offset in force from the first sample on is no step
             last = t
         self._counters[I_LAST_TS] = last
         self._offset_used = offset
