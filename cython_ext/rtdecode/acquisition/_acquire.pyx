@@ -407,11 +407,8 @@ cdef class AcquisitionLoop:
         self._lag_offset = 0.0
         self._blocking_for = -1
         # Until the urgent sample's arrival can be predicted from the timestamps, switch to
-        # blocking waits this many samples before it (1.5 ms): the naps before it are cut
-        # short to end there, so the blocking part, where liblsl's receiver
-        # wakes this thread for every packet (often several times), stays short. (3 ms: ~420
-        # wakes a second of this thread at 64 ch, and ~270 preemptions of liblsl's receiver by
-        # them; 1.5 ms: ~230 and ~80, latency p99 unchanged within the noise.)
+        # blocking waits this many samples (1.5 ms) before it: while blocking, liblsl's receiver
+        # wakes this thread for every packet, so that part is kept short.
         self._lead = <long long>(_LEAD_S * nominal_rate_hz) + 1
         if max_chunk < self._lead:
             raise ValueError(f"max_chunk ({max_chunk}) must hold at least {self._lead} samples")
@@ -634,8 +631,8 @@ cdef class AcquisitionLoop:
             # ... unless the stream is behind its pace: a source that fell behind stamps its
             # late samples late, then catches up, so the urgent sample can come as early as the
             # stream's best recent pace says (its sample count's nominal time plus the smallest
-            # recent difference between the two). Seen: a simulator a few ms late now and then;
-            # the acquisition napped through the catch-up, decisions ~4.5 ms late.
+            # recent difference between the two); predicted from the late stamps, a nap would
+            # run through the catch-up.
             on_pace = _smallest(self._phases, self._n_lags) + urgent * self._period
             if on_pace < due:
                 due = on_pace
