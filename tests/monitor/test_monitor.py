@@ -89,21 +89,38 @@ class Source:
         self._thread.join(2)
 
 
-@pytest.fixture
-def live(alarm_model, unique_name, tmp_path):
-    source = Source(unique_name)
-    info = resolve_stream(StreamSelector(name=unique_name), timeout_s=10)
+def _live(alarm_model, name, tmp_path, stim_protocol=None):
+    """A steered source and a decoder of it (not started) logging to ``tmp_path``, with a
+    stimulation stage when ``stim_protocol`` is given."""
+    source = Source(name)
+    info = resolve_stream(StreamSelector(name=name), timeout_s=10)
     acquisition = LslAcquisition(info)
     model = OnnxModel(alarm_model)
     log = tmp_path / "log.jsonl"
     outputs = DecisionOutputs(
         model.contract.classes,
         input_source_id=acquisition.source_id,
-        input_name=unique_name,
+        input_name=name,
         hop_s=0.1,
         log_path=log,
     )
-    decoder = Decoder(model, acquisition, outputs)
+    stim = None
+    if stim_protocol is not None:
+        from rtdecode.stimulation.stimulator import Stimulator
+
+        stim = Stimulator(
+            stim_protocol,
+            outputs,
+            fs_hz=FS,
+            window_samples=model.contract.features.window_samples,
+            input_source_id=acquisition.source_id,
+        ).start()
+    return source, Decoder(model, acquisition, outputs, stimulator=stim), log
+
+
+@pytest.fixture
+def live(alarm_model, unique_name, tmp_path):
+    source, decoder, log = _live(alarm_model, unique_name, tmp_path)
     yield source, decoder, log
     decoder.close()
     source.close()
@@ -309,28 +326,9 @@ def test_monitor_without_a_decoder_is_a_clear_error(unique_name):
 def live_stim(alarm_model, unique_name, tmp_path):
     """``live`` with a dry-run stimulation rule: a pulse at each seizure onset."""
     from rtdecode.stimulation.rules import StimProtocol, StimRule
-    from rtdecode.stimulation.stimulator import Stimulator
 
-    source = Source(unique_name)
-    info = resolve_stream(StreamSelector(name=unique_name), timeout_s=10)
-    acquisition = LslAcquisition(info)
-    model = OnnxModel(alarm_model)
-    log = tmp_path / "log.jsonl"
-    outputs = DecisionOutputs(
-        model.contract.classes,
-        input_source_id=acquisition.source_id,
-        input_name=unique_name,
-        hop_s=0.1,
-        log_path=log,
-    )
-    stim = Stimulator(
-        StimProtocol((StimRule("onset", "enter:seizure"),)),
-        outputs,
-        fs_hz=FS,
-        window_samples=model.contract.features.window_samples,
-        input_source_id=acquisition.source_id,
-    ).start()
-    decoder = Decoder(model, acquisition, outputs, stimulator=stim)
+    protocol = StimProtocol((StimRule("onset", "enter:seizure"),))
+    source, decoder, log = _live(alarm_model, unique_name, tmp_path, protocol)
     yield source, decoder, log
     decoder.close()
     source.close()
