@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -392,12 +391,3 @@ class StimEngine:
         out = self._all_off(end_sample, t, self._last_state or "", "stopped")
         self.stopped = True
         return out
-
-    @property
-    def gates_on(self) -> list[str]:
-        """The rules whose gate is on."""
-        return [rs.rule.name for rs in self._rules if rs.gate_on]
-
-    def pending_yoked(self) -> Iterable[float]:
-        """Offsets of yoked triggers still to come (for the log's stop line)."""
-        return [o for rs in self._rules for o in rs.offsets]

@@ -156,8 +156,9 @@ class Stimulator:
                     self.device.send(trig)  # logged when the device has answered
         for trig in triggers:
             if trig.suppressed is None and self._markers is not None:
-                self._markers.push_sample([marker_text(trig)], trig.t)
-                self.recent.append((trig.t, marker_text(trig)))
+                text = marker_text(trig)
+                self._markers.push_sample([text], trig.t)
+                self.recent.append((trig.t, text))
             if not (trig.sent and self.device is not None):
                 self._log(trig, {})
 
