@@ -17,6 +17,7 @@ __all__ = [
     "QUALITY_CHANNEL",
     "NO_SIGNAL",
     "BAD_SIGNAL",
+    "DECODER_STALLED",
     "SPECIAL_STATES",
     "truth_stream_name",
     "output_source_id",
@@ -43,7 +44,9 @@ QUALITY_CHANNEL = "quality"
 NO_SIGNAL = "no_signal"
 #: State while too few channels are usable (not a class of any model).
 BAD_SIGNAL = "bad_signal"
-SPECIAL_STATES = (NO_SIGNAL, BAD_SIGNAL)
+#: Marker while the decode thread makes no progress (see rtdecode.decoding.watchdog).
+DECODER_STALLED = "decoder_stalled"
+SPECIAL_STATES = (NO_SIGNAL, BAD_SIGNAL, DECODER_STALLED)
 
 
 def truth_stream_name(source_name: str) -> str:

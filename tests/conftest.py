@@ -52,3 +52,46 @@ def small_model(tmp_path):
 def make_model(tmp_path):
     """``make_model(name, **options)``: a model as ``make_small_model`` makes, in ``tmp_path``."""
     return lambda name, **options: make_small_model(tmp_path / name, **options)
+
+
+class StuckPipe:
+    """A named pipe at ``path`` whose reader stops reading: a write to it hangs, as one to a
+    hung network mount does, until ``drain`` reads what is waiting."""
+
+    def __init__(self, path):
+        import fcntl
+
+        self.path = path
+        os.mkfifo(path)
+        self._reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._filler = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        fcntl.fcntl(self._filler, 1031, 4096)  # F_SETPIPE_SZ: a page, so it fills at once
+        self.received = bytearray()
+
+    def fill(self) -> None:
+        """Fill the pipe: the next write of anyone else blocks."""
+        try:
+            while True:
+                os.write(self._filler, b"#" * 4096)
+        except BlockingIOError:
+            pass
+
+    def drain(self) -> bytes:
+        """Read what is waiting (the filler's bytes dropped); returns the lines read so far."""
+        try:
+            while chunk := os.read(self._reader, 65536):
+                self.received += chunk
+        except BlockingIOError:
+            pass
+        return bytes(self.received.replace(b"#", b""))
+
+    def close(self) -> None:
+        os.close(self._filler)
+        os.close(self._reader)
+
+
+@pytest.fixture
+def stuck_pipe(tmp_path):
+    pipe = StuckPipe(tmp_path / "hung.jsonl")
+    yield pipe
+    pipe.close()

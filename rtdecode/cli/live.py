@@ -299,13 +299,19 @@ def _wait_with_monitor(decoder, args, *, status_every_s, on_status) -> None:
     if args.screenshot:
         cmd += ["--screenshot", str(Path(args.screenshot).resolve())]
     monitor = subprocess.Popen(cmd, cwd=PACKAGE_PARENT)
+    finished = False
     try:
         decoder.wait(args.duration, status_every_s=status_every_s, on_status=on_status)
+        finished = args.duration is not None
     finally:
+        # a monitor with a --duration closes by itself (after its screenshot); otherwise the
+        # decoder failed, stalled or was stopped, and the monitor has nothing more to show
         try:
-            monitor.wait(timeout=30 if args.duration is not None else None)
+            if not finished:
+                monitor.terminate()
+            monitor.wait(timeout=30)
         except (subprocess.TimeoutExpired, KeyboardInterrupt):
-            monitor.terminate()
+            monitor.kill()
     if args.screenshot:
         if monitor.returncode == 0 and Path(args.screenshot).is_file():
             print(f"monitor screenshot saved to {args.screenshot}", flush=True)

@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=1.0,
         metavar="S",
-        help="no sample for S seconds publishes no_signal (default 1)",
+        help="no sample for S seconds publishes no_signal; a decode thread that makes no "
+        "progress for S seconds (a hung log write) publishes decoder_stalled, and after "
+        "max(10, 10 S) seconds run exits with code 1 (default 1)",
     )
     run.add_argument(
         "--status-every", type=float, default=1.0, metavar="S", help="status line period (0 = none)"

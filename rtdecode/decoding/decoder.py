@@ -27,10 +27,11 @@ from rtdecode.common.channels import labels_or_default
 from rtdecode.decoding.model import OnnxModel
 from rtdecode.decoding.status import DecoderStatus, Observation
 from rtdecode.decoding.step import DecodeStep
+from rtdecode.decoding.watchdog import DecoderStalledError, DecodeWatchdog
 from rtdecode.features.quality import QualityConfig
 from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.outputs.decisions import Decision, DecisionOutputs
-from rtdecode.streams import NO_SIGNAL
+from rtdecode.streams import DECODER_STALLED, NO_SIGNAL
 
 __all__ = ["Decoder"]
 
@@ -63,6 +64,13 @@ class Decoder:
     stall_s : float
         No sample for this long publishes ``no_signal`` on the state outlet (once); decoding
         resumes by itself when samples come back (after a timestamp gap, with fresh windows).
+        A decode thread that makes no progress for this long (a hung log write, a model that
+        does not return) is reported ``decoder_stalled`` by a watchdog
+        (:mod:`rtdecode.decoding.watchdog`).
+    give_up_s : float, optional
+        A decode thread stuck this long makes ``wait`` raise
+        :class:`~rtdecode.decoding.watchdog.DecoderStalledError` (default ``max(10, 10 *
+        stall_s)`` s).
     max_age_s : float, optional
         A decision whose window ended longer ago than this (the decoder fell behind) is logged
         with ``"stale": true`` but not published on the outlets; counted in the status. A
@@ -91,6 +99,7 @@ class Decoder:
         telemetry=None,
         stimulator=None,
         stall_s: float = 1.0,
+        give_up_s: float | None = None,
         max_age_s: float | None = None,
         quality: QualityConfig | None = None,
     ) -> None:
@@ -158,7 +167,10 @@ class Decoder:
         self._warned_clock = False
         self._old_not_behind = 0  # consecutive stale decisions while not behind
         self.stall_s = stall_s
+        self.give_up_s = give_up_s
         self.max_age_s = max_age_s
+        self._beat = time.monotonic()  # the decode thread's last sign of progress
+        self.watchdog: DecodeWatchdog | None = None
         self._stale = 0
         self._skipped = 0
         self._recovering = False
@@ -190,8 +202,24 @@ class Decoder:
             fs_hz=self.acquisition.fs_hz,
             n_channels=self.acquisition.n_channels,
         )
+        self._beat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="rtdecode-decode", daemon=True)
         self._thread.start()
+        self.watchdog = DecodeWatchdog(
+            beat=lambda: self._beat,
+            backlog=lambda: self.acquisition.ring.written - self._processed,
+            stream_name=self.acquisition.name,
+            outputs=self.outputs,
+            # the decode thread beats at least every 0.25 s (its longest wait for samples)
+            stall_s=max(self.stall_s, 0.5),
+            give_up_s=self.give_up_s or max(10.0, 10.0 * self.stall_s),
+            on_stall=self._stim.signal_lost if self._stim is not None else None,
+            publish_status=(
+                (lambda t: self._telemetry.publish_status(self.status(), t))
+                if self._telemetry is not None
+                else None
+            ),
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -212,6 +240,8 @@ class Decoder:
     def close(self) -> None:
         """Stop decoding and acquisition, close the outputs. Idempotent."""
         self.stop()
+        if self.watchdog is not None:
+            self.watchdog.stop()
         if self._thread is not None:
             self._thread.join(5.0)
         self.acquisition.close()
@@ -252,6 +282,7 @@ class Decoder:
         ring = self.acquisition.ring
         features = self.features
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             # features count samples from self._origin (0, or the last restart)
             boundary = self._origin + features.next_decision_sample()
             prepare_at = boundary - self._pre_boundary
@@ -338,6 +369,7 @@ class Decoder:
                     self._skip_to(ring.written - ring.capacity // 2, reason="overrun")
                     break
                 self._processed = end
+                self._beat = time.monotonic()
                 for (end_sample, row, quality), stamp in zip(rows, stamps):
                     self._decide(self._origin + end_sample, stamp, row, quality)
                 if self._telemetry is not None:
@@ -607,7 +639,13 @@ class Decoder:
             stim_armed=self._stim.armed if self._stim is not None else None,
             log_error=self.outputs.log_error,
             stream_health=(
-                "stalled" if self._stalled else "recovering" if self._recovering else "connected"
+                DECODER_STALLED
+                if self.watchdog is not None and self.watchdog.stalled
+                else "stalled"
+                if self._stalled
+                else "recovering"
+                if self._recovering
+                else "connected"
             ),
             quality=quality,
             bad_channels=dict(bad),
@@ -622,12 +660,21 @@ class Decoder:
     ) -> None:
         """Block the calling thread until ``duration_s`` passes, the decoder stops or fails.
 
+        Raises the decode thread's error, or :class:`DecoderStalledError` when the watchdog
+        gave up on it.
+
         Calls ``on_status(self.status())`` every ``status_every_s`` seconds if given.
         """
         t_end = None if duration_s is None else time.monotonic() + duration_s
         status = on_status is not None and bool(status_every_s)
         next_status = time.monotonic() + (status_every_s or 0)
         while self.running:
+            if self.watchdog is not None and self.watchdog.gave_up:
+                raise DecoderStalledError(
+                    f"the decode thread of {self.acquisition.name!r} has made no progress for "
+                    f"{self.watchdog.give_up_s:g} s (see the log's decoder_stall event); restart "
+                    "rtdecode, and check the log's disk and the model"
+                )
             now = time.monotonic()
             if t_end is not None and now >= t_end:
                 break

@@ -28,6 +28,10 @@ _RETRY_S = 1.0  # a log that cannot be written is tried again this often
 _WARN_EVERY_S = 30.0  # ... and reported on stderr this often while it fails
 _CHECK_S = 1.0  # how often the file is checked for having been moved or deleted
 _MAX_HELD = 100_000  # lines held in memory while the file cannot be written (tens of MB)
+# A write holds the lock for microseconds; one that holds it longer is hung in the file (a network
+# mount, a pipe nobody reads): other threads leave their line to it instead of hanging too.
+_LOCK_WAIT_S = 0.05
+_CLOSE_WAIT_S = 2.0
 
 # One encoder for the process: json.dumps would build a new one per call because of `default`.
 _ENCODER = json.JSONEncoder(allow_nan=False, default=json_default, separators=(",", ":"))
@@ -65,6 +69,9 @@ class JsonLinesLog:
     a file moved away is reported (:attr:`error`, a warning every 30 s) and the lines are held
     in memory (up to 100,000, then the oldest are dropped and counted) until the file can be
     written again (tried every second; a moved or deleted file is started afresh at ``path``).
+    A write that hangs in the file (a network mount, a pipe nobody reads) hangs only its own
+    thread: the others' lines are held and written by that thread when its write returns, and
+    ``close`` gives up on them after a few seconds (reported).
     """
 
     def __init__(
@@ -114,13 +121,17 @@ class JsonLinesLog:
         lines held (see the class notes).
         """
         line = encode_line(record) + "\n"
-        with self._lock:
+        if not self._lock.acquire(timeout=_LOCK_WAIT_S):
+            # another thread is hung in a write: it writes this line after its own (deque
+            # appends and its poplefts are thread-safe)
             if self._closed:
                 raise RuntimeError(f"the log {str(self.path)!r} is closed")
-            if len(self._held) >= _MAX_HELD:
-                self._held.popleft()
-                self.dropped += 1
-            self._held.append(line)
+            self._hold(line)
+            return
+        try:
+            if self._closed:
+                raise RuntimeError(f"the log {str(self.path)!r} is closed")
+            self._hold(line)
             now = time.monotonic()
             if self.error is not None and now < self._retry_at:
                 return  # failing: held until the next attempt
@@ -132,6 +143,14 @@ class JsonLinesLog:
             if self.error is not None:
                 logger.warning("the log %s is written again (%s before)", self.path, self.error)
                 self.error = None
+        finally:
+            self._lock.release()
+
+    def _hold(self, line: str) -> None:
+        if len(self._held) >= _MAX_HELD:
+            self._held.popleft()
+            self.dropped += 1
+        self._held.append(line)
 
     def _write_held(self, now: float) -> None:
         """Write the held lines (under the lock); OSError when the file cannot take them."""
@@ -210,8 +229,21 @@ class JsonLinesLog:
         return len(self._held)
 
     def close(self) -> None:
-        """Write what is held if the file takes it, then close the file. Idempotent."""
-        with self._lock:
+        """Write what is held if the file takes it, then close the file. Idempotent.
+
+        A write hung in the file (see the class notes) is given a few seconds; then the file is
+        left to it and the lines still held are reported lost.
+        """
+        if not self._lock.acquire(timeout=_CLOSE_WAIT_S):
+            self._closed = True
+            logger.error(
+                "the log %s hangs in a write (a network mount or a pipe that is not read?): "
+                "closed without it, %d line(s) not written",
+                self.path,
+                len(self._held),
+            )
+            return
+        try:
             if self._closed:
                 return
             self._closed = True
@@ -232,3 +264,5 @@ class JsonLinesLog:
                     logger.error("closing the log %s failed: %s", self.path, exc)
                 finally:
                     self._file = None
+        finally:
+            self._lock.release()

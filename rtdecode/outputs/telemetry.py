@@ -117,8 +117,15 @@ class DecoderTelemetry:
             self._next_status_t is None or timestamp >= self._next_status_t
         ) and self._status.have_consumers():
             self._next_status_t = timestamp + self.status_every_s
-            status = replace(status_fn(), decoder_cpu_cores=self._process.cpu_percent(None) / 100.0)
-            self._status.push_sample([status.to_json()], timestamp)
+            self.publish_status(status_fn(), timestamp)
+
+    def publish_status(self, status, timestamp: float) -> None:
+        """Push ``status`` (a DecoderStatus) now, with this process's CPU, if anyone listens
+        (also from the decode watchdog, when the decode thread is stuck)."""
+        outlet = self._status
+        if outlet is not None and outlet.have_consumers():
+            status = replace(status, decoder_cpu_cores=self._process.cpu_percent(None) / 100.0)
+            outlet.push_sample([status.to_json()], timestamp)
 
     def publish_signal(self, samples: np.ndarray, timestamp: float) -> None:
         """Push analysis-rate samples, channel-major ``(n_channels, n)``, the newest stamped

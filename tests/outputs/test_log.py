@@ -71,3 +71,29 @@ def test_closed_logs_still_refuse_writes(tmp_path):
     log.close()
     with pytest.raises(RuntimeError, match="closed"):
         log.write({"k": 0})
+
+
+def test_a_write_hung_in_the_file_hangs_only_its_own_thread(stuck_pipe, caplog):
+    import threading
+
+    log = JsonLinesLog(stuck_pipe.path)
+    stuck_pipe.fill()
+    hung = threading.Thread(target=log.write, args=({"n": 1},), daemon=True)
+    hung.start()
+    time.sleep(0.3)
+    assert hung.is_alive()  # blocked in the file, holding the lock
+    t0 = time.monotonic()
+    log.write({"n": 2})  # another thread: its line is left to the hung one
+    assert time.monotonic() - t0 < 0.5
+    stuck_pipe.drain()
+    hung.join(5.0)
+    assert not hung.is_alive()
+    assert [json.loads(x) for x in stuck_pipe.drain().splitlines()] == [{"n": 1}, {"n": 2}]
+    stuck_pipe.fill()
+    threading.Thread(target=log.write, args=({"n": 3},), daemon=True).start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="rtdecode"):
+        log.close()  # gives the hung write a few seconds, then leaves it
+    assert time.monotonic() - t0 < 5.0
+    assert "hangs in a write" in caplog.text
