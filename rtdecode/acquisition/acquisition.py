@@ -12,6 +12,7 @@ import ctypes
 import logging
 import os
 import threading
+import time
 
 import pylsl
 
@@ -46,6 +47,13 @@ def lazy_nap_s(n_channels: int, fs_hz: float) -> float:
 def _function_address(func: ctypes._CFuncPtr) -> int:
     """C address of a ctypes foreign function (the pointer its buffer holds)."""
     return ctypes.c_void_p.from_address(ctypes.addressof(func)).value
+
+
+def _recovery_key(info: pylsl.StreamInfo) -> tuple:
+    """What liblsl matches when it reconnects a lost inlet: the source_id (or, without one, the
+    name, type and host), and the channel count."""
+    who = (info.source_id(),) if info.source_id() else (info.name(), info.type(), info.hostname())
+    return who + (info.channel_count(),)
 
 
 def _data_ports(info: pylsl.StreamInfo) -> set[int]:
@@ -138,6 +146,10 @@ class LslAcquisition:
         self.n_channels = int(info.channel_count())
         self.name = info.name()
         self.source_id = info.source_id() or f"{info.name()}@{info.hostname()}"
+        self.host = info.hostname()
+        self._info = info  # the stream as first resolved: a reconnection must match it
+        self._uids = {info.uid()}
+        self._next_source_check = 0.0
         self._inlet = pylsl.StreamInlet(
             info,
             max_buflen=max_buflen_s,
@@ -147,6 +159,7 @@ class LslAcquisition:
         self._clock_sync_s = clock_sync_s
         self._stop_event = threading.Event()
         self._sync_now = threading.Event()  # a discontinuity asks for a clock sync at once
+        self._sync_asked = False
         # The full header (channel labels, units) comes with the inlet's info.
         full_info = self._inlet.info(timeout=5.0)
         self.channel_labels = channel_labels(full_info)
@@ -232,13 +245,61 @@ class LslAcquisition:
             if self._stop_event.is_set():
                 break
             self._sync_clock(timeout_s=2.0)
+            if self._loop.receive_socket_lost or self._sync_asked:
+                # liblsl may have reconnected (a restarted source: a gap or a timestamp reset
+                # asked for this sync): is it still the stream the model was checked against?
+                # (at most every 5 s; one asked for sooner waits for the next sync)
+                self._sync_asked = not self._check_reconnected()
             if self._loop.receive_socket_lost:
                 # liblsl reconnected (the source restarted): its new socket, if there is one
                 self._find_socket()
 
+    def _check_reconnected(self) -> bool:
+        """Stop with :class:`StreamMismatchError` if the stream liblsl reconnects to (same
+        source_id, or name, type and host without one) has another rate or host than the one
+        first resolved. liblsl itself insists only on the channel count and format. False when
+        too soon after the last check."""
+        now = time.monotonic()
+        if now < self._next_source_check:
+            return False
+        self._next_source_check = now + 5.0
+        first = self._info
+        candidates = [
+            s
+            for s in pylsl.resolve_streams(wait_time=1.0)
+            if _recovery_key(s) == _recovery_key(first)
+        ]
+        new = [s for s in candidates if s.uid() not in self._uids]
+        if not new or any(s.uid() == first.uid() for s in candidates):
+            return True  # the first stream still answers (or none does): nothing to check
+        changed = [
+            f"{what} {a!r} -> {b!r}"
+            for s in new
+            for what, a, b in (
+                ("rate (Hz)", first.nominal_srate(), s.nominal_srate()),
+                ("host", first.hostname(), s.hostname()),
+            )
+            if a != b
+        ]
+        if not changed:
+            self._uids.update(s.uid() for s in new)  # a restarted source, same settings
+            logger.info("%r restarted (same rate and host): decoding goes on", self.name)
+            return True
+        self.error = StreamMismatchError(
+            f"liblsl reconnected {self.name!r} (source_id {first.source_id()!r}) to a stream "
+            f"that is not the one rtdecode started with: {'; '.join(changed)}. Decoding it "
+            "would give wrong decisions: rtdecode stopped. Check the source's settings, and "
+            "restart rtdecode (with --host to pin the machine)"
+        )
+        logger.error("%s", self.error)
+        self._loop.stop()
+        return True
+
     def request_clock_sync(self) -> None:
         """Refresh the clock offset now rather than at the next period (after a gap or a
-        timestamp reset, e.g. a source machine that restarted: its clock started over)."""
+        timestamp reset, e.g. a source machine that restarted: its clock started over), and
+        check that the source is still the same stream."""
+        self._sync_asked = True
         self._sync_now.set()
 
     @property

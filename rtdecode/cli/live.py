@@ -211,7 +211,12 @@ def _stim_protocol(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from rtdecode.acquisition.inlet import StreamSelector
 
-    selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
+    try:
+        selector = StreamSelector(
+            name=args.source, type=args.source_type, source_id=args.source_id, host=args.host
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     decoder = _open_decoder(
         args.model,
         selector,
@@ -341,7 +346,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         from rtdecode.common.threads import run_below_other_threads
 
         run_below_other_threads(args.nice)
-    selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
+    try:
+        selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     try:
         feed = LslFeed(selector, resolve_timeout_s=args.resolve_timeout, log_path=args.log)
     except StreamNotFoundError as exc:

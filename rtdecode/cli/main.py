@@ -47,11 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="decode a live LSL stream with a model")
     run.add_argument("--model", required=True, help="ONNX model with an rtdecode contract")
-    src = run.add_mutually_exclusive_group(required=True)
+    src = run.add_argument_group(
+        "input stream (at least one of name, type, source_id; every one given must match, and "
+        "run refuses when several streams do)"
+    )
     src.add_argument("--source", metavar="NAME", help="input stream name")
     src.add_argument("--source-type", metavar="TYPE", help="input stream type (e.g. EEG)")
     src.add_argument("--source-id", metavar="ID", help="input stream source_id")
-    run.add_argument("--resolve-timeout", type=_positive_float, default=10.0, metavar="S")
+    src.add_argument("--host", metavar="HOST", help="the host name of the source's machine")
+    run.add_argument(
+        "--resolve-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="wait this long for the input stream to appear (default 10)",
+    )
     run.add_argument("--headless", action="store_true", help="no monitor window (status line only)")
     run.add_argument("--monitor", action="store_true", help="open the operator monitor window")
     run.add_argument(
