@@ -203,6 +203,14 @@ def test_csv_labels_ignore_extra_columns_and_read_groups(tmp_path):
         ),
         ("onset_s,duration_s,label\n0,4,\n", r"line 2: empty 'label'"),
         ("wake\nwake\nnrem\n", r"line 1: missing column.*needs --epoch-s"),
+        # a quote left open would otherwise swallow the rest of the file as one label
+        ('onset_s,duration_s,label\n0,4,a\n4,4,"b\n8,4,c\n', r"line 3: a quote opened on this "),
+        ('onset_s,duration_s,label\n0,4,"a\n4,4,b"\n8,4,c\n', r"line 2: a quoted field runs on "),
+        ("onset_s,duration_s,label\n0,4\n", r"line 2: 2 fields, the header has 3"),
+        ("onset_s,duration_s,label\n0,4,stage 2, light\n", r"line 2: 4 fields.*quote a value"),
+        ("onset_s,duration_s,label\n\n\n0,nan,a\n", r"line 4: onset_s must be >= 0 and "),
+        ("onset_s,duration_s,label\n-2,4,a\n", r"line 2: onset_s must be >= 0 and "),
+        ('onset_s,duration_s,label\n0,4,a\n4,4,"b"c\n', r"line 3: not valid CSV"),
     ],
 )
 def test_malformed_label_files_name_the_line(tmp_path, text, message):
@@ -210,6 +218,31 @@ def test_malformed_label_files_name_the_line(tmp_path, text, message):
     p.write_text(text)
     with pytest.raises(DataError, match=r"labels\.csv: " + message):
         read_labels(p)
+
+
+def test_label_csv_with_trailing_delimiters_reads(tmp_path):
+    p = tmp_path / "l.csv"
+    p.write_text('onset_s,duration_s,label\n0,4,a,,\n4,4,"b, c"\n')
+    assert read_labels(p) == [Segment(0.0, 4.0, "a"), Segment(4.0, 4.0, "b, c")]
+
+
+def test_oversized_csv_field_names_its_line(tmp_path):
+    p = tmp_path / "labels.csv"
+    p.write_text("onset_s,duration_s,label\n0,4,a\n4,4," + "x" * 200_000 + "\n")
+    with pytest.raises(DataError, match=r"labels\.csv: line 3: a field longer than \d+ char"):
+        read_labels(p)
+
+
+def test_malformed_labels_through_the_cli_exit_2(tmp_path, capsys):
+    from rtdecode.cli.main import main
+
+    rec = write_edf(tmp_path / "r.edf", _signals(seconds=10.0), 256.0)
+    bad = tmp_path / "labels.csv"
+    bad.write_text('onset_s,duration_s,label\n0,5,wake\n5,5,"sleep\n')
+    code = main(["train", "--data", str(rec), "--labels", str(bad), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "labels.csv: line 3: a quote opened on this line is never closed" in err
 
 
 def test_hypnogram_and_labels_beyond_the_recording(tmp_path):
