@@ -1,7 +1,8 @@
 """Labels of recordings, read from files: lists of :class:`~rtdecode.offline.recordings.Segment`.
 
 :func:`read_labels` reads a CSV of ``onset_s,duration_s,label`` (extra columns ignored), a
-per-epoch hypnogram (one label per line), EDF+ annotations or an XDF marker stream;
+per-epoch hypnogram (one label per line), EDF+ annotations (a recording's own, or a file of
+annotations only, such as Sleep-EDF's ``*-Hypnogram.edf``) or an XDF marker stream;
 :func:`map_labels` renames labels (``--map``). Every problem with a file is a
 :class:`~rtdecode.offline.recordings.DataError` whose message names the file and the line or
 field, and says what to do.
@@ -15,7 +16,13 @@ import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rtdecode.offline.recordings import DataError, Recording, Segment, XdfRecording, open_recording
+from rtdecode.offline.recordings import (
+    DataError,
+    Recording,
+    Segment,
+    XdfRecording,
+    read_edf_annotations,
+)
 
 __all__ = ["read_labels", "map_labels"]
 
@@ -37,7 +44,9 @@ def read_labels(
     path : str or Path
         ``.csv``/``.tsv``/``.txt`` with a header holding ``onset_s``, ``duration_s`` and the
         label column; a hypnogram (one label per line, no header) when ``epoch_s`` is given;
-        ``.edf``/``.bdf`` for EDF+ annotations; ``.xdf`` for a marker stream.
+        ``.edf``/``.bdf`` for EDF+ annotations, the recording's own or those of a file with or
+        without signals (onsets count from the recording's start when both files give their
+        start date and time); ``.xdf`` for a marker stream.
     recording : Recording, optional
         When given, segments must lie within it (a label beyond its end is an error).
     epoch_s : float, optional
@@ -57,13 +66,17 @@ def read_labels(
         raise DataError(f"{p}: no such label file")
     suffix = p.suffix.lower()
     if suffix in (".edf", ".bdf"):
+        # the recording's own annotations, or a file of annotations (with signals or none)
         segments = (
-            open_recording(p).annotations()
-            if recording is None or recording.path != p
-            else recording.annotations()
+            recording.annotations()
+            if recording is not None and recording.path == p
+            else read_edf_annotations(p, recording=recording)
         )
         if not segments:
-            raise DataError(f"{p}: the file holds no EDF+ annotations to use as labels")
+            raise DataError(
+                f"{p}: the file holds no EDF+ annotations to use as labels; give the label "
+                "file with --labels"
+            )
     elif suffix in (".xdf", ".xdfz"):
         rec = recording if isinstance(recording, XdfRecording) and recording.path == p else None
         if rec is None:

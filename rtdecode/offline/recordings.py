@@ -8,6 +8,7 @@ partial reader and are loaded whole, see :func:`open_recording`).
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "EdfRecording",
     "NpzRecording",
     "XdfRecording",
+    "read_edf_annotations",
 ]
 
 RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz")
@@ -125,6 +127,8 @@ class Recording:
             raise DataError(f"{path}: sampling rate {fs_hz!r} Hz is not a positive number")
         if n_samples < 1:
             raise DataError(f"{path}: the recording holds no samples")
+        if not channel_names:
+            raise DataError(f"{path}: the recording holds no channels: nothing to decode")
         self.path = Path(path)
         self.fs_hz = float(fs_hz)
         self.channel_names = tuple(channel_names)
@@ -169,22 +173,20 @@ class EdfRecording(Recording):
     """EDF/EDF+ or BDF/BDF+ through edfio (EDF memory-mapped and read one chunk at a time)."""
 
     def __init__(self, path: Path, channels: Sequence[str | int] | None) -> None:
-        import edfio
-
-        try:
-            # edfio memory-maps EDF and reads only the records asked for; it loads BDF whole
-            if path.suffix.lower() == ".bdf":
-                edf = edfio.read_bdf(path)
-            else:
-                edf = edfio.read_edf(path, lazy_load_data=True)
-        except Exception as exc:  # edfio raises ValueError/EdfError/OSError variants
-            raise DataError(
-                f"{path}: not a readable {path.suffix.upper()[1:]} file ({exc}); check that the "
-                "file is complete and really is EDF/BDF"
-            ) from None
+        edf = _read_edf(path)
         signals = edf.signals
         if not signals:
-            raise DataError(f"{path}: the file holds no signals (only annotations)")
+            n = len(edf.annotations)
+            raise DataError(
+                f"{path}: the file holds no signals"
+                + (
+                    f", only {n} annotation(s): it is a label file (as a Sleep-EDF "
+                    "*-Hypnogram.edf); give it with --labels, and the recording it labels with "
+                    "--data"
+                    if n
+                    else " and no annotations"
+                )
+            )
         names = [s.label for s in signals]
         picked = select_channels(names, channels, where=str(path))
         rates = {float(signals[i].sampling_frequency) for i in picked}
@@ -222,15 +224,71 @@ class EdfRecording(Recording):
             out[:, j] = values
         return out
 
+    @property
+    def start(self) -> datetime.datetime | None:
+        """The recording's start date and time from the header; None when anonymised."""
+        return _edf_start(self._edf)
+
     def annotations(self) -> list[Segment]:
-        segments = []
-        for a in self._edf.annotations:
-            text = str(a.text).strip()
-            if not text:
-                continue
-            duration = float(a.duration) if a.duration is not None else 0.0
-            segments.append(Segment(float(a.onset), duration, text))
+        return _edf_segments(self._edf)
+
+
+def read_edf_annotations(path: Path, *, recording: Recording | None = None) -> list[Segment]:
+    """EDF+/BDF+ annotations as segments, from a file with or without signals.
+
+    A file holding only annotations is a label file (as Sleep-EDF's ``*-Hypnogram.edf``).
+
+    Parameters
+    ----------
+    path : Path
+    recording : Recording, optional
+        The recording the annotations label. When both it (an EDF/BDF) and the file give their
+        start date and time, onsets are moved to count from the recording's start, as MNE
+        aligns annotations by their origin time; otherwise both are taken to start together.
+    """
+    edf = _read_edf(path)
+    segments = _edf_segments(edf)
+    start = _edf_start(edf)
+    other = recording.start if isinstance(recording, EdfRecording) else None
+    if start is None or other is None or start == other:
         return segments
+    shift = (start - other).total_seconds()
+    return [Segment(s.onset_s + shift, s.duration_s, s.label, s.group) for s in segments]
+
+
+def _read_edf(path: Path):
+    import edfio
+
+    try:
+        # edfio memory-maps EDF and reads only the records asked for; it loads BDF whole
+        if path.suffix.lower() == ".bdf":
+            return edfio.read_bdf(path)
+        return edfio.read_edf(path, lazy_load_data=True)
+    except Exception as exc:  # edfio raises ValueError/EdfError/OSError variants
+        raise DataError(
+            f"{path}: not a readable {path.suffix.upper()[1:]} file ({exc}); check that the "
+            "file is complete and really is EDF/BDF"
+        ) from None
+
+
+def _edf_segments(edf) -> list[Segment]:
+    segments = []
+    for a in edf.annotations:
+        text = str(a.text).strip()
+        if not text:
+            continue
+        duration = float(a.duration) if a.duration is not None else 0.0
+        segments.append(Segment(float(a.onset), duration, text))
+    return segments
+
+
+def _edf_start(edf) -> datetime.datetime | None:
+    from edfio import AnonymizedDateError
+
+    try:
+        return datetime.datetime.combine(edf.startdate, edf.starttime)
+    except AnonymizedDateError:
+        return None
 
 
 class NpzRecording(Recording):
@@ -264,6 +322,10 @@ class NpzRecording(Recording):
         if fs.size != 1:
             raise DataError(f"{path}: field 'fs' must be one number (Hz), got shape {fs.shape}")
         n_ch = data.shape[1]
+        if n_ch == 0:
+            raise DataError(
+                f"{path}: field 'data' has no channels (shape {data.shape}): nothing to decode"
+            )
         names = [str(n) for n in names] if names is not None else list(default_channel_labels(n_ch))
         if len(names) != n_ch:
             raise DataError(
@@ -295,12 +357,22 @@ class XdfRecording(Recording):
         self, path: Path, channels: Sequence[str | int] | None, stream: str | None
     ) -> None:
         streams = _load_xdf(path)
-        chosen = _pick_xdf_stream(
-            path, [s for s in streams if _xdf_fs(s) > 0], stream, "data", "--stream"
-        )
+        data_streams = [s for s in streams if _xdf_fs(s) > 0]
+        if not data_streams and streams:
+            raise DataError(
+                f"{path}: no data stream, only marker streams "
+                f"({', '.join(_xdf_describe(s) for s in streams)}): no signal to decode (XDF "
+                "markers label the data stream of their own file)"
+            )
+        chosen = _pick_xdf_stream(path, data_streams, stream, "data", "--stream")
         series = np.asarray(chosen["time_series"])
         if series.ndim != 2 or series.shape[0] == 0:
             raise DataError(f"{path}: stream {_xdf_name(chosen)!r} holds no samples")
+        if series.shape[1] == 0:
+            raise DataError(
+                f"{path}: stream {_xdf_name(chosen)!r} has no channels (channel_count 0): "
+                "nothing to decode; pick the data stream with --stream"
+            )
         names, units = _xdf_channels(chosen, series.shape[1])
         picked = select_channels(names, channels, where=f"{path} stream {_xdf_name(chosen)!r}")
         self._data = series[:, picked]
