@@ -33,6 +33,9 @@ __all__ = [
 
 RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz")
 
+# The live acquisition's default: a step beyond one period plus this is a jump in the timestamps.
+_GAP_TOLERANCE_S = 0.05
+
 
 class DataError(ValueError):
     """A recording or label file that cannot be used; the message names the file and the place."""
@@ -111,6 +114,11 @@ def select_channels(
 class Recording:
     """A recording read from a file: rate, channels, units and its samples in chunks.
 
+    Time is the recording's: seconds from its first sample. Samples are evenly spaced at
+    ``fs_hz`` unless the file gives each one's timestamp (XDF): then a sample's time is its
+    timestamp's, and a jump in the timestamps is a gap, as it is live (the windows start afresh
+    at each sample of ``discontinuities``).
+
     Use :func:`open_recording`. Subclasses implement ``_read(start, stop)`` returning float32
     (stop - start, n_channels) for the selected channels.
     """
@@ -122,6 +130,9 @@ class Recording:
         channel_names: Sequence[str],
         units: Sequence[str],
         n_samples: int,
+        *,
+        times_s: np.ndarray | None = None,
+        discontinuities: Sequence[int] = (),
     ) -> None:
         if not (fs_hz > 0 and math.isfinite(fs_hz)):
             raise DataError(f"{path}: sampling rate {fs_hz!r} Hz is not a positive number")
@@ -134,6 +145,8 @@ class Recording:
         self.channel_names = tuple(channel_names)
         self.units = tuple(units)
         self.n_samples = int(n_samples)
+        self._times_s = times_s
+        self.discontinuities = tuple(int(i) for i in discontinuities)
 
     @property
     def n_channels(self) -> int:
@@ -141,7 +154,44 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
-        return self.n_samples / self.fs_hz
+        """Seconds from the first sample to the end of the last (gaps included)."""
+        return float(self.end_time_s(np.array([self.n_samples]))[0])
+
+    def end_time_s(self, end_samples: np.ndarray) -> np.ndarray:
+        """Time (s from the first sample) at which windows ending before ``end_samples`` end:
+        one period after their last sample's time.
+
+        Parameters
+        ----------
+        end_samples : ndarray (n,), int
+            Sample counts at the windows' ends (exclusive), 1..n_samples.
+
+        Returns
+        -------
+        ndarray (n,), float64
+        """
+        end_samples = np.asarray(end_samples, dtype=np.int64)
+        if self._times_s is None:
+            return end_samples / self.fs_hz
+        return self._times_s[end_samples - 1] + 1.0 / self.fs_hz
+
+    def times_s(self, start: int, stop: int) -> np.ndarray:
+        """Time of samples ``start..stop-1``, seconds from the first sample, float64."""
+        if self._times_s is None:
+            return np.arange(start, stop, dtype=np.float64) / self.fs_hz
+        return self._times_s[start:stop].copy()
+
+    def sample_at(self, seconds: float) -> int:
+        """The first sample at or after ``seconds`` from the first sample (to the nearest
+        sample; ``n_samples`` when none is)."""
+        if self._times_s is None:
+            return min(self.n_samples, max(0, int(round(seconds * self.fs_hz))))
+        return int(np.searchsorted(self._times_s, seconds - 0.5 / self.fs_hz, side="left"))
+
+    def runs(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each stretch of samples with no gap inside, in order."""
+        edges = [0, *self.discontinuities, self.n_samples]
+        return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start..stop-1`` of the selected channels, float32 (n, n_channels)."""
@@ -150,10 +200,14 @@ class Recording:
             return np.zeros((0, self.n_channels), dtype=np.float32)
         return self._read(start, stop)
 
-    def chunks(self, chunk_samples: int = 65536) -> Iterator[np.ndarray]:
-        """The whole recording as consecutive float32 (n, n_channels) chunks."""
-        for start in range(0, self.n_samples, chunk_samples):
-            yield self.read(start, start + chunk_samples)
+    def chunks(
+        self, chunk_samples: int = 65536, start: int = 0, stop: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """Samples ``start..stop-1`` (default: all) as consecutive float32 (n, n_channels)
+        chunks."""
+        stop = self.n_samples if stop is None else min(stop, self.n_samples)
+        for first in range(start, stop, chunk_samples):
+            yield self.read(first, min(first + chunk_samples, stop))
 
     def annotations(self) -> list[Segment]:
         """Labels stored in the file itself (EDF+ annotations, XDF markers); empty if none."""
@@ -376,15 +430,21 @@ class XdfRecording(Recording):
         names, units = _xdf_channels(chosen, series.shape[1])
         picked = select_channels(names, channels, where=f"{path} stream {_xdf_name(chosen)!r}")
         self._data = series[:, picked]
-        self._t0 = float(np.asarray(chosen["time_stamps"])[0])
+        stamps = np.asarray(chosen["time_stamps"], dtype=np.float64)
+        self._t0 = float(stamps[0])
         self._streams = streams
         self.stream_name = _xdf_name(chosen)
+        fs_hz = _xdf_fs(chosen)
+        where = f"{path} stream {self.stream_name!r}"
         super().__init__(
             path,
-            _xdf_fs(chosen),
+            fs_hz,
             [names[i] for i in picked],
             [units[i] for i in picked],
             series.shape[0],
+            # a sample stamped before the one ahead of it (jitter) takes that one's time
+            times_s=np.maximum.accumulate(stamps - self._t0),
+            discontinuities=_gaps(stamps, fs_hz, where),
         )
 
     def _read(self, start: int, stop: int) -> np.ndarray:
@@ -416,6 +476,28 @@ class XdfRecording(Recording):
         if not any(_xdf_fs(s) == 0 for s in self._streams):
             return []
         return self.marker_segments(None)
+
+
+def _gaps(stamps: np.ndarray, fs_hz: float, where: str) -> list[int]:
+    """The first sample after each gap in a stream's timestamps, judged as live
+    (:class:`rtdecode.acquisition.timing.TimingPolicy`: a forward jump beyond one period plus
+    the gap tolerance, unless the following timestamps take it back)."""
+    from rtdecode.acquisition.timing import TimingPolicy
+
+    policy = TimingPolicy(fs_hz, _GAP_TOLERANCE_S)
+    steps = np.diff(stamps)
+    if not np.any((steps < 0) | (steps > policy.period_s + policy.gap_tolerance_s)):
+        return []  # the common case, without a Python loop over every sample
+    events = policy.push(stamps) + policy.pause()  # the file's end: a jump pending is a gap
+    reset = next((e for e in events if e.kind == "reset"), None)
+    if reset is not None:
+        # live, the decisions would go on; offline, labels in seconds cannot be placed
+        raise DataError(
+            f"{where}: the timestamps go back {-reset.size_s:.3f} s at sample {reset.at_sample} "
+            "(the source's clock started over), so times after it cannot be matched with "
+            "labels; split the recording there"
+        )
+    return [e.at_sample for e in events if e.kind == "gap"]
 
 
 def _pick_xdf_stream(
@@ -455,7 +537,15 @@ def _load_xdf(path: Path) -> list[dict]:
     if magic != b"XDF:":
         raise DataError(f"{path}: not a readable XDF file (it does not start with 'XDF:')")
     try:
-        streams, _header = pyxdf.load_xdf(str(path), dejitter_timestamps=True)
+        # dejittered in stretches broken wherever a step exceeds max(period, 50 ms): at or
+        # below the live gap threshold, so a gap is never smoothed away (pyxdf's default
+        # breaks only beyond max(1 s, 500 periods))
+        streams, _header = pyxdf.load_xdf(
+            str(path),
+            dejitter_timestamps=True,
+            jitter_break_threshold_seconds=_GAP_TOLERANCE_S,
+            jitter_break_threshold_samples=1,
+        )
     except Exception as exc:
         raise DataError(f"{path}: not a readable XDF file ({exc})") from None
     return streams
