@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode.config import FeatureConfig
-from rtdecode.features.streaming import iter_features
+from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.offline.recordings import DataError, Segment, open_recording
 
 __all__ = ["Source", "RecordingFeatures", "window_labels", "recording_features", "extract_sources"]
@@ -60,7 +60,8 @@ class RecordingFeatures:
     ----------
     path : Path
     end_s : ndarray (n,), float64
-        Time of each window's end (exclusive), seconds from the recording's first sample.
+        Time of each window's end (exclusive), seconds from the recording's first sample (by
+        the samples' timestamps when the file has them).
     X : ndarray (n, n_features), float32
     y : ndarray (n,), int64
         Class index of the window, -1 when no single labelled segment covers it.
@@ -165,22 +166,31 @@ def recording_features(
             f"{config.fs_hz:g} Hz; train on recordings of one rate"
         )
     ends, rows = [], []
-    chunks = rec.chunks(chunk_samples)
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=round(rec.duration_s), desc=rec.path.name, unit="s")
-        chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
-    for end_sample, row, _ in iter_features(chunks, config, rec.n_channels):
-        ends.append(end_sample)
-        rows.append(row)
-    if progress:
+        bar = tqdm(total=round(rec.n_samples / rec.fs_hz), desc=rec.path.name, unit="s")
+    extractor = StreamingFeatures(config, rec.n_channels)
+    for start, stop in rec.runs():
+        # after a gap the windows start afresh, as live: none spans it
+        extractor.reset()
+        chunks = rec.chunks(chunk_samples, start, stop)
+        if bar is not None:
+            chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
+        for chunk in chunks:
+            for end_sample, row, _ in extractor.push(chunk):
+                ends.append(start + end_sample)
+                rows.append(row)
+    if bar is not None:
         bar.close()
     if not rows:
         raise DataError(
             f"{rec.path}: {rec.duration_s:.1f} s is shorter than one {config.window_s:g} s window"
+            + (" between its gaps" if rec.discontinuities else "")
         )
-    end_s = np.array(ends, dtype=np.float64) / rec.fs_hz
+    # window ends in the recording's time (with gaps, the timestamps' time, not sample / rate)
+    end_s = rec.end_time_s(np.array(ends, dtype=np.int64))
     y, groups = window_labels(
         end_s, config.window_s, source.labels, classes, merge_touching=source.merge_touching
     )

@@ -267,7 +267,9 @@ def decode_recording(
     decisions equal those of a live run on a replay of the same file. With a stimulation
     protocol, its rules run on the decisions as they would live (the same engine), as a dry run:
     the triggers come back in ``triggers``, and windows that would have held a pulse's artefact
-    are not decided (``blanked``). Time is the recording's: seconds from its first sample.
+    are not decided (``blanked``). Time is the recording's: seconds from its first sample, by
+    the samples' timestamps when the file has them; at a gap in them the windows start afresh,
+    so no decision spans it.
     """
     from rtdecode.acquisition._ringbuffer import RingBuffer
     from rtdecode.features.streaming import StreamingFeatures
@@ -293,27 +295,35 @@ def decode_recording(
     )
     triggers = []
     ends, probas, states, changed, goods = [], [], [], [], []
-    for chunk in recording.chunks(chunk_samples):
-        n = chunk.shape[0]
-        first = ring.written
-        stamps = (first + np.arange(n)) / recording.fs_hz
-        ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
-        rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
-        for end_sample, row, verdict in rows:
-            if engine is not None and engine.blanked(end_sample):
-                continue
-            probs, state, did_change = step.decide(row, verdict.good_fraction)
-            if engine is not None:
-                triggers += engine.decide(end_sample, end_sample / recording.fs_hz, state)
-            goods.append(verdict.good_fraction)
-            ends.append(end_sample)
-            probas.append(probs)
-            states.append(state)
-            changed.append(did_change)
+    for origin, stop in recording.runs():
+        if origin > 0:
+            # a gap: the windows start afresh and the next decision re-announces the state,
+            # as the live decoder does (Decoder._restart_features)
+            features.reset()
+            step.reset()
+        for chunk in recording.chunks(chunk_samples, origin, stop):
+            n = chunk.shape[0]
+            first = ring.written
+            stamps = recording.times_s(first, first + n)
+            ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
+            rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
+            for row_end, row, verdict in rows:
+                end_sample = origin + row_end
+                if engine is not None and engine.blanked(end_sample):
+                    continue
+                probs, state, did_change = step.decide(row, verdict.good_fraction)
+                if engine is not None:
+                    end_s = float(recording.end_time_s(np.array([end_sample]))[0])
+                    triggers += engine.decide(end_sample, end_s, state)
+                goods.append(verdict.good_fraction)
+                ends.append(end_sample)
+                probas.append(probs)
+                states.append(state)
+                changed.append(did_change)
     end_samples = np.array(ends, dtype=np.int64)
     return DecodedRecording(
         end_samples=end_samples,
-        end_s=end_samples / recording.fs_hz,
+        end_s=recording.end_time_s(end_samples),
         proba=np.array(probas, dtype=np.float32).reshape(-1, len(contract.classes)),
         states=states,
         changed=np.array(changed, dtype=bool),

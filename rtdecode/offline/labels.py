@@ -1,7 +1,8 @@
 """Labels of recordings, read from files: lists of :class:`~rtdecode.offline.recordings.Segment`.
 
 :func:`read_labels` reads a CSV of ``onset_s,duration_s,label`` (extra columns ignored), a
-per-epoch hypnogram (one label per line), EDF+ annotations or an XDF marker stream;
+per-epoch hypnogram (one label per line), EDF+ annotations (a recording's own, or a file of
+annotations only, such as Sleep-EDF's ``*-Hypnogram.edf``) or an XDF marker stream;
 :func:`map_labels` renames labels (``--map``). Every problem with a file is a
 :class:`~rtdecode.offline.recordings.DataError` whose message names the file and the line or
 field, and says what to do.
@@ -10,11 +11,18 @@ field, and says what to do.
 from __future__ import annotations
 
 import csv
+import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rtdecode.offline.recordings import DataError, Recording, Segment, XdfRecording, open_recording
+from rtdecode.offline.recordings import (
+    DataError,
+    Recording,
+    Segment,
+    XdfRecording,
+    read_edf_annotations,
+)
 
 __all__ = ["read_labels", "map_labels"]
 
@@ -36,7 +44,9 @@ def read_labels(
     path : str or Path
         ``.csv``/``.tsv``/``.txt`` with a header holding ``onset_s``, ``duration_s`` and the
         label column; a hypnogram (one label per line, no header) when ``epoch_s`` is given;
-        ``.edf``/``.bdf`` for EDF+ annotations; ``.xdf`` for a marker stream.
+        ``.edf``/``.bdf`` for EDF+ annotations, the recording's own or those of a file with or
+        without signals (onsets count from the recording's start when both files give their
+        start date and time); ``.xdf`` for a marker stream.
     recording : Recording, optional
         When given, segments must lie within it (a label beyond its end is an error).
     epoch_s : float, optional
@@ -56,13 +66,17 @@ def read_labels(
         raise DataError(f"{p}: no such label file")
     suffix = p.suffix.lower()
     if suffix in (".edf", ".bdf"):
+        # the recording's own annotations, or a file of annotations (with signals or none)
         segments = (
-            open_recording(p).annotations()
-            if recording is None or recording.path != p
-            else recording.annotations()
+            recording.annotations()
+            if recording is not None and recording.path == p
+            else read_edf_annotations(p, recording=recording)
         )
         if not segments:
-            raise DataError(f"{p}: the file holds no EDF+ annotations to use as labels")
+            raise DataError(
+                f"{p}: the file holds no EDF+ annotations to use as labels; give the label "
+                "file with --labels"
+            )
     elif suffix in (".xdf", ".xdfz"):
         rec = recording if isinstance(recording, XdfRecording) and recording.path == p else None
         if rec is None:
@@ -105,12 +119,14 @@ def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> lis
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{p}: cannot read the label file ({exc})") from None
-    lines = text.splitlines()
-    if not lines:
+    first_line = text.split("\n", 1)[0]
+    if not text.strip():
         raise DataError(f"{p}: the label file is empty")
-    dialect = "excel-tab" if p.suffix.lower() == ".tsv" or "\t" in lines[0] else "excel"
-    reader = csv.reader(lines, dialect=dialect)
-    header = [h.strip() for h in next(reader)]
+    dialect = "excel-tab" if p.suffix.lower() == ".tsv" or "\t" in first_line else "excel"
+    # strict: an unterminated quote is an error, not the rest of the file read as one label
+    rows = _csv_rows(p, csv.reader(io.StringIO(text, newline=""), dialect=dialect, strict=True))
+    _, header = next(rows)
+    header = [h.strip() for h in header]
     needed = ["onset_s", "duration_s", label_column] + ([group_column] if group_column else [])
     missing = [c for c in needed if c not in header]
     if missing:
@@ -123,11 +139,21 @@ def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> lis
     i_on, i_dur, i_lab = (header.index(c) for c in ("onset_s", "duration_s", label_column))
     i_grp = header.index(group_column) if group_column else None
     segments = []
-    for line_no, row in enumerate(reader, start=2):
+    for line_no, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) < len(header):
-            raise DataError(f"{p}: line {line_no}: {len(row)} fields, the header has {len(header)}")
+            raise DataError(
+                f"{p}: line {line_no}: {len(row)} fields, the header has {len(header)} "
+                f"({','.join(header)}); give every column a value"
+            )
+        if any(c.strip() for c in row[len(header) :]):
+            # more values than columns: most often a label holding the delimiter, unquoted
+            raise DataError(
+                f"{p}: line {line_no}: {len(row)} fields, the header has {len(header)} "
+                f"({','.join(header)}); quote a value that holds the delimiter "
+                '(e.g. "stage 2, light")'
+            )
         try:
             onset, duration = float(row[i_on]), float(row[i_dur])
         except ValueError:
@@ -137,8 +163,8 @@ def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> lis
             ) from None
         if not (math.isfinite(onset) and math.isfinite(duration)) or onset < 0 or duration <= 0:
             raise DataError(
-                f"{p}: line {line_no}: onset_s must be >= 0 and duration_s > 0, got "
-                f"{onset:g} and {duration:g}"
+                f"{p}: line {line_no}: onset_s must be >= 0 and duration_s > 0 (finite seconds), "
+                f"got {onset:g} and {duration:g}; fix or remove the row"
             )
         label = row[i_lab].strip()
         if not label:
@@ -148,6 +174,35 @@ def _read_label_csv(p: Path, label_column: str, group_column: str | None) -> lis
     if not segments:
         raise DataError(f"{p}: the label file has a header but no rows")
     return segments
+
+
+def _csv_rows(p: Path, reader) -> Iterator[tuple[int, list[str]]]:
+    """Each row of ``reader`` with the line it starts on; the csv module's errors and fields
+    running over several lines (a quote left open) as DataErrors naming that line."""
+    while True:
+        line_no = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            reason = str(exc)
+            if "field larger than field limit" in reason:
+                reason = (
+                    f"a field longer than {csv.field_size_limit()} characters; label fields "
+                    "are short: is a closing quote missing, or is this not a label file?"
+                )
+            elif "unexpected end of data" in reason:
+                reason = "a quote opened on this line is never closed; close or remove it"
+            else:
+                reason = f"not valid CSV ({reason}); check the quotes on this line"
+            raise DataError(f"{p}: line {line_no}: {reason}") from None
+        if reader.line_num > line_no and any("\n" in f or "\r" in f for f in row):
+            raise DataError(
+                f"{p}: line {line_no}: a quoted field runs on to line {reader.line_num}; a label "
+                "fits on one line: is a closing quote missing?"
+            )
+        yield line_no, row
 
 
 def _read_hypnogram(p: Path, epoch_s: float) -> list[Segment]:

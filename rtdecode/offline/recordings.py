@@ -8,6 +8,7 @@ partial reader and are loaded whole, see :func:`open_recording`).
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,9 +28,13 @@ __all__ = [
     "EdfRecording",
     "NpzRecording",
     "XdfRecording",
+    "read_edf_annotations",
 ]
 
 RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz")
+
+# The live acquisition's default: a step beyond one period plus this is a jump in the timestamps.
+_GAP_TOLERANCE_S = 0.05
 
 
 class DataError(ValueError):
@@ -109,6 +114,11 @@ def select_channels(
 class Recording:
     """A recording read from a file: rate, channels, units and its samples in chunks.
 
+    Time is the recording's: seconds from its first sample. Samples are evenly spaced at
+    ``fs_hz`` unless the file gives each one's timestamp (XDF): then a sample's time is its
+    timestamp's, and a jump in the timestamps is a gap, as it is live (the windows start afresh
+    at each sample of ``discontinuities``).
+
     Use :func:`open_recording`. Subclasses implement ``_read(start, stop)`` returning float32
     (stop - start, n_channels) for the selected channels.
     """
@@ -120,16 +130,23 @@ class Recording:
         channel_names: Sequence[str],
         units: Sequence[str],
         n_samples: int,
+        *,
+        times_s: np.ndarray | None = None,
+        discontinuities: Sequence[int] = (),
     ) -> None:
         if not (fs_hz > 0 and math.isfinite(fs_hz)):
             raise DataError(f"{path}: sampling rate {fs_hz!r} Hz is not a positive number")
         if n_samples < 1:
             raise DataError(f"{path}: the recording holds no samples")
+        if not channel_names:
+            raise DataError(f"{path}: the recording holds no channels: nothing to decode")
         self.path = Path(path)
         self.fs_hz = float(fs_hz)
         self.channel_names = tuple(channel_names)
         self.units = tuple(units)
         self.n_samples = int(n_samples)
+        self._times_s = times_s
+        self.discontinuities = tuple(int(i) for i in discontinuities)
 
     @property
     def n_channels(self) -> int:
@@ -137,7 +154,44 @@ class Recording:
 
     @property
     def duration_s(self) -> float:
-        return self.n_samples / self.fs_hz
+        """Seconds from the first sample to the end of the last (gaps included)."""
+        return float(self.end_time_s(np.array([self.n_samples]))[0])
+
+    def end_time_s(self, end_samples: np.ndarray) -> np.ndarray:
+        """Time (s from the first sample) at which windows ending before ``end_samples`` end:
+        one period after their last sample's time.
+
+        Parameters
+        ----------
+        end_samples : ndarray (n,), int
+            Sample counts at the windows' ends (exclusive), 1..n_samples.
+
+        Returns
+        -------
+        ndarray (n,), float64
+        """
+        end_samples = np.asarray(end_samples, dtype=np.int64)
+        if self._times_s is None:
+            return end_samples / self.fs_hz
+        return self._times_s[end_samples - 1] + 1.0 / self.fs_hz
+
+    def times_s(self, start: int, stop: int) -> np.ndarray:
+        """Time of samples ``start..stop-1``, seconds from the first sample, float64."""
+        if self._times_s is None:
+            return np.arange(start, stop, dtype=np.float64) / self.fs_hz
+        return self._times_s[start:stop].copy()
+
+    def sample_at(self, seconds: float) -> int:
+        """The first sample at or after ``seconds`` from the first sample (to the nearest
+        sample; ``n_samples`` when none is)."""
+        if self._times_s is None:
+            return min(self.n_samples, max(0, int(round(seconds * self.fs_hz))))
+        return int(np.searchsorted(self._times_s, seconds - 0.5 / self.fs_hz, side="left"))
+
+    def runs(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` of each stretch of samples with no gap inside, in order."""
+        edges = [0, *self.discontinuities, self.n_samples]
+        return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start..stop-1`` of the selected channels, float32 (n, n_channels)."""
@@ -146,10 +200,14 @@ class Recording:
             return np.zeros((0, self.n_channels), dtype=np.float32)
         return self._read(start, stop)
 
-    def chunks(self, chunk_samples: int = 65536) -> Iterator[np.ndarray]:
-        """The whole recording as consecutive float32 (n, n_channels) chunks."""
-        for start in range(0, self.n_samples, chunk_samples):
-            yield self.read(start, start + chunk_samples)
+    def chunks(
+        self, chunk_samples: int = 65536, start: int = 0, stop: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """Samples ``start..stop-1`` (default: all) as consecutive float32 (n, n_channels)
+        chunks."""
+        stop = self.n_samples if stop is None else min(stop, self.n_samples)
+        for first in range(start, stop, chunk_samples):
+            yield self.read(first, min(first + chunk_samples, stop))
 
     def annotations(self) -> list[Segment]:
         """Labels stored in the file itself (EDF+ annotations, XDF markers); empty if none."""
@@ -169,22 +227,20 @@ class EdfRecording(Recording):
     """EDF/EDF+ or BDF/BDF+ through edfio (EDF memory-mapped and read one chunk at a time)."""
 
     def __init__(self, path: Path, channels: Sequence[str | int] | None) -> None:
-        import edfio
-
-        try:
-            # edfio memory-maps EDF and reads only the records asked for; it loads BDF whole
-            if path.suffix.lower() == ".bdf":
-                edf = edfio.read_bdf(path)
-            else:
-                edf = edfio.read_edf(path, lazy_load_data=True)
-        except Exception as exc:  # edfio raises ValueError/EdfError/OSError variants
-            raise DataError(
-                f"{path}: not a readable {path.suffix.upper()[1:]} file ({exc}); check that the "
-                "file is complete and really is EDF/BDF"
-            ) from None
+        edf = _read_edf(path)
         signals = edf.signals
         if not signals:
-            raise DataError(f"{path}: the file holds no signals (only annotations)")
+            n = len(edf.annotations)
+            raise DataError(
+                f"{path}: the file holds no signals"
+                + (
+                    f", only {n} annotation(s): it is a label file (as a Sleep-EDF "
+                    "*-Hypnogram.edf); give it with --labels, and the recording it labels with "
+                    "--data"
+                    if n
+                    else " and no annotations"
+                )
+            )
         names = [s.label for s in signals]
         picked = select_channels(names, channels, where=str(path))
         rates = {float(signals[i].sampling_frequency) for i in picked}
@@ -222,15 +278,71 @@ class EdfRecording(Recording):
             out[:, j] = values
         return out
 
+    @property
+    def start(self) -> datetime.datetime | None:
+        """The recording's start date and time from the header; None when anonymised."""
+        return _edf_start(self._edf)
+
     def annotations(self) -> list[Segment]:
-        segments = []
-        for a in self._edf.annotations:
-            text = str(a.text).strip()
-            if not text:
-                continue
-            duration = float(a.duration) if a.duration is not None else 0.0
-            segments.append(Segment(float(a.onset), duration, text))
+        return _edf_segments(self._edf)
+
+
+def read_edf_annotations(path: Path, *, recording: Recording | None = None) -> list[Segment]:
+    """EDF+/BDF+ annotations as segments, from a file with or without signals.
+
+    A file holding only annotations is a label file (as Sleep-EDF's ``*-Hypnogram.edf``).
+
+    Parameters
+    ----------
+    path : Path
+    recording : Recording, optional
+        The recording the annotations label. When both it (an EDF/BDF) and the file give their
+        start date and time, onsets are moved to count from the recording's start, as MNE
+        aligns annotations by their origin time; otherwise both are taken to start together.
+    """
+    edf = _read_edf(path)
+    segments = _edf_segments(edf)
+    start = _edf_start(edf)
+    other = recording.start if isinstance(recording, EdfRecording) else None
+    if start is None or other is None or start == other:
         return segments
+    shift = (start - other).total_seconds()
+    return [Segment(s.onset_s + shift, s.duration_s, s.label, s.group) for s in segments]
+
+
+def _read_edf(path: Path):
+    import edfio
+
+    try:
+        # edfio memory-maps EDF and reads only the records asked for; it loads BDF whole
+        if path.suffix.lower() == ".bdf":
+            return edfio.read_bdf(path)
+        return edfio.read_edf(path, lazy_load_data=True)
+    except Exception as exc:  # edfio raises ValueError/EdfError/OSError variants
+        raise DataError(
+            f"{path}: not a readable {path.suffix.upper()[1:]} file ({exc}); check that the "
+            "file is complete and really is EDF/BDF"
+        ) from None
+
+
+def _edf_segments(edf) -> list[Segment]:
+    segments = []
+    for a in edf.annotations:
+        text = str(a.text).strip()
+        if not text:
+            continue
+        duration = float(a.duration) if a.duration is not None else 0.0
+        segments.append(Segment(float(a.onset), duration, text))
+    return segments
+
+
+def _edf_start(edf) -> datetime.datetime | None:
+    from edfio import AnonymizedDateError
+
+    try:
+        return datetime.datetime.combine(edf.startdate, edf.starttime)
+    except AnonymizedDateError:
+        return None
 
 
 class NpzRecording(Recording):
@@ -264,6 +376,10 @@ class NpzRecording(Recording):
         if fs.size != 1:
             raise DataError(f"{path}: field 'fs' must be one number (Hz), got shape {fs.shape}")
         n_ch = data.shape[1]
+        if n_ch == 0:
+            raise DataError(
+                f"{path}: field 'data' has no channels (shape {data.shape}): nothing to decode"
+            )
         names = [str(n) for n in names] if names is not None else list(default_channel_labels(n_ch))
         if len(names) != n_ch:
             raise DataError(
@@ -295,24 +411,40 @@ class XdfRecording(Recording):
         self, path: Path, channels: Sequence[str | int] | None, stream: str | None
     ) -> None:
         streams = _load_xdf(path)
-        chosen = _pick_xdf_stream(
-            path, [s for s in streams if _xdf_fs(s) > 0], stream, "data", "--stream"
-        )
+        data_streams = [s for s in streams if _xdf_fs(s) > 0]
+        if not data_streams and streams:
+            raise DataError(
+                f"{path}: no data stream, only marker streams "
+                f"({', '.join(_xdf_describe(s) for s in streams)}): no signal to decode (XDF "
+                "markers label the data stream of their own file)"
+            )
+        chosen = _pick_xdf_stream(path, data_streams, stream, "data", "--stream")
         series = np.asarray(chosen["time_series"])
         if series.ndim != 2 or series.shape[0] == 0:
             raise DataError(f"{path}: stream {_xdf_name(chosen)!r} holds no samples")
+        if series.shape[1] == 0:
+            raise DataError(
+                f"{path}: stream {_xdf_name(chosen)!r} has no channels (channel_count 0): "
+                "nothing to decode; pick the data stream with --stream"
+            )
         names, units = _xdf_channels(chosen, series.shape[1])
         picked = select_channels(names, channels, where=f"{path} stream {_xdf_name(chosen)!r}")
         self._data = series[:, picked]
-        self._t0 = float(np.asarray(chosen["time_stamps"])[0])
+        stamps = np.asarray(chosen["time_stamps"], dtype=np.float64)
+        self._t0 = float(stamps[0])
         self._streams = streams
         self.stream_name = _xdf_name(chosen)
+        fs_hz = _xdf_fs(chosen)
+        where = f"{path} stream {self.stream_name!r}"
         super().__init__(
             path,
-            _xdf_fs(chosen),
+            fs_hz,
             [names[i] for i in picked],
             [units[i] for i in picked],
             series.shape[0],
+            # a sample stamped before the one ahead of it (jitter) takes that one's time
+            times_s=np.maximum.accumulate(stamps - self._t0),
+            discontinuities=_gaps(stamps, fs_hz, where),
         )
 
     def _read(self, start: int, stop: int) -> np.ndarray:
@@ -344,6 +476,28 @@ class XdfRecording(Recording):
         if not any(_xdf_fs(s) == 0 for s in self._streams):
             return []
         return self.marker_segments(None)
+
+
+def _gaps(stamps: np.ndarray, fs_hz: float, where: str) -> list[int]:
+    """The first sample after each gap in a stream's timestamps, judged as live
+    (:class:`rtdecode.acquisition.timing.TimingPolicy`: a forward jump beyond one period plus
+    the gap tolerance, unless the following timestamps take it back)."""
+    from rtdecode.acquisition.timing import TimingPolicy
+
+    policy = TimingPolicy(fs_hz, _GAP_TOLERANCE_S)
+    steps = np.diff(stamps)
+    if not np.any((steps < 0) | (steps > policy.period_s + policy.gap_tolerance_s)):
+        return []  # the common case, without a Python loop over every sample
+    events = policy.push(stamps) + policy.pause()  # the file's end: a jump pending is a gap
+    reset = next((e for e in events if e.kind == "reset"), None)
+    if reset is not None:
+        # live, the decisions would go on; offline, labels in seconds cannot be placed
+        raise DataError(
+            f"{where}: the timestamps go back {-reset.size_s:.3f} s at sample {reset.at_sample} "
+            "(the source's clock started over), so times after it cannot be matched with "
+            "labels; split the recording there"
+        )
+    return [e.at_sample for e in events if e.kind == "gap"]
 
 
 def _pick_xdf_stream(
@@ -383,7 +537,15 @@ def _load_xdf(path: Path) -> list[dict]:
     if magic != b"XDF:":
         raise DataError(f"{path}: not a readable XDF file (it does not start with 'XDF:')")
     try:
-        streams, _header = pyxdf.load_xdf(str(path), dejitter_timestamps=True)
+        # dejittered in stretches broken wherever a step exceeds max(period, 50 ms): at or
+        # below the live gap threshold, so a gap is never smoothed away (pyxdf's default
+        # breaks only beyond max(1 s, 500 periods))
+        streams, _header = pyxdf.load_xdf(
+            str(path),
+            dejitter_timestamps=True,
+            jitter_break_threshold_seconds=_GAP_TOLERANCE_S,
+            jitter_break_threshold_samples=1,
+        )
     except Exception as exc:
         raise DataError(f"{path}: not a readable XDF file ({exc})") from None
     return streams

@@ -58,7 +58,7 @@ def replay_recording(
     once.
     """
     fs = recording.fs_hz
-    changes = _label_changes(segments, fs, recording.n_samples) if segments else []
+    changes = _label_changes(segments, recording) if segments else []
     source = PacedSource(
         name,
         fs_hz=fs,
@@ -101,13 +101,15 @@ def replay_recording(
         source.close()
 
 
-def _label_changes(segments: Sequence[Segment], fs: float, n_samples: int) -> list[tuple[int, str]]:
-    """(first sample, label) of every label change, ``unlabelled`` between segments."""
+def _label_changes(segments: Sequence[Segment], recording: Recording) -> list[tuple[int, str]]:
+    """(first sample, label) of every label change, ``unlabelled`` between segments; placed by
+    the samples' times (their timestamps when the file has them)."""
+    n_samples = recording.n_samples
     changes: list[tuple[int, str]] = []
     current = None
     pos = 0
     for s in sorted(segments, key=lambda s: s.onset_s):
-        a, b = int(round(s.onset_s * fs)), int(round(s.end_s * fs))
+        a, b = recording.sample_at(s.onset_s), recording.sample_at(s.end_s)
         if a > pos and current != "unlabelled":
             changes.append((pos, "unlabelled"))
             current = "unlabelled"

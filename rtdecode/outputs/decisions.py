@@ -14,7 +14,10 @@ restarted decoder is found again by consumers that were following it:
 
 Both carry the timestamp of the last input sample of the decision window, so consumers can
 line decisions up with the raw data; the decode latency is reported in the log, not folded into
-the timestamps.
+the timestamps. Neither outlet's timestamps ever go back: a sample or marker stamped before the
+last one pushed on its outlet (a ``no_signal`` stamped by the local clock while the decisions
+carry a source clock ahead of it, a state re-announced from a window older than that marker)
+is stamped with the last one's time.
 """
 
 from __future__ import annotations
@@ -203,6 +206,10 @@ class DecisionOutputs:
         self._lock = threading.Lock()
         self._closed = False
         self._state_pending = False  # a stale decision changed the state: announce it next
+        # the last timestamp pushed on each outlet: the next is never earlier
+        self._last_scores_ts = -math.inf
+        self._last_state_ts = -math.inf
+        self._state_lock = threading.Lock()  # markers and state changes share the state outlet
 
         # Open the log before creating outlets: a bad path then fails without leaving streams
         # advertised on the network.
@@ -367,24 +374,26 @@ class DecisionOutputs:
         if stale:
             # too old to act on: logged (nothing decided is lost) but not sent to consumers
             if self._log is not None:
-                self._log.write(self._record(d) | {"stale": True})
+                self._log.write(self._record(d, d.timestamp) | {"stale": True})
             # a state change made in a stale decision is announced with the next fresh one,
             # so a consumer of the state outlet never stays on a state the decoder has left
             self._state_pending = self._state_pending or d.state_changed
             return
+        timestamp = max(d.timestamp, self._last_scores_ts)
+        self._last_scores_ts = timestamp
         # push_chunk hands liblsl the buffer's pointer (push_sample rebuilds a ctypes array:
         # 3.3 vs 2.4 us); for one sample the explicit timestamp is kept as is.
-        scores.push_chunk(self._sample, d.timestamp)
+        scores.push_chunk(self._sample, timestamp)
         if d.state_changed or self._state_pending:
-            state.push_sample([d.state], d.timestamp)
+            self._push_state(state, d.state, timestamp)
             self._state_pending = False
         if self._log is not None:
-            self._log.write(self._record(d))
+            self._log.write(self._record(d, timestamp))
 
-    def _record(self, d: Decision) -> dict[str, Any]:
+    def _record(self, d: Decision, timestamp: float) -> dict[str, Any]:
         values = self._sample.tolist()
         record: dict[str, Any] = {
-            "t": d.timestamp,
+            "t": timestamp,
             "end_sample": int(d.end_sample),
             "probs": {c: round(v, 6) for c, v in zip(self._classes, values)},
             "state": d.state,
@@ -401,10 +410,21 @@ class DecisionOutputs:
 
         Markers are not classes: a consumer of ``rtdecode-state`` sees the decoder's view of its
         input change, and the next decision's state (re-announced after the marker) ends it.
+        The marker is stamped ``timestamp``, or the state outlet's last timestamp when that is
+        later (the log line's ``t`` is the stamp pushed).
         """
+        if not math.isfinite(timestamp):
+            raise ValueError(f"timestamp must be finite, got {timestamp!r}")
         _, state = self._outlets()
-        state.push_sample([marker], timestamp)
-        self.log_event(marker, t=timestamp)
+        self.log_event(marker, t=self._push_state(state, marker, timestamp))
+
+    def _push_state(self, outlet: pylsl.StreamOutlet, text: str, timestamp: float) -> float:
+        """Push ``text`` on the state outlet, stamped no earlier than the last push; the stamp."""
+        with self._state_lock:
+            timestamp = max(timestamp, self._last_state_ts)
+            self._last_state_ts = timestamp
+            outlet.push_sample([text], timestamp)
+        return timestamp
 
     def log_event(self, kind: str, **fields: Any) -> None:
         """Append a non-decision line ``{"event": kind, "t": ..., "unix_time": ..., **fields}``.

@@ -1,5 +1,7 @@
 """Readers (EDF, BDF, XDF, npz) and label formats, on files written here and on the real data."""
 
+import datetime
+import json
 import struct
 from pathlib import Path
 
@@ -10,6 +12,7 @@ pytest.importorskip("edfio")
 pytest.importorskip("pyxdf")
 
 from edfio import Bdf, BdfSignal, Edf, EdfAnnotation, EdfSignal  # noqa: E402
+from edfio import Recording as EdfRecording  # noqa: E402
 
 from rtdecode.offline.datasets import window_labels  # noqa: E402
 from rtdecode.offline.labels import read_labels  # noqa: E402
@@ -203,6 +206,14 @@ def test_csv_labels_ignore_extra_columns_and_read_groups(tmp_path):
         ),
         ("onset_s,duration_s,label\n0,4,\n", r"line 2: empty 'label'"),
         ("wake\nwake\nnrem\n", r"line 1: missing column.*needs --epoch-s"),
+        # a quote left open would otherwise swallow the rest of the file as one label
+        ('onset_s,duration_s,label\n0,4,a\n4,4,"b\n8,4,c\n', r"line 3: a quote opened on this "),
+        ('onset_s,duration_s,label\n0,4,"a\n4,4,b"\n8,4,c\n', r"line 2: a quoted field runs on "),
+        ("onset_s,duration_s,label\n0,4\n", r"line 2: 2 fields, the header has 3"),
+        ("onset_s,duration_s,label\n0,4,stage 2, light\n", r"line 2: 4 fields.*quote a value"),
+        ("onset_s,duration_s,label\n\n\n0,nan,a\n", r"line 4: onset_s must be >= 0 and "),
+        ("onset_s,duration_s,label\n-2,4,a\n", r"line 2: onset_s must be >= 0 and "),
+        ('onset_s,duration_s,label\n0,4,a\n4,4,"b"c\n', r"line 3: not valid CSV"),
     ],
 )
 def test_malformed_label_files_name_the_line(tmp_path, text, message):
@@ -210,6 +221,31 @@ def test_malformed_label_files_name_the_line(tmp_path, text, message):
     p.write_text(text)
     with pytest.raises(DataError, match=r"labels\.csv: " + message):
         read_labels(p)
+
+
+def test_label_csv_with_trailing_delimiters_reads(tmp_path):
+    p = tmp_path / "l.csv"
+    p.write_text('onset_s,duration_s,label\n0,4,a,,\n4,4,"b, c"\n')
+    assert read_labels(p) == [Segment(0.0, 4.0, "a"), Segment(4.0, 4.0, "b, c")]
+
+
+def test_oversized_csv_field_names_its_line(tmp_path):
+    p = tmp_path / "labels.csv"
+    p.write_text("onset_s,duration_s,label\n0,4,a\n4,4," + "x" * 200_000 + "\n")
+    with pytest.raises(DataError, match=r"labels\.csv: line 3: a field longer than \d+ char"):
+        read_labels(p)
+
+
+def test_malformed_labels_through_the_cli_exit_2(tmp_path, capsys):
+    from rtdecode.cli.main import main
+
+    rec = write_edf(tmp_path / "r.edf", _signals(seconds=10.0), 256.0)
+    bad = tmp_path / "labels.csv"
+    bad.write_text('onset_s,duration_s,label\n0,5,wake\n5,5,"sleep\n')
+    code = main(["train", "--data", str(rec), "--labels", str(bad), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "labels.csv: line 3: a quote opened on this line is never closed" in err
 
 
 def test_hypnogram_and_labels_beyond_the_recording(tmp_path):
@@ -244,6 +280,77 @@ def test_edf_plus_annotations_are_labels(tmp_path):
     plain = write_edf(tmp_path / "plain.edf", _signals(seconds=10.0), 256.0)
     with pytest.raises(DataError, match="holds no EDF\\+ annotations"):
         read_labels(plain)
+
+
+def write_hypnogram_edf(path, stages, *, epoch_s=30.0, starttime=None):
+    """An EDF+ holding only annotations, laid out as Sleep-EDF's *-Hypnogram.edf files."""
+    annotations = [
+        EdfAnnotation(i * epoch_s, epoch_s, f"Sleep stage {s}") for i, s in enumerate(stages)
+    ]
+    header = EdfRecording(startdate=datetime.date(1989, 4, 24)) if starttime else None
+    Edf([], annotations=annotations, starttime=starttime, recording=header).write(path)
+    return path
+
+
+def test_annotations_only_edf_is_a_label_file(tmp_path):
+    # the recording starts at 22:00:00, its hypnogram 60 s later: onsets move by 60 s
+    rec_path = tmp_path / "SC-PSG.edf"
+    data = _signals(fs=100.0, seconds=300.0, n_ch=1)
+    signal = EdfSignal(data[:, 0], 100.0, label="Fpz-Cz", physical_range=(-200.0, 200.0))
+    header = EdfRecording(startdate=datetime.date(1989, 4, 24))
+    Edf([signal], starttime=datetime.time(22, 0, 0), recording=header).write(rec_path)
+    rec = open_recording(rec_path)
+    hyp = write_hypnogram_edf(
+        tmp_path / "SC-Hypnogram.edf", ["W", "1", "R", "?"], starttime=datetime.time(22, 1, 0)
+    )
+    assert read_labels(hyp, recording=rec) == [
+        Segment(60.0, 30.0, "Sleep stage W"),
+        Segment(90.0, 30.0, "Sleep stage 1"),
+        Segment(120.0, 30.0, "Sleep stage R"),
+        Segment(150.0, 30.0, "Sleep stage ?"),
+    ]
+    # alone (or with a recording of no start time) its onsets count from its own start
+    assert read_labels(hyp)[0] == Segment(0.0, 30.0, "Sleep stage W")
+    # given as a recording, it is refused, and the message says what it is
+    with pytest.raises(
+        DataError,
+        match=r"SC-Hypnogram\.edf: the file holds no signals, only 4 annotation\(s\): "
+        r"it is a label file .* give it with --labels",
+    ):
+        open_recording(hyp)
+
+
+def test_annotations_only_edf_labels_a_recording_through_the_cli(tmp_path, capsys, make_model):
+    from rtdecode.cli.main import main
+
+    model = make_model("m.onnx", n_channels=1, fs_hz=100.0, window_s=2.0, hop_s=1.0)
+    rec = write_edf(tmp_path / "r-PSG.edf", _signals(fs=100.0, seconds=120.0, n_ch=1), 100.0)
+    hyp = write_hypnogram_edf(tmp_path / "r-Hypnogram.edf", ["W", "1", "1", "R"])
+    stages = "Sleep stage W=wake,Sleep stage 1=nrem,Sleep stage R=rem"
+    argv = ["evaluate", "--model", str(model), "--data", str(rec), "--json"]
+    assert main([*argv, "--labels", str(hyp), "--map", stages]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    # 2 s windows, 1 s hop, 30 s epochs: the windows inside one labelled stretch
+    assert metrics["decisions"] == 119 and metrics["labelled_windows"] == 119 - 2
+    # the label file given as the recording: exit 2, with what to do
+    argv[4] = str(hyp)
+    assert main([*argv, "--labels", str(hyp)]) == 2
+    assert "it is a label file" in capsys.readouterr().err
+
+
+def test_recordings_without_channels_are_refused(tmp_path):
+    stamps = 5.0 + np.arange(50) / 100.0
+    empty = {"name": "amp", "type": "EEG", "fs": 100.0, "fmt": "float32", "labels": []}
+    path = write_xdf(tmp_path / "r.xdf", [empty | {"stamps": stamps, "values": np.zeros((50, 0))}])
+    with pytest.raises(DataError, match=r"r\.xdf: stream 'amp' has no channels"):
+        open_recording(path)
+    markers = {"name": "m", "type": "Markers", "fs": 0, "fmt": "string"}
+    path = write_xdf(tmp_path / "m.xdf", [markers | {"stamps": [1.0], "values": ["wake"]}])
+    with pytest.raises(DataError, match=r"m\.xdf: no data stream, only marker streams"):
+        open_recording(path)
+    np.savez(tmp_path / "r.npz", data=np.zeros((100, 0)), fs=100.0)
+    with pytest.raises(DataError, match=r"r\.npz: field 'data' has no channels"):
+        open_recording(tmp_path / "r.npz")
 
 
 def test_window_labels_leave_straddling_windows_out():

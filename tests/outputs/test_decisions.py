@@ -303,3 +303,47 @@ def test_stale_decisions_are_logged_and_their_state_change_announced_later(
     lines = _read_jsonl(outputs.log_path)
     assert [line["end_sample"] for line in lines] == [x.end_sample for x in d]
     assert [line.get("stale", False) for line in lines] == [False, False, True, False, True]
+
+
+def test_state_outlet_timestamps_never_go_back(outputs: DecisionOutputs, source_id: str) -> None:
+    """``no_signal`` is stamped by the local clock, decisions by their window's last sample: a
+    source clock ahead of ours, or a state re-announced from a window older than the marker,
+    would put a marker before the one already sent. Each is stamped no earlier than the last
+    push on its outlet."""
+    scores_inlet = _inlet(f"rtdecode-scores:{source_id}")
+    state_inlet = _inlet(f"rtdecode-state:{source_id}")
+    try:
+        assert outputs.wait_for_consumers(RESOLVE_S)
+        t0 = pylsl.local_clock()
+        d = _decisions(t0 + 10.0)  # a source clock 10 s ahead: decisions at t0 + 10 s ...
+        outputs.publish(d[0])  # wake at t0 + 10
+        outputs.publish_marker("no_signal", t0)  # the stall, by the local clock: 10 s earlier
+        outputs.publish_marker("no_signal", t0 + 12.0)  # a later marker keeps its time
+        # the source came back: the state is re-announced from a window stamped t0 + 10.2,
+        # before the marker, and the scores of a decision stamped back go no earlier either
+        back = Decision(1, t0 + 10.05, d[1].probabilities, "wake", state_changed=False)
+        outputs.publish(d[2])  # nrem at t0 + 10.2
+        outputs.publish(back)
+        outputs.publish(d[3])
+        markers = []
+        while (m := state_inlet.pull_sample(timeout=1.0))[0] is not None:
+            markers.append((m[0][0], m[1]))
+        scores = []
+        while (s := scores_inlet.pull_sample(timeout=1.0))[0] is not None:
+            scores.append(s[1])
+    finally:
+        del scores_inlet, state_inlet
+    assert markers == [
+        ("wake", d[0].timestamp),
+        ("no_signal", d[0].timestamp),
+        ("no_signal", t0 + 12.0),
+        ("nrem", t0 + 12.0),
+    ]
+    assert scores == [d[0].timestamp, d[2].timestamp, d[2].timestamp, d[3].timestamp]
+    # the log says what was sent
+    lines = _read_jsonl(outputs.log_path)
+    events = [(x["event"], x["t"]) for x in lines if "event" in x]
+    assert events == [("no_signal", d[0].timestamp), ("no_signal", t0 + 12.0)]
+    assert [x["t"] for x in lines if "event" not in x] == scores
+    with pytest.raises(ValueError, match="timestamp must be finite"):
+        outputs.publish_marker("no_signal", math.nan)
