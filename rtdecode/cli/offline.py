@@ -418,6 +418,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # channel checks (rtdecode.features.quality): windows with a bad channel, and bad_signal decisions
     metrics["windows_with_bad_channels"] = int(np.count_nonzero(decoded.quality < 1.0))
     metrics["bad_signal_decisions"] = sum(s == BAD_SIGNAL for s in decoded.states)
+    metrics["bad_model_outputs"] = decoded.bad_model_outputs
     metrics["speed_x_real_time"] = rec.duration_s / wall if wall > 0 else None
     if protocol is not None:
         metrics["stimulation"] = stim_report(decoded.triggers, protocol, segments, rec.duration_s)
@@ -448,6 +449,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{metrics['windows_with_bad_channels']} windows with bad channels, "
         f"{metrics['bad_signal_decisions']} bad_signal"
     )
+    if decoded.bad_model_outputs:
+        print(f"{decoded.bad_model_outputs} windows not decided: the model gave no probabilities")
     print(f"windows:          accuracy {w['accuracy']:.3f}  kappa {w['kappa']:.3f}")
     print(f"after hysteresis: accuracy {a['accuracy']:.3f}  kappa {a['kappa']:.3f}")
     for c, m in w["per_class"].items():

@@ -247,6 +247,7 @@ class DecodedRecording:
     quality: np.ndarray  # (n,) float32, fraction of good channels in the window
     triggers: list = field(default_factory=list)  # stimulation Triggers (with a protocol)
     blanked: int = 0  # windows not decided: they held a stimulation artefact
+    bad_model_outputs: int = 0  # windows not decided: the model's output was no probabilities
 
 
 def decode_recording(
@@ -267,7 +268,8 @@ def decode_recording(
     decisions equal those of a live run on a replay of the same file. With a stimulation
     protocol, its rules run on the decisions as they would live (the same engine), as a dry run:
     the triggers come back in ``triggers``, and windows that would have held a pulse's artefact
-    are not decided (``blanked``). Time is the recording's: seconds from its first sample.
+    are not decided (``blanked``). Nor are windows whose model output is not one probability
+    per class (``bad_model_outputs``). Time is the recording's: seconds from its first sample.
     """
     from rtdecode.acquisition._ringbuffer import RingBuffer
     from rtdecode.features.streaming import StreamingFeatures
@@ -302,7 +304,10 @@ def decode_recording(
         for end_sample, row, verdict in rows:
             if engine is not None and engine.blanked(end_sample):
                 continue
-            probs, state, did_change = step.decide(row, verdict.good_fraction)
+            result = step.decide(row, verdict.good_fraction)
+            if result is None:
+                continue  # the model gave no probabilities (counted by the step), as live
+            probs, state, did_change = result
             if engine is not None:
                 triggers += engine.decide(end_sample, end_sample / recording.fs_hz, state)
             goods.append(verdict.good_fraction)
@@ -320,6 +325,7 @@ def decode_recording(
         quality=np.array(goods, dtype=np.float32),
         triggers=triggers,
         blanked=0 if engine is None else engine.counts["blanked_windows"],
+        bad_model_outputs=step.bad_outputs,
     )
 
 

@@ -68,6 +68,8 @@ FEATURES = [
     ({"hop_s": INF}, "hop_s=inf"),
     ({"hop_s": 2.0}, r"hop_s \(2.0\) must not exceed window_s \(1.0\)"),
     ({"hop_s": 0.00025}, "hop_s=0.00025 s is not a whole number of samples at 2000.0 Hz"),
+    # half a sample at 1 MHz: within the tolerance when it was relative to the rate
+    ({"fs_hz": 1e6, "hop_s": 1.05e-5}, "hop_s=1.05e-05 s is not a whole number of samples"),
     ({"fs_hz": 1e15}, "fs_hz is 1e[+]15 Hz; rtdecode decodes streams up to 1000000 Hz"),
     ({"fs_hz": 2e6, "hop_s": 0.1}, "fs_hz is 2000000 Hz"),
     ({"fs_hz": -2000.0}, "fs_hz must be a positive number, got -2000.0"),
