@@ -8,6 +8,7 @@ one the live decoder rebuilds.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -23,6 +24,42 @@ __all__ = [
 ]
 
 
+def _check_real(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is a real number (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+
+
+def _check_whole(name: str, value: Any) -> None:
+    """``TypeError`` unless ``value`` is an integer (not a bool, not a float like 2.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})")
+
+
+def _check_name(what: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {value!r} ({type(value).__name__})")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+
+
+def _as_items(what: str, items: Any, item_type: type) -> tuple:
+    """``items`` as a tuple of ``item_type``, each given as one or as a dict of its fields."""
+    if isinstance(items, str) or not isinstance(items, (tuple, list)):
+        raise TypeError(f"{what} must be a list, got {items!r} ({type(items).__name__})")
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            known = set(item_type.__dataclass_fields__)
+            if set(item) != known:
+                raise TypeError(f"{what} entries need the keys {sorted(known)}, got {item!r}")
+            item = item_type(**item)
+        elif not isinstance(item, item_type):
+            raise TypeError(f"{what} must hold {item_type.__name__}s, got {item!r}")
+        out.append(item)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Band:
     """A frequency band ``[lo_hz, hi_hz)`` with a stable name."""
@@ -32,11 +69,15 @@ class Band:
     hi_hz: float
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.isidentifier():
+        _check_name("band name", self.name)
+        if not self.name.isidentifier():
             raise ValueError(f"band name must be an identifier, got {self.name!r}")
-        if not (0.0 <= self.lo_hz < self.hi_hz):
+        _check_real(f"band {self.name!r} lo_hz", self.lo_hz)
+        _check_real(f"band {self.name!r} hi_hz", self.hi_hz)
+        if not (0.0 <= self.lo_hz < self.hi_hz < math.inf):
             raise ValueError(
-                f"band {self.name!r}: need 0 <= lo_hz < hi_hz, got {self.lo_hz}..{self.hi_hz} Hz"
+                f"band {self.name!r}: need 0 <= lo_hz < hi_hz, both finite, got "
+                f"{self.lo_hz}..{self.hi_hz} Hz"
             )
 
 
@@ -47,6 +88,11 @@ class Ratio:
     name: str
     numerator: str
     denominator: str
+
+    def __post_init__(self) -> None:
+        _check_name("ratio name", self.name)
+        _check_name(f"ratio {self.name!r} numerator", self.numerator)
+        _check_name(f"ratio {self.name!r} denominator", self.denominator)
 
 
 DEFAULT_BANDS: tuple[Band, ...] = (
@@ -133,29 +179,45 @@ class FeatureConfig:
             raise ValueError(
                 f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}"
             )
+        for name in ("fs_hz", "window_s", "hop_s", "baseline_s"):
+            _check_real(name, getattr(self, name))
+        _check_whole("decimation", self.decimation)
+        _check_whole("fir_taps_per_phase", self.fir_taps_per_phase)
         if not (math.isfinite(self.baseline_s) and self.baseline_s > 0):
             raise ValueError(f"baseline_s must be a positive number, got {self.baseline_s!r}")
         if not (math.isfinite(self.fs_hz) and self.fs_hz > 0):
             raise ValueError(f"fs_hz must be a positive number, got {self.fs_hz!r}")
-        if not (self.window_s > 0 and self.hop_s > 0):
+        # infinity would pass "> 0" and then overflow the sample counts
+        if not all(math.isfinite(v) and v > 0 for v in (self.window_s, self.hop_s)):
             raise ValueError(
-                f"window_s and hop_s must be > 0, got window_s={self.window_s}, hop_s={self.hop_s}"
+                "window_s and hop_s must be finite numbers > 0, got "
+                f"window_s={self.window_s}, hop_s={self.hop_s}"
             )
         if self.hop_s > self.window_s:
             raise ValueError(f"hop_s ({self.hop_s}) must not exceed window_s ({self.window_s})")
         hop_samples = round(self.hop_s * self.fs_hz)
-        if hop_samples < 1 or abs(hop_samples - self.hop_s * self.fs_hz) > 1e-6 * self.fs_hz:
+        # the tolerance is relative to the hop: relative to the rate it let a 1 MHz stream's hop
+        # be half a sample off
+        if hop_samples < 1 or abs(hop_samples - self.hop_s * self.fs_hz) > 1e-6 * hop_samples:
             raise ValueError(
                 f"hop_s={self.hop_s} s is not a whole number of samples at {self.fs_hz} Hz"
             )
         # Normalise containers to tuples of dataclasses (from_dict hands lists of dicts).
-        bands = tuple(b if isinstance(b, Band) else Band(**b) for b in self.bands)
-        ratios = tuple(r if isinstance(r, Ratio) else Ratio(**r) for r in self.ratios)
+        bands = _as_items("bands", self.bands, Band)
+        ratios = _as_items("ratios", self.ratios, Ratio)
         if not bands:
             raise ValueError("at least one band is required")
         names = [b.name for b in bands]
         if len(set(names)) != len(names):
             raise ValueError(f"band names must be unique, got {names}")
+        # a band and a ratio of one name would make two features of one name
+        clashes = sorted({r.name for r in ratios} & set(names))
+        ratio_names = [r.name for r in ratios]
+        if clashes or len(set(ratio_names)) != len(ratio_names):
+            raise ValueError(
+                f"ratio names must be unique and differ from the band names, got ratios "
+                f"{ratio_names} with bands {names}"
+            )
         decimation = self.decimation
         top_hz = max(b.hi_hz for b in bands)
         if decimation == 0:
@@ -189,6 +251,14 @@ class FeatureConfig:
             raise ValueError(
                 f"window_s={self.window_s} s gives only {self.window_samples_analysis} analysis samples"
             )
+        bin_hz = _fft_bin_hz(self.window_samples_analysis, self.analysis_fs_hz)
+        for b in kept:
+            if not _holds_fft_bin(b, self.window_samples_analysis, bin_hz):
+                raise ValueError(
+                    f"band {b.name!r} ({b.lo_hz:g}-{b.hi_hz:g} Hz) holds no FFT bin: a "
+                    f"{self.window_s:g} s window at {self.analysis_fs_hz:g} Hz has a bin every "
+                    f"{bin_hz:g} Hz; widen the band or lengthen the window"
+                )
 
     def at_rate(self, fs_hz: float) -> FeatureConfig:
         """The same features computed from a stream sampled at ``fs_hz``.
@@ -257,6 +327,8 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
+        if not isinstance(d, dict):
+            raise TypeError(f"a feature config must be a JSON object, got {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
@@ -264,6 +336,21 @@ class FeatureConfig:
                 f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}"
             )
         return cls(**d)
+
+
+def _fft_bin_hz(n: int, fs_hz: float) -> float:
+    """Spacing of the FFT bins of ``n`` samples at ``fs_hz``, computed as ``rfftfreq`` does."""
+    return 1.0 / (n * (1.0 / fs_hz))
+
+
+def _holds_fft_bin(band: Band, n: int, bin_hz: float) -> bool:
+    """Whether a bin ``k * bin_hz`` (0 <= k <= n // 2) lies in ``[lo_hz, hi_hz)``."""
+    first = math.ceil(band.lo_hz / bin_hz)
+    # the neighbours too: the product k * bin_hz may round across an edge
+    return any(
+        0 <= k <= n // 2 and band.lo_hz <= k * bin_hz < band.hi_hz
+        for k in (first - 1, first, first + 1)
+    )
 
 
 @dataclass(frozen=True)
@@ -287,9 +374,10 @@ class EventHysteresis:
                 "need 0 <= off_threshold <= on_threshold <= 1, got "
                 f"off={self.off_threshold}, on={self.on_threshold}"
             )
-        if self.on_dwell_s < 0 or self.off_dwell_s < 0:
+        if not all(math.isfinite(s) and s >= 0 for s in (self.on_dwell_s, self.off_dwell_s)):
             raise ValueError(
-                f"dwell times must be >= 0 s, got on={self.on_dwell_s}, off={self.off_dwell_s}"
+                "dwell times must be finite and >= 0 s, got "
+                f"on={self.on_dwell_s}, off={self.off_dwell_s}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -311,8 +399,8 @@ class StateHysteresis:
     def __post_init__(self) -> None:
         if not (0.0 <= self.margin < 1.0):
             raise ValueError(f"margin must be in [0, 1), got {self.margin}")
-        if self.dwell_s < 0:
-            raise ValueError(f"dwell_s must be >= 0 s, got {self.dwell_s}")
+        if not (math.isfinite(self.dwell_s) and self.dwell_s >= 0):
+            raise ValueError(f"dwell_s must be finite and >= 0 s, got {self.dwell_s}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -95,3 +95,82 @@ def stuck_pipe(tmp_path):
     pipe = StuckPipe(tmp_path / "hung.jsonl")
     yield pipe
     pipe.close()
+
+
+def make_graph_model(path, contract, nodes, initializers):
+    """An ONNX file made of ``nodes`` (input ``X``, output ``probabilities``, declared as one
+    column per class) that carries ``contract``: a model whose output a test controls."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from rtdecode.decoding.model import CONTRACT_KEY
+
+    graph = helper.make_graph(
+        nodes,
+        "test_model",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", contract.n_features])],
+        [
+            helper.make_tensor_value_info(
+                "probabilities", TensorProto.FLOAT, ["N", contract.n_classes]
+            )
+        ],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what every onnxruntime since 1.10 reads
+    model.metadata_props.add(key=CONTRACT_KEY, value=contract.to_json())
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def _int64s(*values):
+    return np.array(values, dtype=np.int64)
+
+
+def make_passthrough_model(path, contract):
+    """A model whose probabilities are the first features of the row, as many as its last
+    feature says (so a test row sets the values and the width of the output)."""
+    from onnx import numpy_helper as nh
+    from onnx.helper import make_node
+
+    last = contract.n_features - 1
+    init = [
+        nh.from_array(_int64s(last), "last"),
+        nh.from_array(_int64s(last + 1), "end"),
+        nh.from_array(_int64s(1), "columns"),
+        nh.from_array(_int64s(0), "zero"),
+        nh.from_array(_int64s(1), "one"),
+        nh.from_array(_int64s(-1), "flat"),
+    ]
+    nodes = [
+        make_node("Slice", ["X", "last", "end", "columns"], ["last_feature"]),
+        make_node("Reshape", ["last_feature", "flat"], ["widths"]),
+        make_node("Slice", ["widths", "zero", "one"], ["width_f"]),
+        make_node("Cast", ["width_f"], ["width"], to=7),  # int64
+        make_node("Slice", ["X", "zero", "width", "columns"], ["probabilities"]),
+    ]
+    return make_graph_model(path, contract, nodes, init)
+
+
+def make_nan_model(path, contract, nan_above):
+    """A model of softmax probabilities of the first features, NaN where the first feature is
+    above ``nan_above``."""
+    from onnx import numpy_helper as nh
+    from onnx.helper import make_node
+
+    init = [
+        nh.from_array(_int64s(0), "zero"),
+        nh.from_array(_int64s(1), "one"),
+        nh.from_array(_int64s(contract.n_classes), "n_classes"),
+        nh.from_array(np.array([nan_above], np.float32), "threshold"),
+        nh.from_array(np.array([np.nan], np.float32), "nan"),
+    ]
+    nodes = [
+        make_node("Slice", ["X", "zero", "n_classes", "one"], ["scores"]),
+        make_node("Softmax", ["scores"], ["softmax"], axis=1),
+        make_node("Slice", ["X", "zero", "one", "one"], ["first"]),
+        make_node("Greater", ["first", "threshold"], ["above"]),
+        make_node("Where", ["above", "nan", "softmax"], ["probabilities"]),
+    ]
+    return make_graph_model(path, contract, nodes, init)

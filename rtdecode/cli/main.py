@@ -17,8 +17,12 @@ from rtdecode.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     UsageError,
+    _fraction,
+    _non_empty,
     _non_negative_float,
+    _non_negative_int,
     _positive_float,
+    _positive_int,
 )
 from rtdecode.cli.live import cmd_demo, cmd_info, cmd_monitor, cmd_run, cmd_simulate
 from rtdecode.cli.offline import OFFLINE_COMMANDS, add_offline_commands
@@ -28,12 +32,18 @@ logger = logging.getLogger("rtdecode")
 
 def _add_hysteresis_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("hysteresis (defaults come from the model)")
-    g.add_argument("--on-threshold", type=float, help="event tasks: enter when p >= this")
-    g.add_argument("--off-threshold", type=float, help="event tasks: leave when p <= this")
-    g.add_argument("--on-dwell", type=float, metavar="S", help="event tasks: seconds above on")
-    g.add_argument("--off-dwell", type=float, metavar="S", help="event tasks: seconds below off")
-    g.add_argument("--margin", type=float, help="state tasks: lead needed to switch state")
-    g.add_argument("--dwell", type=float, metavar="S", help="state tasks: seconds the lead holds")
+    g.add_argument("--on-threshold", type=_fraction, help="event tasks: enter when p >= this")
+    g.add_argument("--off-threshold", type=_fraction, help="event tasks: leave when p <= this")
+    g.add_argument(
+        "--on-dwell", type=_non_negative_float, metavar="S", help="event tasks: seconds above on"
+    )
+    g.add_argument(
+        "--off-dwell", type=_non_negative_float, metavar="S", help="event tasks: seconds below off"
+    )
+    g.add_argument("--margin", type=_fraction, help="state tasks: lead needed to switch state")
+    g.add_argument(
+        "--dwell", type=_non_negative_float, metavar="S", help="state tasks: seconds the lead holds"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
         "input stream (at least one of name, type, source_id; every one given must match, and "
         "run refuses when several streams do)"
     )
-    src.add_argument("--source", metavar="NAME", help="input stream name")
-    src.add_argument("--source-type", metavar="TYPE", help="input stream type (e.g. EEG)")
-    src.add_argument("--source-id", metavar="ID", help="input stream source_id")
-    src.add_argument("--host", metavar="HOST", help="the host name of the source's machine")
+    src.add_argument("--source", type=_non_empty, metavar="NAME", help="input stream name")
+    src.add_argument(
+        "--source-type", type=_non_empty, metavar="TYPE", help="input stream type (e.g. EEG)"
+    )
+    src.add_argument("--source-id", type=_non_empty, metavar="ID", help="input stream source_id")
+    src.add_argument(
+        "--host", type=_non_empty, metavar="HOST", help="the host name of the source's machine"
+    )
     run.add_argument(
         "--resolve-timeout",
         type=_positive_float,
@@ -69,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="save a PNG of the monitor when --duration ends (works offscreen)",
     )
-    run.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
+    run.add_argument(
+        "--log", type=_non_empty, metavar="PATH", help="append one JSON line per decision here"
+    )
     run.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
     run.add_argument(
         "--log-rotate-mb",
@@ -110,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         "max(10, 10 S) seconds run exits with code 1 (default 1)",
     )
     run.add_argument(
-        "--status-every", type=float, default=1.0, metavar="S", help="status line period (0 = none)"
+        "--status-every",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="S",
+        help="status line period (0 = none)",
     )
     _add_hysteresis_args(run)
     stim = run.add_argument_group("stimulation (see docs/closed-loop.md)")
@@ -134,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stim.add_argument(
         "--refractory-s",
-        type=float,
+        type=_non_negative_float,
         metavar="S",
         help="no trigger sooner than S seconds after the previous one (default 0)",
     )
@@ -152,17 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="save a PNG of the monitor when --duration ends (works offscreen)",
     )
     demo.add_argument("--duration", type=_positive_float, default=60.0, metavar="S")
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--log", metavar="PATH", help="append one JSON line per decision here")
+    demo.add_argument("--seed", type=_non_negative_int, default=1)
+    demo.add_argument(
+        "--log", type=_non_empty, metavar="PATH", help="append one JSON line per decision here"
+    )
 
     sim = sub.add_parser(
         "simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)"
     )
     sim.add_argument("--scenario", choices=("sleep", "seizure"), default="sleep")
-    sim.add_argument("--channels", type=int, default=64)
+    sim.add_argument("--channels", type=_positive_int, default=64)
     sim.add_argument("--rate", type=_positive_float, default=32000.0, metavar="HZ")
-    sim.add_argument("--name", default="rtdecode-sim")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--name", type=_non_empty, default="rtdecode-sim")
+    sim.add_argument("--seed", type=_non_negative_int, default=0)
     sim.add_argument("--duration", type=_positive_float, metavar="S")
     sim.add_argument(
         "--fault",
@@ -174,14 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--chunk",
-        type=int,
+        type=_positive_int,
         default=32,
         metavar="SAMPLES",
         help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)",
     )
     sim.add_argument(
         "--wait-for-consumer",
-        type=float,
+        type=_non_negative_float,
         default=0.0,
         metavar="S",
         help="hold the first sample until a consumer connects (up to S seconds)",
@@ -194,18 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
         "decodes, from this or another machine on the network.",
     )
     msrc = mon.add_mutually_exclusive_group(required=True)
-    msrc.add_argument("--source", metavar="NAME", help="the decoded input stream's name")
-    msrc.add_argument("--source-type", metavar="TYPE")
-    msrc.add_argument("--source-id", metavar="ID")
+    msrc.add_argument(
+        "--source", type=_non_empty, metavar="NAME", help="the decoded input stream's name"
+    )
+    msrc.add_argument("--source-type", type=_non_empty, metavar="TYPE")
+    msrc.add_argument("--source-id", type=_non_empty, metavar="ID")
     mon.add_argument("--resolve-timeout", type=_positive_float, default=10.0, metavar="S")
     mon.add_argument("--duration", type=_positive_float, metavar="S", help="close after S seconds")
     mon.add_argument("--screenshot", metavar="PNG", help="save a PNG when --duration ends")
     mon.add_argument("--log", metavar="PATH", help="append alarm acknowledgements here")
-    mon.add_argument("--channels-per-page", type=int, default=16)
+    mon.add_argument("--channels-per-page", type=_positive_int, default=16)
     mon.add_argument("--fps", type=_positive_float, default=25.0)
     mon.add_argument(
         "--nice",
-        type=int,
+        type=_non_negative_int,
         default=10,
         help="lower the monitor's CPU priority by this much (default 10, 0 = no)",
     )

@@ -13,23 +13,42 @@ from pathlib import Path
 
 import numpy as np
 
+from rtdecode.cli.common import (
+    _int_at_least,
+    _non_empty,
+    _non_negative_float,
+    _non_negative_int,
+    _positive_float,
+    _positive_int,
+)
+
 logger = logging.getLogger("rtdecode")
 
 
 def _split_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """An argument type: ``"A, B,C"`` -> ``["A", "B", "C"]``, at least one name."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
 
 
-def _parse_map(items: list[str] | None) -> dict[str, str]:
-    """``--map S1=light,S2=light --map S3=deep`` -> {"S1": "light", ...}."""
-    mapping: dict[str, str] = {}
-    for item in items or []:
-        for pair in _split_list(item):
-            if "=" not in pair:
-                raise argparse.ArgumentTypeError(f"--map {pair!r}: expected OLD=NEW")
-            old, new = (p.strip() for p in pair.split("=", 1))
-            mapping[old] = new
-    return mapping
+def _map_pairs(text: str) -> list[tuple[str, str]]:
+    """An argument type: ``"S1=light,S2=light"`` -> ``[("S1", "light"), ("S2", "light")]``."""
+    pairs = []
+    for pair in _split_list(text):
+        old, eq, new = (p.strip() for p in pair.partition("="))
+        if not (eq and old and new):
+            raise argparse.ArgumentTypeError(
+                f"{pair!r} is not OLD=NEW (a label, '=', its new name; e.g. s1=light)"
+            )
+        pairs.append((old, new))
+    return pairs
+
+
+def _parse_map(items: list[list[tuple[str, str]]] | None) -> dict[str, str]:
+    """The ``--map`` flags (each parsed by ``_map_pairs``) as one {old: new} dict."""
+    return {old: new for pairs in items or [] for old, new in pairs}
 
 
 def _add_label_args(p: argparse.ArgumentParser) -> None:
@@ -43,7 +62,9 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
         "a hypnogram with --epoch-s; an EDF+ file (annotations); an XDF file "
         "(marker stream). Default: the data file's own annotations/markers",
     )
-    g.add_argument("--epoch-s", type=float, help="epoch length of one-label-per-line hypnograms")
+    g.add_argument(
+        "--epoch-s", type=_positive_float, help="epoch length of one-label-per-line hypnograms"
+    )
     g.add_argument("--label-column", default="label", help="CSV column holding the label")
     g.add_argument(
         "--group-column",
@@ -54,6 +75,7 @@ def _add_label_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--map",
         action="append",
+        type=_map_pairs,
         metavar="OLD=NEW[,OLD=NEW]",
         help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep",
     )
@@ -106,8 +128,8 @@ def add_offline_commands(sub) -> None:
         "--event-class",
         help="custom tasks: the class that raises an alarm (makes it an event task)",
     )
-    p.add_argument("--window-s", type=float, default=2.0)
-    p.add_argument("--hop-s", type=float, default=0.1)
+    p.add_argument("--window-s", type=_positive_float, default=2.0)
+    p.add_argument("--hop-s", type=_positive_float, default=0.1)
     p.add_argument(
         "--bands",
         type=_split_list,
@@ -125,15 +147,16 @@ def add_offline_commands(sub) -> None:
     )
     p.add_argument(
         "--baseline-s",
-        type=float,
+        type=_positive_float,
         default=300.0,
         help="time constant of the running mean for --normalisation baseline",
     )
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--max-false-alarms-per-hour", type=float, default=1.0)
-    p.add_argument("--trees", type=int, default=300, help="most boosting rounds")
-    p.add_argument("--max-depth", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    # cross-validation needs one fold to fit on and another to validate
+    p.add_argument("--folds", type=_int_at_least(2), default=5)
+    p.add_argument("--max-false-alarms-per-hour", type=_non_negative_float, default=1.0)
+    p.add_argument("--trees", type=_positive_int, default=300, help="most boosting rounds")
+    p.add_argument("--max-depth", type=_positive_int, default=4)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument(
         "--dask",
         default="local",
@@ -174,20 +197,20 @@ def add_offline_commands(sub) -> None:
         "times faster), with its labels as a NAME-truth marker stream.",
     )
     p.add_argument("file", type=Path)
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--name", help="LSL stream name (default: the file's stem)")
+    p.add_argument("--speed", type=_positive_float, default=1.0)
+    p.add_argument("--name", type=_non_empty, help="LSL stream name (default: the file's stem)")
     p.add_argument("--labels", type=Path, help="label file for the NAME-truth stream")
-    p.add_argument("--epoch-s", type=float)
+    p.add_argument("--epoch-s", type=_positive_float)
     p.add_argument("--label-column", default="label")
-    p.add_argument("--map", action="append", metavar="OLD=NEW[,OLD=NEW]")
+    p.add_argument("--map", action="append", type=_map_pairs, metavar="OLD=NEW[,OLD=NEW]")
     p.add_argument("--channels", type=_split_list, metavar="A,B,...")
     p.add_argument("--stream", help="XDF: the data stream's name or type")
     p.add_argument(
-        "--chunk", type=int, default=0, help="samples per push (default: ~1 ms of samples)"
+        "--chunk", type=_positive_int, help="samples per push (default: ~1 ms of samples)"
     )
     p.add_argument(
         "--wait-for-consumer",
-        type=float,
+        type=_non_negative_float,
         default=0.0,
         metavar="S",
         help="wait up to S seconds for an inlet before streaming",
@@ -395,6 +418,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # channel checks (rtdecode.features.quality): windows with a bad channel, and bad_signal decisions
     metrics["windows_with_bad_channels"] = int(np.count_nonzero(decoded.quality < 1.0))
     metrics["bad_signal_decisions"] = sum(s == BAD_SIGNAL for s in decoded.states)
+    metrics["bad_model_outputs"] = decoded.bad_model_outputs
     metrics["speed_x_real_time"] = rec.duration_s / wall if wall > 0 else None
     if protocol is not None:
         metrics["stimulation"] = stim_report(decoded.triggers, protocol, segments, rec.duration_s)
@@ -425,6 +449,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{metrics['windows_with_bad_channels']} windows with bad channels, "
         f"{metrics['bad_signal_decisions']} bad_signal"
     )
+    if decoded.bad_model_outputs:
+        print(f"{decoded.bad_model_outputs} windows not decided: the model gave no probabilities")
     print(f"windows:          accuracy {w['accuracy']:.3f}  kappa {w['kappa']:.3f}")
     print(f"after hysteresis: accuracy {a['accuracy']:.3f}  kappa {a['kappa']:.3f}")
     for c, m in w["per_class"].items():
@@ -478,8 +504,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
             segments = _labels_for(args, args.file, args.labels, rec)
     except DataError as exc:
         raise UsageError(str(exc)) from None
-    if not args.speed > 0:
-        raise UsageError(f"--speed must be > 0, got {args.speed}")
     name = args.name or rec.path.stem
     chunk = args.chunk or max(1, round(rec.fs_hz / 1000))
     print(

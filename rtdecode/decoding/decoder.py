@@ -527,7 +527,10 @@ class Decoder:
         if self._stim is not None and self._stim.blanked(end_sample):
             self._blanked += 1  # the window holds a stimulation artefact: not decided
             return
-        probs, state, changed = self.step.decide(row, quality.good_fraction)
+        result = self.step.decide(row, quality.good_fraction)
+        if result is None:
+            return  # the model gave no probabilities: counted by the step, never published
+        probs, state, changed = result
         self._warm_row = row
         bad = quality.bad_channels(self._channel_names) if quality.good_fraction < 1.0 else {}
         acq = self.acquisition
@@ -638,6 +641,7 @@ class Decoder:
             stim=dict(self._stim.engine.counts) if self._stim is not None else {},
             stim_armed=self._stim.armed if self._stim is not None else None,
             log_error=self.outputs.log_error,
+            bad_model_outputs=self.step.bad_outputs,
             stream_health=(
                 DECODER_STALLED
                 if self.watchdog is not None and self.watchdog.stalled

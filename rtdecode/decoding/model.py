@@ -24,11 +24,21 @@ import onnxruntime as ort
 from rtdecode.common.channels import default_channel_labels
 from rtdecode.common.checks import check_classes
 from rtdecode.common.jsonable import json_default
-from rtdecode.config import EventHysteresis, FeatureConfig, StateHysteresis, hysteresis_from_dict
+from rtdecode.config import (
+    DEFAULT_BANDS,
+    Band,
+    EventHysteresis,
+    FeatureConfig,
+    StateHysteresis,
+    hysteresis_from_dict,
+)
+from rtdecode.features.streaming import feature_memory_bytes
 
 __all__ = [
     "CONTRACT_KEY",
     "FORMAT_VERSION",
+    "MAX_FEATURE_BYTES",
+    "MAX_FS_HZ",
     "TASKS",
     "ModelError",
     "ModelContract",
@@ -44,6 +54,11 @@ CONTRACT_KEY = "rtdecode_contract"
 FORMAT_VERSION = 1
 #: Allowed values of ``ModelContract.task``.
 TASKS = ("event", "state")
+#: Highest stream rate a model may expect, Hz: above every electrophysiology amplifier's, and
+#: low enough that a rate off by orders of magnitude is refused, not allocated.
+MAX_FS_HZ = 1e6
+#: Most memory a model's feature stage may need (``feature_memory_bytes``), bytes.
+MAX_FEATURE_BYTES = 4 * 2**30
 
 _CONTRACT_KEYS = (
     "format_version",
@@ -102,7 +117,8 @@ class ModelContract:
     Raises
     ------
     TypeError, ValueError
-        If a field has the wrong type or the fields are inconsistent with each other.
+        If a field has the wrong type or the fields are inconsistent with each other, the rate is
+        above :data:`MAX_FS_HZ` or the features would need more than :data:`MAX_FEATURE_BYTES`.
     """
 
     task: str
@@ -138,6 +154,7 @@ class ModelContract:
 
         if not isinstance(self.features, FeatureConfig):
             raise TypeError(f"features must be a FeatureConfig, got {type(self.features).__name__}")
+        _check_feature_limits(self.features, n)
 
         names = _str_tuple("feature_names", self.feature_names)
         per_channel = self.features.features_per_channel
@@ -225,7 +242,7 @@ class ModelContract:
                 f"expected {list(_CONTRACT_KEYS)}"
             )
         try:
-            features = FeatureConfig.from_dict(d["feature_config"])
+            features = _features_from_dict(d["feature_config"])
         except (TypeError, ValueError) as exc:
             raise ValueError(f"contract 'feature_config' is invalid: {exc}") from exc
         try:
@@ -255,6 +272,54 @@ class ModelContract:
     def from_json(cls, text: str) -> ModelContract:
         """Inverse of :meth:`to_json`; ``json.JSONDecodeError`` (a ``ValueError``) on bad JSON."""
         return cls.from_dict(json.loads(text))
+
+
+def _features_from_dict(d: Any) -> FeatureConfig:
+    """A contract's feature config: as ``FeatureConfig.from_dict``, and as exported.
+
+    An exported config holds the decimation it was trained with and only bands below the
+    analysis Nyquist frequency; what ``FeatureConfig`` would choose or clip is refused here.
+    """
+    if isinstance(d, dict):
+        decimation = d.get("decimation", 0)
+        # 0 asks FeatureConfig to search for a factor, one candidate per step up to the rate
+        # over the top band edge: a hostile rate or band would hang it
+        if not isinstance(decimation, bool) and decimation == 0:
+            raise ValueError(
+                "decimation must be the factor the model was trained with (>= 1), got "
+                f"{decimation!r}"
+            )
+    features = FeatureConfig.from_dict(d)
+    kept = {b.name: b for b in features.bands}
+    nyquist = features.analysis_fs_hz / 2
+    for band in d.get("bands", DEFAULT_BANDS):
+        band = band if isinstance(band, Band) else Band(**band)
+        if kept.get(band.name) != band:
+            raise ValueError(
+                f"band {band.name!r} ({_fmt_num(band.lo_hz)}-{_fmt_num(band.hi_hz)} Hz) reaches "
+                f"above the analysis Nyquist frequency, {_fmt_num(nyquist)} Hz "
+                f"({_fmt_num(features.fs_hz)} Hz decimated by {features.decimation}); a "
+                "model's bands lie below it"
+            )
+    return features
+
+
+def _check_feature_limits(features: FeatureConfig, n_channels: int) -> None:
+    """Refuse a rate above ``MAX_FS_HZ`` and features that need more than ``MAX_FEATURE_BYTES``."""
+    if features.fs_hz > MAX_FS_HZ:
+        raise ValueError(
+            f"feature_config fs_hz is {_fmt_num(features.fs_hz)} Hz; rtdecode decodes streams "
+            f"up to {_fmt_num(MAX_FS_HZ)} Hz"
+        )
+    need = feature_memory_bytes(features, n_channels)
+    if need > MAX_FEATURE_BYTES:
+        raise ValueError(
+            f"feature_config would need {need / 2**30:.3g} GiB of memory for {n_channels} "
+            f"channels (a {_fmt_num(features.window_s)} s window at "
+            f"{_fmt_num(features.analysis_fs_hz)} Hz, decimation {features.decimation} with "
+            f"{features.fir_taps_per_phase} filter taps per phase); at most "
+            f"{MAX_FEATURE_BYTES / 2**30:g} GiB is allowed"
+        )
 
 
 def _str_tuple(name: str, value: Any) -> tuple[str, ...]:

@@ -53,6 +53,7 @@ class DecoderStatus:
     stim: dict = field(default_factory=dict)  # trigger counts: sent, sham, suppressed
     stim_armed: bool | None = None  # None: no stimulation
     log_error: str | None = None  # the decision log cannot be written (its lines are held)
+    bad_model_outputs: int = 0  # windows not decided: the model's output was no probabilities
 
     @classmethod
     def empty(cls, classes: tuple[str, ...]) -> DecoderStatus:
@@ -88,6 +89,7 @@ class DecoderStatus:
                 else ""
             )
             + (f" | LOG ERROR: {self.log_error}" if self.log_error else "")
+            + (f" | BAD MODEL OUTPUTS {self.bad_model_outputs}" if self.bad_model_outputs else "")
             + (
                 f" | triggers {self.stim.get('sent', 0)} sham {self.stim.get('sham', 0)} "
                 f"suppressed {self.stim.get('suppressed', 0)} held {self.blanked_decisions}"

@@ -16,6 +16,7 @@ live and offline features are identical for the same samples, whatever the chunk
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
@@ -36,6 +37,7 @@ __all__ = [
     "FeatureRow",
     "StreamingFeatures",
     "extract_features",
+    "feature_memory_bytes",
     "iter_features",
 ]
 
@@ -119,8 +121,7 @@ class BandPower:
         # (t: the tapered tail; G_b from the head, prepared with it; Q_b constant), so the end of
         # a window costs m^2 multiply-adds per band and channel (``finish_bands``). Offline, the
         # same two calls run back to back: both paths give identical numbers.
-        tail_s = _TAIL_S * max(1.0, n_channels / _TAIL_CHANNELS)
-        self.tail_samples = int(min(n // 2, max(1, np.ceil(tail_s * fs_a))))
+        self.tail_samples = _tail_samples(config, n_channels)
         m = self.tail_samples
         t = np.arange(n - m, n, dtype=np.float64)
         band_bins = []
@@ -233,6 +234,54 @@ class BandPower:
             out.reshape(self._out_shape),
         )
         return out
+
+
+def _tail_samples(config: FeatureConfig, n_channels: int) -> int:
+    """Analysis samples of each window left for its end (see ``BandPower``)."""
+    tail_s = _TAIL_S * max(1.0, n_channels / _TAIL_CHANNELS)
+    n = config.window_samples_analysis
+    return int(min(n // 2, max(1, math.ceil(tail_s * config.analysis_fs_hz))))
+
+
+def feature_memory_bytes(config: FeatureConfig, n_channels: int) -> int:
+    """Memory that :class:`StreamingFeatures` allocates for ``config`` and ``n_channels``.
+
+    An upper estimate of its arrays (the constructor's temporaries included), so that a model
+    whose features would not fit is refused before anything is allocated.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    n = config.window_samples_analysis
+    m = _tail_samples(config, n_channels)
+    n_bins = n // 2 + 1
+    n_bands = len(config.bands)
+    bin_hz = config.analysis_fs_hz / n
+    band_bins = [min(n_bins, (b.hi_hz - b.lo_hz) / bin_hz + 2) for b in config.bands]
+    hop_a = config.hop_samples // config.decimation
+    # without decimation the filter is one tap (design_decimation_filter)
+    n_taps = config.decimation * config.fir_taps_per_phase if config.decimation > 1 else 1
+    per_channel = (
+        4 * (2 * n + hop_a)  # the window store
+        + 4 * n  # its tapered copy
+        + 8 * n_bins  # the head's spectrum (complex64)
+        + 12 * n_bands * m  # the head's cross terms, the tail's quadratic forms
+        + 21 * (n // math.gcd(n, hop_a))  # the channel checks' bins
+    )
+    # the decimator's history and block, its rows padded to 16 channels and one more 16
+    decimator = 4 * (n_taps + 4096) * (-(-n_channels // 16) * 16 + 16)
+    shared = (
+        8 * 2 * n_bins  # bin frequencies and scales (float64)
+        + 4 * n_bins * n_bands  # the band matrix
+        + 20 * n_bands * m * m  # the tail's quadratic forms (built in float64)
+        # the tail's DFT basis in float32, twice while joined; one band's built in float64
+        + 16 * sum(band_bins) * m
+        + 32 * max(band_bins) * m
+        + 16 * n_taps  # the decimation filter's design
+    )
+    return int(n_channels * per_channel + decimator + shared)
 
 
 class FeatureRow(NamedTuple):

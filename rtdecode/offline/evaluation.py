@@ -247,6 +247,7 @@ class DecodedRecording:
     quality: np.ndarray  # (n,) float32, fraction of good channels in the window
     triggers: list = field(default_factory=list)  # stimulation Triggers (with a protocol)
     blanked: int = 0  # windows not decided: they held a stimulation artefact
+    bad_model_outputs: int = 0  # windows not decided: the model's output was no probabilities
 
 
 def decode_recording(
@@ -267,7 +268,8 @@ def decode_recording(
     decisions equal those of a live run on a replay of the same file. With a stimulation
     protocol, its rules run on the decisions as they would live (the same engine), as a dry run:
     the triggers come back in ``triggers``, and windows that would have held a pulse's artefact
-    are not decided (``blanked``). Time is the recording's: seconds from its first sample, by
+    are not decided (``blanked``). Nor are windows whose model output is not one probability
+    per class (``bad_model_outputs``). Time is the recording's: seconds from its first sample, by
     the samples' timestamps when the file has them; at a gap in them the windows start afresh,
     so no decision spans it.
     """
@@ -311,7 +313,10 @@ def decode_recording(
                 end_sample = origin + row_end
                 if engine is not None and engine.blanked(end_sample):
                     continue
-                probs, state, did_change = step.decide(row, verdict.good_fraction)
+                result = step.decide(row, verdict.good_fraction)
+                if result is None:
+                    continue  # the model gave no probabilities (counted by the step), as live
+                probs, state, did_change = result
                 if engine is not None:
                     end_s = float(recording.end_time_s(np.array([end_sample]))[0])
                     triggers += engine.decide(end_sample, end_s, state)
@@ -330,6 +335,7 @@ def decode_recording(
         quality=np.array(goods, dtype=np.float32),
         triggers=triggers,
         blanked=0 if engine is None else engine.counts["blanked_windows"],
+        bad_model_outputs=step.bad_outputs,
     )
 
 

@@ -757,3 +757,26 @@ def test_a_hop_shorter_than_the_windows_tail_decodes(make_model, unique_name, tm
     finally:
         source.kill()
         source.wait()
+
+
+def test_a_model_that_gives_nan_is_survived_and_never_published(small_model, unique_name, tmp_path):
+    """Every window's output NaN: the decode thread goes on, counts each in the status and
+    publishes no decision (it crashed on the first before)."""
+    from ..conftest import make_nan_model
+
+    contract = OnnxModel(small_model).contract
+    model = make_nan_model(tmp_path / "nan.onnx", contract, nan_above=-math.inf)
+    source = _start_source(unique_name)
+    try:
+        log = tmp_path / "decisions.jsonl"
+        decoder = _decoder(model, unique_name, log)
+        with decoder:
+            assert _wait(lambda: decoder.status().bad_model_outputs >= 20, 30), decoder.error
+            assert decoder.error is None and decoder.running
+            status = decoder.status()
+        assert status.decisions == 0
+        assert f"BAD MODEL OUTPUTS {status.bad_model_outputs}" in status.line()
+        assert not [d for d in _lines(log) if "probs" in d]
+    finally:
+        source.kill()
+        source.wait()

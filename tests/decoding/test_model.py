@@ -141,7 +141,10 @@ def _dict(**changes):
         ({"extra": 1}, r"unknown \['extra'\]"),
         ({"hysteresis": StateHysteresis().to_dict()}, "task 'event' needs an EventHysteresis"),
         ({"hysteresis": EventHysteresis("rem").to_dict()}, "event_class 'rem' is not one of"),
-        ({"feature_config": {"fs_hz": -1.0}}, "'feature_config' is invalid: fs_hz must be"),
+        (
+            {"feature_config": {**FeatureConfig(fs_hz=FS_HZ).to_dict(), "fs_hz": -1.0}},
+            "'feature_config' is invalid: fs_hz must be",
+        ),
         ({"training": []}, "training must be a dict"),
     ],
 )

@@ -1,6 +1,8 @@
 """One decode step and the status schema: what the live decoder and evaluation share."""
 
 import json
+import logging
+import math
 
 import numpy as np
 import pytest
@@ -69,6 +71,7 @@ def test_status_round_trips_through_json():
         quality=0.75,
         bad_channels={"ch001": "flat"},
         decoder_cpu_cores=0.03,
+        bad_model_outputs=3,
     )
     back = DecoderStatus.from_json(status.to_json())
     assert back.latency_p99_ms != back.latency_p99_ms  # NaN survives
@@ -76,6 +79,7 @@ def test_status_round_trips_through_json():
     # a newer decoder's extra keys are ignored, not an error
     d = json.loads(status.to_json()) | {"some_future_field": 1}
     assert DecoderStatus.from_json(json.dumps(d)).decisions == 12
+    assert back.bad_model_outputs == 3 and "BAD MODEL OUTPUTS 3" in status.line()
 
 
 def test_the_empty_status_names_the_classes():
@@ -83,3 +87,87 @@ def test_the_empty_status_names_the_classes():
     assert empty.decisions == 0 and empty.state is None and empty.classes == ("a", "b")
     with pytest.raises(TypeError):
         DecoderStatus.from_json('{"decisions": 1}')  # the required fields are required
+
+
+# Model outputs that are no probabilities -------------------------------------------------
+@pytest.fixture
+def passthrough(small_model, tmp_path):
+    """A model whose output is the row's first features (as many as its last feature says)."""
+    from ..conftest import make_passthrough_model
+
+    contract = OnnxModel(small_model).contract
+    return OnnxModel(make_passthrough_model(tmp_path / "passthrough.onnx", contract))
+
+
+def _row(model: OnnxModel, values: list[float], width: int | None = None) -> np.ndarray:
+    row = np.zeros((1, model.contract.n_features), np.float32)
+    row[0, : len(values)] = values
+    row[0, -1] = len(values) if width is None else width
+    return row
+
+
+NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.parametrize(
+    ("values", "width", "said"),
+    [
+        ([NAN, 0.5, 0.5], None, "[nan, 0.5, 0.5], not all finite and in [0, 1]"),
+        ([0.2, INF, 0.0], None, "inf"),
+        ([0.2, 0.3, -INF], None, "-inf"),
+        ([1.5, 0.0, 0.0], None, "[1.5, 0.0, 0.0]"),
+        ([-0.1, 0.6, 0.5], None, "-0.1"),
+        ([0.5, 0.5], None, "an output of shape (1, 2) for one window, not (1, 3)"),
+        ([0.2, 0.2, 0.2, 0.2, 0.2], None, "shape (1, 5)"),
+        ([0.1, 0.8, 0.1], 0, "shape (1, 0)"),
+    ],
+)
+def test_a_bad_model_output_is_never_decided(passthrough, caplog, values, width, said):
+    """Counted, warned about once (with what the model gave), and the smoother neither advances
+    nor restarts: decoding goes on where it was."""
+    step = DecodeStep(passthrough, hop_s=0.1, min_good_fraction=0.5)  # dwell: 2 decisions
+    assert step.decide(_row(passthrough, [0.1, 0.8, 0.1])).state == "nrem"
+    assert step.decide(_row(passthrough, [0.1, 0.2, 0.7])).state == "nrem"  # rem leads once
+    with caplog.at_level(logging.WARNING, logger="rtdecode"):
+        for _ in range(5):
+            assert step.decide(_row(passthrough, values, width)) is None
+    assert step.bad_outputs == 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert str(passthrough.path) in warnings[0] and said in warnings[0]
+    assert step.state == "nrem"
+    result = step.decide(_row(passthrough, [0.1, 0.2, 0.7]))  # rem leads twice: it switches
+    assert (result.state, result.changed) == ("rem", True)
+
+
+def test_probabilities_off_the_range_by_a_rounding_are_decided(passthrough):
+    step = DecodeStep(passthrough, hop_s=0.1, min_good_fraction=0.5)
+    for values in ([1.000001, 0.0, 0.0], [-0.000001, 0.5, 0.5], [0.0, 0.0, 1.0]):
+        assert step.decide(_row(passthrough, values)) is not None
+    assert step.bad_outputs == 0
+
+
+def test_offline_decoding_leaves_the_windows_of_bad_outputs_undecided(small_model, tmp_path):
+    """decode_recording (the live path, offline): windows whose output is NaN are counted and
+    left out; the others are decided as they would have been."""
+    from rtdecode.features.streaming import extract_features
+    from rtdecode.offline.evaluation import decode_recording
+    from rtdecode.offline.recordings import open_recording
+
+    from ..conftest import make_nan_model
+
+    contract = OnnxModel(small_model).contract
+    data = np.random.default_rng(2).normal(0, 30, (8000, contract.n_channels)).astype(np.float32)
+    npz = tmp_path / "rec.npz"
+    np.savez(npz, data=data, fs=contract.features.fs_hz)
+    ends, features = extract_features(data, contract.features)
+    threshold = float(np.median(features[:, 0]))
+    bad = features[:, 0] > threshold
+    assert 0 < bad.sum() < bad.size
+    model = OnnxModel(make_nan_model(tmp_path / "nan.onnx", contract, threshold))
+    decoded = decode_recording(model, open_recording(npz, channels=None, stream=None))
+    assert decoded.bad_model_outputs == bad.sum()
+    np.testing.assert_array_equal(decoded.end_samples, ends[~bad])
+    scores = np.exp(features[~bad, :3] - features[~bad, :3].max(axis=1, keepdims=True))
+    np.testing.assert_allclose(decoded.proba, scores / scores.sum(axis=1, keepdims=True), rtol=1e-5)
+    assert np.isfinite(decoded.proba).all()

@@ -221,3 +221,31 @@ def test_normalised_features_ignore_electrode_gain(normalisation):
     if normalisation == "baseline":
         # the running mean starts from the first row: that row is all zeros, later ones are not
         assert np.abs(plain[0]).max() == 0 and np.abs(plain[-1]).max() > 0.01
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "n_channels"),
+    [
+        (dict(fs_hz=2000.0, window_s=1.0, hop_s=0.1), 4),
+        (dict(fs_hz=32000.0), 64),
+        (dict(fs_hz=1000.0, window_s=30.0, hop_s=30.0), 2),  # a sleep epoch
+        (dict(fs_hz=32000.0, window_s=0.5, hop_s=0.1), 512),
+        (dict(fs_hz=20000.0, decimation=1, window_s=1.0), 8),
+    ],
+)
+def test_feature_memory_bytes_bounds_what_the_features_allocate(kwargs, n_channels):
+    """The estimate a model is refused by (rtdecode.decoding.model.MAX_FEATURE_BYTES) holds
+    what the features allocate, their first window included, and not much more."""
+    import tracemalloc
+
+    from rtdecode.features.streaming import feature_memory_bytes
+
+    config = FeatureConfig(**kwargs)
+    samples = np.zeros((config.window_samples + config.hop_samples, n_channels), np.float32)
+    tracemalloc.start()
+    try:
+        StreamingFeatures(config, n_channels).push(samples)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= feature_memory_bytes(config, n_channels) <= 2.5 * peak
