@@ -86,7 +86,10 @@ def test_type_and_host_combine_with_the_name(unique_name):
     "flags", [["--source", ""], ["--source-id", " "], ["--source", "x", "--host", ""], []]
 )
 def test_an_empty_or_missing_source_is_a_usage_error(small_model, flags, capsys):
-    code = main(["run", "--model", str(small_model), "--headless", *flags])
+    try:
+        code = main(["run", "--model", str(small_model), "--headless", *flags])
+    except SystemExit as exc:  # refused by argparse, as the command line is read
+        code = exc.code
     assert code == 2
     err = capsys.readouterr().err
     assert "error:" in err and ("empty" in err or "give the input stream" in err)
