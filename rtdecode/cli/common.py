@@ -7,6 +7,7 @@ arguments), 1 a failure while running.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import math
 from collections.abc import Callable
@@ -88,3 +89,41 @@ def _non_empty(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"must not be empty, got {text!r}")
     return text
+
+
+# liblsl's console ------------------------------------------------------------------------------
+# liblsl's own config files, in the order it looks for them (after LSLAPICFG).
+_LSL_CONFIG_FILES = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cfg")
+
+
+def quiet_liblsl() -> None:
+    """Hide liblsl's console lines (INFO at start, "Stream transmission broke off" when a peer
+    exits): rtdecode reports what matters of them itself (gaps, no_signal, reconnections).
+
+    Must run before any LSL call. The lab's own liblsl config (``LSLAPICFG`` or liblsl's
+    config files) is kept, with only the log level added, and one that sets the level wins.
+    """
+    import configparser
+    import os
+
+    import pylsl
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.optionxform = str  # liblsl's keys are case-sensitive
+    paths = [os.environ.get("LSLAPICFG", ""), *_LSL_CONFIG_FILES]
+    for path in filter(None, paths):
+        path = os.path.expanduser(path)
+        if os.path.isfile(path):
+            try:
+                config.read(path, encoding="utf-8")
+            except (configparser.Error, OSError, UnicodeDecodeError):
+                return  # a file we cannot read as liblsl does: let liblsl read it as it is
+            break
+    if config.has_option("log", "level"):
+        return
+    if not config.has_section("log"):
+        config.add_section("log")
+    config.set("log", "level", "-3")  # fatal only
+    text = io.StringIO()
+    config.write(text)
+    pylsl.set_config_content(text.getvalue())

@@ -17,6 +17,8 @@ from rtdecode.cli.common import EXIT_OK, PACKAGE_PARENT, UsageError
 
 logger = logging.getLogger("rtdecode")
 
+_DEMO_FIRST_STATE_S = 8.0
+
 
 # Commands -------------------------------------------------------------------------------------
 def _hysteresis_override(args: argparse.Namespace, default):
@@ -402,10 +404,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # also gets the initial state
         "--wait-for-consumer",
         "30",
+        # a first change a newcomer sees within the first 20 s, then the usual random schedule
+        "--first-state-s",
+        str(_DEMO_FIRST_STATE_S),
     ]
     print(
         f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
-        f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name}",
+        f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name} for "
+        f"{args.duration:g} s (--duration; Ctrl-C stops it). The first state change comes "
+        f"after {_DEMO_FIRST_STATE_S:g} s.",
         flush=True,
     )
     sim = subprocess.Popen(
@@ -479,7 +486,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     try:
         config = SimulatorConfig(
-            scenario=args.scenario, n_channels=args.channels, fs_hz=args.rate, seed=args.seed
+            scenario=args.scenario,
+            n_channels=args.channels,
+            fs_hz=args.rate,
+            seed=args.seed,
+            first_state_s=args.first_state_s,
         )
         faults = tuple(ChannelFault.parse(text) for text in args.fault)
     except ValueError as exc:

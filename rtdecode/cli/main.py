@@ -23,6 +23,7 @@ from rtdecode.cli.common import (
     _non_negative_int,
     _positive_float,
     _positive_int,
+    quiet_liblsl,
 )
 from rtdecode.cli.live import cmd_demo, cmd_info, cmd_monitor, cmd_run, cmd_simulate
 from rtdecode.cli.offline import OFFLINE_COMMANDS, add_offline_commands
@@ -171,7 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="save a PNG of the monitor when --duration ends (works offscreen)",
     )
-    demo.add_argument("--duration", type=_positive_float, default=60.0, metavar="S")
+    demo.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="stop after S seconds (default 60)",
+    )
     demo.add_argument("--seed", type=_non_negative_int, default=1)
     demo.add_argument(
         "--log", type=_non_empty, metavar="PATH", help="append one JSON line per decision here"
@@ -200,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=32,
         metavar="SAMPLES",
         help="samples per pushed chunk (default 32 = 1 ms at 32 kHz)",
+    )
+    sim.add_argument(
+        "--first-state-s",
+        type=_positive_float,
+        metavar="S",
+        help="the first state lasts S seconds (default: a random duration like the others)",
     )
     sim.add_argument(
         "--wait-for-consumer",
@@ -265,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    if not args.verbose:
+        quiet_liblsl()
     # SIGTERM (a supervisor stopping us) ends as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     try:

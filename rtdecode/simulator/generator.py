@@ -168,6 +168,9 @@ class SimulatorConfig:
         Rms of the independent white noise of each channel, microvolts per sample.
     line_uv : float
         Peak amplitude of the mains fundamental, microvolts (channel gains vary 0.5-1.5x).
+    first_state_s : float, optional
+        The first state lasts this long instead of a random draw (the demo's first change
+        comes within its first 20 s).
 
     Notes
     -----
@@ -189,6 +192,7 @@ class SimulatorConfig:
     transition_s: float = 0.8
     noise_uv: float = 4.0
     line_uv: float = 8.0
+    first_state_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIO_CLASSES:
@@ -222,6 +226,16 @@ class SimulatorConfig:
                     f"transition_s={self.transition_s} so that crossfades do not overlap"
                 )
             object.__setattr__(self, name, (lo, hi))
+        if self.first_state_s is not None:
+            first = self.first_state_s
+            if isinstance(first, bool) or not isinstance(first, numbers.Real):
+                raise TypeError(f"first_state_s must be a number, got {type(first).__name__}")
+            if not (math.isfinite(first) and first > self.transition_s):
+                raise ValueError(
+                    f"first_state_s must be finite and longer than transition_s="
+                    f"{self.transition_s}, got {first!r}"
+                )
+            object.__setattr__(self, "first_state_s", float(first))
         # Normalise numeric types so that to_dict() is plain JSON.
         object.__setattr__(self, "n_channels", int(self.n_channels))
         object.__setattr__(self, "seed", int(self.seed))
@@ -438,7 +452,11 @@ class LfpSimulator:
         self._starts: list[int] = [0]
         self._states: list[int] = [0]
         self._seg_params: list[tuple[float, ...] | None] = [self._draw_segment_params(0)]
-        self._next_start = self._draw_duration(0)
+        self._next_start = (
+            self._draw_duration(0)
+            if config.first_state_s is None
+            else round(config.first_state_s * fs)
+        )
         # Spindle events: (onset sample, duration samples, cycles per sample, peak uV, phase).
         self._spindles: list[tuple[float, float, float, float, float]] = []
         self._spindle_next = self._event_rng.uniform(*_SPINDLE_GAP_S) * fs
