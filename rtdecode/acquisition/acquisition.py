@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import threading
 import time
 
+import psutil
 import pylsl
 
 from rtdecode.acquisition._acquire import COUNTER_NAMES, AcquisitionLoop
@@ -54,6 +56,22 @@ def _recovery_key(info: pylsl.StreamInfo) -> tuple:
     name, type and host), and the channel count."""
     who = (info.source_id(),) if info.source_id() else (info.name(), info.type(), info.hostname())
     return who + (info.channel_count(),)
+
+
+def _check_buffer_size(info: pylsl.StreamInfo, buffer_s: float) -> None:
+    """Refuse a stream whose announced rate and channel count would need more memory than this
+    machine has free (a broken or hostile header), with the figure."""
+    capacity = max(int(buffer_s * info.nominal_srate()), 1024)
+    need = capacity * (info.channel_count() * 4 + 8)  # float32 samples, float64 timestamps
+    free = psutil.virtual_memory().available
+    if need > free // 2:
+        raise StreamMismatchError(
+            f"stream {info.name()!r} (host {info.hostname()!r}) announces "
+            f"{info.channel_count()} channels at {info.nominal_srate():g} Hz: its {buffer_s:g} s "
+            f"buffer would need {need / 2**30:.3g} GiB, and this machine has "
+            f"{free / 2**30:.3g} GiB free. A rig sends up to ~1024 channels at ~30 kHz: check "
+            "the source's settings, or pin the right stream (--source-id, --host)"
+        )
 
 
 def _data_ports(info: pylsl.StreamInfo) -> set[int]:
@@ -138,12 +156,13 @@ class LslAcquisition:
                 "decodes float32, double64, int32 or int16 streams"
             )
         self.fs_hz = float(info.nominal_srate())
-        if not self.fs_hz > 0:
+        if not (self.fs_hz > 0 and math.isfinite(self.fs_hz)):
             raise StreamMismatchError(
                 f"stream {info.name()!r} has an irregular rate (nominal 0 Hz); rtdecode needs a "
                 "stream with a fixed nominal sampling rate"
             )
         self.n_channels = int(info.channel_count())
+        _check_buffer_size(info, buffer_s)  # before liblsl or the ring allocate anything
         self.name = info.name()
         self.source_id = info.source_id() or f"{info.name()}@{info.hostname()}"
         self.host = info.hostname()

@@ -521,7 +521,9 @@ class OnnxModel:
         c = self.contract
         reason = None
         try:
-            c.features.at_rate(fs_hz)
+            # an absurd rate (1e15 Hz, a multiple of the model's) is refused before anything
+            # is allocated for it
+            _check_feature_limits(c.features.at_rate(fs_hz), n_channels)
         except ValueError as exc:
             reason = str(exc)
         if n_channels == c.n_channels and reason is None:

@@ -123,3 +123,28 @@ def test_a_reconnection_to_a_stream_with_another_rate_stops_the_decoder(
             decoder.wait(0.1)
     finally:
         decoder.close()
+
+
+def test_a_stream_announcing_an_absurd_size_is_refused_with_the_memory_it_would_need(
+    unique_name,
+):
+    from rtdecode.acquisition.inlet import StreamMismatchError
+
+    info = pylsl.StreamInfo(unique_name, "EEG", 64, 1e9, "float32", unique_name)
+    outlet = pylsl.StreamOutlet(info, max_buffered=1)
+    found = resolve_stream(StreamSelector(name=unique_name), timeout_s=5)
+    with pytest.raises(StreamMismatchError, match=r"announces 64 channels at 1e\+09 Hz: .* GiB"):
+        LslAcquisition(found)
+    del outlet
+
+
+def test_run_refuses_a_stream_at_an_absurd_multiple_of_the_models_rate(
+    unique_name, small_model, capsys
+):
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", 4, 1e9, "float32", unique_name), max_buffered=1
+    )
+    code = main(["run", "--model", str(small_model), "--source", unique_name, "--headless"])
+    assert code == 2
+    assert "rtdecode decodes streams up to" in capsys.readouterr().err
+    del outlet
