@@ -113,6 +113,11 @@ class PacedSource:
         self._t0 = self._clock()
         self.pushed = 0
 
+    def skip(self, seconds: float) -> None:
+        """Leave a gap of ``seconds`` (of the stream's time) before the next chunk: it is due,
+        and stamped, that much later, as after samples a rig did not record."""
+        self._t0 += seconds * self.fs_hz / self._rate
+
     def stop_truth(self) -> None:
         """Send no more truth markers (a looping replay sends its labels once)."""
         self._truth = None

@@ -55,7 +55,8 @@ def replay_recording(
     -----
     Paced by :class:`rtdecode.common.paced_source.PacedSource`: each chunk is pushed when its
     last sample is due at ``speed`` and stamped with the time of its push; a late chunk goes at
-    once.
+    once. A gap in the recording's timestamps (:meth:`Recording.runs`) is a pause of its length
+    in the stream, so the decoder sees the gap a rig's live stream would have had.
     """
     fs = recording.fs_hz
     changes = _label_changes(segments, recording) if segments else []
@@ -81,8 +82,12 @@ def replay_recording(
     source.start_clock()
     try:
         while not stop_event.is_set():
-            for start in range(0, recording.n_samples, read_block):
-                block = recording.read(start, start + read_block)
+            for start, stop in _read_blocks(recording, read_block):
+                if start > 0 and start in recording.discontinuities:
+                    # a gap in the recording is a gap in the stream, as the rig sent it live
+                    before, after = recording.times_s(start - 1, start + 1)
+                    source.skip(max(float(after - before) - 1 / fs, 0.0))
+                block = recording.read(start, stop)
                 for j in range(0, block.shape[0], chunk_samples):
                     chunk = np.ascontiguousarray(block[j : j + chunk_samples])
                     # label changes whose first sample is in this chunk (first pass only)
@@ -99,6 +104,15 @@ def replay_recording(
         return source.pushed
     finally:
         source.close()
+
+
+def _read_blocks(recording: Recording, read_block: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each read, up to ``read_block`` samples, none across a gap."""
+    return [
+        (start, min(start + read_block, stop))
+        for first, stop in recording.runs()
+        for start in range(first, stop, read_block)
+    ]
 
 
 def _label_changes(segments: Sequence[Segment], recording: Recording) -> list[tuple[int, str]]:

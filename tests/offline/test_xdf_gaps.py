@@ -6,6 +6,7 @@ disagree.
 """
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,34 @@ def test_timestamps_that_start_over_are_refused(tmp_path):
     path = _write(tmp_path / "reset.xdf", _stamps(gap_s=-5.0), markers=False)
     with pytest.raises(DataError, match=r"reset\.xdf stream 'amp': the timestamps go back 4\.99"):
         open_recording(path)
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(60)
+def test_a_replayed_gap_is_a_gap_in_the_stream(tmp_path, unique_name):
+    """The replay pauses for the recording's gap, so a live decoder sees it as the rig sent it."""
+    import threading
+
+    import pylsl
+
+    from rtdecode.offline.replay import replay_recording
+
+    rec = open_recording(_write(tmp_path / "gap.xdf", _stamps(600, 300, 1.0), markers=False))
+    assert rec.discontinuities == (300,)
+    replay = threading.Thread(
+        target=replay_recording,
+        args=(rec, unique_name),
+        kwargs=dict(chunk_samples=10, wait_for_consumers_s=10.0),
+    )
+    replay.start()
+    inlet = pylsl.StreamInlet(pylsl.resolve_byprop("name", unique_name, timeout=10)[0])
+    stamps = []
+    while len(stamps) < 600 and replay.is_alive() or inlet.samples_available():
+        _, got = inlet.pull_chunk(timeout=0.0)
+        stamps += got
+        time.sleep(0.01)
+    replay.join()
+    steps = np.diff(stamps)
+    assert len(stamps) == 600
+    assert steps[299] == pytest.approx(1.0 + 1 / FS, abs=0.05)  # the gap, where the file has it
+    assert np.delete(steps, 299).max() < 0.1
