@@ -23,7 +23,6 @@ from rtdecode.offline.recordings import open_recording  # noqa: E402
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig  # noqa: E402
 
 BUNDLED_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_bundled_models.py"
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FS = 1000.0
 
 
@@ -306,11 +305,10 @@ def test_dask_local_cluster_extracts_the_same_features(recordings):
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_rat_seizure_set_meets_the_issue_figures(tmp_path, capsys):
+def test_rat_seizure_set_meets_the_issue_figures(tmp_path, capsys, shared_data):
     """Grouped by annotation (never one event on both sides): >= 98 % windows, every event."""
     out = tmp_path / "rat.onnx"
-    rat = DATA / "rat-seizure"
+    rat = shared_data / "rat-seizure"
     assert (
         main(
             [
