@@ -252,10 +252,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\nstopped (Ctrl-C)", flush=True)
     status = decoder.status()
+    latency = (
+        f"latency p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms"
+        if status.decisions
+        else "no latency (no decision)"
+    )
     print(
-        f"\n{status.decisions} decisions; latency p50 {status.latency_p50_ms:.2f} ms "
-        f"p99 {status.latency_p99_ms:.2f} ms; gaps {status.gaps}, lost {status.missing_samples}, "
-        f"overruns {status.overruns}",
+        f"\n{status.decisions} decisions; {latency}; gaps {status.gaps}, "
+        f"lost {status.missing_samples}, overruns {status.overruns}",
         flush=True,
     )
     return EXIT_OK
@@ -522,4 +526,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     print(describe(model.contract, args.model))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rtdecode.decoding.model import ModelError, OnnxModel
+    from rtdecode.models import bundled_model_names, bundled_model_path
+
+    print("bundled models (use the name as --model NAME, or the path):")
+    for name in bundled_model_names():
+        path = bundled_model_path(name)
+        try:
+            c = OnnxModel(path).contract
+        except ModelError as exc:
+            print(f"  {name:<9} {path}  (unreadable: {exc})")
+            continue
+        print(
+            f"  {name:<9} {c.task}: {', '.join(c.classes)}; {c.n_channels} ch at "
+            f"{c.features.fs_hz:g} Hz\n  {'':<9} {path}"
+        )
     return EXIT_OK

@@ -18,6 +18,7 @@ from rtdecode.cli.common import (
     EXIT_OK,
     UsageError,
     _fraction,
+    _model_path,
     _non_empty,
     _non_negative_float,
     _non_negative_int,
@@ -25,7 +26,14 @@ from rtdecode.cli.common import (
     _positive_int,
     quiet_liblsl,
 )
-from rtdecode.cli.live import cmd_demo, cmd_info, cmd_monitor, cmd_run, cmd_simulate
+from rtdecode.cli.live import (
+    cmd_demo,
+    cmd_info,
+    cmd_models,
+    cmd_monitor,
+    cmd_run,
+    cmd_simulate,
+)
 from rtdecode.cli.offline import OFFLINE_COMMANDS, add_offline_commands
 
 logger = logging.getLogger("rtdecode")
@@ -57,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="decode a live LSL stream with a model")
-    run.add_argument("--model", required=True, help="ONNX model with an rtdecode contract")
+    run.add_argument(
+        "--model",
+        type=_model_path,
+        required=True,
+        help="ONNX model with an rtdecode contract, or a bundled model's name (seizure, sleep)",
+    )
     src = run.add_argument_group(
         "input stream (at least one of name, type, source_id; every one given must match, and "
         "run refuses when several streams do)"
@@ -248,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     info = sub.add_parser("info", help="print a model's contract")
-    info.add_argument("model")
+    info.add_argument("model", type=_model_path, help="model file or bundled model's name")
+
+    sub.add_parser("models", help="list the bundled models (usable by name: --model seizure)")
     add_offline_commands(sub)
     return parser
 
@@ -262,6 +277,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "simulate": cmd_simulate,
     "info": cmd_info,
+    "models": cmd_models,
     "monitor": cmd_monitor,
     **OFFLINE_COMMANDS,
 }

@@ -15,6 +15,7 @@ import numpy as np
 
 from rtdecode.cli.common import (
     _int_at_least,
+    _model_path,
     _non_empty,
     _non_negative_float,
     _non_negative_int,
@@ -172,7 +173,12 @@ def add_offline_commands(sub) -> None:
         "buffer, features, model, hysteresis) as fast as possible "
         "and report the model card's metrics.",
     )
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument(
+        "--model",
+        type=_model_path,
+        required=True,
+        help="model file or bundled model's name (seizure, sleep)",
+    )
     _add_data_args(p, many=False)
     _add_label_args(p)
     p.add_argument(
