@@ -165,6 +165,7 @@ class Decoder:
         self._ts_offset = 0.0  # added to decision timestamps after the source's went back
         self._rebase_ts = False  # the windows restarted: set the offset afresh
         self._warned_clock = False
+        self._warned_fast = False  # a stream faster than real time was reported
         self._old_not_behind = 0  # consecutive stale decisions while not behind
         self.stall_s = stall_s
         self.give_up_s = give_up_s
@@ -333,7 +334,9 @@ class Decoder:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
                 self._skip_to(newest - ring.capacity // 2)
-            elif newest - self._processed > self._skip_after:
+            elif newest - self._processed > self.config.window_samples and (
+                newest - self._processed > self._skip_after
+            ):
                 # Behind by more than a decision may be late (a starved CPU, a frozen process):
                 # every window before the newest would be stale; skip to the newest one
                 self._skip_to(newest - self.config.window_samples)
@@ -436,16 +439,44 @@ class Decoder:
     @property
     def _skip_after(self) -> int:
         """Backlog (samples) beyond which the decoder skips to the newest window: more than
-        ``max_age_s`` of samples, and always at least a window (the skip lands a window back)."""
+        ``max_age_s`` of samples at the rate they arrive, and always at least a window (the skip
+        lands a window back). A stream faster than real time (a replay at ``--speed 10``) brings
+        that many samples sooner: counted at the nominal rate, a pause of a tenth of
+        ``max_age_s`` skipped decisions that were not late."""
         if self.max_age_s is None:
             return self.acquisition.ring.capacity
         return max(
-            int(self.max_age_s * self.acquisition.fs_hz),
+            int(self.max_age_s * self._arrival_rate_hz()),
             2 * self.config.hop_samples,
             self.config.window_samples,
         )
 
+    def _arrival_rate_hz(self) -> float:
+        """Samples per second of the stream's timestamps since it started (the nominal rate, or
+        more for a stream faster than real time; said once)."""
+        fs = self.acquisition.fs_hz
+        acq = self.acquisition
+        span = acq.counter("last_ts") - acq.counter("first_ts")
+        if not span > 2.0:
+            return fs
+        rate = acq.counter("samples") / span
+        if rate > 1.5 * fs and not self._warned_fast:
+            self._warned_fast = True
+            logger.warning(
+                "%r delivers %.3g samples/s for a nominal %g Hz: faster than real time (a "
+                "replay with --speed?); decisions are made for every hop all the same",
+                acq.name,
+                rate,
+                fs,
+            )
+            self.outputs.log_event("faster_than_real_time", ratio=round(rate / fs, 2))
+        return max(fs, rate)
+
     def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
+        # back to the hop grid of the windows since the last restart: the decisions after the
+        # skip fall where evaluate's on the same samples do (a skip of half a hop made no live
+        # decision line up with an offline one)
+        at_sample -= (at_sample - self._origin) % self.config.hop_samples
         gap_at = int(self.acquisition.counters["last_gap_sample"])
         if self._gap_handled < gap_at <= at_sample:
             # a gap inside the skipped samples: the restart below covers it
