@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=1.0,
         metavar="S",
-        help="status line period (0 = none)",
+        help="status line period (default 1; 0 = no status line)",
     )
     _add_hysteresis_args(run)
     stim = run.add_argument_group("stimulation (see docs/closed-loop.md)")
@@ -174,7 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="simulator + decoder with a bundled model, in one command")
-    demo.add_argument("--scenario", choices=("sleep", "seizure"), default="seizure")
+    demo.add_argument(
+        "--scenario",
+        choices=("sleep", "seizure"),
+        default="seizure",
+        help="what the simulator plays and which bundled model decodes it (default seizure)",
+    )
     demo.add_argument(
         "--headless",
         action="store_true",
@@ -192,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds (default 60)",
     )
-    demo.add_argument("--seed", type=_non_negative_int, default=1)
+    demo.add_argument(
+        "--seed", type=_non_negative_int, default=1, help="the simulator's seed (default 1)"
+    )
     demo.add_argument(
         "--log", type=_non_empty, metavar="PATH", help="append one JSON line per decision here"
     )
@@ -200,12 +207,37 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser(
         "simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)"
     )
-    sim.add_argument("--scenario", choices=("sleep", "seizure"), default="sleep")
-    sim.add_argument("--channels", type=_positive_int, default=64)
-    sim.add_argument("--rate", type=_positive_float, default=32000.0, metavar="HZ")
-    sim.add_argument("--name", type=_non_empty, default="rtdecode-sim")
-    sim.add_argument("--seed", type=_non_negative_int, default=0)
-    sim.add_argument("--duration", type=_positive_float, metavar="S")
+    sim.add_argument(
+        "--scenario",
+        choices=("sleep", "seizure"),
+        default="sleep",
+        help="sleep (wake, nrem, rem) or seizure (normal, seizure) (default sleep)",
+    )
+    sim.add_argument(
+        "--channels", type=_positive_int, default=64, help="channel count (default 64)"
+    )
+    sim.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=32000.0,
+        metavar="HZ",
+        help="sampling rate (default 32000)",
+    )
+    sim.add_argument(
+        "--name",
+        type=_non_empty,
+        default="rtdecode-sim",
+        help="LSL stream name (default rtdecode-sim; the truth markers go on NAME-truth)",
+    )
+    sim.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of signal and schedule (default 0)"
+    )
+    sim.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds (default: never)",
+    )
     sim.add_argument(
         "--fault",
         action="append",
@@ -245,14 +277,31 @@ def build_parser() -> argparse.ArgumentParser:
     msrc.add_argument(
         "--source", type=_non_empty, metavar="NAME", help="the decoded input stream's name"
     )
-    msrc.add_argument("--source-type", type=_non_empty, metavar="TYPE")
-    msrc.add_argument("--source-id", type=_non_empty, metavar="ID")
-    mon.add_argument("--resolve-timeout", type=_positive_float, default=10.0, metavar="S")
+    msrc.add_argument(
+        "--source-type", type=_non_empty, metavar="TYPE", help="the decoded input stream's type"
+    )
+    msrc.add_argument(
+        "--source-id", type=_non_empty, metavar="ID", help="the decoded input stream's source_id"
+    )
+    mon.add_argument(
+        "--resolve-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="wait this long for the decoder's outlets (default 10)",
+    )
     mon.add_argument("--duration", type=_positive_float, metavar="S", help="close after S seconds")
     mon.add_argument("--screenshot", metavar="PNG", help="save a PNG when --duration ends")
     mon.add_argument("--log", metavar="PATH", help="append alarm acknowledgements here")
-    mon.add_argument("--channels-per-page", type=_positive_int, default=16)
-    mon.add_argument("--fps", type=_positive_float, default=25.0)
+    mon.add_argument(
+        "--channels-per-page",
+        type=_positive_int,
+        default=16,
+        help="traces shown at once (default 16)",
+    )
+    mon.add_argument(
+        "--fps", type=_positive_float, default=25.0, help="redraws per second (default 25)"
+    )
     mon.add_argument(
         "--nice",
         type=_non_negative_int,
