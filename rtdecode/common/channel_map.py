@@ -105,7 +105,7 @@ def label_difference(
     expected, found : sequence of str
         Channel labels in channel order (e.g. the model's and the stream's).
     expected_name, found_name : str
-        What each is, for the text (``"model"``, ``"stream"``).
+        What each is, for the text (``"the model"``, ``"the stream"``).
 
     Returns
     -------
@@ -122,26 +122,25 @@ def label_difference(
     missing = [x for x in expected if x not in found_set]
     if missing:
         parts.append(
-            f"{len(missing)} channel(s) of the {expected_name} missing from the {found_name} "
+            f"{len(missing)} channel(s) of {expected_name} missing from {found_name} "
             f"({_few(missing)})"
         )
     extra = [x for x in found if x not in expected_set]
     if extra:
         parts.append(
-            f"{len(extra)} channel(s) of the {found_name} not in the {expected_name} "
-            f"({_few(extra)})"
+            f"{len(extra)} channel(s) of {found_name} not in {expected_name} ({_few(extra)})"
         )
     duplicated = sorted({x for x in found if found.count(x) > 1})
     if duplicated:
-        parts.append(f"label(s) used twice in the {found_name} ({_few(duplicated)})")
+        parts.append(f"label(s) used twice in {found_name} ({_few(duplicated)})")
     # the channels both have, compared in each one's order
     common_expected = [x for x in expected if x in found_set]
     common_found = list(dict.fromkeys(x for x in found if x in expected_set))
     moved = [a for a, b in zip(common_expected, common_found) if a != b]
     if moved:
         where = [
-            f"{x} is channel {expected.index(x)} of the {expected_name}, "
-            f"{found.index(x)} of the {found_name}"
+            f"{x} is channel {expected.index(x)} of {expected_name}, "
+            f"{found.index(x)} of {found_name}"
             for x in moved[:_SHOWN]
         ]
         more = f" ... ({len(moved) - _SHOWN} more)" if len(moved) > _SHOWN else ""
@@ -391,6 +390,7 @@ def route_channels(
     *,
     model: str,
     source: str,
+    kind: str = "stream",
 ) -> tuple[int, ...] | None:
     """Check that a stream carries a model's channels; with a map, which channel feeds which.
 
@@ -404,6 +404,8 @@ def route_channels(
         Which stream channel feeds each model channel.
     model, source : str
         What the model and the stream are, for messages (``"model M.onnx"``, ``"stream 'rig'"``).
+    kind : str
+        What the source is in the fix's words: ``"stream"``, ``"recording"``.
 
     Returns
     -------
@@ -430,7 +432,7 @@ def route_channels(
                 name for name, have in ((model, model_known), (source, known)) if have is None
             )
             logger.warning(
-                "channel identity cannot be checked: %s carries no channel labels; only the "
+                "channel identity cannot be checked: no channel labels on %s; only the "
                 "count (%d) is checked, so make sure the channels come in the model's order",
                 lacking,
                 len(labels),
@@ -438,15 +440,17 @@ def route_channels(
         return None
     if model_known == known:
         return None
-    difference = label_difference(model_known, known, expected_name="model", found_name="stream")
+    difference = label_difference(
+        model_known, known, expected_name="the model", found_name=f"the {kind}"
+    )
     fix = (
-        f"; the stream has every channel the model needs: --channel-map {BY_LABEL} takes them by "
-        "their labels"
+        f"; the {kind} has every channel the model needs: --channel-map {BY_LABEL} takes them "
+        "by their labels"
         if set(model_known) <= set(known)
         else ""
     )
     raise ChannelMapError(
         f"{source} does not carry the channels of {model} in its order: {difference}. Say which "
-        "stream channel feeds each model channel with --channel-map MODEL=STREAM,... or a "
-        f"{'/'.join(MAP_SUFFIXES)} file{fix}"
+        f"{kind} channel feeds each model channel with --channel-map MODEL={kind.upper()},... or "
+        f"a {'/'.join(MAP_SUFFIXES)} file{fix}"
     )

@@ -115,15 +115,15 @@ def test_a_map_that_does_not_fit_the_model_or_stream_is_refused(text, stream, ne
 
 def test_the_difference_shows_missing_extra_and_reordered_channels():
     text = label_difference(
-        MODEL, ("CSC2", "CSC1", "CSC3", "AUX1"), expected_name="model", found_name="stream"
+        MODEL, ("CSC2", "CSC1", "CSC3", "AUX1"), expected_name="the model", found_name="the stream"
     )
     assert "1 channel(s) of the model missing from the stream (CSC4)" in text
     assert "1 channel(s) of the stream not in the model (AUX1)" in text
     assert "CSC1 is channel 0 of the model, 1 of the stream" in text
     many = [f"C{i}" for i in range(64)]
-    text = label_difference(many, many[::-1], expected_name="model", found_name="stream")
+    text = label_difference(many, many[::-1], expected_name="the model", found_name="the stream")
     assert "64 channel(s) in common in another order" in text and "(59 more)" in text
-    assert label_difference(MODEL, MODEL, expected_name="model", found_name="stream") == ""
+    assert label_difference(MODEL, MODEL, expected_name="the model", found_name="the stream") == ""
 
 
 def test_route_channels_refuses_other_labels_and_passes_the_same(caplog):
@@ -151,7 +151,7 @@ def test_without_labels_on_one_side_only_a_warning_says_identity_is_unchecked(ca
     with caplog.at_level(logging.WARNING, logger="rtdecode"):
         assert route_channels(MODEL, default_channel_labels(4), **WHERE) is None
     (record,) = caplog.records
-    assert "channel identity cannot be checked: stream 'rig' carries no channel labels" in (
+    assert "channel identity cannot be checked: no channel labels on stream 'rig'" in (
         record.getMessage()
     )
     caplog.clear()

@@ -204,7 +204,7 @@ def test_without_labels_only_the_count_is_checked_and_a_warning_says_so(
     decoder.close()
     warned = [r.getMessage() for r in caplog.records if "identity" in r.getMessage()]
     assert len(warned) == 1
-    assert f"stream {unique_name!r} carries no channel labels" in warned[0]
+    assert f"no channel labels on stream {unique_name!r}" in warned[0]
     del outlet
 
 
