@@ -143,3 +143,22 @@ def quiet_liblsl() -> None:
     text = io.StringIO()
     config.write(text)
     pylsl.set_config_content(text.getvalue())
+
+
+def _parse_channel_map(text: str | None):
+    """``--channel-map``'s value as a ChannelMap (None when not given); exit 2 on a bad map."""
+    if text is None:
+        return None
+    from rtdecode.common.channel_map import ChannelMap, ChannelMapError
+
+    try:
+        return ChannelMap.parse(text)
+    except ChannelMapError as exc:
+        raise UsageError(str(exc)) from None
+
+
+CHANNEL_MAP_HELP = (
+    "which stream channel feeds each model channel: MODEL=STREAM,... (channel labels), a "
+    ".csv/.tsv/.json/.toml file of such pairs, or by-label (each model channel from the stream "
+    "channel of the same label); the stream may have more channels than the model"
+)

@@ -13,6 +13,7 @@ import sys
 
 from rtdecode import __version__
 from rtdecode.cli.common import (
+    CHANNEL_MAP_HELP,
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_OK,
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="S",
         help="wait this long for the input stream to appear (default 10)",
+    )
+    run.add_argument(
+        "--channel-map", metavar="MAP", help=CHANNEL_MAP_HELP + " (docs/failure-policy.md)"
     )
     run.add_argument("--headless", action="store_true", help="no monitor window (status line only)")
     run.add_argument("--monitor", action="store_true", help="open the operator monitor window")

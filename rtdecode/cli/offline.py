@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode.cli.common import (
+    CHANNEL_MAP_HELP,
     _int_at_least,
     _model_path,
     _non_empty,
@@ -164,6 +165,15 @@ def add_offline_commands(sub) -> None:
         help="'local' (default: a local cluster when several files), 'none', or a "
         "scheduler address tcp://HOST:PORT",
     )
+    p.add_argument(
+        "--channel-map",
+        nargs="+",
+        metavar="MAP",
+        help="which channel of each recording is which model channel: MODEL=FILE,... (the "
+        "model's label, the file's), a .csv/.tsv/.json/.toml file of such pairs, one for all "
+        "--data files or one per file in the same order; or by-label (the first file's channels, "
+        "found by label in the others); instead of --channels",
+    )
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser(
@@ -188,6 +198,11 @@ def add_offline_commands(sub) -> None:
         help="also write every decision (end_s, probabilities, state) as JSON lines",
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--channel-map",
+        metavar="MAP",
+        help=CHANNEL_MAP_HELP.replace("stream", "recording") + " (instead of --channels)",
+    )
     p.add_argument(
         "--stim",
         type=Path,
@@ -239,12 +254,38 @@ def _labels_for(args, data_path: Path, label_path: Path | None, recording):
     return map_labels(segments, _parse_map(args.map))
 
 
+def _mapped_sources(maps, recs, sources):
+    """The model's channel labels and each source reading its file's channels in their order,
+    as the ``--channel-map`` maps say (one for all files, or one per file)."""
+    from dataclasses import replace
+
+    first = maps[0]
+    if first.by_label:
+        model_labels = tuple(recs[0].channel_names)
+    else:
+        model_labels = tuple(m for m, _ in first.pairs)
+    mapped = []
+    for i, (rec, source) in enumerate(zip(recs, sources)):
+        channel_map = maps[i] if len(maps) > 1 else first
+        index = channel_map.resolve(
+            model_labels, rec.channel_names, model="the model", source=str(rec.path)
+        )
+        mapped.append(replace(source, channels=index))
+    return model_labels, mapped
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from rtdecode.cli.common import UsageError
+    from rtdecode.cli.common import UsageError, _parse_channel_map
+    from rtdecode.common.channel_map import ChannelMapError
     from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, FeatureConfig
     from rtdecode.offline.datasets import Source
     from rtdecode.offline.recordings import DataError, open_recording
-    from rtdecode.training.trainer import TASK_DEFAULTS, TrainSpec, train_model
+    from rtdecode.training.trainer import (
+        TASK_DEFAULTS,
+        TrainSpec,
+        check_same_channels,
+        train_model,
+    )
 
     try:
         if args.labels is not None and len(args.labels) != len(args.data):
@@ -254,12 +295,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         if not args.out.parent.resolve().is_dir():
             raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
-        sources, fs_rates, found = [], set(), []
+        maps = [_parse_channel_map(text) for text in args.channel_map or []]
+        if maps and args.channels:
+            raise UsageError("--channels and --channel-map both select channels: give one")
+        if len(maps) not in (0, 1, len(args.data)):
+            raise UsageError(
+                f"--channel-map: {len(maps)} maps for {len(args.data)} --data files; give one "
+                "map for every file, or one per file in the same order"
+            )
+        sources, fs_rates, found, recs = [], set(), [], []
         for i, data in enumerate(args.data):
             rec = open_recording(data, channels=args.channels, stream=args.stream)
             labels = _labels_for(args, data, args.labels[i] if args.labels else None, rec)
             fs_rates.add(rec.fs_hz)
             found += [s.label for s in labels]
+            recs.append(rec)
             sources.append(
                 Source(
                     data=Path(data),
@@ -268,6 +318,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                     stream=args.stream,
                     merge_touching=not args.windows_within_segments,
                 )
+            )
+        model_labels = None
+        if maps:
+            model_labels, sources = _mapped_sources(maps, recs, sources)
+        else:
+            # before the features are computed, which takes minutes on long recordings
+            check_same_channels(
+                [(r.path, r.channel_names) for r in recs],
+                ignore_case=bool(args.channels),
+                warn=False,
             )
         if len(fs_rates) != 1:
             raise UsageError(
@@ -341,9 +401,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             n_estimators=args.trees,
             max_depth=args.max_depth,
             dask=args.dask,
+            channel_labels=model_labels,
         )
         card = train_model(spec, progress=not args.no_progress)
-    except DataError as exc:
+    except (DataError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
     t = card["training"]
     cv = t["cv"]["metrics"]
@@ -369,7 +430,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rtdecode.cli.common import UsageError
+    from rtdecode.cli.common import UsageError, _parse_channel_map
+    from rtdecode.common.channel_map import ChannelMapError, route_channels
     from rtdecode.decoding.model import ModelError, OnnxModel
     from rtdecode.offline.datasets import window_labels
     from rtdecode.offline.evaluation import (
@@ -382,6 +444,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rtdecode.stimulation.rules import RulesError, load_protocol
     from rtdecode.streams import BAD_SIGNAL
 
+    channel_map = _parse_channel_map(args.channel_map)
+    if channel_map is not None and args.channels:
+        raise UsageError("--channels and --channel-map both select channels: give one")
     try:
         model = OnnxModel(args.model)
         rec = open_recording(args.data, channels=args.channels, stream=args.stream)
@@ -389,12 +454,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError("evaluate takes one --labels file")
         segments = _labels_for(args, args.data, args.labels[0] if args.labels else None, rec)
         contract = model.contract
+        picked = route_channels(
+            contract.labels,
+            rec.channel_names,
+            channel_map,
+            model=f"model {args.model.name}",
+            source=str(rec.path),
+            kind="recording",
+        )
+        if picked is not None:
+            # the model's channels, in its order, read from the file (offline: no cost to speak of)
+            rec = open_recording(args.data, channels=list(picked), stream=args.stream)
         model.check_stream(n_channels=rec.n_channels, fs_hz=rec.fs_hz, stream_name=str(rec.path))
         protocol = None
         if args.stim is not None:
             protocol = load_protocol(args.stim)
             protocol.check_states(contract.classes, contract.task)
-    except (ModelError, DataError, RulesError) as exc:
+    except (ModelError, DataError, RulesError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
     t0 = time.perf_counter()
     decoded = decode_recording(model, rec, stim=protocol)
