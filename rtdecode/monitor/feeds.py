@@ -76,6 +76,11 @@ class TruthInlet:
             self._inlet.open_stream(timeout=2.0)
         self.changes: list[tuple[float, str]] = []
 
+    @property
+    def available(self) -> bool:
+        """Whether a truth stream was found (the monitor draws a truth row only then)."""
+        return self._inlet is not None
+
     def drain(self) -> list[tuple[float, str]]:
         """The markers that came since the last call, as ``(timestamp, state)``."""
         if self._inlet is None:

@@ -16,12 +16,17 @@ the status. What it shows:
   has arrived for ``stall_s``;
 - traces of a page of channels over the last seconds, drawn as min/max per pixel column computed
   incrementally from the new samples only (32 kHz never reaches the GUI as points);
-- band power per channel x band of the newest decision (heat map) and a scrolling band-power
-  spectrogram of one selected channel;
+- band power per channel x band of the newest decision (heat map, with its colour scale) and a
+  scrolling spectrogram of one selected channel;
 - class probabilities over the last minutes with the hysteresis thresholds, and a state timeline
-  (hypnogram-style) with a truth row when a ``NAME-truth`` stream exists;
+  (hypnogram-style) with a truth row when a ``NAME-truth`` stream exists, a state in one colour
+  in both rows, named by a legend;
 - a health panel: input rate vs nominal, lost samples, gaps, overruns, decision latency p50/p99,
   LSL clock offset, the process's CPU.
+
+Every time axis reads the wall clock (:class:`WallClockAxis`), converted from this machine's LSL
+clock by one offset (:meth:`MonitorWindow.wall_time`); the spectrogram, probabilities and states
+share one time range.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 from rtdecode.common.channels import labels_or_default
 from rtdecode.monitor.feeds import DecoderFeed, _Envelope
 
-__all__ = ["MonitorConfig", "MonitorWindow", "run_monitor", "STATE_COLOURS"]
+__all__ = ["MonitorConfig", "MonitorWindow", "WallClockAxis", "run_monitor", "STATE_COLOURS"]
 
 logger = logging.getLogger("rtdecode")
 
@@ -59,6 +64,63 @@ STATE_COLOURS = {
 _POLL_MS = 4  # how often the monitor looks for a new decision (a few microseconds each)
 
 _PALETTE = [(204, 121, 167), (240, 228, 66), (0, 114, 178), (213, 94, 0), (150, 150, 150)]
+
+#: The hysteresis threshold lines: light grey, unlike any state colour, and bright against the
+#: plots' black background (black lines on black were invisible).
+THRESHOLD_COLOUR = (220, 220, 220)
+
+#: Every time axis is labelled so: the one clock the operator reads (the computer's local time).
+TIME_LABEL = "time (wall clock)"
+
+_LEFT_AXIS_PX = 72  # the time-aligned plots' left axes: equal, so their x pixels line up
+
+# Tick steps of the wall-clock axes, seconds: each a whole number of seconds, minutes or hours
+# that divides the next unit, so ticks fall on round clock times.
+_CLOCK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+
+
+class WallClockAxis(pg.AxisItem):
+    """A time axis of unix times labelled ``HH:MM:SS`` (steps under a minute) or ``HH:MM``.
+
+    pyqtgraph's ``DateAxisItem`` switches to millisecond ticks (``53.000 54.000 ...
+    01:53:00``) on spans of a few seconds, which the monitor shows at every start. Here the
+    step is the smallest round clock step whose labels have room (1.5 label widths apart), at
+    least one second, and ticks fall on round local times.
+    """
+
+    def __init__(self, orientation: str = "bottom", **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self.enableAutoSIPrefix(False)
+        self._label_px: tuple[float, float] | None = None  # widths of HH:MM:SS and HH:MM
+
+    def _label_widths(self) -> tuple[float, float]:
+        if self._label_px is None:  # the font does not change: measure once
+            metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
+            self._label_px = (
+                metrics.horizontalAdvance("88:88:88"),
+                metrics.horizontalAdvance("88:88"),
+            )
+        return self._label_px
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:  # noqa: N802, N803 (pyqtgraph API)
+        lo, hi = min(minVal, maxVal), max(minVal, maxVal)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or size <= 0 or hi <= lo:
+            return []
+        s_per_px = (hi - lo) / size
+        hms_px, hm_px = self._label_widths()
+        step = _CLOCK_STEPS_S[-1]
+        for candidate in _CLOCK_STEPS_S:
+            if candidate / s_per_px >= 1.5 * (hms_px if candidate < 60 else hm_px):
+                step = candidate
+                break
+        # round local times: a step of an hour falls on whole local hours in any time zone
+        utc_offset = time.localtime(hi).tm_gmtoff
+        first = math.ceil((lo + utc_offset) / step) * step - utc_offset
+        return [(float(step), list(np.arange(first, hi + 1e-9, step, dtype=np.float64)))]
+
+    def tickStrings(self, values: list, scale: float, spacing: float) -> list[str]:  # noqa: N802 (pyqtgraph API)
+        fmt = "%H:%M:%S" if spacing < 60 else "%H:%M"
+        return [time.strftime(fmt, time.localtime(v)) for v in values]
 
 
 @dataclass(frozen=True)
@@ -128,7 +190,9 @@ class MonitorWindow(QtWidgets.QWidget):
         self.feature_config = feed.feature_config
         import pylsl
 
-        # decisions carry LSL-clock timestamps; the operator reads the wall clock
+        # Decisions, samples, triggers and truth marks carry timestamps of this machine's LSL
+        # clock; the operator reads the wall clock. One offset, taken once, converts them all
+        # (wall_time), so every time axis shows the same clock and stays aligned.
         self._unix_minus_lsl = time.time() - pylsl.local_clock()
         self.hysteresis = feed.hysteresis
         self.event_class = getattr(self.hysteresis, "event_class", None)
@@ -141,8 +205,17 @@ class MonitorWindow(QtWidgets.QWidget):
         n_dec = int(self.config.decisions_s / self.feature_config.hop_s)
         self._t = deque(maxlen=n_dec)
         self._p = deque(maxlen=n_dec)
-        self._states = deque(maxlen=n_dec)
-        self._truth_marks: deque[tuple[float, str]] = deque(maxlen=10000)
+        self._decided = deque(maxlen=n_dec)  # the states' codes in the colour table
+        self._truth_marks: deque[tuple[float, int]] = deque(maxlen=10000)
+        # one colour table for the states (row 0: unknown, transparent): the decoded and truth
+        # rows and the legend take their colours from it, so a state looks the same in each
+        self._legend_states = tuple(dict.fromkeys((*self.classes, "no_signal", "bad_signal")))
+        self._state_codes = {s: k + 1 for k, s in enumerate(self._legend_states)}
+        self._state_lut = np.array(
+            [(0, 0, 0, 0)] + [(*_colour(s, self.classes), 255) for s in self._legend_states],
+            dtype=np.uint8,
+        )
+        self._n_rows = 2 if truth is not None and getattr(truth, "available", True) else 1
         # spectrogram of the selected channel: a Hann-tapered FFT of its last ~0.25 s of
         # samples (kept here as they are read) at each frame that brings decisions
         self._spec_nfft = int(2 ** round(np.log2(max(64.0, self.fs_hz * 0.25))))
@@ -152,6 +225,12 @@ class MonitorWindow(QtWidgets.QWidget):
         self._spec_taper = np.hanning(self._spec_nfft).astype(np.float32)
         self._selected_tail = np.zeros(self._spec_nfft, np.float32)
         self._spec_cols = deque(maxlen=n_dec)
+        self._spec_t = deque(maxlen=n_dec)  # the wall time of each column
+        # the traces' column times relative to the newest sample (min and max of a column at
+        # the same x), made once: each frame only adds the newest sample's wall time
+        step_s = per_column / self.fs_hz
+        self._trace_dx = np.repeat(np.arange(1 - self.config.columns, 1) * step_s, 2)
+        self._newest_sample_t: float | None = None  # LSL time of the newest sample read
         self._last_row = None
         self._alarm_onset_t: float | None = None
         self._alarm_acknowledged = False
@@ -256,16 +335,18 @@ class MonitorWindow(QtWidgets.QWidget):
             controls.addWidget(w)
         controls.addStretch(1)
         layout.addLayout(controls, 1, 0)
-        self.trace_plot = pg.PlotWidget()
-        self.trace_plot.setLabel("bottom", "time", units="s")
+        self.trace_plot = pg.PlotWidget(axisItems={"bottom": WallClockAxis()})
+        self.trace_plot.setLabel("bottom", TIME_LABEL)
         self.trace_plot.setMouseEnabled(x=False, y=False)
         self.trace_plot.hideButtons()
+        # the x range is set from the newest sample's time: no autorange over every curve
+        self.trace_plot.enableAutoRange(x=False)
         self.trace_curves = [
             self.trace_plot.plot(pen=pg.mkPen((40, 40, 40), width=1))
             for _ in range(self.config.channels_per_page)
         ]
         self.trace_plot.setBackground("w")
-        layout.addWidget(self.trace_plot, 2, 0, 3, 1)
+        layout.addWidget(self.trace_plot, 2, 0, 4, 1)
 
         # band power heat map and band spectrogram
         self.heat_plot = pg.PlotWidget(title="band power (log10) per channel x band")
@@ -275,47 +356,71 @@ class MonitorWindow(QtWidgets.QWidget):
         bands = [b.name for b in self.feature_config.bands]
         self.heat_plot.getAxis("left").setTicks([list(enumerate(bands))])
         self.heat_plot.setLabel("bottom", "channel")
+        # a fixed scale between redraws (rounded out to half decades, see _draw_spectra) that
+        # the colours can be read against, rather than levels that jump at each decision
+        self.heat_bar = pg.ColorBarItem(
+            colorMap=pg.colormap.get("viridis"), interactive=False, width=12, label="log10 power"
+        )
+        self.heat_bar.setImageItem(self.heat_img, insert_in=self.heat_plot.getPlotItem())
         layout.addWidget(self.heat_plot, 1, 1, 2, 2)
-        self.spec_plot = pg.PlotWidget(title="spectrogram of the selected channel (log power)")
+        self.spec_plot = pg.PlotWidget(
+            title="spectrogram of the selected channel (log power)",
+            axisItems={"bottom": WallClockAxis()},
+        )
         self.spec_img = pg.ImageItem()
         self.spec_img.setColorMap(pg.colormap.get("inferno"))
         self.spec_plot.addItem(self.spec_img)
         self.spec_plot.setLabel("left", "frequency", units="Hz")
+        self.spec_plot.setLabel("bottom", TIME_LABEL)
         layout.addWidget(self.spec_plot, 3, 1, 1, 2)
 
         # probabilities, thresholds, timeline
-        self.prob_plot = pg.PlotWidget(
-            title="class probabilities", axisItems={"bottom": pg.DateAxisItem()}
-        )
+        self.prob_plot = pg.PlotWidget(axisItems={"bottom": WallClockAxis()})
+        self.prob_plot.setTitle("class probabilities", justify="left")
         self.prob_plot.setYRange(0, 1)
-        self.prob_plot.addLegend(offset=(5, 5))
+        self.prob_plot.setLabel("bottom", TIME_LABEL)
         self.prob_curves = [
-            self.prob_plot.plot(name=c, pen=pg.mkPen(_colour(c, self.classes), width=2))
-            for c in self.classes
+            self.prob_plot.plot(pen=pg.mkPen(self.state_colour(c), width=2)) for c in self.classes
         ]
+        # the legend in the title row, as the timeline's: none over the curves or thresholds
+        self.prob_legend = _title_legend(self.prob_plot, len(self.classes))
+        for c, curve in zip(self.classes, self.prob_curves):
+            self.prob_legend.addItem(curve, c)
+        self.threshold_lines: list[pg.InfiniteLine] = []
         if self.event_class is not None:
-            for level, style in (
-                (self.hysteresis.on_threshold, QtCore.Qt.PenStyle.DashLine),
-                (self.hysteresis.off_threshold, QtCore.Qt.PenStyle.DotLine),
-            ):
-                self.prob_plot.addItem(
-                    pg.InfiniteLine(level, angle=0, pen=pg.mkPen("k", style=style))
+            on, off = self.hysteresis.on_threshold, self.hysteresis.off_threshold
+            dash, dot = QtCore.Qt.PenStyle.DashLine, QtCore.Qt.PenStyle.DotLine
+            # labelled at the left, "on" above its line and "off" below its own
+            lines = (
+                [(on, dash, f"on {on:.2f}", (0, 1)), (off, dot, f"off {off:.2f}", (0, 0))]
+                if off != on
+                else [(on, dash, f"on/off {on:.2f}", (0, 1))]
+            )
+            for level, style, text, anchor in lines:
+                line = pg.InfiniteLine(
+                    level,
+                    angle=0,
+                    pen=pg.mkPen(THRESHOLD_COLOUR, width=1.5, style=style),
+                    label=text,
+                    labelOpts={
+                        "position": 0.02,
+                        "color": THRESHOLD_COLOUR,
+                        "anchors": [anchor, anchor],
+                    },
                 )
+                self.prob_plot.addItem(line)
+                self.threshold_lines.append(line)
         layout.addWidget(self.prob_plot, 4, 1, 1, 2)
-        self.timeline_plot = pg.PlotWidget(
-            title="state (top: decoded, bottom: truth)", axisItems={"bottom": pg.DateAxisItem()}
-        )
-        self.timeline_plot.setXLink(self.prob_plot)
-        self.timeline_img = pg.ImageItem()
-        self.timeline_plot.addItem(self.timeline_img)
-        self.timeline_plot.getAxis("left").setTicks([[(0.5, "truth"), (1.5, "decoded")]])
-        self.timeline_plot.setMaximumHeight(110)
-        # each trigger sent, between the two rows
-        self.trigger_marks = pg.ScatterPlotItem(
-            symbol="t", size=9, brush=pg.mkBrush(220, 0, 0), pen=None
-        )
-        self.timeline_plot.addItem(self.trigger_marks)
-        layout.addWidget(self.timeline_plot, 5, 0, 1, 3)
+        self._build_timeline()
+        layout.addWidget(self.timeline_plot, 5, 1, 1, 2)
+        # One column, one time range for what is decided: spectrogram, probabilities and states
+        # line up pixel for pixel (same left axis width, linked x, the range set at each
+        # decision; linked views disable each other's autorange, so none is used).
+        for plot in (self.spec_plot, self.prob_plot, self.timeline_plot):
+            plot.getAxis("left").setWidth(_LEFT_AXIS_PX)
+            plot.enableAutoRange(x=False)
+            if plot is not self.prob_plot:
+                plot.setXLink(self.prob_plot)
 
         self.health = QtWidgets.QLabel()
         self.health.setTextFormat(QtCore.Qt.TextFormat.RichText)
@@ -323,6 +428,55 @@ class MonitorWindow(QtWidgets.QWidget):
         layout.setColumnStretch(0, 3)
         layout.setColumnStretch(1, 2)
         self.set_page(0)
+
+    def _build_timeline(self) -> None:
+        """The state timeline: a decoded row, a truth row below it when truth comes, a legend
+        of the state colours (the same in both rows) and the triggers between the rows."""
+        self.timeline_plot = pg.PlotWidget(axisItems={"bottom": WallClockAxis()})
+        plot_item = self.timeline_plot.getPlotItem()
+        plot_item.setTitle("state", justify="left")
+        self.timeline_plot.setLabel("bottom", TIME_LABEL)
+        self.timeline_img = pg.ImageItem()
+        self.timeline_plot.addItem(self.timeline_img)
+        rows = self._n_rows
+        ticks = [(rows - 0.5, "decoded")] + ([(0.5, "truth")] if rows == 2 else [])
+        self.timeline_plot.getAxis("left").setTicks([ticks])
+        self.timeline_plot.setYRange(0, rows, padding=0)
+        self.timeline_plot.setMouseEnabled(y=False)
+        self.timeline_plot.enableAutoRange(y=False)
+        self.timeline_plot.hideButtons()
+        # each row at least twice the label's height, so "decoded" and "truth" never overlap;
+        # the rest is the title (30 px), the time axis with its label and margins
+        row_px = 2 * QtGui.QFontMetrics(self.timeline_plot.getAxis("left").font()).height()
+        self.timeline_plot.setFixedHeight(30 + rows * row_px + 60)
+        self.state_legend = _title_legend(self.timeline_plot, len(self._legend_states))
+        for state in self._legend_states:
+            swatch = pg.ScatterPlotItem(
+                symbol="s", size=12, pen=None, brush=pg.mkBrush(self.state_colour(state))
+            )
+            self.state_legend.addItem(swatch, state.replace("_", " "))
+        # each trigger sent: between the two rows, or on the decoded row alone
+        self.trigger_marks = pg.ScatterPlotItem(
+            symbol="t", size=9, brush=pg.mkBrush(220, 0, 0), pen=None
+        )
+        self._trigger_y = 1.0 if rows == 2 else 0.5
+        self.timeline_plot.addItem(self.trigger_marks)
+
+    def state_colour(self, state: str | None) -> tuple[int, int, int]:
+        """The colour of ``state`` everywhere: banner, both timeline rows, legend, curves."""
+        if state is None:
+            return STATE_COLOURS["no_signal"]
+        return tuple(int(v) for v in self._state_lut[self._state_code(state), :3])
+
+    def _state_code(self, state: str | None) -> int:
+        """The row of ``state`` in the colour table (0: unknown, drawn transparent)."""
+        if state is None:
+            return 0
+        code = self._state_codes.get(state)
+        if code is None:  # a label outside the model's classes (a truth stream's): rare
+            code = self._state_codes[state] = len(self._state_lut)
+            self._state_lut = np.vstack([self._state_lut, [(*_colour(state, self.classes), 255)]])
+        return code
 
     # Controls -------------------------------------------------------------------------------
     def set_page(self, page: int) -> None:
@@ -349,6 +503,7 @@ class MonitorWindow(QtWidgets.QWidget):
     def _select_channel(self, index: int) -> None:
         self.selected_channel = int(index)
         self._spec_cols.clear()  # a new channel's spectrogram starts empty
+        self._spec_t.clear()
         self._selected_tail[:] = 0.0
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt API)
@@ -408,8 +563,8 @@ class MonitorWindow(QtWidgets.QWidget):
         self._read_samples()
         new_decisions = self._read_observations()
         if self.truth is not None:
-            for mark in self.truth.drain():
-                self._truth_marks.append(mark)
+            for ts, label in self.truth.drain():
+                self._truth_marks.append((ts, self._state_code(label)))
         status = self.feed.status()
         if getattr(status, "stim_armed", None) is not None and status.stim_armed != self.stim_armed:
             self.stim_armed = status.stim_armed
@@ -448,6 +603,8 @@ class MonitorWindow(QtWidgets.QWidget):
             self._envelope.push(self._scratch[:n])
             self._keep_selected(self._scratch[:n, self.selected_channel])
             start += n
+        if written > self._read_until:
+            self._newest_sample_t = ring.timestamp(written - 1)
         self._read_until = written
 
     def _keep_selected(self, samples: np.ndarray) -> None:
@@ -467,7 +624,7 @@ class MonitorWindow(QtWidgets.QWidget):
             count += 1
             self._t.append(obs.timestamp)
             self._p.append(obs.probabilities)
-            self._states.append(obs.state)
+            self._decided.append(self._state_code(obs.state))
             if obs.features is not None:
                 row = obs.features.reshape(self.n_channels, per_channel)[:, :n_bands]
                 self._last_row = row
@@ -490,10 +647,11 @@ class MonitorWindow(QtWidgets.QWidget):
     def _draw_traces(self) -> None:
         env = self._envelope
         n = env.filled
-        if n == 0:
+        if n == 0 or self._newest_sample_t is None:
             return
-        x = np.arange(-n, 0, dtype=np.float64) * env.per_column / self.fs_hz
-        xx = np.repeat(x, 2)
+        t_end = self.wall_time(self._newest_sample_t)
+        xx = self._trace_dx[-2 * n :] + t_end
+        self.trace_plot.setXRange(t_end - self.config.trace_s, t_end, padding=0)
         shown = self.page_channels()
         block = np.empty(2 * n, dtype=np.float32)
         lo, hi = env.lo[-n:], env.hi[-n:]
@@ -516,43 +674,70 @@ class MonitorWindow(QtWidgets.QWidget):
             block[1::2] = hi[:, c]
             curve.setData(xx, (block - centre) * scale - i, skipFiniteCheck=True)
 
+    def wall_time(self, lsl_t):
+        """Unix time (s) of an LSL timestamp of this machine (float or array): the one
+        conversion behind every time axis of the window."""
+        return lsl_t + self._unix_minus_lsl
+
     def _draw_spectra(self) -> None:
         if self._last_row is not None:
-            self.heat_img.setImage(self._last_row, autoLevels=True)
+            row = self._last_row
+            # the colour scale follows the data, rounded out to half decades: it moves when
+            # the data leave it, not at every decision
+            lo = math.floor(2.0 * float(np.min(row))) / 2.0
+            hi = max(math.ceil(2.0 * float(np.max(row))) / 2.0, lo + 0.5)
+            if (lo, hi) != tuple(self.heat_bar.levels()):
+                self.heat_bar.setLevels((lo, hi))
+            self.heat_img.setImage(row, autoLevels=False)
         spectrum = np.fft.rfft(self._selected_tail * self._spec_taper)[: self._spec_bins]
         self._spec_cols.append(np.log10(np.abs(spectrum) ** 2 + 1e-12).astype(np.float32))
+        self._spec_t.append(self.wall_time(self._t[-1]))
         cols = np.array(self._spec_cols)
+        x0, step, idx, _ = _regular_columns(
+            np.fromiter(self._spec_t, np.float64, len(cols)),
+            self.feature_config.hop_s,
+            2 * self._spec_t.maxlen,
+        )
+        if len(idx) != len(cols) or idx[0] != 0 or np.any(np.diff(idx) != 1):
+            cols = cols[idx]  # a gap or a frame late: columns onto the clock's grid
         self.spec_img.setImage(cols, autoLevels=True)
         df = self.fs_hz / self._spec_nfft  # row k is centred on k * df
-        self.spec_img.setRect(QtCore.QRectF(0.0, -df / 2, float(len(cols)), self._spec_bins * df))
+        self.spec_img.setRect(QtCore.QRectF(x0, -df / 2, step * len(cols), self._spec_bins * df))
 
     def _draw_decisions(self) -> None:
         if not self._t:
             return
         t = np.array(self._t)
-        wall = t + self._unix_minus_lsl  # clock time on the axes
+        wall = self.wall_time(t)
         p = np.array(self._p)
         for k, curve in enumerate(self.prob_curves):
             curve.setData(wall, p[:, k])
-        decoded = [_colour(s, self.classes) for s in self._states]
-        truth_row = [(235, 235, 235)] * len(t)
-        if self._truth_marks:
-            marks_t = np.array([m[0] for m in self._truth_marks])
-            labels = [m[1] for m in self._truth_marks]
-            idx = np.searchsorted(marks_t, t, side="right") - 1
-            truth_row = [
-                _colour(labels[i], self.classes) if i >= 0 else (235, 235, 235) for i in idx
-            ]
-        img = np.zeros((len(t), 2, 3), dtype=np.uint8)
-        img[:, 0] = truth_row
-        img[:, 1] = decoded
+        rows = self._n_rows
+        hop_s = self.feature_config.hop_s
+        # a column per hop of the clock: a gap in the decisions is a gap in the row (no
+        # decision then), not the next states pulled back in time
+        x0, step, idx, stale = _regular_columns(wall, hop_s, 2 * self._t.maxlen, 2.5 * hop_s)
+        decided = np.fromiter(self._decided, np.intp, len(t))[idx]
+        decided[stale] = 0
+        img = np.empty((len(idx), rows, 4), dtype=np.uint8)
+        img[:, rows - 1] = self._state_lut[decided]
+        if rows == 2:
+            truth = np.zeros(len(idx), np.intp)  # unknown before the first mark
+            if self._truth_marks:
+                marks_t = self.wall_time(np.fromiter((m[0] for m in self._truth_marks), np.float64))
+                codes = np.fromiter((m[1] for m in self._truth_marks), np.intp)
+                grid = x0 + step * np.arange(1, len(idx) + 1)  # each column's end
+                at = np.searchsorted(marks_t, grid, side="right") - 1
+                truth[at >= 0] = codes[at[at >= 0]]
+            img[:, 0] = self._state_lut[truth]
         self.timeline_img.setImage(img, levels=(0, 255))
-        span = max(wall[-1] - wall[0], 1e-3)
-        self.timeline_img.setRect(QtCore.QRectF(wall[0], 0.0, span, 2.0))
+        self.timeline_img.setRect(QtCore.QRectF(x0, 0.0, step * len(idx), float(rows)))
+        # the linked spectrogram and timeline follow
+        self.prob_plot.setXRange(x0, wall[-1], padding=0.01)
         if self._trigger_t:
-            tt = np.array(self._trigger_t) + self._unix_minus_lsl
+            tt = self.wall_time(np.array(self._trigger_t))
             tt = tt[tt >= wall[0]]
-            self.trigger_marks.setData(tt, np.ones(tt.size))
+            self.trigger_marks.setData(tt, np.full(tt.size, self._trigger_y))
 
     def _draw_banner(self, status) -> None:
         if self.no_signal:
@@ -563,7 +748,7 @@ class MonitorWindow(QtWidgets.QWidget):
         else:
             since = status.state_since_s or 0.0
             text = f"{status.state.upper()}  for {_fmt_duration(since)}"
-            colour = _colour(status.state, self.classes)
+            colour = self.state_colour(status.state)
             if self.alarm_on and status.state == self.event_class:
                 text = f"ALARM: {status.state.upper()}  {_fmt_duration(since)} since onset"
                 self.ack_button.setEnabled(not self._alarm_acknowledged)
@@ -597,7 +782,13 @@ class MonitorWindow(QtWidgets.QWidget):
             f"<b>lost</b> {status.missing_samples}",
             f"<b>gaps</b> {status.gaps}",
             f"<b>overruns</b> {status.overruns}",
-            f"<b>latency</b> p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms",
+            # no latency before the first decision: "-", not a measured-looking 0.00 ms
+            "<b>latency</b> "
+            + (
+                f"p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms"
+                if status.decisions
+                else "-"
+            ),
             f"<b>clock offset</b> {status.clock_offset_s * 1e3:.3f} ms",
             f"<b>decisions</b> {status.decisions} ({status.decisions_per_s:.1f}/s)",
             _channels_text(status.bad_channels, self.n_channels),
@@ -632,6 +823,52 @@ class MonitorWindow(QtWidgets.QWidget):
     @property
     def frames(self) -> int:
         return self._frames
+
+
+def _regular_columns(
+    times: np.ndarray, step_s: float, max_columns: int, hold_s: float = math.inf
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Columns of an image on a regular clock grid ending at the newest of ``times``.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n,), float64, seconds
+        Increasing times of the things drawn (decisions, spectra), n >= 1.
+    step_s : float
+        The grid step, seconds: the decision hop. Larger when the span would need more than
+        ``max_columns`` columns.
+    max_columns : int
+        Most columns made.
+    hold_s : float
+        A column more than this after the newest thing at or before it is marked stale.
+
+    Returns
+    -------
+    x0 : float
+        Left edge of the first column (column k covers ``x0 + k * step`` to the next).
+    step : float
+        Column width, seconds.
+    idx : ndarray, shape (n_columns,), intp
+        Which of ``times`` each column shows: the newest at or before the column's end.
+    stale : ndarray, shape (n_columns,), bool
+        Columns with nothing drawn in the last ``hold_s`` seconds (a gap).
+    """
+    span = float(times[-1] - times[0])
+    step = max(step_s, span / max(max_columns - 1, 1))
+    # unix times hold about 2e-7 s: the tolerance keeps a column per hop despite rounding
+    n = int(span / step + 1e-3) + 1
+    ends = times[-1] - step * np.arange(n - 1, -1, -1)
+    idx = np.searchsorted(times, ends + 1e-3 * step, side="right") - 1
+    np.maximum(idx, 0, out=idx)
+    return float(ends[0] - step), step, idx, ends - times[idx] > hold_s
+
+
+def _title_legend(plot: pg.PlotWidget, n_entries: int) -> pg.LegendItem:
+    """A one-row legend at the right of ``plot``'s title row (the title is left-justified)."""
+    legend = pg.LegendItem(colCount=n_entries, frame=False)
+    legend.setParentItem(plot.getPlotItem())
+    legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-10, 0))
+    return legend
 
 
 def _channels_text(bad: dict, n_channels: int) -> str:
