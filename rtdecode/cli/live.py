@@ -81,6 +81,7 @@ def _open_decoder(
     log_rotate_s: float | None = None,
     stim_protocol=None,
     channel_map=None,
+    warn_unlabelled: bool = True,
 ):
     """Load the model, find and check the stream, create the outputs (and the stimulation stage,
     its device open): a ready Decoder."""
@@ -117,6 +118,7 @@ def _open_decoder(
             channel_map,
             model=f"model {Path(model_path).name}",
             source=f"stream {acquisition.name!r}",
+            warn_unlabelled=warn_unlabelled,
         )
         model.check_stream(
             n_channels=len(stream_channels) if stream_channels else acquisition.n_channels,
@@ -452,6 +454,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             resolve_timeout=20.0,
             log_path=args.log,
             hysteresis_args=None,
+            warn_unlabelled=False,  # the simulator and the bundled model: the same channels
         )
         agree = total = 0
         last_state = None

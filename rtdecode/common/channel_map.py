@@ -391,6 +391,7 @@ def route_channels(
     model: str,
     source: str,
     kind: str = "stream",
+    warn_unlabelled: bool = True,
 ) -> tuple[int, ...] | None:
     """Check that a stream carries a model's channels; with a map, which channel feeds which.
 
@@ -406,6 +407,9 @@ def route_channels(
         What the model and the stream are, for messages (``"model M.onnx"``, ``"stream 'rig'"``).
     kind : str
         What the source is in the fix's words: ``"stream"``, ``"recording"``.
+    warn_unlabelled : bool
+        Warn when labels are missing on either side (False where both ends are rtdecode's own,
+        as in the demo).
 
     Returns
     -------
@@ -427,7 +431,7 @@ def route_channels(
     model_known = known_labels(model_labels, len(model_labels))
     known = known_labels(labels, len(labels))
     if model_known is None or known is None:
-        if len(model_labels) == len(labels):  # another count is refused by the caller
+        if warn_unlabelled and len(model_labels) == len(labels):  # the caller checks counts
             lacking = " and ".join(
                 name for name, have in ((model, model_known), (source, known)) if have is None
             )

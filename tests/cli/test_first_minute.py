@@ -34,6 +34,7 @@ def test_the_demo_shows_a_state_change_within_20_s_and_no_liblsl_lines():
     assert changes[0][0] == "normal" and ("seizure", "seizure") in changes[1:], done.stdout
     assert "for 20 s" in done.stdout  # it says how long it runs
     assert not _LIBLSL_LINE.search(done.stderr), done.stderr
+    assert "WARNING" not in done.stderr, done.stderr  # nothing a newcomer must act on
 
 
 @pytest.mark.parametrize(
