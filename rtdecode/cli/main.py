@@ -16,6 +16,8 @@ from rtdecode.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_OK,
+    Interrupted,
+    Terminated,
     UsageError,
     _fraction,
     _non_empty,
@@ -254,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 COMMANDS = {
@@ -287,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rtdecode {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        print(f"rtdecode {args.command}: interrupted, {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # run, demo, replay...: a stop is their normal end
         return EXIT_OK
     except Exception as exc:  # one readable line; the traceback only with -v
         logger.debug("failure", exc_info=True)

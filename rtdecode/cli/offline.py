@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode.cli.common import (
+    Interrupted,
     _int_at_least,
     _non_empty,
     _non_negative_float,
@@ -21,6 +22,7 @@ from rtdecode.cli.common import (
     _positive_float,
     _positive_int,
 )
+from rtdecode.common.files import commit_files, discard_staged, staging_path
 
 logger = logging.getLogger("rtdecode")
 
@@ -234,6 +236,16 @@ def _labels_for(args, data_path: Path, label_path: Path | None, recording):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        card = _train(args)
+    except KeyboardInterrupt as exc:  # the model and its card are moved into place last
+        raise Interrupted("no model written", exc) from None
+    _print_train_summary(args, card)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> dict:
+    """Check the arguments, train, write the model and its card; the card."""
     from rtdecode.cli.common import UsageError
     from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, FeatureConfig
     from rtdecode.offline.datasets import Source
@@ -336,9 +348,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             max_depth=args.max_depth,
             dask=args.dask,
         )
-        card = train_model(spec, progress=not args.no_progress)
+        return train_model(spec, progress=not args.no_progress)
     except DataError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _print_train_summary(args: argparse.Namespace, card: dict) -> None:
     t = card["training"]
     cv = t["cv"]["metrics"]
     print(
@@ -359,10 +374,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"events detected {e['events_detected']}/{e['events']}, delay median "
             f"{e['detection_delay_median_s']} s, false alarms/h {e['false_alarms_per_hour']}"
         )
-    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    try:
+        return _evaluate(args)
+    except KeyboardInterrupt as exc:
+        raise Interrupted("no report", exc) from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError
     from rtdecode.decoding.model import ModelError, OnnxModel
     from rtdecode.offline.datasets import window_labels
@@ -424,21 +445,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics["stimulation"] = stim_report(decoded.triggers, protocol, segments, rec.duration_s)
         metrics["stimulation_blanked_windows"] = decoded.blanked
     if args.decisions is not None:
-        with open(args.decisions, "w") as f:
-            for end_s, p, state, q in zip(
-                decoded.end_s, decoded.proba, decoded.states, decoded.quality
-            ):
-                f.write(
-                    json.dumps(
-                        {
-                            "end_s": round(float(end_s), 6),
-                            "probs": dict(zip(contract.classes, map(float, p))),
-                            "state": state,
-                            "quality": round(float(q), 4),
-                        }
-                    )
-                    + "\n"
-                )
+        if args.decisions.exists() and not args.decisions.is_file():  # /dev/stdout, a pipe
+            _write_decisions(args.decisions, decoded, contract.classes)
+        else:
+            # staged and moved into place: an interrupted evaluate leaves no half-written file
+            staged = {args.decisions: staging_path(args.decisions)}
+            try:
+                _write_decisions(staged[args.decisions], decoded, contract.classes)
+                commit_files(staged)
+            finally:
+                discard_staged(staged)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -469,6 +485,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if protocol is not None:
         _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
     return 0
+
+
+def _write_decisions(path: Path, decoded, classes) -> None:
+    """Every decision of ``decoded`` as a JSON line (end_s, probs, state, quality)."""
+    with open(path, "w") as f:
+        for end_s, p, state, q in zip(
+            decoded.end_s, decoded.proba, decoded.states, decoded.quality
+        ):
+            f.write(
+                json.dumps(
+                    {
+                        "end_s": round(float(end_s), 6),
+                        "probs": dict(zip(classes, map(float, p))),
+                        "state": state,
+                        "quality": round(float(q), 4),
+                    }
+                )
+                + "\n"
+            )
 
 
 def _print_stim_report(report: dict, blanked: int) -> None:

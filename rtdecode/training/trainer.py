@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode import __version__
+from rtdecode.common.files import commit_files, discard_staged, staging_path
 from rtdecode.config import FeatureConfig
 from rtdecode.decoding.model import ModelContract
 from rtdecode.offline.datasets import RecordingFeatures, Source, extract_sources
 from rtdecode.offline.evaluation import event_episodes, tune_hysteresis
 from rtdecode.offline.recordings import DataError
-from rtdecode.training.card import write_model_card
+from rtdecode.training.card import stage_model_card
 
 __all__ = ["TrainSpec", "train_model", "TASK_DEFAULTS"]
 
@@ -252,7 +253,6 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         training=training,
     )
     out = Path(spec.out)
-    export_onnx(booster, contract, out, X[:: max(1, X.shape[0] // 500)])
     card = {
         "model": out.name,
         "task": spec.kind,
@@ -265,9 +265,24 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         "hysteresis": hysteresis.to_dict(),
         "training": training,
     }
-    write_model_card(
-        card, out, oof_runs=runs, classes=spec.classes, hysteresis=hysteresis, hop_s=config.hop_s
-    )
+    # the model and its card are staged, then moved into place together: an interrupt or a
+    # failure before that leaves whatever was there before, never half a result
+    staged = {out: staging_path(out)}
+    try:
+        export_onnx(booster, contract, staged[out], X[:: max(1, X.shape[0] // 500)])
+        staged |= stage_model_card(
+            card,
+            out,
+            oof_runs=runs,
+            classes=spec.classes,
+            hysteresis=hysteresis,
+            hop_s=config.hop_s,
+        )
+        held = commit_files(staged)
+    finally:
+        discard_staged(staged)
+    if held:
+        logger.warning("interrupted while the model was moved into place: it is written whole")
     logger.info("wrote %s (+ .md/.json/.png) in %.1f s", out, time.perf_counter() - t0)
     return card
 
