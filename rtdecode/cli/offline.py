@@ -205,6 +205,13 @@ def add_offline_commands(sub) -> None:
     p.add_argument("--epoch-s", type=_positive_float)
     p.add_argument("--label-column", default="label")
     p.add_argument("--map", action="append", type=_map_pairs, metavar="OLD=NEW[,OLD=NEW]")
+    p.add_argument(
+        "--model",
+        type=Path,
+        metavar="MODEL.onnx",
+        help="rename the labels as this model's training did (its stored --map), so NAME-truth "
+        "carries its class names",
+    )
     p.add_argument("--channels", type=_split_list, metavar="A,B,...")
     p.add_argument("--stream", help="XDF: the data stream's name or type")
     p.add_argument(
@@ -220,19 +227,43 @@ def add_offline_commands(sub) -> None:
     p.add_argument("--loop", action="store_true", help="start over at the end")
 
 
-def _labels_for(args, data_path: Path, label_path: Path | None, recording):
-    from rtdecode.offline.labels import map_labels, read_labels
+def _read_labels(args, data_path: Path, label_path: Path | None, recording) -> list:
+    """The labelled segments of one recording, as its label file names them (before --map)."""
+    from rtdecode.offline.labels import read_labels
 
-    source = label_path or data_path
-    segments = read_labels(
-        source,
+    return read_labels(
+        label_path or data_path,
         recording=recording,
         epoch_s=getattr(args, "epoch_s", None),
         label_column=args.label_column,
         group_column=getattr(args, "group_column", None),
         marker_stream=getattr(args, "marker_stream", None),
     )
-    return map_labels(segments, _parse_map(args.map))
+
+
+def _label_map(args, labels_found, contract=None) -> dict[str, str]:
+    """How to rename labels: ``--map`` when given (each key must be a label found), else the
+    map ``contract``'s model was trained with (keys absent from this recording are fine)."""
+    from rtdecode.offline.labels import check_label_map
+
+    if args.map:
+        mapping = _parse_map(args.map)
+        check_label_map(mapping, labels_found)
+        return mapping
+    stored = (contract.training or {}).get("label_map") if contract is not None else None
+    if not stored:
+        return {}
+    if not isinstance(stored, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in stored.items()
+    ):
+        logger.warning("the model's label_map is not a map of names (%r); not used", stored)
+        return {}
+    logger.info("labels renamed as in training: %s", _map_text(stored))
+    return stored
+
+
+def _map_text(mapping: dict[str, str]) -> str:
+    return ", ".join(f"{old}={new}" for old, new in mapping.items())
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -249,6 +280,7 @@ def _train(args: argparse.Namespace) -> dict:
     from rtdecode.cli.common import UsageError
     from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, FeatureConfig
     from rtdecode.offline.datasets import Source
+    from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
     from rtdecode.training.trainer import TASK_DEFAULTS, TrainSpec, train_model
 
@@ -260,11 +292,17 @@ def _train(args: argparse.Namespace) -> dict:
             )
         if not args.out.parent.resolve().is_dir():
             raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
-        sources, fs_rates, found = [], set(), []
+        fs_rates, files_labels = set(), []
         for i, data in enumerate(args.data):
             rec = open_recording(data, channels=args.channels, stream=args.stream)
-            labels = _labels_for(args, data, args.labels[i] if args.labels else None, rec)
+            files_labels.append(
+                _read_labels(args, data, args.labels[i] if args.labels else None, rec)
+            )
             fs_rates.add(rec.fs_hz)
+        label_map = _label_map(args, [s.label for labels in files_labels for s in labels])
+        sources, found = [], []
+        for data, labels in zip(args.data, files_labels):
+            labels = map_labels(labels, label_map)
             found += [s.label for s in labels]
             sources.append(
                 Source(
@@ -347,6 +385,7 @@ def _train(args: argparse.Namespace) -> dict:
             n_estimators=args.trees,
             max_depth=args.max_depth,
             dask=args.dask,
+            label_map=tuple(label_map.items()),
         )
         return train_model(spec, progress=not args.no_progress)
     except DataError as exc:
@@ -386,13 +425,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError
     from rtdecode.decoding.model import ModelError, OnnxModel
-    from rtdecode.offline.datasets import window_labels
+    from rtdecode.offline.datasets import window_labels, windows_per_label, windows_text
     from rtdecode.offline.evaluation import (
         decision_metrics,
         decode_recording,
         event_episodes,
         stim_report,
     )
+    from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
     from rtdecode.stimulation.rules import RulesError, load_protocol
     from rtdecode.streams import BAD_SIGNAL
@@ -402,8 +442,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         rec = open_recording(args.data, channels=args.channels, stream=args.stream)
         if args.labels is not None and len(args.labels) != 1:
             raise UsageError("evaluate takes one --labels file")
-        segments = _labels_for(args, args.data, args.labels[0] if args.labels else None, rec)
+        segments = _read_labels(args, args.data, args.labels[0] if args.labels else None, rec)
         contract = model.contract
+        segments = map_labels(segments, _label_map(args, [s.label for s in segments], contract))
+        _check_labels_name_classes(segments, contract.classes)
         model.check_stream(n_channels=rec.n_channels, fs_hz=rec.fs_hz, stream_name=str(rec.path))
         protocol = None
         if args.stim is not None:
@@ -436,6 +478,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     )
     metrics["decisions"] = int(decoded.end_s.size)
     metrics["labelled_windows"] = int(np.count_nonzero(y >= 0))
+    per_label = windows_per_label(
+        decoded.end_s, config.window_s, segments, merge_touching=not args.windows_within_segments
+    )
+    left_out = {label: n for label, n in per_label.items() if label not in contract.classes}
+    metrics["windows_left_out_by_label"] = left_out
+    if left_out:
+        logger.warning(
+            "labels that are no class of the model (%s) left out of the scores: %s; --map "
+            "OLD=NEW renames them",
+            ", ".join(contract.classes),
+            windows_text(left_out),
+        )
     # channel checks (rtdecode.features.quality): windows with a bad channel, and bad_signal decisions
     metrics["windows_with_bad_channels"] = int(np.count_nonzero(decoded.quality < 1.0))
     metrics["bad_signal_decisions"] = sum(s == BAD_SIGNAL for s in decoded.states)
@@ -465,6 +519,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{metrics['windows_with_bad_channels']} windows with bad channels, "
         f"{metrics['bad_signal_decisions']} bad_signal"
     )
+    if metrics["windows_left_out_by_label"]:
+        print(f"left out, labels that are no class: {windows_text(left_out)}")
     if decoded.bad_model_outputs:
         print(f"{decoded.bad_model_outputs} windows not decided: the model gave no probabilities")
     print(f"windows:          accuracy {w['accuracy']:.3f}  kappa {w['kappa']:.3f}")
@@ -485,6 +541,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     if protocol is not None:
         _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
     return 0
+
+
+def _check_labels_name_classes(segments, classes) -> None:
+    """Refuse labels none of which is a class of the model: there would be nothing to score."""
+    from rtdecode.cli.common import UsageError
+
+    found = sorted({s.label for s in segments})
+    if found and not set(found) & set(classes):
+        raise UsageError(
+            f"no label is a class of the model: labels {', '.join(found)}; classes "
+            f"{', '.join(classes)}; rename them with --map OLD=NEW as in training"
+        )
 
 
 def _write_decisions(path: Path, decoded, classes) -> None:
@@ -529,15 +597,22 @@ def _print_stim_report(report: dict, blanked: int) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError
+    from rtdecode.decoding.model import ModelError, OnnxModel
+    from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
     from rtdecode.offline.replay import replay_recording
 
     try:
+        contract = OnnxModel(args.model).contract if args.model is not None else None
         rec = open_recording(args.file, channels=args.channels, stream=args.stream)
         segments = None
         if args.labels is not None:
-            segments = _labels_for(args, args.file, args.labels, rec)
-    except DataError as exc:
+            segments = _read_labels(args, args.file, args.labels, rec)
+            label_map = _label_map(args, [s.label for s in segments], contract)
+            segments = map_labels(segments, label_map)
+        elif args.model is not None:
+            raise UsageError("--model renames the labels of --labels; give --labels too")
+    except (DataError, ModelError) as exc:
         raise UsageError(str(exc)) from None
     name = args.name or rec.path.stem
     chunk = args.chunk or max(1, round(rec.fs_hz / 1000))

@@ -24,7 +24,15 @@ from rtdecode.config import FeatureConfig
 from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.offline.recordings import DataError, Segment, open_recording
 
-__all__ = ["Source", "RecordingFeatures", "window_labels", "recording_features", "extract_sources"]
+__all__ = [
+    "Source",
+    "RecordingFeatures",
+    "window_labels",
+    "windows_per_label",
+    "windows_text",
+    "recording_features",
+    "extract_sources",
+]
 
 logger = logging.getLogger("rtdecode")
 
@@ -126,6 +134,32 @@ def window_labels(
             y[i] = index[seg.label]
             groups[i] = seg.group
     return y, groups
+
+
+def windows_per_label(
+    end_s: np.ndarray,
+    window_s: float,
+    segments: Sequence[Segment],
+    *,
+    merge_touching: bool = True,
+) -> dict[str, int]:
+    """How many windows each label covers entirely (as :func:`window_labels` assigns them).
+
+    Returns
+    -------
+    dict of str to int
+        ``{label: windows}`` in order of the labels' first appearance; labels that cover no
+        window are absent.
+    """
+    labels = tuple(dict.fromkeys(s.label for s in segments))
+    y, _ = window_labels(end_s, window_s, segments, labels, merge_touching=merge_touching)
+    counts = np.bincount(y[y >= 0], minlength=len(labels))
+    return {label: int(n) for label, n in zip(labels, counts) if n}
+
+
+def windows_text(per_label: dict[str, int]) -> str:
+    """``{"s1": 48, "s3": 308}`` -> ``"s1 (48 windows), s3 (308 windows)"``, for messages."""
+    return ", ".join(f"{label} ({n} windows)" for label, n in per_label.items())
 
 
 def _merge_touching(segs: list[Segment]) -> list[Segment]:

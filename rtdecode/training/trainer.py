@@ -30,7 +30,13 @@ from rtdecode import __version__
 from rtdecode.common.files import commit_files, discard_staged, staging_path
 from rtdecode.config import FeatureConfig
 from rtdecode.decoding.model import ModelContract
-from rtdecode.offline.datasets import RecordingFeatures, Source, extract_sources
+from rtdecode.offline.datasets import (
+    RecordingFeatures,
+    Source,
+    extract_sources,
+    windows_per_label,
+    windows_text,
+)
 from rtdecode.offline.evaluation import event_episodes, tune_hysteresis
 from rtdecode.offline.recordings import DataError
 from rtdecode.training.card import stage_model_card
@@ -70,6 +76,9 @@ class TrainSpec:
     n_estimators, max_depth : int
     learning_rate : float
     dask : str
+    label_map : tuple of (str, str)
+        The ``--map`` renaming already applied to the sources' labels, ``(label, new name)``
+        pairs; stored in the model so that ``evaluate`` and ``replay`` rename the same way.
     """
 
     sources: tuple[Source, ...]
@@ -87,6 +96,7 @@ class TrainSpec:
     max_depth: int = 4
     learning_rate: float = 0.1
     dask: str = "local"
+    label_map: tuple[tuple[str, str], ...] = ()
 
 
 def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
@@ -144,6 +154,14 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         raise DataError(
             f"no labelled window of class(es) {missing} (windows per class: {counts}); every "
             "class needs examples: check the label names (--map) or --classes"
+        )
+    left_out_by_label = _windows_of_other_labels(recs, spec)
+    if left_out_by_label:
+        logger.warning(
+            "labels that are no class (%s) left out of training: %s; --classes or --map "
+            "makes them one",
+            ", ".join(spec.classes),
+            windows_text(left_out_by_label),
         )
     rec_index = np.concatenate([np.full(int(m.sum()), i) for i, m in enumerate(labelled)])
     gap_rows = max(0, math.ceil(config.window_s / config.hop_s) - 1)
@@ -226,6 +244,8 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         "task": spec.task,
         "class_counts": counts,
         "windows_left_out": int(sum(r.y.size for r in recs) - X.shape[0]),
+        "windows_left_out_by_label": left_out_by_label,
+        "label_map": dict(spec.label_map),
         "validation": scheme,
         "cv": {k: v for k, v in cv.items() if not k.startswith("oof_")},
         "cv_after_hysteresis": smoothed,
@@ -289,6 +309,21 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
 
 def _sources_by_path(sources: Sequence[Source]) -> dict[Path, Source]:
     return {Path(s.data).resolve(): s for s in sources} | {Path(s.data): s for s in sources}
+
+
+def _windows_of_other_labels(recs: Sequence[RecordingFeatures], spec: TrainSpec) -> dict[str, int]:
+    """Windows covered by a label that is no class, by label, over all recordings."""
+    sources = _sources_by_path(spec.sources)
+    counts: dict[str, int] = {}
+    for r in recs:
+        source = sources[r.path]
+        per_label = windows_per_label(
+            r.end_s, spec.features.window_s, source.labels, merge_touching=source.merge_touching
+        )
+        for label, n in per_label.items():
+            if label not in spec.classes:
+                counts[label] = counts.get(label, 0) + n
+    return counts
 
 
 def _check_same_channels(recs: Sequence[RecordingFeatures]) -> None:

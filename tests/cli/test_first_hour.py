@@ -3,6 +3,8 @@ interrupted train writes nothing and says so, labels that are no class are named
 scores are called in-sample, info says how a model was validated, defaults work at the common
 rates, and every flag says its default."""
 
+import json
+import logging
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ pytest.importorskip("xgboost")
 
 from rtdecode.cli.common import PACKAGE_PARENT  # noqa: E402
 from rtdecode.cli.main import main  # noqa: E402
+from rtdecode.decoding.model import OnnxModel  # noqa: E402
 
 # the EDF writer lives beside the train tests; --import-mode=importlib does not put this folder
 # on sys.path
@@ -32,13 +35,29 @@ def recording(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(recording, tmp_path_factory):
-    """A small seizure model trained on ``recording``."""
-    edf, csv = recording
+def coded_labels(recording):
+    """``recording``'s labels as a lab's scoring codes them: ``bg`` and ``sz``."""
+    _, csv = recording
+    coded = csv.with_name("coded.csv")
+    text = csv.read_text().replace(",normal", ",bg").replace(",seizure", ",sz")
+    coded.write_text(text)
+    return coded
+
+
+@pytest.fixture(scope="module")
+def trained(recording, coded_labels, tmp_path_factory):
+    """A small seizure model trained on ``recording`` with ``--map bg=normal,sz=seizure``."""
+    edf, _ = recording
     out = tmp_path_factory.mktemp("model") / "seizure.onnx"
-    argv = ["train", "--task", "seizure", "--data", str(edf), "--labels", str(csv)]
-    assert main([*argv, "--out", str(out), *SMALL_TRAINING]) == 0
+    argv = ["train", "--task", "seizure", "--data", str(edf), "--labels", str(coded_labels)]
+    argv += ["--map", "bg=normal,sz=seizure", "--out", str(out)]
+    assert main([*argv, *SMALL_TRAINING]) == 0
     return out
+
+
+def _evaluate_json(capsys, *argv) -> dict:
+    assert main(["evaluate", *argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
 
 
 # 1. An interrupted train -------------------------------------------------------------------
@@ -91,3 +110,102 @@ def test_an_interrupted_evaluate_exits_130_with_no_report(
     assert main([*argv, "--decisions", str(decisions)]) == 130
     assert "rtdecode evaluate: interrupted, no report" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# 2. Labels that are no class, and --map ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("mapping", "named"),
+    [("BG=normal,sz=seizure", "BG (did you mean bg?)"), ("bg=normal,sezure=seizure", "sezure")],
+)
+def test_a_map_key_that_matches_no_label_is_refused(
+    recording, coded_labels, tmp_path, capsys, mapping, named
+):
+    edf, _ = recording
+    argv = ["train", "--data", str(edf), "--labels", str(coded_labels), "--map", mapping]
+    assert main([*argv, "--out", str(tmp_path / "m.onnx"), *SMALL_TRAINING]) == 2
+    err = capsys.readouterr().err
+    assert f"--map: no label is {named}" in err and "Labels found: bg, sz" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_and_replay_rename_labels_as_training_did(
+    recording, coded_labels, trained, capsys, caplog, monkeypatch
+):
+    edf, csv = recording
+    caplog.set_level(logging.INFO, logger="rtdecode")
+    coded = _evaluate_json(
+        capsys, "--model", str(trained), "--data", str(edf), "--labels", str(coded_labels)
+    )
+    assert "labels renamed as in training: bg=normal, sz=seizure" in caplog.text
+    named = _evaluate_json(
+        capsys, "--model", str(trained), "--data", str(edf), "--labels", str(csv)
+    )
+    assert coded["labelled_windows"] == named["labelled_windows"] > 1000
+    assert coded["windows"] == named["windows"] and coded["windows_left_out_by_label"] == {}
+    assert OnnxModel(trained).contract.training["label_map"] == {"bg": "normal", "sz": "seizure"}
+
+    import rtdecode.offline.replay as replay
+
+    replayed = {}
+    monkeypatch.setattr(replay, "replay_recording", lambda rec, name, **kw: replayed.update(kw))
+    argv = ["replay", str(edf), "--labels", str(coded_labels), "--model", str(trained)]
+    assert main(argv) == 0
+    assert {s.label for s in replayed["segments"]} == {"normal", "seizure"}
+
+
+def test_evaluate_names_the_labels_left_out_and_refuses_when_none_is_a_class(
+    recording, coded_labels, trained, tmp_path, capsys, caplog
+):
+    edf, csv = recording
+    rows = csv.read_text().splitlines()
+    first = rows[1].split(",")
+    rows[1] = ",".join([*first[:2], "artefact"])  # the first segment is left out
+    partly = tmp_path / "partly.csv"
+    partly.write_text("\n".join(rows) + "\n")
+    metrics = _evaluate_json(
+        capsys, "--model", str(trained), "--data", str(edf), "--labels", str(partly)
+    )
+    left_out = metrics["windows_left_out_by_label"]
+    assert list(left_out) == ["artefact"] and left_out["artefact"] > 10
+    assert f"left out of the scores: artefact ({left_out['artefact']} windows)" in caplog.text
+
+    other = tmp_path / "other.csv"
+    other.write_text(csv.read_text().replace(",normal", ",wake").replace(",seizure", ",rem"))
+    argv = ["evaluate", "--model", str(trained), "--data", str(edf), "--labels", str(other)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no label is a class of the model: labels rem, wake; classes normal, seizure" in err
+
+
+def test_train_names_the_labels_left_out(recording, coded_labels, tmp_path, caplog):
+    edf, _ = recording
+    out = tmp_path / "m.onnx"
+    rows = coded_labels.read_text().splitlines()
+    rows[1] = ",".join([*rows[1].split(",")[:2], "artefact"])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    argv = ["train", "--data", str(edf), "--labels", str(labels), "--classes", "bg,sz"]
+    assert main([*argv, "--out", str(out), *SMALL_TRAINING]) == 0
+    left_out = OnnxModel(out).contract.training["windows_left_out_by_label"]
+    assert list(left_out) == ["artefact"]
+    assert f"left out of training: artefact ({left_out['artefact']} windows)" in caplog.text
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
+def test_dreams_evaluate_scores_every_stage_with_the_training_map(tmp_path, capsys):
+    """The issue's case: evaluate without --map scored only wake (271 of 1734 windows)."""
+    dreams = DATA / "dreams"
+    data = ["--data", str(dreams / "excerpt1.edf")]
+    labels = ["--labels", str(dreams / "excerpt1_hypnogram.csv"), "--label-column", "stage"]
+    out = tmp_path / "dreams.onnx"
+    wrong_case = ["--map", "S1=light,S2=light,S3=deep,S4=deep"]
+    assert main(["train", *data, *labels, *wrong_case, "--out", str(out), *SMALL_TRAINING]) == 2
+    assert "no label is S1 (did you mean s1?)" in capsys.readouterr().err
+    mapping = ["--map", "s1=light,s2=light,s3=deep,s4=deep"]
+    assert main(["train", *data, *labels, *mapping, "--out", str(out), *SMALL_TRAINING]) == 0
+    capsys.readouterr()
+    metrics = _evaluate_json(capsys, "--model", str(out), *data, *labels)
+    assert metrics["windows_left_out_by_label"] == {}
+    assert metrics["labelled_windows"] > 1500
+    assert set(metrics["windows"]["per_class"]) == {"wake", "light", "deep"}
