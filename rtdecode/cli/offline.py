@@ -22,7 +22,12 @@ from rtdecode.cli.common import (
     _positive_float,
     _positive_int,
 )
-from rtdecode.common.files import commit_files, discard_staged, staging_path
+from rtdecode.common.files import (
+    commit_files,
+    discard_staged,
+    file_fingerprint,
+    staging_path,
+)
 
 logger = logging.getLogger("rtdecode")
 
@@ -453,6 +458,14 @@ def _evaluate(args: argparse.Namespace) -> int:
             protocol.check_states(contract.classes, contract.task)
     except (ModelError, DataError, RulesError) as exc:
         raise UsageError(str(exc)) from None
+    training_file = _training_file(contract, rec.path)
+    if training_file is not None:
+        logger.warning(
+            "in-sample: %s is one of this model's training recordings (%s); its scores are no "
+            "estimate for new recordings (the model card's out-of-fold scores are)",
+            rec.path.name,
+            training_file,
+        )
     t0 = time.perf_counter()
     decoded = decode_recording(model, rec, stim=protocol)
     wall = time.perf_counter() - t0
@@ -476,6 +489,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         hop_s=config.hop_s,
         window_s=config.window_s,
     )
+    metrics["in_sample"] = training_file is not None
     metrics["decisions"] = int(decoded.end_s.size)
     metrics["labelled_windows"] = int(np.count_nonzero(y >= 0))
     per_label = windows_per_label(
@@ -519,6 +533,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{metrics['windows_with_bad_channels']} windows with bad channels, "
         f"{metrics['bad_signal_decisions']} bad_signal"
     )
+    if metrics["in_sample"]:
+        print(
+            f"IN-SAMPLE: {rec.path.name} is a training recording of this model; these scores "
+            "are no estimate for new recordings"
+        )
     if metrics["windows_left_out_by_label"]:
         print(f"left out, labels that are no class: {windows_text(left_out)}")
     if decoded.bad_model_outputs:
@@ -541,6 +560,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     if protocol is not None:
         _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
     return 0
+
+
+def _training_file(contract, path: Path) -> str | None:
+    """The training recording (as the model lists it) that ``path`` is, by content, else None.
+
+    Models without fingerprints are matched by path only.
+    """
+    data = (contract.training or {}).get("data")
+    if not isinstance(data, list):
+        return None
+    fingerprint = file_fingerprint(path)
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            continue
+        stored = entry.get("fingerprint")
+        if stored is not None:
+            if stored == fingerprint:
+                return entry["file"]
+        elif Path(entry["file"]).resolve() == Path(path).resolve():
+            return entry["file"]
+    return None
 
 
 def _check_labels_name_classes(segments, classes) -> None:

@@ -7,13 +7,14 @@ nor half a model.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["staging_path", "commit_files", "discard_staged"]
+__all__ = ["staging_path", "commit_files", "discard_staged", "file_fingerprint"]
 
 #: The signals that stop a command (rtdecode.cli.main turns SIGTERM into KeyboardInterrupt).
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -67,3 +68,23 @@ def discard_staged(staged: Mapping[Path, Path]) -> None:
     """Remove the staged files that are still there (after a failure or an interrupt)."""
     for path in staged.values():
         Path(path).unlink(missing_ok=True)
+
+
+def file_fingerprint(path: str | Path, *, edge_bytes: int = 1 << 20) -> str | None:
+    """A short fingerprint of a file's content: SHA-256 of its size, first and last MiB.
+
+    Tells the same recording under another path or name (a copy) from another recording,
+    without reading a file of many GB whole. None when the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            digest.update(str(size).encode())
+            digest.update(f.read(edge_bytes))
+            if size > edge_bytes:
+                f.seek(max(edge_bytes, size - edge_bytes))
+                digest.update(f.read(edge_bytes))
+    except OSError:
+        return None
+    return digest.hexdigest()[:32]

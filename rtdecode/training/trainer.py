@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode import __version__
-from rtdecode.common.files import commit_files, discard_staged, staging_path
+from rtdecode.common.files import (
+    commit_files,
+    discard_staged,
+    file_fingerprint,
+    staging_path,
+)
 from rtdecode.config import FeatureConfig
 from rtdecode.decoding.model import ModelContract
 from rtdecode.offline.datasets import (
@@ -238,6 +243,8 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
                 "windows": int(r.y.size),
                 "labelled_windows": int(m.sum()),
                 "label_file_segments": len(_sources_by_path(spec.sources)[r.path].labels),
+                # evaluate tells its scores are in-sample on this file, copied or renamed
+                "fingerprint": file_fingerprint(r.path),
             }
             for r, m in zip(recs, labelled)
         ],

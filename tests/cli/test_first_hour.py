@@ -209,3 +209,39 @@ def test_dreams_evaluate_scores_every_stage_with_the_training_map(tmp_path, caps
     assert metrics["windows_left_out_by_label"] == {}
     assert metrics["labelled_windows"] > 1500
     assert set(metrics["windows"]["per_class"]) == {"wake", "light", "deep"}
+
+
+# 3. In-sample scores ----------------------------------------------------------------------
+def test_evaluate_on_a_training_recording_says_it_is_in_sample(
+    recording, trained, tmp_path, capsys, caplog
+):
+    edf, csv = recording
+    copy = tmp_path / "copy.edf"  # the same recording under another name is still in-sample
+    copy.write_bytes(edf.read_bytes())
+    for data in (edf, copy):
+        metrics = _evaluate_json(
+            capsys, "--model", str(trained), "--data", str(data), "--labels", str(csv)
+        )
+        assert metrics["in_sample"] is True
+    assert f"in-sample: copy.edf is one of this model's training recordings ({edf})" in caplog.text
+    assert (
+        main(["evaluate", "--model", str(trained), "--data", str(edf), "--labels", str(csv)]) == 0
+    )
+    assert "IN-SAMPLE: rec.edf is a training recording" in capsys.readouterr().out
+
+    other, other_csv = simulated_edf(tmp_path, "other", seed=12, seconds=60.0)
+    argv = ["--model", str(trained), "--data", str(other), "--labels", str(other_csv)]
+    assert _evaluate_json(capsys, *argv)["in_sample"] is False
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
+def test_rat_evaluate_on_its_training_file_is_in_sample(tmp_path, capsys):
+    rat = DATA / "rat-seizure"
+    data = ["--data", str(rat / "rat_seizure_dev.edf")]
+    labels = ["--labels", str(rat / "rat_seizure_dev_labels.csv")]
+    out = tmp_path / "rat.onnx"
+    argv = ["train", "--task", "seizure", *data, *labels, "--hop-s", "0.5", "--out", str(out)]
+    assert main([*argv, *SMALL_TRAINING]) == 0
+    capsys.readouterr()
+    assert _evaluate_json(capsys, "--model", str(out), *data, *labels)["in_sample"] is True
