@@ -236,12 +236,26 @@ def test_evaluate_on_a_training_recording_says_it_is_in_sample(
 
 @pytest.mark.data
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_rat_evaluate_on_its_training_file_is_in_sample(tmp_path, capsys):
+def test_rat_evaluate_on_its_training_file_is_in_sample_and_info_says_grouped(tmp_path, capsys):
     rat = DATA / "rat-seizure"
     data = ["--data", str(rat / "rat_seizure_dev.edf")]
     labels = ["--labels", str(rat / "rat_seizure_dev_labels.csv")]
     out = tmp_path / "rat.onnx"
     argv = ["train", "--task", "seizure", *data, *labels, "--hop-s", "0.5", "--out", str(out)]
-    assert main([*argv, *SMALL_TRAINING]) == 0
+    assert main([*argv, "--group-column", "annotation", *SMALL_TRAINING]) == 0
     capsys.readouterr()
     assert _evaluate_json(capsys, "--model", str(out), *data, *labels)["in_sample"] is True
+    assert main(["info", str(out)]) == 0  # item 4: info says how it was validated
+    info = capsys.readouterr().out
+    assert "validation: 5-fold, grouped by label group" in info
+    assert "time-blocked" not in info
+
+
+# 4. info says what validation was done ------------------------------------------------------
+def test_info_describes_validation_and_settings_in_words(trained, capsys):
+    assert main(["info", str(trained)]) == 0
+    info = capsys.readouterr().out
+    assert "validation: 5-fold, contiguous blocks of time" in info
+    assert "labels renamed: bg -> normal, sz -> seizure" in info
+    training = info[info.index("training:") :]
+    assert not any(c in training for c in "{}[]'\"")
