@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +284,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> dict:
     """Check the arguments, train, write the model and its card; the card."""
     from rtdecode.cli.common import UsageError
-    from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, FeatureConfig
+    from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS
     from rtdecode.offline.datasets import Source
     from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
@@ -352,6 +353,7 @@ def _train(args: argparse.Namespace) -> dict:
             event_class = classes[-1] if kind == "event" else None
         else:
             kind, event_class = "state", None
+        print(_task_text(args, kind, classes, event_class), flush=True)
         bands = DEFAULT_BANDS
         if args.bands:
             by_name = {b.name: b for b in DEFAULT_BANDS}
@@ -363,18 +365,14 @@ def _train(args: argparse.Namespace) -> dict:
         bands = tuple(b for b in bands if b.lo_hz < nyquist)
         names = {b.name for b in bands}
         ratios = tuple(r for r in DEFAULT_RATIOS if r.numerator in names and r.denominator in names)
-        try:
-            config = FeatureConfig(
-                fs_hz=fs_hz,
-                window_s=args.window_s,
-                hop_s=args.hop_s,
-                bands=bands,
-                ratios=ratios,
-                normalisation=args.normalisation,
-                baseline_s=args.baseline_s,
-            )
-        except ValueError as exc:
-            raise UsageError(f"features: {exc}") from None
+        config = _feature_config(
+            args,
+            fs_hz,
+            bands=bands,
+            ratios=ratios,
+            normalisation=args.normalisation,
+            baseline_s=args.baseline_s,
+        )
         spec = TrainSpec(
             sources=tuple(sources),
             out=args.out,
@@ -395,6 +393,81 @@ def _train(args: argparse.Namespace) -> dict:
         return train_model(spec, progress=not args.no_progress)
     except DataError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _task_text(args: argparse.Namespace, kind: str, classes, event_class: str | None) -> str:
+    """Which task ``train`` chose and why: a state model raises no alarm, which a user who
+    labelled seizures may not expect."""
+    text = f"task: {kind} model, classes {', '.join(classes)}"
+    if args.event_class is not None:
+        return f"{text}; alarms on {event_class} (--event-class)"
+    if args.task != "custom":
+        alarm = f"; alarms on {event_class}" if kind == "event" else ""
+        return f"{text} (--task {args.task}){alarm}"
+    example = "seizure" if "seizure" in classes else classes[-1]
+    return (
+        f"{text} (--task custom, the default, without --event-class): it tells the states "
+        f"apart and raises no alarm; for an alarm on one class give --event-class {example}"
+        + (" or --task seizure" if set(classes) == {"normal", "seizure"} else "")
+    )
+
+
+#: Windows tried, shortest first, when a --window-s is refused (a suggestion to give).
+_SUGGESTED_WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 8.0, 10.0, 16.0, 30.0)
+
+
+def _feature_config(args: argparse.Namespace, fs_hz: float, **options):
+    """The feature configuration of ``--window-s`` and ``--hop-s`` at the recordings' rate.
+
+    Decisions come every whole number of samples: a hop that is not one (0.1 s at 512 Hz is
+    51.2 samples) becomes a whole-sample hop near it
+    (:func:`rtdecode.offline.datasets.whole_sample_hop`), and a window whole analysis samples;
+    each change is said on stdout. A refused value is a UsageError suggesting one that works.
+    """
+    from rtdecode.cli.common import UsageError
+    from rtdecode.config import FeatureConfig
+    from rtdecode.offline.datasets import whole_sample_hop
+
+    if args.hop_s > args.window_s:
+        raise UsageError(
+            f"--hop-s {args.hop_s:g} is longer than --window-s {args.window_s:g}: windows would "
+            f"skip samples; give --hop-s {args.window_s:g} or less, or a longer --window-s"
+        )
+
+    def config(window_s: float, hop_s: float) -> FeatureConfig:
+        return FeatureConfig(fs_hz=fs_hz, window_s=window_s, hop_s=hop_s, **options)
+
+    hop_samples = args.hop_s * fs_hz
+    try:
+        if abs(hop_samples - round(hop_samples)) <= 1e-6 * hop_samples:
+            features = config(args.window_s, args.hop_s)
+        else:
+            features = whole_sample_hop(args.hop_s, fs_hz, partial(config, args.window_s))
+            print(
+                f"hop: --hop-s {args.hop_s:g} is {hop_samples:.6g} samples at {fs_hz:g} Hz; "
+                f"using {features.hop_samples} samples, {features.hop_s:.6g} s (decisions come "
+                "every whole number of samples)"
+            )
+    except ValueError as exc:
+        suggestion = ""
+        for window_s in (w for w in _SUGGESTED_WINDOWS_S if w > args.window_s):
+            try:
+                whole_sample_hop(min(args.hop_s, window_s), fs_hz, partial(config, window_s))
+            except ValueError:
+                continue
+            suggestion = f"; --window-s {window_s:g} works"
+            break
+        raise UsageError(f"features: {exc}{suggestion}") from None
+    window_s = features.window_samples_analysis / features.analysis_fs_hz
+    if abs(window_s - args.window_s) > 1e-9 * args.window_s:
+        print(
+            f"window: --window-s {args.window_s:g} is "
+            f"{args.window_s * features.analysis_fs_hz:.6g} samples at the analysis rate "
+            f"{features.analysis_fs_hz:g} Hz; using {features.window_samples_analysis}, "
+            f"{window_s:.6g} s"
+        )
+        features = config(window_s, features.hop_s)
+    return features
 
 
 def _print_train_summary(args: argparse.Namespace, card: dict) -> None:

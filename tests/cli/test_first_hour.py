@@ -259,3 +259,79 @@ def test_info_describes_validation_and_settings_in_words(trained, capsys):
     assert "labels renamed: bg -> normal, sz -> seizure" in info
     training = info[info.index("training:") :]
     assert not any(c in training for c in "{}[]'\"")
+
+
+# 6. Defaults that work at the common rates, and which task was chosen -----------------------
+COMMON_RATES = [250.0, 256.0, 500.0, 512.0, 1000.0, 1024.0, 2000.0, 30000.0, 32000.0]
+
+
+@pytest.mark.parametrize("fs", COMMON_RATES)
+def test_the_default_window_and_hop_work_at_the_common_rates(fs, capsys):
+    from rtdecode.cli.main import build_parser
+    from rtdecode.cli.offline import _feature_config
+    from rtdecode.features.quality import QualityConfig
+
+    args = build_parser().parse_args(["train", "--data", "r.edf", "--out", "m.onnx"])
+    features = _feature_config(args, fs, normalisation="relative")
+    assert features.window_s == 2.0  # whole samples at every one of these rates
+    assert features.hop_samples == pytest.approx(features.hop_s * fs, abs=1e-9)
+    assert abs(features.hop_s - 0.1) <= 0.1 * 0.1
+    hop_a = features.hop_samples // features.decimation
+    assert QualityConfig().checks_stuck_runs(
+        features.window_samples_analysis, hop_a, features.analysis_fs_hz
+    )
+    said = capsys.readouterr().out
+    assert ("hop: --hop-s 0.1 is" in said) == (features.hop_s != 0.1), said
+
+
+def test_train_at_512_hz_with_default_flags_says_the_hop_and_the_task(tmp_path, capsys):
+    edf, csv = simulated_edf(tmp_path, "rat512", seed=13, seconds=120.0, n_ch=2, fs=512.0)
+    out = tmp_path / "m.onnx"
+    argv = ["train", "--data", str(edf), "--labels", str(csv), "--out", str(out)]
+    assert main([*argv, "--trees", "20", "--dask", "none", "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "hop: --hop-s 0.1 is 51.2 samples at 512 Hz; using 48 samples, 0.09375 s" in said
+    assert "task: state model, classes normal, seizure (--task custom, the default" in said
+    assert "raises no alarm" in said and "--event-class seizure or --task seizure" in said
+    assert OnnxModel(out).contract.features.hop_samples == 48
+    # the live path takes it: evaluate decodes the recording through it
+    assert main(["evaluate", "--model", str(out), "--data", str(edf), "--labels", str(csv)]) == 0
+
+    argv = ["train", "--task", "seizure", "--data", str(edf), "--labels", str(csv)]
+    assert main([*argv, "--out", str(out), "--hop-s", "0.125", *SMALL_TRAINING]) == 0
+    said = capsys.readouterr().out
+    assert "task: event model, classes normal, seizure (--task seizure); alarms on seizure" in said
+    assert "hop:" not in said  # 64 samples: nothing to round
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--window-s", "0.1", "--hop-s", "0.05"], "holds no FFT bin"),
+        (["--window-s", "1", "--hop-s", "2"], "give --hop-s 1 or less"),
+    ],
+)
+def test_a_refused_window_or_hop_suggests_one_that_works(
+    recording, tmp_path, capsys, flags, message
+):
+    edf, csv = recording
+    argv = ["train", "--data", str(edf), "--labels", str(csv), "--out", str(tmp_path / "m.onnx")]
+    assert main([*argv, *flags, "--dask", "none"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if "FFT" in message:
+        window_s = float(err.split("--window-s ")[-1].split()[0])
+        assert (
+            main([*argv, "--window-s", str(window_s), "--hop-s", "0.05", *SMALL_TRAINING[2:]]) == 0
+        )
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
+def test_rat_recording_trains_with_default_window_and_hop(tmp_path, capsys):
+    """The issue's case: train with default flags on the 512 Hz rat recording stopped."""
+    rat = DATA / "rat-seizure"
+    argv = ["train", "--data", str(rat / "rat_seizure_dev.edf")]
+    argv += ["--labels", str(rat / "rat_seizure_dev_labels.csv"), "--out", str(tmp_path / "r.onnx")]
+    assert main([*argv, "--trees", "20", "--dask", "none", "--no-progress"]) == 0
+    assert "using 48 samples, 0.09375 s" in capsys.readouterr().out

@@ -27,23 +27,25 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FS = 1000.0
 
 
-def simulated_edf(folder: Path, name: str, seed: int, seconds: float, n_ch: int = 4):
+def simulated_edf(
+    folder: Path, name: str, seed: int, seconds: float, n_ch: int = 4, fs: float = FS
+):
     """A simulated seizure recording as EDF + its label CSV (what a lab's scoring would give)."""
     sim = LfpSimulator(
         SimulatorConfig(
             scenario="seizure",
             n_channels=n_ch,
-            fs_hz=FS,
+            fs_hz=fs,
             seed=seed,
             normal_s=(15.0, 30.0),
             seizure_s=(8.0, 15.0),
         )
     )
-    data, _ = sim.generate(int(seconds * FS))
+    data, _ = sim.generate(int(seconds * fs))
     signals = [
         EdfSignal(
             data[:, c].astype(np.float64),
-            FS,
+            fs,
             label=f"LFP{c}",
             physical_dimension="uV",
             physical_range=(-3000.0, 3000.0),
@@ -55,7 +57,7 @@ def simulated_edf(folder: Path, name: str, seed: int, seconds: float, n_ch: int 
     changes = sim.state_changes() + [(data.shape[0], None)]
     rows = ["onset_s,duration_s,label"]
     for (a, state), (b, _) in zip(changes, changes[1:]):
-        rows.append(f"{a / FS:.6f},{(b - a) / FS:.6f},{state}")
+        rows.append(f"{a / fs:.6f},{(b - a) / fs:.6f},{state}")
     csv_path = folder / f"{name}.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     return edf_path, csv_path
