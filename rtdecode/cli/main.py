@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     info = sub.add_parser("info", help="print a model's contract")
-    info.add_argument("model")
+    info.add_argument("model", help="an ONNX model with an rtdecode contract (MODEL.onnx)")
     add_offline_commands(sub)
     return parser
 

@@ -59,40 +59,80 @@ def _parse_map(items: list[list[tuple[str, str]]] | None) -> dict[str, str]:
     return {old: new for pairs in items or [] for old, new in pairs}
 
 
-def _add_label_args(p: argparse.ArgumentParser) -> None:
+_LABEL_FORMATS = (
+    "CSV with onset_s,duration_s,label; a hypnogram with --epoch-s; an EDF+ file (its "
+    "annotations); an XDF file (a marker stream)"
+)
+
+
+def _add_label_args(p: argparse.ArgumentParser, command: str) -> None:
+    """The label flags of ``command`` (train, evaluate or replay), each help with its default."""
     g = p.add_argument_group("labels")
+    if command == "train":
+        g.add_argument(
+            "--labels",
+            nargs="+",
+            type=Path,
+            metavar="FILE",
+            help=f"one label file per --data file, in the same order: {_LABEL_FORMATS} "
+            "(default: each data file's own annotations or markers)",
+        )
+    else:
+        g.add_argument(
+            "--labels",
+            type=Path,
+            metavar="FILE",
+            help=f"the recording's label file: {_LABEL_FORMATS} "
+            + (
+                "(default: the data file's own annotations or markers)"
+                if command == "evaluate"
+                else "(default: none, no NAME-truth stream)"
+            ),
+        )
     g.add_argument(
-        "--labels",
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="one label file per --data file, same order: CSV onset_s,duration_s,label; "
-        "a hypnogram with --epoch-s; an EDF+ file (annotations); an XDF file "
-        "(marker stream). Default: the data file's own annotations/markers",
+        "--epoch-s",
+        type=_positive_float,
+        metavar="S",
+        help="epoch length of a hypnogram, one label per line, seconds (default: none, the "
+        "label file is CSV, EDF+ or XDF)",
     )
     g.add_argument(
-        "--epoch-s", type=_positive_float, help="epoch length of one-label-per-line hypnograms"
+        "--label-column",
+        default="label",
+        help="CSV column holding the label (default: %(default)s)",
     )
-    g.add_argument("--label-column", default="label", help="CSV column holding the label")
+    if command == "train":
+        g.add_argument(
+            "--group-column",
+            help="CSV column whose value groups segments that must stay on one side of every "
+            "validation split: an event or annotation id, an animal (default: none; folds by "
+            "recording when several are given, else blocks of time)",
+        )
     g.add_argument(
-        "--group-column",
-        help="CSV column whose value groups segments that must stay on one side of "
-        "every validation split (an event or annotation id, an animal)",
+        "--marker-stream",
+        help="XDF: the marker stream (name or type) holding the labels (default: the only one)",
     )
-    g.add_argument("--marker-stream", help="XDF marker stream (name or type) holding the labels")
     g.add_argument(
         "--map",
         action="append",
         type=_map_pairs,
         metavar="OLD=NEW[,OLD=NEW]",
-        help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep",
+        help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep; every OLD must be "
+        "a label found; repeatable (default: "
+        + {
+            "train": "none; the model keeps it for evaluate and replay)",
+            "evaluate": "the map the model was trained with)",
+            "replay": "none, or with --model the map it was trained with)",
+        }[command],
     )
-    g.add_argument(
-        "--windows-within-segments",
-        action="store_true",
-        help="label only windows inside one segment, even across touching segments "
-        "of one label (files made of separate pieces joined end to end)",
-    )
+    if command != "replay":
+        g.add_argument(
+            "--windows-within-segments",
+            action="store_true",
+            help="label only windows inside one segment, even across touching segments of one "
+            "label (files made of separate pieces joined end to end); default: touching "
+            "segments of one label count as one",
+        )
 
 
 def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
@@ -102,15 +142,21 @@ def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
         type=Path,
         required=True,
         metavar="FILE",
-        help="recording(s): .edf .bdf .xdf .npz",
+        help="recordings: .edf .bdf .xdf .npz; several make one model, validated by recording"
+        if many
+        else "one recording: .edf .bdf .xdf .npz (evaluate scores one file; run it once per file)",
     )
+    _add_channel_args(p)
+
+
+def _add_channel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--channels",
         type=_split_list,
         metavar="A,B,...",
         help="channels by name or 0-based index (default: all)",
     )
-    p.add_argument("--stream", help="XDF: the data stream's name or type")
+    p.add_argument("--stream", help="XDF: the data stream's name or type (default: the only one)")
 
 
 def add_offline_commands(sub) -> None:
@@ -118,13 +164,26 @@ def add_offline_commands(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a model from labelled recordings",
-        description="Train an ONNX model from labelled recordings, with "
-        "time-blocked validation and a model card.",
+        description="Train an ONNX model from labelled recordings, with validation that keeps "
+        "overlapping windows apart, and write its model card.",
     )
     _add_data_args(p, many=True)
-    _add_label_args(p)
-    p.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx")
-    p.add_argument("--task", choices=("sleep", "seizure", "custom"), default="custom")
+    _add_label_args(p, "train")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="MODEL.onnx",
+        help="the model to write; its card (.md, .json, .png) goes beside it",
+    )
+    p.add_argument(
+        "--task",
+        choices=("sleep", "seizure", "custom"),
+        default="custom",
+        help="sleep: a state model of wake, nrem, rem; seizure: an event model of normal, "
+        "seizure that alarms on seizure; custom: classes from the labels, a state model "
+        "unless --event-class (default: %(default)s)",
+    )
     p.add_argument(
         "--classes",
         type=_split_list,
@@ -134,68 +193,129 @@ def add_offline_commands(sub) -> None:
     )
     p.add_argument(
         "--event-class",
-        help="custom tasks: the class that raises an alarm (makes it an event task)",
+        metavar="CLASS",
+        help="custom tasks: the class that raises an alarm, making it an event model "
+        "(default: none, a state model)",
     )
-    p.add_argument("--window-s", type=_positive_float, default=2.0)
-    p.add_argument("--hop-s", type=_positive_float, default=0.1)
+    p.add_argument(
+        "--window-s",
+        type=_positive_float,
+        default=2.0,
+        metavar="S",
+        help="analysis window, seconds, whole samples (default: %(default)g)",
+    )
+    p.add_argument(
+        "--hop-s",
+        type=_positive_float,
+        default=0.1,
+        metavar="S",
+        help="time between decisions, seconds; a hop that is not whole samples at the "
+        "recording's rate becomes a whole-sample one near it, and train says so "
+        "(default: %(default)g)",
+    )
     p.add_argument(
         "--bands",
         type=_split_list,
         metavar="NAME,...",
-        help="subset of the default bands (delta theta sigma beta gamma high_gamma "
-        "ripple fast_ripple)",
+        help="a subset of the bands (default: all below the Nyquist frequency: delta theta "
+        "sigma beta gamma high_gamma ripple fast_ripple)",
     )
     p.add_argument(
         "--normalisation",
         choices=("relative", "baseline", "none"),
         default="relative",
-        help="per-recording feature normalisation, causal so it runs live (default "
-        "relative: band power over the channel's total; measured across "
-        "recordings with different electrode gains in benchmarks/RESULTS.md)",
+        help="per-recording feature normalisation, causal so it runs live: relative, band "
+        "power over the channel's total; baseline, minus a running mean; none (default: "
+        "%(default)s; measured across recordings with different electrode gains in "
+        "benchmarks/RESULTS.md)",
     )
     p.add_argument(
         "--baseline-s",
         type=_positive_float,
         default=300.0,
-        help="time constant of the running mean for --normalisation baseline",
+        metavar="S",
+        help="time constant of the running mean for --normalisation baseline, seconds "
+        "(default: %(default)g)",
     )
     # cross-validation needs one fold to fit on and another to validate
-    p.add_argument("--folds", type=_int_at_least(2), default=5)
-    p.add_argument("--max-false-alarms-per-hour", type=_non_negative_float, default=1.0)
-    p.add_argument("--trees", type=_positive_int, default=300, help="most boosting rounds")
-    p.add_argument("--max-depth", type=_positive_int, default=4)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument(
+        "--folds",
+        type=_int_at_least(2),
+        default=5,
+        metavar="N",
+        help="validation folds, at most one per recording or group (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-false-alarms-per-hour",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="N",
+        help="event tasks: the hysteresis is tuned for the most events detected with at most "
+        "this many false alarms per hour, out of fold (default: %(default)g)",
+    )
+    p.add_argument(
+        "--trees",
+        type=_positive_int,
+        default=300,
+        metavar="N",
+        help="most boosting rounds; early stopping may use fewer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-depth",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="depth of each tree (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="random seed of XGBoost's sampling (default: %(default)s)",
+    )
     p.add_argument(
         "--dask",
         default="local",
-        help="'local' (default: a local cluster when several files), 'none', or a "
-        "scheduler address tcp://HOST:PORT",
+        help="local: a local Dask cluster when several files are given; none: this process; "
+        "or a scheduler address tcp://HOST:PORT (default: %(default)s)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (default: shown)",
+    )
 
     p = sub.add_parser(
         "evaluate",
         help="score a model on a labelled recording (live code path)",
-        description="Run a recording through the live decoding path (ring "
-        "buffer, features, model, hysteresis) as fast as possible "
-        "and report the model card's metrics.",
+        description="Run one recording through the live decoding path (ring buffer, features, "
+        "model, hysteresis) as fast as possible and report the model card's metrics.",
     )
-    p.add_argument("--model", type=Path, required=True)
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        metavar="MODEL.onnx",
+        help="the model to score (from rtdecode train)",
+    )
     _add_data_args(p, many=False)
-    _add_label_args(p)
+    _add_label_args(p, "evaluate")
     p.add_argument(
         "--decisions",
         type=Path,
         metavar="JSONL",
-        help="also write every decision (end_s, probabilities, state) as JSON lines",
+        help="also write every decision (end_s, probabilities, state) as JSON lines "
+        "(default: none)",
     )
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print the metrics as JSON (default: as text)"
+    )
     p.add_argument(
         "--stim",
         type=Path,
         metavar="RULES.toml",
         help="dry-run a stimulation protocol on the recording: what it would have triggered "
-        "(the rules file's output port is not opened)",
+        "(the rules file's output port is not opened; default: none)",
     )
 
     p = sub.add_parser(
@@ -204,33 +324,41 @@ def add_offline_commands(sub) -> None:
         description="Stream a recording over LSL at real-time pace (or --speed "
         "times faster), with its labels as a NAME-truth marker stream.",
     )
-    p.add_argument("file", type=Path)
-    p.add_argument("--speed", type=_positive_float, default=1.0)
+    p.add_argument("file", type=Path, help="the recording to stream: .edf .bdf .xdf .npz")
+    p.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="times real time (default: %(default)g, real time)",
+    )
     p.add_argument("--name", type=_non_empty, help="LSL stream name (default: the file's stem)")
-    p.add_argument("--labels", type=Path, help="label file for the NAME-truth stream")
-    p.add_argument("--epoch-s", type=_positive_float)
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--map", action="append", type=_map_pairs, metavar="OLD=NEW[,OLD=NEW]")
+    _add_label_args(p, "replay")
     p.add_argument(
         "--model",
         type=Path,
         metavar="MODEL.onnx",
-        help="rename the labels as this model's training did (its stored --map), so NAME-truth "
-        "carries its class names",
+        help="rename the labels as this model's training did (its stored --map), so "
+        "NAME-truth carries its class names (default: none)",
     )
-    p.add_argument("--channels", type=_split_list, metavar="A,B,...")
-    p.add_argument("--stream", help="XDF: the data stream's name or type")
+    _add_channel_args(p)
     p.add_argument(
-        "--chunk", type=_positive_int, help="samples per push (default: ~1 ms of samples)"
+        "--chunk",
+        type=_positive_int,
+        metavar="SAMPLES",
+        help="samples per push (default: about 1 ms of samples)",
     )
     p.add_argument(
         "--wait-for-consumer",
         type=_non_negative_float,
         default=0.0,
         metavar="S",
-        help="wait up to S seconds for an inlet before streaming",
+        help="wait up to S seconds for an inlet before streaming (default: %(default)g, "
+        "start at once)",
     )
-    p.add_argument("--loop", action="store_true", help="start over at the end")
+    p.add_argument(
+        "--loop", action="store_true", help="start over at the end (default: stop there)"
+    )
 
 
 def _read_labels(args, data_path: Path, label_path: Path | None, recording) -> list:
@@ -471,6 +599,9 @@ def _feature_config(args: argparse.Namespace, fs_hz: float, **options):
 
 
 def _print_train_summary(args: argparse.Namespace, card: dict) -> None:
+    from rtdecode.config import hysteresis_from_dict
+    from rtdecode.decoding.model import describe_hysteresis
+
     t = card["training"]
     cv = t["cv"]["metrics"]
     print(
@@ -481,16 +612,24 @@ def _print_train_summary(args: argparse.Namespace, card: dict) -> None:
     print(f"out-of-fold windows: accuracy {cv['accuracy']:.3f}, kappa {cv['kappa']:.3f}")
     after = t["cv_after_hysteresis"]
     a = after["after_hysteresis"]
-    print(
-        f"after hysteresis {card['hysteresis']}: accuracy {a['accuracy']:.3f}, kappa "
-        f"{a['kappa']:.3f}"
-    )
+    print(f"hysteresis: {describe_hysteresis(hysteresis_from_dict(card['hysteresis']))}")
+    print(f"after hysteresis: accuracy {a['accuracy']:.3f}, kappa {a['kappa']:.3f}")
     if "events" in after:
-        e = after["events"]
-        print(
-            f"events detected {e['events_detected']}/{e['events']}, delay median "
-            f"{e['detection_delay_median_s']} s, false alarms/h {e['false_alarms_per_hour']}"
-        )
+        print(f"events (out of fold): {_events_text(after['events'])}")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    """A score rounded for reading; "-" for none (no event, no class support)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _events_text(e: dict) -> str:
+    """Event metrics in words: detected, delays, false alarms (2 decimals: seconds, per hour)."""
+    return (
+        f"detected {e['events_detected']}/{e['events']}, delay median "
+        f"{_num(e['detection_delay_median_s'], 2)} s p90 {_num(e['detection_delay_p90_s'], 2)} "
+        f"s, false alarms {e['false_alarms']} ({_num(e['false_alarms_per_hour'], 2)}/h)"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -518,9 +657,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         model = OnnxModel(args.model)
         rec = open_recording(args.data, channels=args.channels, stream=args.stream)
-        if args.labels is not None and len(args.labels) != 1:
-            raise UsageError("evaluate takes one --labels file")
-        segments = _read_labels(args, args.data, args.labels[0] if args.labels else None, rec)
+        segments = _read_labels(args, args.data, args.labels, rec)
         contract = model.contract
         segments = map_labels(segments, _label_map(args, [s.label for s in segments], contract))
         _check_labels_name_classes(segments, contract.classes)
@@ -619,17 +756,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"after hysteresis: accuracy {a['accuracy']:.3f}  kappa {a['kappa']:.3f}")
     for c, m in w["per_class"].items():
         print(
-            f"  {c:<10} precision {m['precision'] if m['precision'] is not None else float('nan'):.3f} "
-            f"recall {m['recall'] if m['recall'] is not None else float('nan'):.3f} "
-            f"F1 {m['f1'] if m['f1'] is not None else float('nan'):.3f} (n={m['support']})"
+            f"  {c:<10} precision {_num(m['precision'])} recall {_num(m['recall'])} "
+            f"F1 {_num(m['f1'])} (n={m['support']})"
         )
     if "events" in metrics:
-        e = metrics["events"]
-        print(
-            f"events: detected {e['events_detected']}/{e['events']}, delay median "
-            f"{e['detection_delay_median_s']} s p90 {e['detection_delay_p90_s']} s, false "
-            f"alarms {e['false_alarms']} ({e['false_alarms_per_hour']}/h)"
-        )
+        print(f"events: {_events_text(metrics['events'])}")
     if protocol is not None:
         _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
     return 0

@@ -44,6 +44,7 @@ __all__ = [
     "ModelContract",
     "OnnxModel",
     "describe",
+    "describe_hysteresis",
 ]
 
 logger = logging.getLogger("rtdecode")
@@ -660,6 +661,25 @@ def _describe_training(training: dict[str, Any]) -> list[str]:
     return lines
 
 
+def describe_hysteresis(hysteresis: EventHysteresis | StateHysteresis) -> str:
+    """The smoothing rule in words, e.g. "event 'seizure': on when p >= 0.5 for 0 s, ..."."""
+    h = hysteresis
+    if isinstance(h, EventHysteresis):
+        return (
+            f"event {h.event_class!r}: on when p >= {_fmt_num(h.on_threshold)} for "
+            f"{_fmt_num(h.on_dwell_s)} s, off when p <= {_fmt_num(h.off_threshold)} for "
+            f"{_fmt_num(h.off_dwell_s)} s"
+        )
+    if isinstance(h, StateHysteresis):
+        return (
+            f"state, margin {_fmt_num(h.margin)}, dwell {_fmt_num(h.dwell_s)} s "
+            "(switch when p(new) - p(current) >= margin for the dwell time)"
+        )
+    raise TypeError(
+        f"hysteresis must be an EventHysteresis or StateHysteresis, got {type(h).__name__}"
+    )
+
+
 def describe(contract: ModelContract, path: str | Path | None = None) -> str:
     """Human-readable multi-line summary of a model contract (``rtdecode info MODEL``).
 
@@ -722,18 +742,7 @@ def describe(contract: ModelContract, path: str | Path | None = None) -> str:
         f"features: {c.n_features} ({f.features_per_channel} per channel): "
         f"{names[0]} ... {names[-1]}"
     )
-    h = c.hysteresis
-    if isinstance(h, EventHysteresis):
-        lines.append(
-            f"hysteresis: event {h.event_class!r}: on when p >= {_fmt_num(h.on_threshold)} for "
-            f"{_fmt_num(h.on_dwell_s)} s, off when p <= {_fmt_num(h.off_threshold)} for "
-            f"{_fmt_num(h.off_dwell_s)} s"
-        )
-    else:
-        lines.append(
-            f"hysteresis: state, margin {_fmt_num(h.margin)}, dwell {_fmt_num(h.dwell_s)} s "
-            "(switch when p(new) - p(current) >= margin for the dwell time)"
-        )
+    lines.append(f"hysteresis: {describe_hysteresis(c.hysteresis)}")
     if c.training:
         lines.append("training:")
         lines.extend(_describe_training(c.training))

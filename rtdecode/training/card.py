@@ -12,6 +12,8 @@ import numpy as np
 
 from rtdecode.common.files import commit_files, discard_staged, staging_path
 from rtdecode.common.jsonable import json_default
+from rtdecode.config import hysteresis_from_dict
+from rtdecode.decoding.model import describe_hysteresis
 
 __all__ = ["write_model_card", "stage_model_card", "model_card_markdown"]
 
@@ -79,6 +81,13 @@ def _fmt(v, digits=3) -> str:
     return str(v)
 
 
+def _counts(mapping: dict) -> str:
+    """``{"wake": 268, "s1": 48}`` -> ``"wake 268, s1 48"`` (no dict reprs in the card)."""
+    return ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in mapping.items()
+    )
+
+
 def model_card_markdown(card: dict) -> str:
     """The Markdown model card of a trained model (data, validation, scores, hysteresis)."""
     t = card["training"]
@@ -97,7 +106,7 @@ def model_card_markdown(card: dict) -> str:
         f"{card['features']['hop_s']:g} s, bands "
         f"{', '.join(b['name'] for b in card['features']['bands'])}; normalisation "
         f"{card['features'].get('normalisation', 'none')})",
-        f"- hysteresis: {json.dumps(card['hysteresis'])}",
+        f"- hysteresis: {describe_hysteresis(hysteresis_from_dict(card['hysteresis']))}",
         f"- trained {t.get('date', '')} with rtdecode {t.get('rtdecode_version', '')}"
         + (f"; rebuild: `{t['script']}`" if t.get("script") else ""),
         "",
@@ -115,10 +124,20 @@ def model_card_markdown(card: dict) -> str:
         ]
     lines += [
         "",
-        f"Windows per class: {t['class_counts']}"
+        f"Windows per class: {_counts(t['class_counts'])}"
         + (
             f"; left out (straddling a change or unlabelled): {t['windows_left_out']}"
             if "windows_left_out" in t
+            else ""
+        )
+        + (
+            f"; of which of labels that are no class: {_counts(t['windows_left_out_by_label'])}"
+            if t.get("windows_left_out_by_label")
+            else ""
+        )
+        + (
+            "; labels renamed: " + ", ".join(f"{k} -> {v}" for k, v in t["label_map"].items())
+            if t.get("label_map")
             else ""
         ),
         "",
@@ -170,7 +189,7 @@ def model_card_markdown(card: dict) -> str:
         "",
         "## Training",
         "",
-        f"XGBoost: `{json.dumps(t['xgboost_params'])}`",
+        f"XGBoost: {_counts(t['xgboost_params'])}.",
         f"Feature extraction took {t.get('feature_seconds', '-')} s.",
         "",
     ]

@@ -5,6 +5,7 @@ rates, and every flag says its default."""
 
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -302,6 +303,8 @@ def test_train_at_512_hz_with_default_flags_says_the_hop_and_the_task(tmp_path, 
     said = capsys.readouterr().out
     assert "task: event model, classes normal, seizure (--task seizure); alarms on seizure" in said
     assert "hop:" not in said  # 64 samples: nothing to round
+    assert "hysteresis: event 'seizure': on when p >=" in said
+    _no_raw_numbers_or_dicts(said)  # item 8
 
 
 @pytest.mark.parametrize(
@@ -335,3 +338,62 @@ def test_rat_recording_trains_with_default_window_and_hop(tmp_path, capsys):
     argv += ["--labels", str(rat / "rat_seizure_dev_labels.csv"), "--out", str(tmp_path / "r.onnx")]
     assert main([*argv, "--trees", "20", "--dask", "none", "--no-progress"]) == 0
     assert "using 48 samples, 0.09375 s" in capsys.readouterr().out
+
+
+# 8. Help texts, rounded numbers, settings as text ---------------------------------------------
+def _subcommands() -> dict:
+    import argparse
+
+    from rtdecode.cli.main import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "replay", "info"])
+def test_every_flag_says_what_it_does_and_its_default(command):
+    for action in _subcommands()[command]._actions:
+        if action.dest == "help":
+            continue
+        name = action.option_strings[-1] if action.option_strings else action.dest
+        assert action.help, f"{command} {name} has no help"
+        text = action.help % dict(vars(action), prog=command)
+        if action.option_strings and not action.required:
+            assert "default" in text.lower(), f"{command} {name}: {text}"
+            if action.default not in (None, False):
+                shown = (
+                    f"{action.default:g}"
+                    if isinstance(action.default, float)
+                    else str(action.default)
+                )
+                assert shown in text, f"{command} {name}: default {shown} not in {text!r}"
+
+
+def test_evaluate_data_says_it_takes_one_file():
+    (data,) = [a for a in _subcommands()["evaluate"]._actions if a.dest == "data"]
+    assert data.nargs is None and "one recording" in data.help
+
+
+def _no_raw_numbers_or_dicts(text: str) -> None:
+    assert not re.search(r"\d\.\d{4,}", text), text  # 3.63/h, not 3.629032258064516/h
+    assert not any(c in text for c in "{}"), text
+
+
+def test_evaluate_and_the_card_print_rounded_numbers_and_settings_as_text(
+    recording, trained, capsys
+):
+    edf, csv = recording
+    assert (
+        main(["evaluate", "--model", str(trained), "--data", str(edf), "--labels", str(csv)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert re.search(
+        r"events: detected \d+/\d+, delay median [\d.]+ s p90 [\d.]+ s, false alarms \d+ \(\d+\.\d\d/h\)",
+        out,
+    ), out
+    _no_raw_numbers_or_dicts(out.replace(str(edf), ""))
+    card = trained.with_suffix(".md").read_text()
+    assert "- hysteresis: event 'seizure': on when p >=" in card
+    assert "labels renamed: bg -> normal, sz -> seizure" in card
+    _no_raw_numbers_or_dicts(card)
