@@ -27,10 +27,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RESULTS_DIR", "command_line", "machine_info", "record"]
+__all__ = ["RESULTS_DIR", "command_line", "machine_info", "record", "shared_data"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _REPO = RESULTS_DIR.parent.parent
+
+
+def shared_data(flag: Path | None) -> Path:
+    """The shared real recordings: ``flag`` (a benchmark's ``--data``), else ``$RTDECODE_DATA``,
+    else ``shared/data`` beside the checkout. Exits 2 with a message when the folder is absent:
+    a benchmark that was asked for real data never reports without it."""
+    path = Path(flag or os.environ.get("RTDECODE_DATA") or _REPO.parent / "shared" / "data")
+    if not path.is_dir():
+        print(
+            f"{Path(sys.argv[0]).name}: the shared recordings are not at {path}: give --data DIR "
+            "or set RTDECODE_DATA (or --no-real-data to leave them out)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    return path
 
 
 def command_line() -> str:

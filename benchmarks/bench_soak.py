@@ -36,9 +36,10 @@ from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
 from bench_decoder import machine  # noqa: E402
 
 from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.models import bundled_model_path
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
 
-MODEL = Path(PACKAGE_PARENT) / "models" / "seizure.onnx"
+MODEL = bundled_model_path("seizure")  # the installed package's, wherever it is installed
 
 
 def _read_logs(folder: Path) -> tuple[list[dict], list[dict]]:

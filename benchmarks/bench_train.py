@@ -1,8 +1,9 @@
 """Training from real recordings, beside the naive baseline, and offline feature throughput.
 
-    python benchmarks/bench_train.py [--data ../shared/data] [--record]
+    python benchmarks/bench_train.py [--data DIR | --no-real-data] [--record]
 
-1. On each real labelled recording in ``--data`` (the DREAMS sleep excerpt and the rat seizure
+1. On each real labelled recording in ``--data`` (default ``$RTDECODE_DATA``, else
+   ``../shared/data``; the DREAMS sleep excerpt and the rat seizure
    set, see that folder's README), runs ``rtdecode train`` (time-blocked or grouped validation,
    out-of-fold scores) and the naive baseline a user would write first: ``scipy.signal.welch``
    band powers of the same windows + XGBoost with the same folds (never a random split).
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import scipy.signal
-from _record import record  # benchmarks/ is the script's folder
+from _record import record, shared_data  # benchmarks/ is the script's folder
 
 from rtdecode.cli.main import main as rtdecode_main
 from rtdecode.config import DEFAULT_BANDS, FeatureConfig
@@ -304,17 +305,19 @@ def throughput(seconds: float, n_files: int, figures: dict | None = None) -> lis
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=HERE.parents[1] / "shared" / "data")
+    ap.add_argument(
+        "--data", type=Path, help="the shared recordings (default $RTDECODE_DATA or ../shared/data)"
+    )
+    ap.add_argument("--no-real-data", action="store_true", help="throughput only")
     ap.add_argument("--seconds", type=float, default=60.0, help="simulated seconds per file")
     ap.add_argument("--files", type=int, default=4)
     ap.add_argument("--record", action="store_true")
     a = ap.parse_args()
     print(f"machine: {machine()}")
     figures = {}  # for --record
-    if a.data.is_dir():
-        real_data(a.data, figures)
-    else:
-        print(f"{a.data} not found: skipping the real recordings")
+    data = None if a.no_real_data else shared_data(a.data)
+    if data is not None:
+        real_data(data, figures)
     tp = [
         "| offline features, 64 ch x 32 kHz | data | x real time (wall) | x real time per "
         "CPU-second |",
@@ -326,7 +329,7 @@ def main() -> None:
             "bench_train",
             figures,
             setup={
-                "data": str(a.data) if a.data.is_dir() else None,
+                "data": str(data) if data is not None else None,
                 "throughput": f"64 ch x 32 kHz simulated, {a.seconds:g} s per file",
             },
         )

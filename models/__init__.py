@@ -9,12 +9,17 @@ from pathlib import Path
 MODELS_DIR = Path(__file__).resolve().parent
 
 
+def bundled_model_names() -> list[str]:
+    """The bundled models' names, sorted."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+
+
 def bundled_model_path(name: str) -> Path:
     """Return the path of the bundled model ``name`` (``"sleep"`` or ``"seizure"``)."""
     path = MODELS_DIR / f"{name}.onnx"
     if not path.exists():
-        available = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
         raise FileNotFoundError(
-            f"no bundled model named {name!r} in {MODELS_DIR}; available: {available or 'none'}"
+            f"no bundled model named {name!r} in {MODELS_DIR}; available: "
+            f"{bundled_model_names() or 'none'}"
         )
     return path

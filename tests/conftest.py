@@ -2,6 +2,7 @@
 
 import os
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,18 @@ def make_small_model(path, *, n_channels=4, fs_hz=2000.0, window_s=1.0, hop_s=0.
 @pytest.fixture
 def small_model(tmp_path):
     return make_small_model(tmp_path / "small.onnx")
+
+
+@pytest.fixture
+def shared_data():
+    """The shared real recordings (``$RTDECODE_DATA``, else ``shared/data`` beside the
+    checkout); the test is skipped, saying where it looked, when they are absent."""
+    path = Path(
+        os.environ.get("RTDECODE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    if not path.is_dir():
+        pytest.skip(f"the shared recordings are not at {path} (set RTDECODE_DATA)")
+    return path
 
 
 @pytest.fixture

@@ -117,6 +117,22 @@ def _non_empty(text: str) -> str:
     return text
 
 
+def _model_path(text: str) -> Path:
+    """A model file, or the name of a bundled model (``seizure``, ``sleep``: ``rtdecode
+    models`` lists them)."""
+    path = Path(text)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path  # a file: the loader says what is wrong with it
+    from rtdecode.models import bundled_model_names, bundled_model_path
+
+    if text in bundled_model_names():
+        return bundled_model_path(text)
+    raise argparse.ArgumentTypeError(
+        f"no file {text!r}, and no bundled model of that name (bundled: "
+        f"{', '.join(bundled_model_names())}; rtdecode models lists them)"
+    )
+
+
 # liblsl's console ------------------------------------------------------------------------------
 # liblsl's own config files, in the order it looks for them (after LSLAPICFG).
 _LSL_CONFIG_FILES = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cfg")
@@ -153,3 +169,22 @@ def quiet_liblsl() -> None:
     text = io.StringIO()
     config.write(text)
     pylsl.set_config_content(text.getvalue())
+
+
+def _parse_channel_map(text: str | None):
+    """``--channel-map``'s value as a ChannelMap (None when not given); exit 2 on a bad map."""
+    if text is None:
+        return None
+    from rtdecode.common.channel_map import ChannelMap, ChannelMapError
+
+    try:
+        return ChannelMap.parse(text)
+    except ChannelMapError as exc:
+        raise UsageError(str(exc)) from None
+
+
+CHANNEL_MAP_HELP = (
+    "which stream channel feeds each model channel: MODEL=STREAM,... (channel labels), a "
+    ".csv/.tsv/.json/.toml file of such pairs, or by-label (each model channel from the stream "
+    "channel of the same label); the stream may have more channels than the model"
+)

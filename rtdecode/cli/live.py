@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from rtdecode import __version__
-from rtdecode.cli.common import EXIT_OK, PACKAGE_PARENT, UsageError
+from rtdecode.cli.common import EXIT_OK, PACKAGE_PARENT, UsageError, _parse_channel_map
 
 logger = logging.getLogger("rtdecode")
 
@@ -80,11 +80,13 @@ def _open_decoder(
     log_fsync_s: float | None = None,
     log_rotate_s: float | None = None,
     stim_protocol=None,
+    channel_map=None,
 ):
     """Load the model, find and check the stream, create the outputs (and the stimulation stage,
     its device open): a ready Decoder."""
     from rtdecode.acquisition.acquisition import LslAcquisition
     from rtdecode.acquisition.inlet import StreamMismatchError, StreamNotFoundError, resolve_stream
+    from rtdecode.common.channel_map import ChannelMapError, route_channels
     from rtdecode.decoding.decoder import Decoder
     from rtdecode.decoding.model import ModelError, OnnxModel
     from rtdecode.outputs.decisions import DecisionOutputs
@@ -105,12 +107,28 @@ def _open_decoder(
         hysteresis = _hysteresis_override(hysteresis_args, model.contract.hysteresis)
     try:
         info = resolve_stream(selector, timeout_s=resolve_timeout)
-        model.check_stream(
-            n_channels=info.channel_count(), fs_hz=info.nominal_srate(), stream_name=info.name()
-        )
-        acquisition = LslAcquisition(info)
-    except (StreamNotFoundError, StreamMismatchError, ModelError) as exc:
+        acquisition = LslAcquisition(info)  # its inlet brings the header's channel labels
+    except (StreamNotFoundError, StreamMismatchError) as exc:
         raise UsageError(str(exc)) from None
+    try:
+        stream_channels = route_channels(
+            model.contract.labels,
+            acquisition.channel_labels,
+            channel_map,
+            model=f"model {Path(model_path).name}",
+            source=f"stream {acquisition.name!r}",
+        )
+        model.check_stream(
+            n_channels=len(stream_channels) if stream_channels else acquisition.n_channels,
+            fs_hz=acquisition.fs_hz,
+            stream_name=acquisition.name,
+        )
+    except (ChannelMapError, ModelError) as exc:
+        acquisition.close()
+        raise UsageError(str(exc)) from None
+    # the features' channels: the stream's, or the model's picked out of it
+    picked = stream_channels or range(acquisition.n_channels)
+    permuted = stream_channels is not None and len(stream_channels) == acquisition.n_channels
     if log_path is not None and not Path(log_path).resolve().parent.is_dir():
         raise UsageError(
             f"--log {log_path}: directory {Path(log_path).resolve().parent} does not exist"
@@ -132,7 +150,8 @@ def _open_decoder(
         model.contract,
         input_source_id=acquisition.source_id,
         input_name=acquisition.name,
-        channel_labels=acquisition.channel_labels,
+        channel_labels=[acquisition.channel_labels[i] for i in picked],
+        channel_order=stream_channels if permuted else None,
     )
     stimulator = None
     if stim_protocol is not None:
@@ -144,6 +163,7 @@ def _open_decoder(
         hysteresis=hysteresis,
         telemetry=telemetry,
         stimulator=stimulator,
+        stream_channels=stream_channels,
     )
 
 
@@ -229,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_fsync_s=args.log_fsync_s,
         log_rotate_s=args.log_rotate_hours * 3600 if args.log_rotate_hours else None,
         stim_protocol=_stim_protocol(args),
+        channel_map=_parse_channel_map(args.channel_map),
     )
     decoder.stall_s = args.stall_s
     decoder.max_age_s = args.max_age_s
@@ -252,10 +273,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\nstopped (Ctrl-C)", flush=True)
     status = decoder.status()
+    latency = (
+        f"latency p50 {status.latency_p50_ms:.2f} ms p99 {status.latency_p99_ms:.2f} ms"
+        if status.decisions
+        else "no latency (no decision)"
+    )
     print(
-        f"\n{status.decisions} decisions; latency p50 {status.latency_p50_ms:.2f} ms "
-        f"p99 {status.latency_p99_ms:.2f} ms; gaps {status.gaps}, lost {status.missing_samples}, "
-        f"overruns {status.overruns}",
+        f"\n{status.decisions} decisions; {latency}; gaps {status.gaps}, "
+        f"lost {status.missing_samples}, overruns {status.overruns}",
         flush=True,
     )
     return EXIT_OK
@@ -522,4 +547,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     except ModelError as exc:
         raise UsageError(str(exc)) from None
     print(describe(model.contract, args.model))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rtdecode.decoding.model import ModelError, OnnxModel
+    from rtdecode.models import bundled_model_names, bundled_model_path
+
+    print("bundled models (use the name as --model NAME, or the path):")
+    for name in bundled_model_names():
+        path = bundled_model_path(name)
+        try:
+            c = OnnxModel(path).contract
+        except ModelError as exc:
+            print(f"  {name:<9} {path}  (unreadable: {exc})")
+            continue
+        print(
+            f"  {name:<9} {c.task}: {', '.join(c.classes)}; {c.n_channels} ch at "
+            f"{c.features.fs_hz:g} Hz\n  {'':<9} {path}"
+        )
     return EXIT_OK

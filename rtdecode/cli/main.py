@@ -13,6 +13,7 @@ import sys
 
 from rtdecode import __version__
 from rtdecode.cli.common import (
+    CHANNEL_MAP_HELP,
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_OK,
@@ -20,6 +21,7 @@ from rtdecode.cli.common import (
     Terminated,
     UsageError,
     _fraction,
+    _model_path,
     _non_empty,
     _non_negative_float,
     _non_negative_int,
@@ -27,7 +29,14 @@ from rtdecode.cli.common import (
     _positive_int,
     quiet_liblsl,
 )
-from rtdecode.cli.live import cmd_demo, cmd_info, cmd_monitor, cmd_run, cmd_simulate
+from rtdecode.cli.live import (
+    cmd_demo,
+    cmd_info,
+    cmd_models,
+    cmd_monitor,
+    cmd_run,
+    cmd_simulate,
+)
 from rtdecode.cli.offline import OFFLINE_COMMANDS, add_offline_commands
 
 logger = logging.getLogger("rtdecode")
@@ -59,7 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="decode a live LSL stream with a model")
-    run.add_argument("--model", required=True, help="ONNX model with an rtdecode contract")
+    run.add_argument(
+        "--model",
+        type=_model_path,
+        required=True,
+        help="ONNX model with an rtdecode contract, or a bundled model's name (seizure, sleep)",
+    )
     src = run.add_argument_group(
         "input stream (at least one of name, type, source_id; every one given must match, and "
         "run refuses when several streams do)"
@@ -78,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="S",
         help="wait this long for the input stream to appear (default 10)",
+    )
+    run.add_argument(
+        "--channel-map", metavar="MAP", help=CHANNEL_MAP_HELP + " (docs/failure-policy.md)"
     )
     run.add_argument("--headless", action="store_true", help="no monitor window (status line only)")
     run.add_argument("--monitor", action="store_true", help="open the operator monitor window")
@@ -133,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=1.0,
         metavar="S",
-        help="status line period (0 = none)",
+        help="status line period (default 1; 0 = no status line)",
     )
     _add_hysteresis_args(run)
     stim = run.add_argument_group("stimulation (see docs/closed-loop.md)")
@@ -163,7 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="simulator + decoder with a bundled model, in one command")
-    demo.add_argument("--scenario", choices=("sleep", "seizure"), default="seizure")
+    demo.add_argument(
+        "--scenario",
+        choices=("sleep", "seizure"),
+        default="seizure",
+        help="what the simulator plays and which bundled model decodes it (default seizure)",
+    )
     demo.add_argument(
         "--headless",
         action="store_true",
@@ -181,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds (default 60)",
     )
-    demo.add_argument("--seed", type=_non_negative_int, default=1)
+    demo.add_argument(
+        "--seed", type=_non_negative_int, default=1, help="the simulator's seed (default 1)"
+    )
     demo.add_argument(
         "--log", type=_non_empty, metavar="PATH", help="append one JSON line per decision here"
     )
@@ -189,12 +213,37 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser(
         "simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)"
     )
-    sim.add_argument("--scenario", choices=("sleep", "seizure"), default="sleep")
-    sim.add_argument("--channels", type=_positive_int, default=64)
-    sim.add_argument("--rate", type=_positive_float, default=32000.0, metavar="HZ")
-    sim.add_argument("--name", type=_non_empty, default="rtdecode-sim")
-    sim.add_argument("--seed", type=_non_negative_int, default=0)
-    sim.add_argument("--duration", type=_positive_float, metavar="S")
+    sim.add_argument(
+        "--scenario",
+        choices=("sleep", "seizure"),
+        default="sleep",
+        help="sleep (wake, nrem, rem) or seizure (normal, seizure) (default sleep)",
+    )
+    sim.add_argument(
+        "--channels", type=_positive_int, default=64, help="channel count (default 64)"
+    )
+    sim.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=32000.0,
+        metavar="HZ",
+        help="sampling rate (default 32000)",
+    )
+    sim.add_argument(
+        "--name",
+        type=_non_empty,
+        default="rtdecode-sim",
+        help="LSL stream name (default rtdecode-sim; the truth markers go on NAME-truth)",
+    )
+    sim.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="seed of signal and schedule (default 0)"
+    )
+    sim.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="S",
+        help="stop after S seconds (default: never)",
+    )
     sim.add_argument(
         "--fault",
         action="append",
@@ -234,14 +283,31 @@ def build_parser() -> argparse.ArgumentParser:
     msrc.add_argument(
         "--source", type=_non_empty, metavar="NAME", help="the decoded input stream's name"
     )
-    msrc.add_argument("--source-type", type=_non_empty, metavar="TYPE")
-    msrc.add_argument("--source-id", type=_non_empty, metavar="ID")
-    mon.add_argument("--resolve-timeout", type=_positive_float, default=10.0, metavar="S")
+    msrc.add_argument(
+        "--source-type", type=_non_empty, metavar="TYPE", help="the decoded input stream's type"
+    )
+    msrc.add_argument(
+        "--source-id", type=_non_empty, metavar="ID", help="the decoded input stream's source_id"
+    )
+    mon.add_argument(
+        "--resolve-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="wait this long for the decoder's outlets (default 10)",
+    )
     mon.add_argument("--duration", type=_positive_float, metavar="S", help="close after S seconds")
     mon.add_argument("--screenshot", metavar="PNG", help="save a PNG when --duration ends")
     mon.add_argument("--log", metavar="PATH", help="append alarm acknowledgements here")
-    mon.add_argument("--channels-per-page", type=_positive_int, default=16)
-    mon.add_argument("--fps", type=_positive_float, default=25.0)
+    mon.add_argument(
+        "--channels-per-page",
+        type=_positive_int,
+        default=16,
+        help="traces shown at once (default 16)",
+    )
+    mon.add_argument(
+        "--fps", type=_positive_float, default=25.0, help="redraws per second (default 25)"
+    )
     mon.add_argument(
         "--nice",
         type=_non_negative_int,
@@ -250,7 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     info = sub.add_parser("info", help="print a model's contract")
-    info.add_argument("model", help="an ONNX model with an rtdecode contract (MODEL.onnx)")
+    info.add_argument(
+        "model",
+        type=_model_path,
+        help="a model file with an rtdecode contract, or a bundled model's name (seizure, sleep)",
+    )
+
+    sub.add_parser("models", help="list the bundled models (usable by name: --model seizure)")
     add_offline_commands(sub)
     return parser
 
@@ -264,6 +336,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "simulate": cmd_simulate,
     "info": cmd_info,
+    "models": cmd_models,
     "monitor": cmd_monitor,
     **OFFLINE_COMMANDS,
 }

@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode.cli.common import (
+    CHANNEL_MAP_HELP,
     Interrupted,
     _int_at_least,
+    _model_path,
     _non_empty,
     _non_negative_float,
     _non_negative_int,
@@ -280,6 +282,15 @@ def add_offline_commands(sub) -> None:
         "or a scheduler address tcp://HOST:PORT (default: %(default)s)",
     )
     p.add_argument(
+        "--channel-map",
+        nargs="+",
+        metavar="MAP",
+        help="which channel of each recording is which model channel: MODEL=FILE,... (the "
+        "model's label, the file's), a .csv/.tsv/.json/.toml file of such pairs, one for all "
+        "--data files or one per file in the same order; or by-label (the first file's channels, "
+        "found by label in the others); instead of --channels (default: none)",
+    )
+    p.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bars (default: shown)",
@@ -293,10 +304,11 @@ def add_offline_commands(sub) -> None:
     )
     p.add_argument(
         "--model",
-        type=Path,
+        type=_model_path,
         required=True,
         metavar="MODEL.onnx",
-        help="the model to score (from rtdecode train)",
+        help="the model to score: a file from rtdecode train, or a bundled model's name "
+        "(seizure, sleep)",
     )
     _add_data_args(p, many=False)
     _add_label_args(p, "evaluate")
@@ -309,6 +321,12 @@ def add_offline_commands(sub) -> None:
     )
     p.add_argument(
         "--json", action="store_true", help="print the metrics as JSON (default: as text)"
+    )
+    p.add_argument(
+        "--channel-map",
+        metavar="MAP",
+        help=CHANNEL_MAP_HELP.replace("stream", "recording")
+        + " (instead of --channels; default: none)",
     )
     p.add_argument(
         "--stim",
@@ -336,7 +354,7 @@ def add_offline_commands(sub) -> None:
     _add_label_args(p, "replay")
     p.add_argument(
         "--model",
-        type=Path,
+        type=_model_path,
         metavar="MODEL.onnx",
         help="rename the labels as this model's training did (its stored --map), so "
         "NAME-truth carries its class names (default: none)",
@@ -400,6 +418,26 @@ def _map_text(mapping: dict[str, str]) -> str:
     return ", ".join(f"{old}={new}" for old, new in mapping.items())
 
 
+def _mapped_sources(maps, recs, sources):
+    """The model's channel labels and each source reading its file's channels in their order,
+    as the ``--channel-map`` maps say (one for all files, or one per file)."""
+    from dataclasses import replace
+
+    first = maps[0]
+    if first.by_label:
+        model_labels = tuple(recs[0].channel_names)
+    else:
+        model_labels = tuple(m for m, _ in first.pairs)
+    mapped = []
+    for i, (rec, source) in enumerate(zip(recs, sources)):
+        channel_map = maps[i] if len(maps) > 1 else first
+        index = channel_map.resolve(
+            model_labels, rec.channel_names, model="the model", source=str(rec.path)
+        )
+        mapped.append(replace(source, channels=index))
+    return model_labels, mapped
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         card = _train(args)
@@ -411,12 +449,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> dict:
     """Check the arguments, train, write the model and its card; the card."""
-    from rtdecode.cli.common import UsageError
+    from rtdecode.cli.common import UsageError, _parse_channel_map
+    from rtdecode.common.channel_map import ChannelMapError
     from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS
     from rtdecode.offline.datasets import Source
     from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
-    from rtdecode.training.trainer import TASK_DEFAULTS, TrainSpec, train_model
+    from rtdecode.training.trainer import (
+        TASK_DEFAULTS,
+        TrainSpec,
+        check_same_channels,
+        train_model,
+    )
 
     try:
         if args.labels is not None and len(args.labels) != len(args.data):
@@ -426,13 +470,22 @@ def _train(args: argparse.Namespace) -> dict:
             )
         if not args.out.parent.resolve().is_dir():
             raise UsageError(f"--out {args.out}: directory {args.out.parent} does not exist")
-        fs_rates, files_labels = set(), []
+        maps = [_parse_channel_map(text) for text in args.channel_map or []]
+        if maps and args.channels:
+            raise UsageError("--channels and --channel-map both select channels: give one")
+        if len(maps) not in (0, 1, len(args.data)):
+            raise UsageError(
+                f"--channel-map: {len(maps)} maps for {len(args.data)} --data files; give one "
+                "map for every file, or one per file in the same order"
+            )
+        fs_rates, files_labels, recs = set(), [], []
         for i, data in enumerate(args.data):
             rec = open_recording(data, channels=args.channels, stream=args.stream)
             files_labels.append(
                 _read_labels(args, data, args.labels[i] if args.labels else None, rec)
             )
             fs_rates.add(rec.fs_hz)
+            recs.append(rec)
         label_map = _label_map(args, [s.label for labels in files_labels for s in labels])
         sources, found = [], []
         for data, labels in zip(args.data, files_labels):
@@ -446,6 +499,16 @@ def _train(args: argparse.Namespace) -> dict:
                     stream=args.stream,
                     merge_touching=not args.windows_within_segments,
                 )
+            )
+        model_labels = None
+        if maps:
+            model_labels, sources = _mapped_sources(maps, recs, sources)
+        else:
+            # before the features are computed, which takes minutes on long recordings
+            check_same_channels(
+                [(r.path, r.channel_names) for r in recs],
+                ignore_case=bool(args.channels),
+                warn=False,
             )
         if len(fs_rates) != 1:
             raise UsageError(
@@ -517,9 +580,10 @@ def _train(args: argparse.Namespace) -> dict:
             max_depth=args.max_depth,
             dask=args.dask,
             label_map=tuple(label_map.items()),
+            channel_labels=model_labels,
         )
         return train_model(spec, progress=not args.no_progress)
-    except DataError as exc:
+    except (DataError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -640,7 +704,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rtdecode.cli.common import UsageError
+    from rtdecode.cli.common import UsageError, _parse_channel_map
+    from rtdecode.common.channel_map import ChannelMapError, route_channels
     from rtdecode.decoding.model import ModelError, OnnxModel
     from rtdecode.offline.datasets import window_labels, windows_per_label, windows_text
     from rtdecode.offline.evaluation import (
@@ -654,6 +719,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from rtdecode.stimulation.rules import RulesError, load_protocol
     from rtdecode.streams import BAD_SIGNAL
 
+    channel_map = _parse_channel_map(args.channel_map)
+    if channel_map is not None and args.channels:
+        raise UsageError("--channels and --channel-map both select channels: give one")
     try:
         model = OnnxModel(args.model)
         rec = open_recording(args.data, channels=args.channels, stream=args.stream)
@@ -661,12 +729,23 @@ def _evaluate(args: argparse.Namespace) -> int:
         contract = model.contract
         segments = map_labels(segments, _label_map(args, [s.label for s in segments], contract))
         _check_labels_name_classes(segments, contract.classes)
+        picked = route_channels(
+            contract.labels,
+            rec.channel_names,
+            channel_map,
+            model=f"model {args.model.name}",
+            source=str(rec.path),
+            kind="recording",
+        )
+        if picked is not None:
+            # the model's channels, in its order, read from the file (offline: no cost to speak of)
+            rec = open_recording(args.data, channels=list(picked), stream=args.stream)
         model.check_stream(n_channels=rec.n_channels, fs_hz=rec.fs_hz, stream_name=str(rec.path))
         protocol = None
         if args.stim is not None:
             protocol = load_protocol(args.stim)
             protocol.check_states(contract.classes, contract.task)
-    except (ModelError, DataError, RulesError) as exc:
+    except (ModelError, DataError, RulesError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
     training_file = _training_file(contract, rec.path)
     if training_file is not None:

@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 import pylsl
@@ -24,6 +25,7 @@ from threadpoolctl import threadpool_limits
 from rtdecode.acquisition._ringbuffer import OverrunError
 from rtdecode.acquisition.acquisition import LslAcquisition
 from rtdecode.common.channels import labels_or_default
+from rtdecode.common.memory import resident_zeros
 from rtdecode.decoding.model import OnnxModel
 from rtdecode.decoding.status import DecoderStatus, Observation
 from rtdecode.decoding.step import DecodeStep
@@ -81,6 +83,12 @@ class Decoder:
     telemetry : DecoderTelemetry, optional
         Gets every decision's features and, about once a second, the status, after the decision
         is published (for a monitor in another process).
+    stream_channels : sequence of int, optional
+        For each model channel, in the model's order, the index of the stream channel that feeds
+        it (from :func:`rtdecode.common.channel_map.route_channels`); default: the stream's
+        channels in order. The same count as the stream's permutes the feature row's columns
+        before the model (the samples are not copied); fewer copies those channels out of each
+        block the ring buffer hands over.
 
     Notes
     -----
@@ -102,10 +110,15 @@ class Decoder:
         give_up_s: float | None = None,
         max_age_s: float | None = None,
         quality: QualityConfig | None = None,
+        stream_channels: Sequence[int] | None = None,
     ) -> None:
         contract = model.contract
+        n_stream = acquisition.n_channels
+        self.stream_channels = _checked_stream_channels(stream_channels, n_stream)
         model.check_stream(
-            n_channels=acquisition.n_channels, fs_hz=acquisition.fs_hz, stream_name=acquisition.name
+            n_channels=len(self.stream_channels) if self.stream_channels else n_stream,
+            fs_hz=acquisition.fs_hz,
+            stream_name=acquisition.name,
         )
         self.model = model
         self.acquisition = acquisition
@@ -120,9 +133,30 @@ class Decoder:
             hysteresis=hysteresis,
             min_good_fraction=self.quality_config.min_good_fraction,
         )
-        self.features = StreamingFeatures(self.config, acquisition.n_channels, self.quality_config)
         labels = list(getattr(acquisition, "channel_labels", None) or [])
-        self._channel_names = list(labels_or_default(labels, acquisition.n_channels))
+        labels = list(labels_or_default(labels, n_stream))
+        # Features are computed per channel, and what they share across channels (the quality
+        # fraction, the median that replaces a bad channel) ignores the order: so a permutation
+        # of the stream's channels is one of the row's columns, ~1 us per decision. A subset
+        # must be picked from the samples (the other channels would count in the quality):
+        # ~2-3 ms per second of stream at 64 of 72-128 channels x 32 kHz, ~13 us on the tail.
+        self._pick: np.ndarray | None = None
+        self._feature_order: np.ndarray | None = None
+        feature_channels = n_stream
+        if self.stream_channels is not None and len(self.stream_channels) < n_stream:
+            self._pick = np.asarray(self.stream_channels, dtype=np.intp)
+            feature_channels = len(self.stream_channels)
+            labels = [labels[i] for i in self.stream_channels]
+        elif self.stream_channels is not None:
+            per_channel = self.config.features_per_channel
+            self._feature_order = (
+                np.asarray(self.stream_channels, dtype=np.intp)[:, None] * per_channel
+                + np.arange(per_channel)
+            ).ravel()
+            self._model_row = np.zeros(self._feature_order.size, dtype=np.float32)
+        self.features = StreamingFeatures(self.config, feature_channels, self.quality_config)
+        # names of the features' channels (stream labels), for the bad channels in the log
+        self._channel_names = labels
         self._last_quality = (1.0, {})
         # Each wake costs ~0.1 ms of cold caches and interpreter: as few as the work allows.
         self._step = int(
@@ -131,7 +165,7 @@ class Decoder:
                 self.config.hop_samples,
                 max(
                     self.features.tail_input_samples,
-                    _STEP_CHANNEL_SAMPLES // acquisition.n_channels,
+                    _STEP_CHANNEL_SAMPLES // feature_channels,
                 ),
             )
         )
@@ -145,6 +179,9 @@ class Decoder:
         # samples handed to the features at a time, at most (so that stop and gap checks
         # come between them after a backlog)
         self._max_read = max(self.config.hop_samples, self._step) * 2
+        if self._pick is not None:
+            # the picked channels of one block of the ring (a read never exceeds _max_read)
+            self._picked = resident_zeros((self._max_read, self._pick.size), np.float32)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -165,6 +202,7 @@ class Decoder:
         self._ts_offset = 0.0  # added to decision timestamps after the source's went back
         self._rebase_ts = False  # the windows restarted: set the offset afresh
         self._warned_clock = False
+        self._warned_fast = False  # a stream faster than real time was reported
         self._old_not_behind = 0  # consecutive stale decisions while not behind
         self.stall_s = stall_s
         self.give_up_s = give_up_s
@@ -201,6 +239,7 @@ class Decoder:
             source_id=self.acquisition.source_id,
             fs_hz=self.acquisition.fs_hz,
             n_channels=self.acquisition.n_channels,
+            **({"channel_map": self.channel_map} if self.stream_channels else {}),
         )
         self._beat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="rtdecode-decode", daemon=True)
@@ -333,7 +372,9 @@ class Decoder:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
                 self._skip_to(newest - ring.capacity // 2)
-            elif newest - self._processed > self._skip_after:
+            elif newest - self._processed > self.config.window_samples and (
+                newest - self._processed > self._skip_after
+            ):
                 # Behind by more than a decision may be late (a starved CPU, a frozen process):
                 # every window before the newest would be stale; skip to the newest one
                 self._skip_to(newest - self.config.window_samples)
@@ -359,7 +400,10 @@ class Decoder:
                 try:
                     # the samples are decimated where the acquisition wrote them (no copy);
                     # until check() says the writer has not lapped them, nothing is decided
-                    rows = features.push_blocks(b for b, _ in ring.segments(start, end))
+                    blocks = (b for b, _ in ring.segments(start, end))
+                    if self._pick is not None:
+                        blocks = map(self._picked_channels, blocks)
+                    rows = features.push_blocks(blocks)
                     stamps = [ring.timestamp(self._origin + r.end_sample - 1) for r in rows]
                     last_ts = ring.timestamp(end - 1)
                     ring.check(start)
@@ -381,6 +425,21 @@ class Decoder:
                     # The window's end is next: warm the model's trees in cache now (a cold
                     # row costs ~0.2 ms instead of ~0.01 ms on the latency path).
                     self.model.predict_proba(self._warm_row)
+
+    def _picked_channels(self, block: np.ndarray) -> np.ndarray:
+        """The model's channels of a block of the ring, in the model's order (a view of a
+        preallocated buffer, valid until the next block)."""
+        return np.take(block, self._pick, axis=1, out=self._picked[: block.shape[0]], mode="clip")
+
+    @property
+    def channel_map(self) -> dict[str, str]:
+        """Model channel label -> the label of the stream channel that feeds it."""
+        model_labels = self.model.contract.labels
+        labels = labels_or_default(
+            getattr(self.acquisition, "channel_labels", None), self.acquisition.n_channels
+        )
+        index = self.stream_channels or range(len(model_labels))
+        return {m: labels[i] for m, i in zip(model_labels, index)}
 
     def _age_s(self, end_sample: int, timestamp: float, now: float) -> float:
         """How late a decision is: from its window's last sample, on the LSL clock; or, when the
@@ -436,16 +495,44 @@ class Decoder:
     @property
     def _skip_after(self) -> int:
         """Backlog (samples) beyond which the decoder skips to the newest window: more than
-        ``max_age_s`` of samples, and always at least a window (the skip lands a window back)."""
+        ``max_age_s`` of samples at the rate they arrive, and always at least a window (the skip
+        lands a window back). A stream faster than real time (a replay at ``--speed 10``) brings
+        that many samples sooner: counted at the nominal rate, a pause of a tenth of
+        ``max_age_s`` skipped decisions that were not late."""
         if self.max_age_s is None:
             return self.acquisition.ring.capacity
         return max(
-            int(self.max_age_s * self.acquisition.fs_hz),
+            int(self.max_age_s * self._arrival_rate_hz()),
             2 * self.config.hop_samples,
             self.config.window_samples,
         )
 
+    def _arrival_rate_hz(self) -> float:
+        """Samples per second of the stream's timestamps since it started (the nominal rate, or
+        more for a stream faster than real time; said once)."""
+        fs = self.acquisition.fs_hz
+        acq = self.acquisition
+        span = acq.counter("last_ts") - acq.counter("first_ts")
+        if not span > 2.0:
+            return fs
+        rate = acq.counter("samples") / span
+        if rate > 1.5 * fs and not self._warned_fast:
+            self._warned_fast = True
+            logger.warning(
+                "%r delivers %.3g samples/s for a nominal %g Hz: faster than real time (a "
+                "replay with --speed?); decisions are made for every hop all the same",
+                acq.name,
+                rate,
+                fs,
+            )
+            self.outputs.log_event("faster_than_real_time", ratio=round(rate / fs, 2))
+        return max(fs, rate)
+
     def _skip_to(self, at_sample: int, reason: str = "behind") -> None:
+        # back to the hop grid of the windows since the last restart: the decisions after the
+        # skip fall where evaluate's on the same samples do (a skip of half a hop made no live
+        # decision line up with an offline one)
+        at_sample -= (at_sample - self._origin) % self.config.hop_samples
         gap_at = int(self.acquisition.counters["last_gap_sample"])
         if self._gap_handled < gap_at <= at_sample:
             # a gap inside the skipped samples: the restart below covers it
@@ -527,6 +614,9 @@ class Decoder:
         if self._stim is not None and self._stim.blanked(end_sample):
             self._blanked += 1  # the window holds a stimulation artefact: not decided
             return
+        if self._feature_order is not None:
+            # the stream's channel order -> the model's (mode "clip": indices checked at init)
+            row = np.take(row, self._feature_order, out=self._model_row, mode="clip")
         result = self.step.decide(row, quality.good_fraction)
         if result is None:
             return  # the model gave no probabilities: counted by the step, never published
@@ -691,3 +781,24 @@ class Decoder:
             time.sleep(min(0.25, max(0.001, due - time.monotonic())))
         if self.error is not None:
             raise self.error
+
+
+def _checked_stream_channels(
+    stream_channels: Sequence[int] | None, n_stream: int
+) -> tuple[int, ...] | None:
+    """``stream_channels`` as a tuple of distinct indices below ``n_stream``; None for None."""
+    if stream_channels is None:
+        return None
+    index = tuple(stream_channels)
+    bad = [
+        i
+        for i in index
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= i < n_stream
+    ]
+    if bad:
+        raise ValueError(
+            f"stream_channels must be indices of the stream's {n_stream} channels, got {bad[0]!r}"
+        )
+    if len(set(index)) != len(index) or not index:
+        raise ValueError(f"stream_channels must be distinct and not empty, got {list(index)}")
+    return tuple(int(i) for i in index)

@@ -534,7 +534,14 @@ class OnnxModel:
             f"stream {stream_name!r} has {n_channels} channels at {_fmt_num(fs_hz)} Hz"
             + (f" ({reason})" if reason else "")
             + ". Use a model trained for this rig (rtdecode train ...) or select the matching "
-            "stream."
+            "stream"
+            + (
+                "; if the stream carries the model's channels among others, pick them with "
+                "--channel-map"
+                if n_channels > c.n_channels and reason is None
+                else ""
+            )
+            + "."
         )
 
     def stream_features(self, fs_hz: float) -> FeatureConfig:

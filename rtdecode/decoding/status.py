@@ -77,9 +77,15 @@ class DecoderStatus:
     def line(self) -> str:
         """One compact status line."""
         probs = " ".join(f"{c}={p:.2f}" for c, p in zip(self.classes, self.probabilities))
+        # before the first decision there is no latency to show (0.00 ms would claim one)
+        latency = (
+            f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms"
+            if self.decisions
+            else "latency -"
+        )
         return (
             f"state {self.state or '-':<8} {probs} | {self.decisions_per_s:4.1f} dec/s "
-            f"latency p50 {self.latency_p50_ms:.2f} p99 {self.latency_p99_ms:.2f} ms | "
+            f"{latency} | "
             f"in {self.input_rate_hz / 1000:.1f} kHz gaps {self.gaps} lost {self.missing_samples} "
             f"overruns {self.overruns}"
             + ("" if self.stream_health == "connected" else f" | {self.stream_health.upper()}")

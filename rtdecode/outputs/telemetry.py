@@ -49,7 +49,11 @@ class DecoderTelemetry:
     status_every_s : float
         Stream seconds between status samples.
     channel_labels : sequence of str, optional
-        The input's channel labels, for the signal outlet (default: the contract's).
+        The labels of the signal outlet's channels, in its order (default: the contract's).
+    channel_order : sequence of int, optional
+        The signal outlet's channels as indices of the samples ``publish_signal`` gets (the
+        features' channels, in the stream's order when a channel map permutes them), so that
+        they come in the model's order, like the features; default: as they come.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class DecoderTelemetry:
         input_name: str,
         status_every_s: float = 1.0,
         channel_labels=None,
+        channel_order=None,
     ) -> None:
         self.status_every_s = float(status_every_s)
         names = list(contract.feature_names)
@@ -104,6 +109,7 @@ class DecoderTelemetry:
         self._signal = pylsl.StreamOutlet(ginfo, chunk_size=0, max_buffered=12)
         # sample-major copy of the channel-major analysis samples (LSL's layout)
         self._signal_buf = np.empty((0, len(labels)), dtype=np.float32)
+        self._channel_order = None if channel_order is None else np.asarray(channel_order, np.intp)
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)
         self._next_status_t: float | None = None
@@ -136,6 +142,8 @@ class DecoderTelemetry:
         if self._signal_buf.shape[0] < n:
             self._signal_buf = np.empty((n, samples.shape[0]), dtype=np.float32)
         buf = self._signal_buf[:n]
+        if self._channel_order is not None:
+            samples = samples[self._channel_order]  # a copy, only while someone listens
         np.copyto(buf, samples.T)
         self._signal.push_chunk(buf, timestamp)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rtdecode import __version__
+from rtdecode.common.channel_map import BY_LABEL, known_labels, label_difference
 from rtdecode.common.files import (
     commit_files,
     discard_staged,
@@ -46,7 +47,7 @@ from rtdecode.offline.evaluation import event_episodes, tune_hysteresis
 from rtdecode.offline.recordings import DataError
 from rtdecode.training.card import stage_model_card
 
-__all__ = ["TrainSpec", "train_model", "TASK_DEFAULTS"]
+__all__ = ["TrainSpec", "train_model", "check_same_channels", "TASK_DEFAULTS"]
 
 logger = logging.getLogger("rtdecode")
 
@@ -84,6 +85,10 @@ class TrainSpec:
     label_map : tuple of (str, str)
         The ``--map`` renaming already applied to the sources' labels, ``(label, new name)``
         pairs; stored in the model so that ``evaluate`` and ``replay`` rename the same way.
+    channel_labels : tuple of str, optional
+        The model's channel labels when a channel map gave each recording's channels in the
+        model's order under labels of its own (``train --channel-map``); default: the first
+        recording's.
     """
 
     sources: tuple[Source, ...]
@@ -102,6 +107,7 @@ class TrainSpec:
     learning_rate: float = 0.1
     dask: str = "local"
     label_map: tuple[tuple[str, str], ...] = ()
+    channel_labels: tuple[str, ...] | None = None
 
 
 def train_model(spec: TrainSpec, *, progress: bool = True) -> dict:
@@ -143,7 +149,13 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
     t0 = time.perf_counter()
     config = spec.features
     recs = extract_sources(spec.sources, config, spec.classes, dask=spec.dask, progress=progress)
-    _check_same_channels(recs)
+    # a map or a selection (--channels) already says which channel of each file is which
+    # a map gives each file's channels under the file's own names: only their count is compared
+    check_same_channels(
+        [(r.path, r.channel_names) for r in recs],
+        by_name=spec.channel_labels is None,
+        ignore_case=any(s.channels is not None for s in spec.sources),
+    )
     feature_s = time.perf_counter() - t0
     labelled = [r.y >= 0 for r in recs]
     X = np.concatenate([r.X[m] for r, m in zip(recs, labelled)])
@@ -233,7 +245,7 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
     # Final model, contract, export ----------------------------------------------------------
     final_params = with_n_estimators(params, cv["best_iteration_median"])
     booster = fit_xgboost(X, y, None, None, len(spec.classes), final_params, client=client)
-    channel_names = recs[0].channel_names
+    channel_names = spec.channel_labels or recs[0].channel_names
     training = {
         "data": [
             {
@@ -245,6 +257,8 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
                 "label_file_segments": len(_sources_by_path(spec.sources)[r.path].labels),
                 # evaluate tells its scores are in-sample on this file, copied or renamed
                 "fingerprint": file_fingerprint(r.path),
+                # which channel of the file fed each model channel, when a map said so
+                **({"channels": list(r.channel_names)} if spec.channel_labels else {}),
             }
             for r, m in zip(recs, labelled)
         ],
@@ -333,11 +347,67 @@ def _windows_of_other_labels(recs: Sequence[RecordingFeatures], spec: TrainSpec)
     return counts
 
 
-def _check_same_channels(recs: Sequence[RecordingFeatures]) -> None:
-    first = recs[0]
-    for r in recs[1:]:
-        if len(r.channel_names) != len(first.channel_names):
+def check_same_channels(
+    recordings: Sequence[tuple[str | Path, Sequence[str]]],
+    *,
+    by_name: bool = True,
+    ignore_case: bool = False,
+    warn: bool = True,
+) -> None:
+    """Refuse recordings whose channels are not the same ones, in the same order.
+
+    Parameters
+    ----------
+    recordings : sequence of (path, channel names)
+        Each recording's channels, as read (after any ``--channels`` selection or map).
+    by_name : bool
+        Compare the names too (where both files carry names other than the defaults); False
+        when a channel map said which channel of each file is which, under the file's names:
+        then only the counts are compared.
+    ignore_case : bool
+        Compare the names regardless of case (``--channels`` selects by name that way).
+    warn : bool
+        Log a warning when names cannot be compared (a file without names).
+
+    Raises
+    ------
+    DataError
+        The first recording whose channels differ from the first one's, with the difference and
+        the fix.
+    """
+    first_path, first = recordings[0]
+    for path, names in recordings[1:]:
+        if len(names) != len(first):
             raise DataError(
-                f"{r.path}: {len(r.channel_names)} channels but {first.path} has "
-                f"{len(first.channel_names)}; select the same channels in every file (--channels)"
+                f"{path}: {len(names)} channels but {first_path} has {len(first)}; select the "
+                "same channels in every file (--channels A,B,... by name) or map them "
+                "(--channel-map)"
+            )
+        if not by_name:
+            continue
+        known_first, known = known_labels(first, len(first)), known_labels(names, len(names))
+        if known_first is None or known is None:
+            if warn and tuple(names) != tuple(first):
+                logger.warning(
+                    "channel identity across recordings cannot be checked: %s or %s has no "
+                    "channel names; only the count (%d) is checked",
+                    first_path,
+                    path,
+                    len(first),
+                )
+        elif known != known_first and not (
+            ignore_case and [x.casefold() for x in known] == [x.casefold() for x in known_first]
+        ):
+            difference = label_difference(
+                known_first,
+                known,
+                expected_name=f"the first recording ({Path(first_path).name})",
+                found_name="this one",
+            )
+            raise DataError(
+                f"{path}: its channels are not those of {first_path} in the same order: "
+                f"{difference}. A model takes the same channels from every recording: select "
+                "them by name with --channels A,B,... (read from every file in the order given), "
+                f"or say which channel is which with --channel-map ({BY_LABEL}, or one map "
+                "MODEL=FILE,... per --data file)"
             )

@@ -25,7 +25,6 @@ from rtdecode.decoding.model import OnnxModel  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train_cli import simulated_edf  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SMALL_TRAINING = ["--window-s", "1", "--trees", "30", "--dask", "none", "--no-progress"]
 
 
@@ -193,10 +192,9 @@ def test_train_names_the_labels_left_out(recording, coded_labels, tmp_path, capl
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_dreams_evaluate_scores_every_stage_with_the_training_map(tmp_path, capsys):
+def test_dreams_evaluate_scores_every_stage_with_the_training_map(tmp_path, capsys, shared_data):
     """The issue's case: evaluate without --map scored only wake (271 of 1734 windows)."""
-    dreams = DATA / "dreams"
+    dreams = shared_data / "dreams"
     data = ["--data", str(dreams / "excerpt1.edf")]
     labels = ["--labels", str(dreams / "excerpt1_hypnogram.csv"), "--label-column", "stage"]
     out = tmp_path / "dreams.onnx"
@@ -236,9 +234,10 @@ def test_evaluate_on_a_training_recording_says_it_is_in_sample(
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_rat_evaluate_on_its_training_file_is_in_sample_and_info_says_grouped(tmp_path, capsys):
-    rat = DATA / "rat-seizure"
+def test_rat_evaluate_on_its_training_file_is_in_sample_and_info_says_grouped(
+    tmp_path, capsys, shared_data
+):
+    rat = shared_data / "rat-seizure"
     data = ["--data", str(rat / "rat_seizure_dev.edf")]
     labels = ["--labels", str(rat / "rat_seizure_dev_labels.csv")]
     out = tmp_path / "rat.onnx"
@@ -330,10 +329,9 @@ def test_a_refused_window_or_hop_suggests_one_that_works(
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_rat_recording_trains_with_default_window_and_hop(tmp_path, capsys):
+def test_rat_recording_trains_with_default_window_and_hop(tmp_path, capsys, shared_data):
     """The issue's case: train with default flags on the 512 Hz rat recording stopped."""
-    rat = DATA / "rat-seizure"
+    rat = shared_data / "rat-seizure"
     argv = ["train", "--data", str(rat / "rat_seizure_dev.edf")]
     argv += ["--labels", str(rat / "rat_seizure_dev_labels.csv"), "--out", str(tmp_path / "r.onnx")]
     assert main([*argv, "--trees", "20", "--dask", "none", "--no-progress"]) == 0

@@ -51,3 +51,26 @@ def test_liblsl_console_lines_only_with_v_or_the_labs_config(tmp_path, verbose, 
     done = _rtdecode(*args, "--name", f"rtd-quiet-{os.getpid()}-{verbose}", env=env)
     assert done.returncode == 0, done.stderr
     assert bool(re.search(r"INFO\|", done.stderr)) == shown, done.stderr
+
+
+def test_bundled_models_by_name_and_their_list(capsys):
+    from rtdecode.cli.main import main
+    from rtdecode.models import bundled_model_path
+
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("seizure", "sleep"):
+        assert name in listed and str(bundled_model_path(name)) in listed
+    assert main(["info", "sleep"]) == 0
+    assert "task: state" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["info", "sezure"])
+    assert refused.value.code == 2
+    assert "no bundled model of that name (bundled: seizure, sleep" in capsys.readouterr().err
+
+
+def test_the_status_line_shows_no_latency_before_the_first_decision():
+    from rtdecode.decoding.status import DecoderStatus
+
+    empty = DecoderStatus.empty(("wake", "nrem"))
+    assert "latency -" in empty.line() and "0.00" not in empty.line()

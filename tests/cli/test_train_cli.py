@@ -23,14 +23,22 @@ from rtdecode.offline.recordings import open_recording  # noqa: E402
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig  # noqa: E402
 
 BUNDLED_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_bundled_models.py"
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FS = 1000.0
 
 
 def simulated_edf(
-    folder: Path, name: str, seed: int, seconds: float, n_ch: int = 4, fs: float = FS
+    folder: Path,
+    name: str,
+    seed: int,
+    seconds: float,
+    n_ch: int = 4,
+    order=None,
+    prefix="LFP",
+    fs: float = FS,
 ):
-    """A simulated seizure recording as EDF + its label CSV (what a lab's scoring would give)."""
+    """A simulated seizure recording as EDF + its label CSV (what a lab's scoring would give);
+    ``order`` writes its channels in another order (``order[k]``: the channel written k-th),
+    ``prefix`` names them, ``fs`` is the rate."""
     sim = LfpSimulator(
         SimulatorConfig(
             scenario="seizure",
@@ -46,11 +54,11 @@ def simulated_edf(
         EdfSignal(
             data[:, c].astype(np.float64),
             fs,
-            label=f"LFP{c}",
+            label=f"{prefix}{c}",
             physical_dimension="uV",
             physical_range=(-3000.0, 3000.0),
         )
-        for c in range(n_ch)
+        for c in (order or range(n_ch))
     ]
     edf_path = folder / f"{name}.edf"
     Edf(signals).write(edf_path)
@@ -69,27 +77,32 @@ def recordings(tmp_path_factory):
     return [simulated_edf(folder, f"rec{i}", seed=10 + i, seconds=150.0) for i in range(2)]
 
 
+TRAIN_ARGS = [
+    "--task",
+    "seizure",
+    "--window-s",
+    "1",
+    "--hop-s",
+    "0.1",
+    "--trees",
+    "60",
+    "--dask",
+    "none",
+    "--no-progress",
+]
+
+
+def _train_args(out, data, labels, *extra):
+    return ["train", *TRAIN_ARGS, "--out", str(out), "--data", *map(str, data), "--labels"] + [
+        *map(str, labels),
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="module")
 def trained(recordings, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "seizure_lab.onnx"
-    args = [
-        "train",
-        "--task",
-        "seizure",
-        "--out",
-        str(out),
-        "--window-s",
-        "1",
-        "--hop-s",
-        "0.1",
-        "--trees",
-        "60",
-        "--dask",
-        "none",
-        "--no-progress",
-        "--data",
-    ]
-    args += [str(e) for e, _ in recordings] + ["--labels"] + [str(c) for _, c in recordings]
+    args = _train_args(out, [e for e, _ in recordings], [c for _, c in recordings])
     assert main(args) == 0
     return out
 
@@ -308,11 +321,10 @@ def test_dask_local_cluster_extracts_the_same_features(recordings):
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_rat_seizure_set_meets_the_issue_figures(tmp_path, capsys):
+def test_rat_seizure_set_meets_the_issue_figures(tmp_path, capsys, shared_data):
     """Grouped by annotation (never one event on both sides): >= 98 % windows, every event."""
     out = tmp_path / "rat.onnx"
-    rat = DATA / "rat-seizure"
+    rat = shared_data / "rat-seizure"
     assert (
         main(
             [
@@ -401,3 +413,107 @@ def test_train_on_a_dask_scheduler_uses_xgboost_dask(recordings, tmp_path):
     assert card["training"]["trained_on"] == f"xgboost.dask on {address}"
     assert card["training"]["cv"]["metrics"]["accuracy"] > 0.9
     OnnxModel(out)  # exported and parity-checked like any other
+
+
+# Channel identity -----------------------------------------------------------------------------
+PERMUTATION = [2, 0, 3, 1]  # the second recording's channels written LFP2, LFP0, LFP3, LFP1
+
+
+@pytest.fixture(scope="module")
+def permuted(tmp_path_factory):
+    """The second recording (same seed, same samples) with its channels in another order."""
+    return simulated_edf(
+        tmp_path_factory.mktemp("permuted"), "rec1p", seed=11, seconds=150.0, order=PERMUTATION
+    )
+
+
+def _probabilities(model_path, edf):
+    return decode_recording(OnnxModel(model_path), open_recording(edf)).proba
+
+
+def test_training_refuses_recordings_whose_channel_order_differs(
+    recordings, permuted, tmp_path, capsys
+):
+    (edf0, csv0), (edf1, csv1) = recordings[0], permuted
+    args = _train_args(tmp_path / "m.onnx", [edf0, edf1], [csv0, csv1])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{edf1}: its channels are not those of {edf0} in the same order" in err
+    assert "LFP0 is channel 0 of the first recording (rec0.edf), 1 of this one" in err
+    assert "--channels A,B,..." in err and "--channel-map" in err and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+    # other names, as another recording system gives them: refused too
+    other = simulated_edf(tmp_path, "other", seed=11, seconds=20.0, prefix="CSC")
+    assert main(_train_args(tmp_path / "m.onnx", [edf0, other[0]], [csv0, other[1]])) == 2
+    assert "4 channel(s) of the first recording (rec0.edf) missing" in capsys.readouterr().err
+    # selected by position, the names still differ: refused
+    args = _train_args(tmp_path / "m.onnx", [edf0, edf1], [csv0, csv1], "--channels", "0,1,2,3")
+    assert main(args) == 2
+    assert "its channels are not those of" in capsys.readouterr().err
+
+
+def test_training_with_a_channel_map_learns_the_model_of_the_unpermuted_recordings(
+    trained, recordings, permuted, tmp_path
+):
+    """by-label reads the permuted file's channels in the first file's order: the model is the
+    one trained on the files as written alike (same features, same trees), decision for
+    decision."""
+    (edf0, csv0), (edf1, csv1) = recordings[0], permuted
+    out = tmp_path / "mapped.onnx"
+    assert main(_train_args(out, [edf0, edf1], [csv0, csv1], "--channel-map", "by-label")) == 0
+    contract = OnnxModel(out).contract
+    assert contract.channel_labels == ("LFP0", "LFP1", "LFP2", "LFP3")
+    assert contract.training["data"][1]["channels"] == ["LFP0", "LFP1", "LFP2", "LFP3"]
+    expected = _probabilities(trained, recordings[1][0])
+    assert np.ptp(expected[:, 1]) > 0.5  # seizures and normal: a wrong channel would show
+    np.testing.assert_allclose(_probabilities(out, recordings[1][0]), expected, atol=1e-6)
+    # --channels by name reads them in the order given: the same model
+    args = _train_args(out, [edf0, edf1], [csv0, csv1], "--channels", "lfp0,LFP1,LFP2,LFP3")
+    assert main(args) == 0
+    np.testing.assert_allclose(_probabilities(out, recordings[1][0]), expected, atol=1e-6)
+    # the control: a map that takes the permuted file's channels by position learns another
+    same_positions = ",".join(f"LFP{m}=LFP{k}" for m, k in enumerate(PERMUTATION))
+    maps = ["LFP0=LFP0,LFP1=LFP1,LFP2=LFP2,LFP3=LFP3", same_positions]
+    assert main(_train_args(out, [edf0, edf1], [csv0, csv1], "--channel-map", *maps)) == 0
+    assert np.max(np.abs(_probabilities(out, recordings[1][0]) - expected)) > 0.1
+
+
+def test_per_file_maps_join_recordings_whose_channels_have_other_names(
+    recordings, tmp_path, capsys
+):
+    """Two systems' names for one montage: a map per file gives the model its own labels."""
+    (edf0, csv0) = recordings[0]
+    other, other_csv = simulated_edf(tmp_path, "other", seed=11, seconds=40.0, prefix="CSC")
+    maps = ["A=LFP0,B=LFP1,C=LFP2,D=LFP3", "A=CSC0,B=CSC1,C=CSC2,D=CSC3"]
+    out = tmp_path / "m.onnx"
+    args = _train_args(out, [edf0, other], [csv0, other_csv], "--channel-map", *maps)
+    assert main(args + ["--channels", "0,1"]) == 2
+    assert "--channels and --channel-map both select channels" in capsys.readouterr().err
+    assert main(_train_args(out, [edf0, other], [csv0, other_csv], "--channel-map", *maps[:1])) == 2
+    assert "has no channel labelled LFP0" in capsys.readouterr().err
+    assert main(args) == 0
+    assert OnnxModel(out).contract.channel_labels == ("A", "B", "C", "D")
+
+
+def test_evaluate_refuses_a_permuted_recording_and_maps_it(trained, recordings, permuted, capsys):
+    def evaluate(edf, *extra):
+        return ["evaluate", "--model", str(trained), "--data", str(edf), "--labels", str(csv)] + [
+            "--json",
+            *extra,
+        ]
+
+    edf, csv = permuted
+    base = evaluate(edf)
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "does not carry the channels of model seizure_lab.onnx in its order" in err
+    assert "--channel-map by-label" in err
+    assert main(base + ["--channel-map", "by-label"]) == 0
+    mapped = json.loads(capsys.readouterr().out)
+    assert main(evaluate(recordings[1][0])) == 0
+    expected = json.loads(capsys.readouterr().out)
+    # rec1 is a training recording (in-sample); its permuted copy is another file
+    assert expected.pop("in_sample") and not mapped.pop("in_sample")
+    for metrics in (mapped, expected):
+        metrics.pop("speed_x_real_time")
+    assert mapped == expected

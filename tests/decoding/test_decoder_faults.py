@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pylsl
 import pytest
 
@@ -533,6 +534,11 @@ def test_frozen_decoder_skips_ahead_and_never_publishes_stale_decisions(
     fresh_after = [d for d in lines[late[-1] + 1 :] if "probs" in d and not d.get("stale")]
     assert len(fresh_after) >= 20
     assert rss_after - rss_before < 20 * 2**20  # the backlog did not grow memory
+    # the skip kept the hop grid: every decision ends where an offline one on the same samples
+    # does (the source has no gap)
+    config = OnnxModel(small_model).contract.features
+    ends = np.array([d["end_sample"] for d in lines if "probs" in d])
+    assert np.all((ends - config.window_samples) % config.hop_samples == 0)
 
 
 def test_cpu_starved_decoder_recovers_and_never_publishes_stale(small_model, unique_name, tmp_path):
@@ -780,3 +786,30 @@ def test_a_model_that_gives_nan_is_survived_and_never_published(small_model, uni
     finally:
         source.kill()
         source.wait()
+
+
+def test_a_stream_faster_than_real_time_is_recognised_and_a_pause_skips_nothing(
+    small_model, unique_name, stuck_pipe
+):
+    """A replay at 10x brings max_age_s of samples in a tenth of it: a 0.4 s pause of the
+    decode thread (its log write held) is no reason to skip decisions, and the speed is said."""
+    fs, speed = 2000.0, 10.0
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", 4, fs, "float32", unique_name))
+    decoder = _decoder(small_model, unique_name, stuck_pipe.path, max_age_s=1.0).start()
+    block = np.random.default_rng(0).normal(0, 10, (200, 4)).astype(np.float32)
+    try:
+        for i in range(400):  # 40 s of stream in 4 s, stamped as pushed (a fast replay)
+            outlet.push_chunk(block)
+            if i == 250:
+                stuck_pipe.fill()  # the decode thread stops at its next log line ...
+            elif not 250 < i < 290:  # ... for about 0.4 s (8 s of stream)
+                stuck_pipe.drain()
+            time.sleep(200 / fs / speed)
+        assert _wait(lambda: stuck_pipe.drain() and decoder.status().decisions >= 390, 20.0)
+    finally:
+        decoder.close()
+    lines = [json.loads(x) for x in stuck_pipe.drain().splitlines() if x.strip()]
+    assert not [d for d in lines if d.get("event") == "skipped"]
+    assert [d["ratio"] > 5 for d in lines if d.get("event") == "faster_than_real_time"] == [True]
+    ends = np.array([d["end_sample"] for d in lines if "probs" in d])
+    assert np.all(np.diff(ends) == decoder.config.hop_samples)

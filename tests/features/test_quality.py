@@ -3,8 +3,6 @@ replaced, and clean signals (simulated seizures and sleep, the real recordings) 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,7 +15,6 @@ from rtdecode.simulator.faults import ChannelFault
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
 from rtdecode.streams import BAD_SIGNAL
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FS = 2000.0
 N_CH = 8
 
@@ -121,18 +118,17 @@ def test_quality_config_validation():
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_real_recordings_flag_only_true_saturation():
+def test_real_recordings_flag_only_true_saturation(shared_data):
     """The rat recording (27 seizures) has no bad window; DREAMS excerpt 1 is clipped at its EDF
     digital limits around 126-143 s, and exactly the windows with samples stuck there are
     flagged, as railed."""
-    rat = open_recording(DATA / "rat-seizure" / "rat_seizure_dev.edf")
+    rat = open_recording(shared_data / "rat-seizure" / "rat_seizure_dev.edf")
     rows = list(
         iter_features(rat.chunks(65536), FeatureConfig(fs_hz=rat.fs_hz, hop_s=0.5), rat.n_channels)
     )
     assert len(rows) > 1900 and all(r.quality.good_fraction == 1.0 for r in rows)
 
-    eeg = open_recording(DATA / "dreams" / "excerpt1.edf")
+    eeg = open_recording(shared_data / "dreams" / "excerpt1.edf")
     x = np.concatenate(list(eeg.chunks(65536)))[:, 0]
     config = FeatureConfig(fs_hz=eeg.fs_hz, hop_s=0.5)
     rows = list(iter_features([x[:, None]], config, 1))

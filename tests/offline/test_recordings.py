@@ -18,8 +18,6 @@ from rtdecode.offline.datasets import window_labels  # noqa: E402
 from rtdecode.offline.labels import read_labels  # noqa: E402
 from rtdecode.offline.recordings import DataError, Segment, open_recording  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
 
 def _signals(fs=256.0, seconds=10.0, n_ch=3, seed=0):
     rng = np.random.default_rng(seed)
@@ -368,19 +366,18 @@ def test_window_labels_leave_straddling_windows_out():
 
 
 @pytest.mark.data
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
-def test_real_recordings_and_labels_read():
-    rat = open_recording(DATA / "rat-seizure" / "rat_seizure_dev.edf")
+def test_real_recordings_and_labels_read(shared_data):
+    rat = open_recording(shared_data / "rat-seizure" / "rat_seizure_dev.edf")
     assert rat.fs_hz == 512.0 and rat.n_channels == 1 and abs(rat.duration_s - 992.0) < 1e-6
     segs = read_labels(
-        DATA / "rat-seizure" / "rat_seizure_dev_labels.csv",
+        shared_data / "rat-seizure" / "rat_seizure_dev_labels.csv",
         recording=rat,
         group_column="annotation",
     )
     assert len(segs) == 248 and {s.label for s in segs} == {"normal", "seizure"}
-    dreams = open_recording(DATA / "dreams" / "excerpt1.edf")
+    dreams = open_recording(shared_data / "dreams" / "excerpt1.edf")
     assert dreams.channel_names == ("C3-A1",) and dreams.fs_hz == 100.0
     hyp = read_labels(
-        DATA / "dreams" / "excerpt1_hypnogram.csv", recording=dreams, label_column="stage"
+        shared_data / "dreams" / "excerpt1_hypnogram.csv", recording=dreams, label_column="stage"
     )
     assert len(hyp) == 360 and hyp[-1].end_s == 1800.0
