@@ -1,7 +1,8 @@
 """What every command shares: exit codes, the usage error, argument types.
 
 Exit codes: 0 done (``--duration`` reached, or stopped with Ctrl-C), 2 bad input (model, stream,
-arguments), 1 a failure while running.
+arguments), 1 a failure while running, 128 + the signal's number (130 Ctrl-C, 143 SIGTERM) for a
+command stopped before its result was written (``train``, ``evaluate``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import io
 import logging
 import math
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +27,30 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C (a supervisor stopping us)."""
+
+
+class Interrupted(Exception):
+    """A command stopped by Ctrl-C or SIGTERM before its result was written.
+
+    Printed as "interrupted, <what>" with the exit code a shell gives a process killed by that
+    signal (130, 143), so that ``rtdecode train ... && rtdecode evaluate ...`` stops.
+
+    Parameters
+    ----------
+    what : str
+        What the stop means for the result, e.g. "no model written".
+    interrupt : KeyboardInterrupt
+        The interrupt: a :class:`Terminated` for SIGTERM, else Ctrl-C.
+    """
+
+    def __init__(self, what: str, interrupt: KeyboardInterrupt) -> None:
+        super().__init__(what)
+        stop_signal = signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT
+        self.exit_code = 128 + int(stop_signal)
 
 
 # Argument parsing -----------------------------------------------------------------------------

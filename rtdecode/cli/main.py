@@ -17,6 +17,8 @@ from rtdecode.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_OK,
+    Interrupted,
+    Terminated,
     UsageError,
     _fraction,
     _model_path,
@@ -314,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     info = sub.add_parser("info", help="print a model's contract")
-    info.add_argument("model", type=_model_path, help="model file or bundled model's name")
+    info.add_argument(
+        "model",
+        type=_model_path,
+        help="a model file with an rtdecode contract, or a bundled model's name (seizure, sleep)",
+    )
 
     sub.add_parser("models", help="list the bundled models (usable by name: --model seizure)")
     add_offline_commands(sub)
@@ -322,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 COMMANDS = {
@@ -356,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rtdecode {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        print(f"rtdecode {args.command}: interrupted, {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # run, demo, replay...: a stop is their normal end
         return EXIT_OK
     except Exception as exc:  # one readable line; the traceback only with -v
         logger.debug("failure", exc_info=True)

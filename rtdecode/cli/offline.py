@@ -9,12 +9,14 @@ import argparse
 import json
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from rtdecode.cli.common import (
     CHANNEL_MAP_HELP,
+    Interrupted,
     _int_at_least,
     _model_path,
     _non_empty,
@@ -22,6 +24,12 @@ from rtdecode.cli.common import (
     _non_negative_int,
     _positive_float,
     _positive_int,
+)
+from rtdecode.common.files import (
+    commit_files,
+    discard_staged,
+    file_fingerprint,
+    staging_path,
 )
 
 logger = logging.getLogger("rtdecode")
@@ -53,40 +61,80 @@ def _parse_map(items: list[list[tuple[str, str]]] | None) -> dict[str, str]:
     return {old: new for pairs in items or [] for old, new in pairs}
 
 
-def _add_label_args(p: argparse.ArgumentParser) -> None:
+_LABEL_FORMATS = (
+    "CSV with onset_s,duration_s,label; a hypnogram with --epoch-s; an EDF+ file (its "
+    "annotations); an XDF file (a marker stream)"
+)
+
+
+def _add_label_args(p: argparse.ArgumentParser, command: str) -> None:
+    """The label flags of ``command`` (train, evaluate or replay), each help with its default."""
     g = p.add_argument_group("labels")
+    if command == "train":
+        g.add_argument(
+            "--labels",
+            nargs="+",
+            type=Path,
+            metavar="FILE",
+            help=f"one label file per --data file, in the same order: {_LABEL_FORMATS} "
+            "(default: each data file's own annotations or markers)",
+        )
+    else:
+        g.add_argument(
+            "--labels",
+            type=Path,
+            metavar="FILE",
+            help=f"the recording's label file: {_LABEL_FORMATS} "
+            + (
+                "(default: the data file's own annotations or markers)"
+                if command == "evaluate"
+                else "(default: none, no NAME-truth stream)"
+            ),
+        )
     g.add_argument(
-        "--labels",
-        nargs="+",
-        type=Path,
-        metavar="FILE",
-        help="one label file per --data file, same order: CSV onset_s,duration_s,label; "
-        "a hypnogram with --epoch-s; an EDF+ file (annotations); an XDF file "
-        "(marker stream). Default: the data file's own annotations/markers",
+        "--epoch-s",
+        type=_positive_float,
+        metavar="S",
+        help="epoch length of a hypnogram, one label per line, seconds (default: none, the "
+        "label file is CSV, EDF+ or XDF)",
     )
     g.add_argument(
-        "--epoch-s", type=_positive_float, help="epoch length of one-label-per-line hypnograms"
+        "--label-column",
+        default="label",
+        help="CSV column holding the label (default: %(default)s)",
     )
-    g.add_argument("--label-column", default="label", help="CSV column holding the label")
+    if command == "train":
+        g.add_argument(
+            "--group-column",
+            help="CSV column whose value groups segments that must stay on one side of every "
+            "validation split: an event or annotation id, an animal (default: none; folds by "
+            "recording when several are given, else blocks of time)",
+        )
     g.add_argument(
-        "--group-column",
-        help="CSV column whose value groups segments that must stay on one side of "
-        "every validation split (an event or annotation id, an animal)",
+        "--marker-stream",
+        help="XDF: the marker stream (name or type) holding the labels (default: the only one)",
     )
-    g.add_argument("--marker-stream", help="XDF marker stream (name or type) holding the labels")
     g.add_argument(
         "--map",
         action="append",
         type=_map_pairs,
         metavar="OLD=NEW[,OLD=NEW]",
-        help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep",
+        help="rename labels, e.g. --map s1=light,s2=light,s3=deep,s4=deep; every OLD must be "
+        "a label found; repeatable (default: "
+        + {
+            "train": "none; the model keeps it for evaluate and replay)",
+            "evaluate": "the map the model was trained with)",
+            "replay": "none, or with --model the map it was trained with)",
+        }[command],
     )
-    g.add_argument(
-        "--windows-within-segments",
-        action="store_true",
-        help="label only windows inside one segment, even across touching segments "
-        "of one label (files made of separate pieces joined end to end)",
-    )
+    if command != "replay":
+        g.add_argument(
+            "--windows-within-segments",
+            action="store_true",
+            help="label only windows inside one segment, even across touching segments of one "
+            "label (files made of separate pieces joined end to end); default: touching "
+            "segments of one label count as one",
+        )
 
 
 def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
@@ -96,15 +144,21 @@ def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
         type=Path,
         required=True,
         metavar="FILE",
-        help="recording(s): .edf .bdf .xdf .npz",
+        help="recordings: .edf .bdf .xdf .npz; several make one model, validated by recording"
+        if many
+        else "one recording: .edf .bdf .xdf .npz (evaluate scores one file; run it once per file)",
     )
+    _add_channel_args(p)
+
+
+def _add_channel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--channels",
         type=_split_list,
         metavar="A,B,...",
         help="channels by name or 0-based index (default: all)",
     )
-    p.add_argument("--stream", help="XDF: the data stream's name or type")
+    p.add_argument("--stream", help="XDF: the data stream's name or type (default: the only one)")
 
 
 def add_offline_commands(sub) -> None:
@@ -112,13 +166,26 @@ def add_offline_commands(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a model from labelled recordings",
-        description="Train an ONNX model from labelled recordings, with "
-        "time-blocked validation and a model card.",
+        description="Train an ONNX model from labelled recordings, with validation that keeps "
+        "overlapping windows apart, and write its model card.",
     )
     _add_data_args(p, many=True)
-    _add_label_args(p)
-    p.add_argument("--out", type=Path, required=True, metavar="MODEL.onnx")
-    p.add_argument("--task", choices=("sleep", "seizure", "custom"), default="custom")
+    _add_label_args(p, "train")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="MODEL.onnx",
+        help="the model to write; its card (.md, .json, .png) goes beside it",
+    )
+    p.add_argument(
+        "--task",
+        choices=("sleep", "seizure", "custom"),
+        default="custom",
+        help="sleep: a state model of wake, nrem, rem; seizure: an event model of normal, "
+        "seizure that alarms on seizure; custom: classes from the labels, a state model "
+        "unless --event-class (default: %(default)s)",
+    )
     p.add_argument(
         "--classes",
         type=_split_list,
@@ -128,42 +195,91 @@ def add_offline_commands(sub) -> None:
     )
     p.add_argument(
         "--event-class",
-        help="custom tasks: the class that raises an alarm (makes it an event task)",
+        metavar="CLASS",
+        help="custom tasks: the class that raises an alarm, making it an event model "
+        "(default: none, a state model)",
     )
-    p.add_argument("--window-s", type=_positive_float, default=2.0)
-    p.add_argument("--hop-s", type=_positive_float, default=0.1)
+    p.add_argument(
+        "--window-s",
+        type=_positive_float,
+        default=2.0,
+        metavar="S",
+        help="analysis window, seconds, whole samples (default: %(default)g)",
+    )
+    p.add_argument(
+        "--hop-s",
+        type=_positive_float,
+        default=0.1,
+        metavar="S",
+        help="time between decisions, seconds; a hop that is not whole samples at the "
+        "recording's rate becomes a whole-sample one near it, and train says so "
+        "(default: %(default)g)",
+    )
     p.add_argument(
         "--bands",
         type=_split_list,
         metavar="NAME,...",
-        help="subset of the default bands (delta theta sigma beta gamma high_gamma "
-        "ripple fast_ripple)",
+        help="a subset of the bands (default: all below the Nyquist frequency: delta theta "
+        "sigma beta gamma high_gamma ripple fast_ripple)",
     )
     p.add_argument(
         "--normalisation",
         choices=("relative", "baseline", "none"),
         default="relative",
-        help="per-recording feature normalisation, causal so it runs live (default "
-        "relative: band power over the channel's total; measured across "
-        "recordings with different electrode gains in benchmarks/RESULTS.md)",
+        help="per-recording feature normalisation, causal so it runs live: relative, band "
+        "power over the channel's total; baseline, minus a running mean; none (default: "
+        "%(default)s; measured across recordings with different electrode gains in "
+        "benchmarks/RESULTS.md)",
     )
     p.add_argument(
         "--baseline-s",
         type=_positive_float,
         default=300.0,
-        help="time constant of the running mean for --normalisation baseline",
+        metavar="S",
+        help="time constant of the running mean for --normalisation baseline, seconds "
+        "(default: %(default)g)",
     )
     # cross-validation needs one fold to fit on and another to validate
-    p.add_argument("--folds", type=_int_at_least(2), default=5)
-    p.add_argument("--max-false-alarms-per-hour", type=_non_negative_float, default=1.0)
-    p.add_argument("--trees", type=_positive_int, default=300, help="most boosting rounds")
-    p.add_argument("--max-depth", type=_positive_int, default=4)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument(
+        "--folds",
+        type=_int_at_least(2),
+        default=5,
+        metavar="N",
+        help="validation folds, at most one per recording or group (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-false-alarms-per-hour",
+        type=_non_negative_float,
+        default=1.0,
+        metavar="N",
+        help="event tasks: the hysteresis is tuned for the most events detected with at most "
+        "this many false alarms per hour, out of fold (default: %(default)g)",
+    )
+    p.add_argument(
+        "--trees",
+        type=_positive_int,
+        default=300,
+        metavar="N",
+        help="most boosting rounds; early stopping may use fewer (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-depth",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="depth of each tree (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="random seed of XGBoost's sampling (default: %(default)s)",
+    )
     p.add_argument(
         "--dask",
         default="local",
-        help="'local' (default: a local cluster when several files), 'none', or a "
-        "scheduler address tcp://HOST:PORT",
+        help="local: a local Dask cluster when several files are given; none: this process; "
+        "or a scheduler address tcp://HOST:PORT (default: %(default)s)",
     )
     p.add_argument(
         "--channel-map",
@@ -172,43 +288,52 @@ def add_offline_commands(sub) -> None:
         help="which channel of each recording is which model channel: MODEL=FILE,... (the "
         "model's label, the file's), a .csv/.tsv/.json/.toml file of such pairs, one for all "
         "--data files or one per file in the same order; or by-label (the first file's channels, "
-        "found by label in the others); instead of --channels",
+        "found by label in the others); instead of --channels (default: none)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (default: shown)",
+    )
 
     p = sub.add_parser(
         "evaluate",
         help="score a model on a labelled recording (live code path)",
-        description="Run a recording through the live decoding path (ring "
-        "buffer, features, model, hysteresis) as fast as possible "
-        "and report the model card's metrics.",
+        description="Run one recording through the live decoding path (ring buffer, features, "
+        "model, hysteresis) as fast as possible and report the model card's metrics.",
     )
     p.add_argument(
         "--model",
         type=_model_path,
         required=True,
-        help="model file or bundled model's name (seizure, sleep)",
+        metavar="MODEL.onnx",
+        help="the model to score: a file from rtdecode train, or a bundled model's name "
+        "(seizure, sleep)",
     )
     _add_data_args(p, many=False)
-    _add_label_args(p)
+    _add_label_args(p, "evaluate")
     p.add_argument(
         "--decisions",
         type=Path,
         metavar="JSONL",
-        help="also write every decision (end_s, probabilities, state) as JSON lines",
+        help="also write every decision (end_s, probabilities, state) as JSON lines "
+        "(default: none)",
     )
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print the metrics as JSON (default: as text)"
+    )
     p.add_argument(
         "--channel-map",
         metavar="MAP",
-        help=CHANNEL_MAP_HELP.replace("stream", "recording") + " (instead of --channels)",
+        help=CHANNEL_MAP_HELP.replace("stream", "recording")
+        + " (instead of --channels; default: none)",
     )
     p.add_argument(
         "--stim",
         type=Path,
         metavar="RULES.toml",
         help="dry-run a stimulation protocol on the recording: what it would have triggered "
-        "(the rules file's output port is not opened)",
+        "(the rules file's output port is not opened; default: none)",
     )
 
     p = sub.add_parser(
@@ -217,41 +342,80 @@ def add_offline_commands(sub) -> None:
         description="Stream a recording over LSL at real-time pace (or --speed "
         "times faster), with its labels as a NAME-truth marker stream.",
     )
-    p.add_argument("file", type=Path)
-    p.add_argument("--speed", type=_positive_float, default=1.0)
-    p.add_argument("--name", type=_non_empty, help="LSL stream name (default: the file's stem)")
-    p.add_argument("--labels", type=Path, help="label file for the NAME-truth stream")
-    p.add_argument("--epoch-s", type=_positive_float)
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--map", action="append", type=_map_pairs, metavar="OLD=NEW[,OLD=NEW]")
-    p.add_argument("--channels", type=_split_list, metavar="A,B,...")
-    p.add_argument("--stream", help="XDF: the data stream's name or type")
+    p.add_argument("file", type=Path, help="the recording to stream: .edf .bdf .xdf .npz")
     p.add_argument(
-        "--chunk", type=_positive_int, help="samples per push (default: ~1 ms of samples)"
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        metavar="X",
+        help="times real time (default: %(default)g, real time)",
+    )
+    p.add_argument("--name", type=_non_empty, help="LSL stream name (default: the file's stem)")
+    _add_label_args(p, "replay")
+    p.add_argument(
+        "--model",
+        type=_model_path,
+        metavar="MODEL.onnx",
+        help="rename the labels as this model's training did (its stored --map), so "
+        "NAME-truth carries its class names (default: none)",
+    )
+    _add_channel_args(p)
+    p.add_argument(
+        "--chunk",
+        type=_positive_int,
+        metavar="SAMPLES",
+        help="samples per push (default: about 1 ms of samples)",
     )
     p.add_argument(
         "--wait-for-consumer",
         type=_non_negative_float,
         default=0.0,
         metavar="S",
-        help="wait up to S seconds for an inlet before streaming",
+        help="wait up to S seconds for an inlet before streaming (default: %(default)g, "
+        "start at once)",
     )
-    p.add_argument("--loop", action="store_true", help="start over at the end")
+    p.add_argument(
+        "--loop", action="store_true", help="start over at the end (default: stop there)"
+    )
 
 
-def _labels_for(args, data_path: Path, label_path: Path | None, recording):
-    from rtdecode.offline.labels import map_labels, read_labels
+def _read_labels(args, data_path: Path, label_path: Path | None, recording) -> list:
+    """The labelled segments of one recording, as its label file names them (before --map)."""
+    from rtdecode.offline.labels import read_labels
 
-    source = label_path or data_path
-    segments = read_labels(
-        source,
+    return read_labels(
+        label_path or data_path,
         recording=recording,
         epoch_s=getattr(args, "epoch_s", None),
         label_column=args.label_column,
         group_column=getattr(args, "group_column", None),
         marker_stream=getattr(args, "marker_stream", None),
     )
-    return map_labels(segments, _parse_map(args.map))
+
+
+def _label_map(args, labels_found, contract=None) -> dict[str, str]:
+    """How to rename labels: ``--map`` when given (each key must be a label found), else the
+    map ``contract``'s model was trained with (keys absent from this recording are fine)."""
+    from rtdecode.offline.labels import check_label_map
+
+    if args.map:
+        mapping = _parse_map(args.map)
+        check_label_map(mapping, labels_found)
+        return mapping
+    stored = (contract.training or {}).get("label_map") if contract is not None else None
+    if not stored:
+        return {}
+    if not isinstance(stored, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in stored.items()
+    ):
+        logger.warning("the model's label_map is not a map of names (%r); not used", stored)
+        return {}
+    logger.info("labels renamed as in training: %s", _map_text(stored))
+    return stored
+
+
+def _map_text(mapping: dict[str, str]) -> str:
+    return ", ".join(f"{old}={new}" for old, new in mapping.items())
 
 
 def _mapped_sources(maps, recs, sources):
@@ -275,10 +439,21 @@ def _mapped_sources(maps, recs, sources):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        card = _train(args)
+    except KeyboardInterrupt as exc:  # the model and its card are moved into place last
+        raise Interrupted("no model written", exc) from None
+    _print_train_summary(args, card)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> dict:
+    """Check the arguments, train, write the model and its card; the card."""
     from rtdecode.cli.common import UsageError, _parse_channel_map
     from rtdecode.common.channel_map import ChannelMapError
-    from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS, FeatureConfig
+    from rtdecode.config import DEFAULT_BANDS, DEFAULT_RATIOS
     from rtdecode.offline.datasets import Source
+    from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
     from rtdecode.training.trainer import (
         TASK_DEFAULTS,
@@ -303,13 +478,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"--channel-map: {len(maps)} maps for {len(args.data)} --data files; give one "
                 "map for every file, or one per file in the same order"
             )
-        sources, fs_rates, found, recs = [], set(), [], []
+        fs_rates, files_labels, recs = set(), [], []
         for i, data in enumerate(args.data):
             rec = open_recording(data, channels=args.channels, stream=args.stream)
-            labels = _labels_for(args, data, args.labels[i] if args.labels else None, rec)
+            files_labels.append(
+                _read_labels(args, data, args.labels[i] if args.labels else None, rec)
+            )
             fs_rates.add(rec.fs_hz)
-            found += [s.label for s in labels]
             recs.append(rec)
+        label_map = _label_map(args, [s.label for labels in files_labels for s in labels])
+        sources, found = [], []
+        for data, labels in zip(args.data, files_labels):
+            labels = map_labels(labels, label_map)
+            found += [s.label for s in labels]
             sources.append(
                 Source(
                     data=Path(data),
@@ -363,6 +544,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             event_class = classes[-1] if kind == "event" else None
         else:
             kind, event_class = "state", None
+        print(_task_text(args, kind, classes, event_class), flush=True)
         bands = DEFAULT_BANDS
         if args.bands:
             by_name = {b.name: b for b in DEFAULT_BANDS}
@@ -374,18 +556,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         bands = tuple(b for b in bands if b.lo_hz < nyquist)
         names = {b.name for b in bands}
         ratios = tuple(r for r in DEFAULT_RATIOS if r.numerator in names and r.denominator in names)
-        try:
-            config = FeatureConfig(
-                fs_hz=fs_hz,
-                window_s=args.window_s,
-                hop_s=args.hop_s,
-                bands=bands,
-                ratios=ratios,
-                normalisation=args.normalisation,
-                baseline_s=args.baseline_s,
-            )
-        except ValueError as exc:
-            raise UsageError(f"features: {exc}") from None
+        config = _feature_config(
+            args,
+            fs_hz,
+            bands=bands,
+            ratios=ratios,
+            normalisation=args.normalisation,
+            baseline_s=args.baseline_s,
+        )
         spec = TrainSpec(
             sources=tuple(sources),
             out=args.out,
@@ -401,11 +579,93 @@ def cmd_train(args: argparse.Namespace) -> int:
             n_estimators=args.trees,
             max_depth=args.max_depth,
             dask=args.dask,
+            label_map=tuple(label_map.items()),
             channel_labels=model_labels,
         )
-        card = train_model(spec, progress=not args.no_progress)
+        return train_model(spec, progress=not args.no_progress)
     except (DataError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _task_text(args: argparse.Namespace, kind: str, classes, event_class: str | None) -> str:
+    """Which task ``train`` chose and why: a state model raises no alarm, which a user who
+    labelled seizures may not expect."""
+    text = f"task: {kind} model, classes {', '.join(classes)}"
+    if args.event_class is not None:
+        return f"{text}; alarms on {event_class} (--event-class)"
+    if args.task != "custom":
+        alarm = f"; alarms on {event_class}" if kind == "event" else ""
+        return f"{text} (--task {args.task}){alarm}"
+    example = "seizure" if "seizure" in classes else classes[-1]
+    return (
+        f"{text} (--task custom, the default, without --event-class): it tells the states "
+        f"apart and raises no alarm; for an alarm on one class give --event-class {example}"
+        + (" or --task seizure" if set(classes) == {"normal", "seizure"} else "")
+    )
+
+
+#: Windows tried, shortest first, when a --window-s is refused (a suggestion to give).
+_SUGGESTED_WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 8.0, 10.0, 16.0, 30.0)
+
+
+def _feature_config(args: argparse.Namespace, fs_hz: float, **options):
+    """The feature configuration of ``--window-s`` and ``--hop-s`` at the recordings' rate.
+
+    Decisions come every whole number of samples: a hop that is not one (0.1 s at 512 Hz is
+    51.2 samples) becomes a whole-sample hop near it
+    (:func:`rtdecode.offline.datasets.whole_sample_hop`), and a window whole analysis samples;
+    each change is said on stdout. A refused value is a UsageError suggesting one that works.
+    """
+    from rtdecode.cli.common import UsageError
+    from rtdecode.config import FeatureConfig
+    from rtdecode.offline.datasets import whole_sample_hop
+
+    if args.hop_s > args.window_s:
+        raise UsageError(
+            f"--hop-s {args.hop_s:g} is longer than --window-s {args.window_s:g}: windows would "
+            f"skip samples; give --hop-s {args.window_s:g} or less, or a longer --window-s"
+        )
+
+    def config(window_s: float, hop_s: float) -> FeatureConfig:
+        return FeatureConfig(fs_hz=fs_hz, window_s=window_s, hop_s=hop_s, **options)
+
+    hop_samples = args.hop_s * fs_hz
+    try:
+        if abs(hop_samples - round(hop_samples)) <= 1e-6 * hop_samples:
+            features = config(args.window_s, args.hop_s)
+        else:
+            features = whole_sample_hop(args.hop_s, fs_hz, partial(config, args.window_s))
+            print(
+                f"hop: --hop-s {args.hop_s:g} is {hop_samples:.6g} samples at {fs_hz:g} Hz; "
+                f"using {features.hop_samples} samples, {features.hop_s:.6g} s (decisions come "
+                "every whole number of samples)"
+            )
+    except ValueError as exc:
+        suggestion = ""
+        for window_s in (w for w in _SUGGESTED_WINDOWS_S if w > args.window_s):
+            try:
+                whole_sample_hop(min(args.hop_s, window_s), fs_hz, partial(config, window_s))
+            except ValueError:
+                continue
+            suggestion = f"; --window-s {window_s:g} works"
+            break
+        raise UsageError(f"features: {exc}{suggestion}") from None
+    window_s = features.window_samples_analysis / features.analysis_fs_hz
+    if abs(window_s - args.window_s) > 1e-9 * args.window_s:
+        print(
+            f"window: --window-s {args.window_s:g} is "
+            f"{args.window_s * features.analysis_fs_hz:.6g} samples at the analysis rate "
+            f"{features.analysis_fs_hz:g} Hz; using {features.window_samples_analysis}, "
+            f"{window_s:.6g} s"
+        )
+        features = config(window_s, features.hop_s)
+    return features
+
+
+def _print_train_summary(args: argparse.Namespace, card: dict) -> None:
+    from rtdecode.config import hysteresis_from_dict
+    from rtdecode.decoding.model import describe_hysteresis
+
     t = card["training"]
     cv = t["cv"]["metrics"]
     print(
@@ -416,30 +676,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"out-of-fold windows: accuracy {cv['accuracy']:.3f}, kappa {cv['kappa']:.3f}")
     after = t["cv_after_hysteresis"]
     a = after["after_hysteresis"]
-    print(
-        f"after hysteresis {card['hysteresis']}: accuracy {a['accuracy']:.3f}, kappa "
-        f"{a['kappa']:.3f}"
-    )
+    print(f"hysteresis: {describe_hysteresis(hysteresis_from_dict(card['hysteresis']))}")
+    print(f"after hysteresis: accuracy {a['accuracy']:.3f}, kappa {a['kappa']:.3f}")
     if "events" in after:
-        e = after["events"]
-        print(
-            f"events detected {e['events_detected']}/{e['events']}, delay median "
-            f"{e['detection_delay_median_s']} s, false alarms/h {e['false_alarms_per_hour']}"
-        )
-    return 0
+        print(f"events (out of fold): {_events_text(after['events'])}")
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    """A score rounded for reading; "-" for none (no event, no class support)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _events_text(e: dict) -> str:
+    """Event metrics in words: detected, delays, false alarms (2 decimals: seconds, per hour)."""
+    return (
+        f"detected {e['events_detected']}/{e['events']}, delay median "
+        f"{_num(e['detection_delay_median_s'], 2)} s p90 {_num(e['detection_delay_p90_s'], 2)} "
+        f"s, false alarms {e['false_alarms']} ({_num(e['false_alarms_per_hour'], 2)}/h)"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    try:
+        return _evaluate(args)
+    except KeyboardInterrupt as exc:
+        raise Interrupted("no report", exc) from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError, _parse_channel_map
     from rtdecode.common.channel_map import ChannelMapError, route_channels
     from rtdecode.decoding.model import ModelError, OnnxModel
-    from rtdecode.offline.datasets import window_labels
+    from rtdecode.offline.datasets import window_labels, windows_per_label, windows_text
     from rtdecode.offline.evaluation import (
         decision_metrics,
         decode_recording,
         event_episodes,
         stim_report,
     )
+    from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
     from rtdecode.stimulation.rules import RulesError, load_protocol
     from rtdecode.streams import BAD_SIGNAL
@@ -450,10 +725,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         model = OnnxModel(args.model)
         rec = open_recording(args.data, channels=args.channels, stream=args.stream)
-        if args.labels is not None and len(args.labels) != 1:
-            raise UsageError("evaluate takes one --labels file")
-        segments = _labels_for(args, args.data, args.labels[0] if args.labels else None, rec)
+        segments = _read_labels(args, args.data, args.labels, rec)
         contract = model.contract
+        segments = map_labels(segments, _label_map(args, [s.label for s in segments], contract))
+        _check_labels_name_classes(segments, contract.classes)
         picked = route_channels(
             contract.labels,
             rec.channel_names,
@@ -472,6 +747,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             protocol.check_states(contract.classes, contract.task)
     except (ModelError, DataError, RulesError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
+    training_file = _training_file(contract, rec.path)
+    if training_file is not None:
+        logger.warning(
+            "in-sample: %s is one of this model's training recordings (%s); its scores are no "
+            "estimate for new recordings (the model card's out-of-fold scores are)",
+            rec.path.name,
+            training_file,
+        )
     t0 = time.perf_counter()
     decoded = decode_recording(model, rec, stim=protocol)
     wall = time.perf_counter() - t0
@@ -495,8 +778,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         hop_s=config.hop_s,
         window_s=config.window_s,
     )
+    metrics["in_sample"] = training_file is not None
     metrics["decisions"] = int(decoded.end_s.size)
     metrics["labelled_windows"] = int(np.count_nonzero(y >= 0))
+    per_label = windows_per_label(
+        decoded.end_s, config.window_s, segments, merge_touching=not args.windows_within_segments
+    )
+    left_out = {label: n for label, n in per_label.items() if label not in contract.classes}
+    metrics["windows_left_out_by_label"] = left_out
+    if left_out:
+        logger.warning(
+            "labels that are no class of the model (%s) left out of the scores: %s; --map "
+            "OLD=NEW renames them",
+            ", ".join(contract.classes),
+            windows_text(left_out),
+        )
     # channel checks (rtdecode.features.quality): windows with a bad channel, and bad_signal decisions
     metrics["windows_with_bad_channels"] = int(np.count_nonzero(decoded.quality < 1.0))
     metrics["bad_signal_decisions"] = sum(s == BAD_SIGNAL for s in decoded.states)
@@ -506,21 +802,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics["stimulation"] = stim_report(decoded.triggers, protocol, segments, rec.duration_s)
         metrics["stimulation_blanked_windows"] = decoded.blanked
     if args.decisions is not None:
-        with open(args.decisions, "w") as f:
-            for end_s, p, state, q in zip(
-                decoded.end_s, decoded.proba, decoded.states, decoded.quality
-            ):
-                f.write(
-                    json.dumps(
-                        {
-                            "end_s": round(float(end_s), 6),
-                            "probs": dict(zip(contract.classes, map(float, p))),
-                            "state": state,
-                            "quality": round(float(q), 4),
-                        }
-                    )
-                    + "\n"
-                )
+        if args.decisions.exists() and not args.decisions.is_file():  # /dev/stdout, a pipe
+            _write_decisions(args.decisions, decoded, contract.classes)
+        else:
+            # staged and moved into place: an interrupted evaluate leaves no half-written file
+            staged = {args.decisions: staging_path(args.decisions)}
+            try:
+                _write_decisions(staged[args.decisions], decoded, contract.classes)
+                commit_files(staged)
+            finally:
+                discard_staged(staged)
     if args.json:
         print(json.dumps(metrics, indent=2))
         return 0
@@ -531,26 +822,79 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{metrics['windows_with_bad_channels']} windows with bad channels, "
         f"{metrics['bad_signal_decisions']} bad_signal"
     )
+    if metrics["in_sample"]:
+        print(
+            f"IN-SAMPLE: {rec.path.name} is a training recording of this model; these scores "
+            "are no estimate for new recordings"
+        )
+    if metrics["windows_left_out_by_label"]:
+        print(f"left out, labels that are no class: {windows_text(left_out)}")
     if decoded.bad_model_outputs:
         print(f"{decoded.bad_model_outputs} windows not decided: the model gave no probabilities")
     print(f"windows:          accuracy {w['accuracy']:.3f}  kappa {w['kappa']:.3f}")
     print(f"after hysteresis: accuracy {a['accuracy']:.3f}  kappa {a['kappa']:.3f}")
     for c, m in w["per_class"].items():
         print(
-            f"  {c:<10} precision {m['precision'] if m['precision'] is not None else float('nan'):.3f} "
-            f"recall {m['recall'] if m['recall'] is not None else float('nan'):.3f} "
-            f"F1 {m['f1'] if m['f1'] is not None else float('nan'):.3f} (n={m['support']})"
+            f"  {c:<10} precision {_num(m['precision'])} recall {_num(m['recall'])} "
+            f"F1 {_num(m['f1'])} (n={m['support']})"
         )
     if "events" in metrics:
-        e = metrics["events"]
-        print(
-            f"events: detected {e['events_detected']}/{e['events']}, delay median "
-            f"{e['detection_delay_median_s']} s p90 {e['detection_delay_p90_s']} s, false "
-            f"alarms {e['false_alarms']} ({e['false_alarms_per_hour']}/h)"
-        )
+        print(f"events: {_events_text(metrics['events'])}")
     if protocol is not None:
         _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
     return 0
+
+
+def _training_file(contract, path: Path) -> str | None:
+    """The training recording (as the model lists it) that ``path`` is, by content, else None.
+
+    Models without fingerprints are matched by path only.
+    """
+    data = (contract.training or {}).get("data")
+    if not isinstance(data, list):
+        return None
+    fingerprint = file_fingerprint(path)
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            continue
+        stored = entry.get("fingerprint")
+        if stored is not None:
+            if stored == fingerprint:
+                return entry["file"]
+        elif Path(entry["file"]).resolve() == Path(path).resolve():
+            return entry["file"]
+    return None
+
+
+def _check_labels_name_classes(segments, classes) -> None:
+    """Refuse labels none of which is a class of the model: there would be nothing to score."""
+    from rtdecode.cli.common import UsageError
+
+    found = sorted({s.label for s in segments})
+    if found and not set(found) & set(classes):
+        raise UsageError(
+            f"no label is a class of the model: labels {', '.join(found)}; classes "
+            f"{', '.join(classes)}; rename them with --map OLD=NEW as in training"
+        )
+
+
+def _write_decisions(path: Path, decoded, classes) -> None:
+    """Every decision of ``decoded`` as a JSON line (end_s, probs, state, quality)."""
+    with open(path, "w") as f:
+        for end_s, p, state, q in zip(
+            decoded.end_s, decoded.proba, decoded.states, decoded.quality
+        ):
+            f.write(
+                json.dumps(
+                    {
+                        "end_s": round(float(end_s), 6),
+                        "probs": dict(zip(classes, map(float, p))),
+                        "state": state,
+                        "quality": round(float(q), 4),
+                    }
+                )
+                + "\n"
+            )
 
 
 def _print_stim_report(report: dict, blanked: int) -> None:
@@ -576,15 +920,22 @@ def _print_stim_report(report: dict, blanked: int) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from rtdecode.cli.common import UsageError
+    from rtdecode.decoding.model import ModelError, OnnxModel
+    from rtdecode.offline.labels import map_labels
     from rtdecode.offline.recordings import DataError, open_recording
     from rtdecode.offline.replay import replay_recording
 
     try:
+        contract = OnnxModel(args.model).contract if args.model is not None else None
         rec = open_recording(args.file, channels=args.channels, stream=args.stream)
         segments = None
         if args.labels is not None:
-            segments = _labels_for(args, args.file, args.labels, rec)
-    except DataError as exc:
+            segments = _read_labels(args, args.file, args.labels, rec)
+            label_map = _label_map(args, [s.label for s in segments], contract)
+            segments = map_labels(segments, label_map)
+        elif args.model is not None:
+            raise UsageError("--model renames the labels of --labels; give --labels too")
+    except (DataError, ModelError) as exc:
         raise UsageError(str(exc)) from None
     name = args.name or rec.path.stem
     chunk = args.chunk or max(1, round(rec.fs_hz / 1000))

@@ -44,6 +44,7 @@ __all__ = [
     "ModelContract",
     "OnnxModel",
     "describe",
+    "describe_hysteresis",
 ]
 
 logger = logging.getLogger("rtdecode")
@@ -574,33 +575,54 @@ def _short_list(items: tuple[str, ...] | list[str], head: int = 3) -> str:
     return ", ".join(list(items[:head]) + ["..."] + list(items[-1:]))
 
 
-def _fmt_value(value: Any, limit: int = 100) -> str:
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    elif isinstance(value, (str, int, bool)) or value is None:
+def _readable(value: Any, limit: int = 160) -> str:
+    """A training record's value as text: numbers rounded, mappings as ``key value, ...``,
+    lists joined by ``; `` (not JSON or Python reprs)."""
+    if isinstance(value, (dict, list, tuple)) and not value:
+        text = "none"
+    elif isinstance(value, bool) or value is None or isinstance(value, (str, int)):
         text = str(value)
+    elif isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, dict):
+        text = ", ".join(
+            f"{k} ({_readable(v, limit)})" if isinstance(v, dict) else f"{k} {_readable(v, limit)}"
+            for k, v in value.items()
+        )
+    elif isinstance(value, (list, tuple)):
+        text = "; ".join(_readable(v, limit) for v in value)
     else:
-        text = json.dumps(value, default=json_default, separators=(", ", ": "))
+        text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _describe_cv(cv: dict[str, Any]) -> list[str]:
-    metrics = cv.get("metrics", cv)
+def _scores(metrics: dict[str, Any]) -> str:
+    """``accuracy 0.950, kappa 0.900, ...`` of the scores present in ``metrics``."""
+    names = {"balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1"}
+    keys = ("accuracy", "balanced_accuracy", "kappa", "macro_f1")
+    return ", ".join(
+        f"{names.get(k, k)} {metrics[k]:.3f}"
+        for k in keys
+        if isinstance(metrics.get(k), (int, float))
+    )
+
+
+def _describe_training(training: dict[str, Any]) -> list[str]:
+    """The ``training:`` lines of :func:`describe`: how it was validated first, in words."""
     lines = []
-    head = []
-    for key in ("accuracy", "balanced_accuracy", "kappa", "macro_f1"):
-        if isinstance(metrics.get(key), (int, float)):
-            head.append(f"{key} {metrics[key]:.3f}")
-    folds = cv.get("n_folds")
-    gap = cv.get("gap_rows")
-    scheme = ""
-    if folds is not None:
-        scheme = f" ({folds} time-blocked folds" + (f", gap {gap} rows)" if gap else ")")
-    if head:
-        lines.append("  cross-validation" + scheme + ": " + ", ".join(head))
-    per_class = metrics.get("per_class")
-    if isinstance(per_class, dict):
-        for name, m in per_class.items():
+    done = {"cv", "validation", "cv_after_hysteresis", "data", "label_map"}
+    cv = training.get("cv") if isinstance(training.get("cv"), dict) else {}
+    scheme = training.get("validation")
+    if not isinstance(scheme, str):  # a contract that does not say: only what the cv holds
+        folds, gap = cv.get("n_folds"), cv.get("gap_rows")
+        scheme = f"{folds} folds" + (f", gap {gap} rows" if gap else "") if folds else None
+    if scheme:
+        lines.append(f"  validation: {scheme}")
+    metrics = cv.get("metrics", cv)
+    if isinstance(metrics, dict) and _scores(metrics):
+        lines.append(f"  out-of-fold windows: {_scores(metrics)}")
+        per_class = metrics.get("per_class")
+        for name, m in (per_class if isinstance(per_class, dict) else {}).items():
             if isinstance(m, dict):
                 parts = [
                     f"{k} {m[k]:.3f}"
@@ -610,7 +632,59 @@ def _describe_cv(cv: dict[str, Any]) -> list[str]:
                 if "support" in m:
                     parts.append(f"n={m['support']}")
                 lines.append(f"    {name}: " + ", ".join(parts))
+    after = training.get("cv_after_hysteresis")
+    if isinstance(after, dict):
+        smoothed = after.get("after_hysteresis")
+        text = _scores(smoothed) if isinstance(smoothed, dict) else ""
+        events = after.get("events")
+        if isinstance(events, dict) and "events" in events:
+            text += f"; events detected {events.get('events_detected')}/{events['events']}"
+            if isinstance(events.get("detection_delay_median_s"), (int, float)):
+                text += f", delay median {events['detection_delay_median_s']:.2f} s"
+            if isinstance(events.get("false_alarms_per_hour"), (int, float)):
+                text += f", false alarms {events['false_alarms_per_hour']:.2f}/h"
+        if text:
+            lines.append(f"  out of fold after hysteresis: {text}")
+    data = training.get("data")
+    if isinstance(data, list):
+        for entry in data:
+            if isinstance(entry, dict) and "file" in entry:
+                parts = [
+                    f"{_readable(entry[k])}{unit}"
+                    for k, unit in (("duration_s", " s"), ("fs_hz", " Hz"), ("windows", " windows"))
+                    if k in entry
+                ]
+                if "labelled_windows" in entry:
+                    parts.append(f"{_readable(entry['labelled_windows'])} labelled")
+                lines.append(f"  data: {entry['file']} ({', '.join(parts)})")
+    elif data is not None:
+        lines.append(f"  data: {_readable(data)}")
+    label_map = training.get("label_map")
+    if isinstance(label_map, dict) and label_map:
+        lines.append("  labels renamed: " + ", ".join(f"{k} -> {v}" for k, v in label_map.items()))
+    for key, value in training.items():
+        if key not in done:
+            lines.append(f"  {str(key).replace('_', ' ')}: {_readable(value)}")
     return lines
+
+
+def describe_hysteresis(hysteresis: EventHysteresis | StateHysteresis) -> str:
+    """The smoothing rule in words, e.g. "event 'seizure': on when p >= 0.5 for 0 s, ..."."""
+    h = hysteresis
+    if isinstance(h, EventHysteresis):
+        return (
+            f"event {h.event_class!r}: on when p >= {_fmt_num(h.on_threshold)} for "
+            f"{_fmt_num(h.on_dwell_s)} s, off when p <= {_fmt_num(h.off_threshold)} for "
+            f"{_fmt_num(h.off_dwell_s)} s"
+        )
+    if isinstance(h, StateHysteresis):
+        return (
+            f"state, margin {_fmt_num(h.margin)}, dwell {_fmt_num(h.dwell_s)} s "
+            "(switch when p(new) - p(current) >= margin for the dwell time)"
+        )
+    raise TypeError(
+        f"hysteresis must be an EventHysteresis or StateHysteresis, got {type(h).__name__}"
+    )
 
 
 def describe(contract: ModelContract, path: str | Path | None = None) -> str:
@@ -675,26 +749,10 @@ def describe(contract: ModelContract, path: str | Path | None = None) -> str:
         f"features: {c.n_features} ({f.features_per_channel} per channel): "
         f"{names[0]} ... {names[-1]}"
     )
-    h = c.hysteresis
-    if isinstance(h, EventHysteresis):
-        lines.append(
-            f"hysteresis: event {h.event_class!r}: on when p >= {_fmt_num(h.on_threshold)} for "
-            f"{_fmt_num(h.on_dwell_s)} s, off when p <= {_fmt_num(h.off_threshold)} for "
-            f"{_fmt_num(h.off_dwell_s)} s"
-        )
-    else:
-        lines.append(
-            f"hysteresis: state, margin {_fmt_num(h.margin)}, dwell {_fmt_num(h.dwell_s)} s "
-            "(switch when p(new) - p(current) >= margin for the dwell time)"
-        )
+    lines.append(f"hysteresis: {describe_hysteresis(c.hysteresis)}")
     if c.training:
         lines.append("training:")
-        cv = c.training.get("cv")
-        if isinstance(cv, dict):
-            lines.extend(_describe_cv(cv))
-        for key, value in c.training.items():
-            if key != "cv":
-                lines.append(f"  {key}: {_fmt_value(value)}")
+        lines.extend(_describe_training(c.training))
     else:
         lines.append("training: (no information)")
     return "\n".join(lines)

@@ -89,6 +89,15 @@ class QualityConfig:
                 f"typical_s and stuck_run_s must be > 0, got {self.typical_s}, {self.stuck_run_s}"
             )
 
+    def stuck_run_samples(self, fs_a: float) -> int:
+        """Identical samples in a row that count as stuck at the analysis rate ``fs_a``, Hz."""
+        return max(3, math.ceil(self.stuck_run_s * fs_a - 1e-9))
+
+    def checks_stuck_runs(self, window_a: int, hop_a: int, fs_a: float) -> bool:
+        """Whether windows of ``window_a`` and hops of ``hop_a`` analysis samples let the
+        flat/railed checks work: runs are counted in bins of their gcd, which must hold one."""
+        return math.gcd(window_a, hop_a) >= self.stuck_run_samples(fs_a)
+
 
 class WindowQuality(NamedTuple):
     """Verdict on one window: the fraction of good channels and each channel's flags."""
@@ -126,8 +135,8 @@ class ChannelQuality:
         self._window_a = window_a
         self._bin = math.gcd(window_a, hop_a)
         fs_a = hop_a / hop_s
-        self._min_run = max(3, math.ceil(config.stuck_run_s * fs_a - 1e-9))
-        if self._bin < self._min_run:
+        self._min_run = config.stuck_run_samples(fs_a)
+        if not config.checks_stuck_runs(window_a, hop_a, fs_a):
             # runs are counted within bins (gcd of window and hop): with bins this short the
             # stuck-sample checks cannot work; NaN, size and peak-to-peak checks still do
             logger.warning(

@@ -14,17 +14,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rtdecode.config import FeatureConfig
+from rtdecode.features.quality import QualityConfig
 from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.offline.recordings import DataError, Segment, open_recording
 
-__all__ = ["Source", "RecordingFeatures", "window_labels", "recording_features", "extract_sources"]
+__all__ = [
+    "Source",
+    "RecordingFeatures",
+    "window_labels",
+    "windows_per_label",
+    "windows_text",
+    "whole_sample_hop",
+    "recording_features",
+    "extract_sources",
+]
 
 logger = logging.getLogger("rtdecode")
 
@@ -126,6 +136,75 @@ def window_labels(
             y[i] = index[seg.label]
             groups[i] = seg.group
     return y, groups
+
+
+def windows_per_label(
+    end_s: np.ndarray,
+    window_s: float,
+    segments: Sequence[Segment],
+    *,
+    merge_touching: bool = True,
+) -> dict[str, int]:
+    """How many windows each label covers entirely (as :func:`window_labels` assigns them).
+
+    Returns
+    -------
+    dict of str to int
+        ``{label: windows}`` in order of the labels' first appearance; labels that cover no
+        window are absent.
+    """
+    labels = tuple(dict.fromkeys(s.label for s in segments))
+    y, _ = window_labels(end_s, window_s, segments, labels, merge_touching=merge_touching)
+    counts = np.bincount(y[y >= 0], minlength=len(labels))
+    return {label: int(n) for label, n in zip(labels, counts) if n}
+
+
+def windows_text(per_label: dict[str, int]) -> str:
+    """``{"s1": 48, "s3": 308}`` -> ``"s1 (48 windows), s3 (308 windows)"``, for messages."""
+    return ", ".join(f"{label} ({n} windows)" for label, n in per_label.items())
+
+
+def whole_sample_hop(
+    hop_s: float,
+    fs_hz: float,
+    features_at: Callable[[float], FeatureConfig],
+    *,
+    max_change: float = 0.3,
+) -> FeatureConfig:
+    """The features at a hop of whole samples near ``hop_s`` (0.1 s is 51.2 samples at 512 Hz).
+
+    Decisions come every whole number of samples. Of the whole-sample hops within
+    ``max_change`` of ``hop_s``, the nearest one whose window and hop let the channel checks
+    find stuck runs (:meth:`QualityConfig.checks_stuck_runs`) is taken: 0.1 s becomes
+    0.09375 s (48 samples) at 512 Hz with a 2 s window, not 51 samples, which share 1 sample
+    with the window's 1024. Else the nearest whole-sample hop.
+
+    Parameters
+    ----------
+    hop_s, fs_hz : float
+        The hop asked for, seconds, and the input rate, Hz.
+    features_at : callable
+        ``features_at(hop_s)`` -> FeatureConfig with every other setting; may raise ValueError.
+
+    Raises
+    ------
+    ValueError
+        From ``features_at`` at the nearest whole-sample hop.
+    """
+    nearest = max(1, round(hop_s * fs_hz))
+    quality = QualityConfig()
+    reach = int(max_change * hop_s * fs_hz)
+    for n in sorted(
+        range(max(1, nearest - reach), nearest + reach + 1), key=lambda n: abs(n - hop_s * fs_hz)
+    ):
+        try:
+            config = features_at(n / fs_hz)
+        except ValueError:
+            continue
+        hop_a = config.hop_samples // config.decimation
+        if quality.checks_stuck_runs(config.window_samples_analysis, hop_a, config.analysis_fs_hz):
+            return config
+    return features_at(nearest / fs_hz)
 
 
 def _merge_touching(segs: list[Segment]) -> list[Segment]:

@@ -11,9 +11,10 @@ field, and says what to do.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rtdecode.offline.recordings import (
@@ -24,7 +25,7 @@ from rtdecode.offline.recordings import (
     read_edf_annotations,
 )
 
-__all__ = ["read_labels", "map_labels"]
+__all__ = ["read_labels", "map_labels", "check_label_map"]
 
 
 # Labels -----------------------------------------------------------------------------------
@@ -236,3 +237,35 @@ def map_labels(segments: Sequence[Segment], mapping: dict[str, str]) -> list[Seg
     return [
         Segment(s.onset_s, s.duration_s, mapping.get(s.label, s.label), s.group) for s in segments
     ]
+
+
+def check_label_map(mapping: Mapping[str, str], labels: Iterable[str]) -> None:
+    """Refuse a renaming (``--map``) with a key that is no label: most often a typo (``S4`` for
+    ``s4``, ``sezure``), whose windows would silently drop out of training or scoring.
+
+    Parameters
+    ----------
+    mapping : mapping of str to str
+        ``{label: new name}``.
+    labels : iterable of str
+        Every label found in the label files, before renaming.
+
+    Raises
+    ------
+    DataError
+        Naming each key that matches no label, the nearest label when one is close (labels
+        are case-sensitive), and the labels found.
+    """
+    found = sorted(set(labels))
+    unmatched = [key for key in mapping if key not in found]
+    if not unmatched:
+        return
+    named = []
+    for key in unmatched:
+        near = [f for f in found if f.casefold() == key.casefold()]
+        near = near or difflib.get_close_matches(key, found, n=1, cutoff=0.6)
+        named.append(f"{key} (did you mean {near[0]}?)" if near else key)
+    raise DataError(
+        f"--map: no label is {', '.join(named)}; labels are case-sensitive. Labels found: "
+        f"{', '.join(found)}; map only those"
+    )

@@ -648,8 +648,7 @@ def export_onnx(
         if tmp.exists():
             tmp.unlink()
     logger.info(
-        "wrote %s: %d trees, %d features, %d classes, max |p_onnx - p_xgb| = %.2g",
-        path,
+        "ONNX export: %d trees, %d features, %d classes, max |p_onnx - p_xgb| = %.2g",
         booster.num_boosted_rounds(),
         n_features,
         contract.n_classes,

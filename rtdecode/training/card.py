@@ -10,15 +10,28 @@ from pathlib import Path
 
 import numpy as np
 
+from rtdecode.common.files import commit_files, discard_staged, staging_path
 from rtdecode.common.jsonable import json_default
+from rtdecode.config import hysteresis_from_dict
+from rtdecode.decoding.model import describe_hysteresis
 
-__all__ = ["write_model_card", "model_card_markdown"]
+__all__ = ["write_model_card", "stage_model_card", "model_card_markdown"]
 
 logger = logging.getLogger("rtdecode")
 
 
 # Model card -------------------------------------------------------------------------------
-def write_model_card(
+def write_model_card(card: dict, model_path: Path, **plot_options) -> None:
+    """Write ``<model>.json``, ``<model>.md`` and (with matplotlib) ``<model>.png`` beside it,
+    all or none; ``plot_options`` as :func:`stage_model_card` takes them."""
+    staged = stage_model_card(card, model_path, **plot_options)
+    try:
+        commit_files(staged)
+    finally:
+        discard_staged(staged)
+
+
+def stage_model_card(
     card: dict,
     model_path: Path,
     *,
@@ -26,16 +39,38 @@ def write_model_card(
     classes=None,
     hysteresis=None,
     hop_s: float | None = None,
-) -> None:
-    """Write ``<model>.json``, ``<model>.md`` and (with matplotlib) ``<model>.png`` beside it."""
-    stem = model_path.with_suffix("")
-    png = None
-    if oof_runs is not None:
-        png = _plot_card(stem.with_suffix(".png"), card, oof_runs, classes, hysteresis, hop_s)
-        if png is not None:
-            card["plot"] = png.name
-    stem.with_suffix(".json").write_text(json.dumps(card, indent=2, default=json_default) + "\n")
-    stem.with_suffix(".md").write_text(model_card_markdown(card))
+) -> dict[Path, Path]:
+    """Write the card's files under staging names beside ``model_path``, for
+    :func:`rtdecode.common.files.commit_files` to move into place with the model.
+
+    Returns
+    -------
+    dict of Path to Path
+        ``{card file: its staged file}`` for ``<model>.json``, ``.md`` and, with matplotlib and
+        ``oof_runs``, ``.png``. On an error (or an interrupt) nothing stays staged.
+    """
+    stem = Path(model_path).with_suffix("")
+    staged: dict[Path, Path] = {}
+    try:
+        if oof_runs is not None:
+            png = stem.with_suffix(".png")
+            staged[png] = staging_path(png)
+            if _plot_card(staged[png], card, oof_runs, classes, hysteresis, hop_s) is None:
+                del staged[png]
+            else:
+                card["plot"] = png.name
+        texts = {
+            ".json": json.dumps(card, indent=2, default=json_default) + "\n",
+            ".md": model_card_markdown(card),
+        }
+        for suffix, text in texts.items():
+            target = stem.with_suffix(suffix)
+            staged[target] = staging_path(target)
+            staged[target].write_text(text)
+    except BaseException:
+        discard_staged(staged)
+        raise
+    return staged
 
 
 def _fmt(v, digits=3) -> str:
@@ -44,6 +79,13 @@ def _fmt(v, digits=3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
+
+def _counts(mapping: dict) -> str:
+    """``{"wake": 268, "s1": 48}`` -> ``"wake 268, s1 48"`` (no dict reprs in the card)."""
+    return ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in mapping.items()
+    )
 
 
 def model_card_markdown(card: dict) -> str:
@@ -64,7 +106,7 @@ def model_card_markdown(card: dict) -> str:
         f"{card['features']['hop_s']:g} s, bands "
         f"{', '.join(b['name'] for b in card['features']['bands'])}; normalisation "
         f"{card['features'].get('normalisation', 'none')})",
-        f"- hysteresis: {json.dumps(card['hysteresis'])}",
+        f"- hysteresis: {describe_hysteresis(hysteresis_from_dict(card['hysteresis']))}",
         f"- trained {t.get('date', '')} with rtdecode {t.get('rtdecode_version', '')}"
         + (f"; rebuild: `{t['script']}`" if t.get("script") else ""),
         "",
@@ -82,10 +124,20 @@ def model_card_markdown(card: dict) -> str:
         ]
     lines += [
         "",
-        f"Windows per class: {t['class_counts']}"
+        f"Windows per class: {_counts(t['class_counts'])}"
         + (
             f"; left out (straddling a change or unlabelled): {t['windows_left_out']}"
             if "windows_left_out" in t
+            else ""
+        )
+        + (
+            f"; of which of labels that are no class: {_counts(t['windows_left_out_by_label'])}"
+            if t.get("windows_left_out_by_label")
+            else ""
+        )
+        + (
+            "; labels renamed: " + ", ".join(f"{k} -> {v}" for k, v in t["label_map"].items())
+            if t.get("label_map")
             else ""
         ),
         "",
@@ -137,7 +189,7 @@ def model_card_markdown(card: dict) -> str:
         "",
         "## Training",
         "",
-        f"XGBoost: `{json.dumps(t['xgboost_params'])}`",
+        f"XGBoost: {_counts(t['xgboost_params'])}.",
         f"Feature extraction took {t.get('feature_seconds', '-')} s.",
         "",
     ]
@@ -182,6 +234,6 @@ def _plot_card(path: Path, card: dict, runs, classes, hysteresis, hop_s) -> Path
     ax_t.set_title("state over time (out-of-fold decisions)")
     ax_t.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, format="png")  # the staging name has no .png suffix
     plt.close(fig)
     return path

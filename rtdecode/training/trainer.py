@@ -28,12 +28,24 @@ import numpy as np
 
 from rtdecode import __version__
 from rtdecode.common.channel_map import BY_LABEL, known_labels, label_difference
+from rtdecode.common.files import (
+    commit_files,
+    discard_staged,
+    file_fingerprint,
+    staging_path,
+)
 from rtdecode.config import FeatureConfig
 from rtdecode.decoding.model import ModelContract
-from rtdecode.offline.datasets import Source, extract_sources
+from rtdecode.offline.datasets import (
+    RecordingFeatures,
+    Source,
+    extract_sources,
+    windows_per_label,
+    windows_text,
+)
 from rtdecode.offline.evaluation import event_episodes, tune_hysteresis
 from rtdecode.offline.recordings import DataError
-from rtdecode.training.card import write_model_card
+from rtdecode.training.card import stage_model_card
 
 __all__ = ["TrainSpec", "train_model", "check_same_channels", "TASK_DEFAULTS"]
 
@@ -70,6 +82,9 @@ class TrainSpec:
     n_estimators, max_depth : int
     learning_rate : float
     dask : str
+    label_map : tuple of (str, str)
+        The ``--map`` renaming already applied to the sources' labels, ``(label, new name)``
+        pairs; stored in the model so that ``evaluate`` and ``replay`` rename the same way.
     channel_labels : tuple of str, optional
         The model's channel labels when a channel map gave each recording's channels in the
         model's order under labels of its own (``train --channel-map``); default: the first
@@ -91,6 +106,7 @@ class TrainSpec:
     max_depth: int = 4
     learning_rate: float = 0.1
     dask: str = "local"
+    label_map: tuple[tuple[str, str], ...] = ()
     channel_labels: tuple[str, ...] | None = None
 
 
@@ -155,6 +171,14 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         raise DataError(
             f"no labelled window of class(es) {missing} (windows per class: {counts}); every "
             "class needs examples: check the label names (--map) or --classes"
+        )
+    left_out_by_label = _windows_of_other_labels(recs, spec)
+    if left_out_by_label:
+        logger.warning(
+            "labels that are no class (%s) left out of training: %s; --classes or --map "
+            "makes them one",
+            ", ".join(spec.classes),
+            windows_text(left_out_by_label),
         )
     rec_index = np.concatenate([np.full(int(m.sum()), i) for i, m in enumerate(labelled)])
     gap_rows = max(0, math.ceil(config.window_s / config.hop_s) - 1)
@@ -231,6 +255,8 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
                 "windows": int(r.y.size),
                 "labelled_windows": int(m.sum()),
                 "label_file_segments": len(_sources_by_path(spec.sources)[r.path].labels),
+                # evaluate tells its scores are in-sample on this file, copied or renamed
+                "fingerprint": file_fingerprint(r.path),
                 # which channel of the file fed each model channel, when a map said so
                 **({"channels": list(r.channel_names)} if spec.channel_labels else {}),
             }
@@ -239,6 +265,8 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         "task": spec.task,
         "class_counts": counts,
         "windows_left_out": int(sum(r.y.size for r in recs) - X.shape[0]),
+        "windows_left_out_by_label": left_out_by_label,
+        "label_map": dict(spec.label_map),
         "validation": scheme,
         "cv": {k: v for k, v in cv.items() if not k.startswith("oof_")},
         "cv_after_hysteresis": smoothed,
@@ -266,7 +294,6 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         training=training,
     )
     out = Path(spec.out)
-    export_onnx(booster, contract, out, X[:: max(1, X.shape[0] // 500)])
     card = {
         "model": out.name,
         "task": spec.kind,
@@ -279,15 +306,45 @@ def _train(spec: TrainSpec, client, progress: bool) -> dict:
         "hysteresis": hysteresis.to_dict(),
         "training": training,
     }
-    write_model_card(
-        card, out, oof_runs=runs, classes=spec.classes, hysteresis=hysteresis, hop_s=config.hop_s
-    )
+    # the model and its card are staged, then moved into place together: an interrupt or a
+    # failure before that leaves whatever was there before, never half a result
+    staged = {out: staging_path(out)}
+    try:
+        export_onnx(booster, contract, staged[out], X[:: max(1, X.shape[0] // 500)])
+        staged |= stage_model_card(
+            card,
+            out,
+            oof_runs=runs,
+            classes=spec.classes,
+            hysteresis=hysteresis,
+            hop_s=config.hop_s,
+        )
+        held = commit_files(staged)
+    finally:
+        discard_staged(staged)
+    if held:
+        logger.warning("interrupted while the model was moved into place: it is written whole")
     logger.info("wrote %s (+ .md/.json/.png) in %.1f s", out, time.perf_counter() - t0)
     return card
 
 
 def _sources_by_path(sources: Sequence[Source]) -> dict[Path, Source]:
     return {Path(s.data).resolve(): s for s in sources} | {Path(s.data): s for s in sources}
+
+
+def _windows_of_other_labels(recs: Sequence[RecordingFeatures], spec: TrainSpec) -> dict[str, int]:
+    """Windows covered by a label that is no class, by label, over all recordings."""
+    sources = _sources_by_path(spec.sources)
+    counts: dict[str, int] = {}
+    for r in recs:
+        source = sources[r.path]
+        per_label = windows_per_label(
+            r.end_s, spec.features.window_s, source.labels, merge_touching=source.merge_touching
+        )
+        for label, n in per_label.items():
+            if label not in spec.classes:
+                counts[label] = counts.get(label, 0) + n
+    return counts
 
 
 def check_same_channels(

@@ -27,26 +27,33 @@ FS = 1000.0
 
 
 def simulated_edf(
-    folder: Path, name: str, seed: int, seconds: float, n_ch: int = 4, order=None, prefix="LFP"
+    folder: Path,
+    name: str,
+    seed: int,
+    seconds: float,
+    n_ch: int = 4,
+    order=None,
+    prefix="LFP",
+    fs: float = FS,
 ):
     """A simulated seizure recording as EDF + its label CSV (what a lab's scoring would give);
     ``order`` writes its channels in another order (``order[k]``: the channel written k-th),
-    ``prefix`` names them."""
+    ``prefix`` names them, ``fs`` is the rate."""
     sim = LfpSimulator(
         SimulatorConfig(
             scenario="seizure",
             n_channels=n_ch,
-            fs_hz=FS,
+            fs_hz=fs,
             seed=seed,
             normal_s=(15.0, 30.0),
             seizure_s=(8.0, 15.0),
         )
     )
-    data, _ = sim.generate(int(seconds * FS))
+    data, _ = sim.generate(int(seconds * fs))
     signals = [
         EdfSignal(
             data[:, c].astype(np.float64),
-            FS,
+            fs,
             label=f"{prefix}{c}",
             physical_dimension="uV",
             physical_range=(-3000.0, 3000.0),
@@ -58,7 +65,7 @@ def simulated_edf(
     changes = sim.state_changes() + [(data.shape[0], None)]
     rows = ["onset_s,duration_s,label"]
     for (a, state), (b, _) in zip(changes, changes[1:]):
-        rows.append(f"{a / FS:.6f},{(b - a) / FS:.6f},{state}")
+        rows.append(f"{a / fs:.6f},{(b - a) / fs:.6f},{state}")
     csv_path = folder / f"{name}.csv"
     csv_path.write_text("\n".join(rows) + "\n")
     return edf_path, csv_path
@@ -505,6 +512,8 @@ def test_evaluate_refuses_a_permuted_recording_and_maps_it(trained, recordings, 
     mapped = json.loads(capsys.readouterr().out)
     assert main(evaluate(recordings[1][0])) == 0
     expected = json.loads(capsys.readouterr().out)
+    # rec1 is a training recording (in-sample); its permuted copy is another file
+    assert expected.pop("in_sample") and not mapped.pop("in_sample")
     for metrics in (mapped, expected):
         metrics.pop("speed_x_real_time")
     assert mapped == expected

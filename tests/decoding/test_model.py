@@ -405,6 +405,31 @@ def test_describe(exported):
     assert "event 'seizure'" in event and "ch000" in event
 
 
+def test_describe_says_how_the_model_was_validated_in_words():
+    training = {
+        "validation": "5-fold, grouped by label group (148 groups)",
+        "cv": {"n_folds": 5, "gap_rows": 3, "metrics": {"accuracy": 0.98, "kappa": 0.96}},
+        "cv_after_hysteresis": {
+            "after_hysteresis": {"accuracy": 0.9, "kappa": 0.8},
+            "events": {"events": 27, "events_detected": 27, "false_alarms_per_hour": 3.6290322},
+        },
+        "class_counts": {"normal": 945, "seizure": 295},
+        "label_map": {"bg": "normal", "sz": "seizure"},
+        "xgboost_params": {"max_depth": 4, "learning_rate": 0.1},
+        "windows_left_out_by_label": {},
+    }
+    text = describe(make_contract("event", ("normal", "seizure"), training=training))
+    assert "validation: 5-fold, grouped by label group (148 groups)" in text
+    assert "time-blocked" not in text and "gap 3 rows" not in text
+    assert "events detected 27/27, false alarms 3.63/h" in text
+    assert "class counts: normal 945, seizure 295" in text
+    assert "labels renamed: bg -> normal, sz -> seizure" in text
+    assert "xgboost params: max_depth 4, learning_rate 0.1" in text
+    assert "windows left out by label: none" in text
+    # no dicts, lists or quoted strings
+    assert not any(c in text[text.index("training:") :] for c in "{}[]'\"")
+
+
 def test_describe_decimated_and_untrained():
     features = FeatureConfig(fs_hz=32000.0)
     c = ModelContract(

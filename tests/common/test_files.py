@@ -1,0 +1,51 @@
+"""Files written whole or not at all: staged, then moved into place with interrupts held."""
+
+import signal
+
+import pytest
+
+from rtdecode.common import files
+from rtdecode.common.files import commit_files, discard_staged, staging_path
+
+
+def _staged(folder, names):
+    staged = {}
+    for name in names:
+        target = folder / name
+        target.write_text("old")
+        staged[target] = staging_path(target)
+        staged[target].write_text("new")
+    return staged
+
+
+def test_staged_files_are_hidden_beside_their_target(tmp_path):
+    path = staging_path(tmp_path / "m.onnx")
+    assert path.parent == tmp_path and path.name.startswith(".m.onnx.")
+
+
+def test_an_interrupt_while_files_move_is_held_until_all_are_moved(tmp_path, monkeypatch):
+    staged = _staged(tmp_path, ["m.onnx", "m.json", "m.md"])
+    replace = files.os.replace
+    moved = []
+
+    def replace_then_interrupt(src, dst):
+        replace(src, dst)
+        moved.append(dst)
+        if len(moved) == 1:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C after the first of three
+
+    monkeypatch.setattr(files.os, "replace", replace_then_interrupt)
+    assert commit_files(staged) == (signal.SIGINT,)
+    assert all(target.read_text() == "new" for target in staged)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.md", "m.onnx"]
+    # the handlers are back: Ctrl-C interrupts again
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_discard_removes_what_is_left_staged(tmp_path):
+    staged = _staged(tmp_path, ["a", "b"])
+    discard_staged(staged)
+    discard_staged(staged)  # twice is harmless
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert (tmp_path / "a").read_text() == "old"
