@@ -1,4 +1,4 @@
-"""Command line for recordings: ``rtdecode train | evaluate | replay``.
+"""Command line for recordings: ``rtdecode train | evaluate | replay | export``.
 
 Registered by :mod:`rtdecode.cli.main`; bad files and arguments raise ``UsageError`` (exit code 2).
 """
@@ -63,7 +63,8 @@ def _parse_map(items: list[list[tuple[str, str]]] | None) -> dict[str, str]:
 
 _LABEL_FORMATS = (
     "CSV with onset_s,duration_s,label; a hypnogram with --epoch-s; an EDF+ file (its "
-    "annotations); an XDF file (a marker stream)"
+    "annotations); an XDF file (a marker stream); an NWB file (a TimeIntervals table); a "
+    "Neuralynx .nev file (event strings)"
 )
 
 
@@ -101,7 +102,7 @@ def _add_label_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument(
         "--label-column",
         default="label",
-        help="CSV column holding the label (default: %(default)s)",
+        help="CSV or NWB table column holding the label (default: %(default)s)",
     )
     if command == "train":
         g.add_argument(
@@ -113,6 +114,19 @@ def _add_label_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument(
         "--marker-stream",
         help="XDF: the marker stream (name or type) holding the labels (default: the only one)",
+    )
+    g.add_argument(
+        "--intervals",
+        metavar="NAME",
+        help="NWB: the TimeIntervals table holding the labels, e.g. sleep_states (default: the "
+        "only one; a file with several is refused, listing them)",
+    )
+    g.add_argument(
+        "--event-prefix",
+        metavar="PREFIX",
+        help="Neuralynx .nev: the events whose string starts with PREFIX are labels, the rest "
+        "of the string the label, e.g. --event-prefix sleep: for 'sleep:nrem' (default: every "
+        "event but Cheetah's own Starting/Stopping Recording and TTL lines)",
     )
     g.add_argument(
         "--map",
@@ -377,6 +391,61 @@ def add_offline_commands(sub) -> None:
     p.add_argument(
         "--loop", action="store_true", help="start over at the end (default: stop there)"
     )
+    _add_export_command(sub)
+
+
+def _add_export_command(sub) -> None:
+    """``rtdecode export``: a decision log into an NWB file."""
+    from rtdecode.cli.common import _finite_float
+
+    p = sub.add_parser(
+        "export",
+        help="write a decision log's states and triggers into an NWB file",
+        description="Write a decision log's smoothed states (intervals/decoded_states), "
+        "triggers (events/stimulation) and no_signal/stall stretches (intervals/decoder_health) "
+        "into an NWB file, on the recording's time base (docs/training.md, Export to NWB).",
+    )
+    p.add_argument(
+        "log",
+        nargs="+",
+        type=Path,
+        metavar="LOG.jsonl",
+        help="the decision log of rtdecode run --log (a rotated log's files oldest first, the "
+        "current one last), or rtdecode evaluate --decisions",
+    )
+    p.add_argument("--nwb", type=Path, required=True, metavar="OUT.nwb", help="the file to write")
+    p.add_argument(
+        "--recording",
+        type=Path,
+        metavar="REC.nwb",
+        help="the NWB recording that was decoded: OUT.nwb takes its session start and time "
+        "base, the decoded stream's first sample placed at its ElectricalSeries' first sample "
+        "(default: none; the session starts at the decoded stream's first sample)",
+    )
+    p.add_argument(
+        "--series",
+        metavar="NAME",
+        help="the ElectricalSeries of --recording that was decoded (default: the earliest "
+        "starting one)",
+    )
+    p.add_argument(
+        "--align",
+        choices=("auto", "samples", "lsl"),
+        default="auto",
+        help="how a decision gets its time: samples, by the decoded stream's sample count "
+        "(exact; right for a replay at any speed; one run only); lsl, by the LSL timestamps "
+        "after the first decision; auto, samples for a log of one run, else lsl (default: "
+        "%(default)s)",
+    )
+    p.add_argument(
+        "--offset-s",
+        type=_finite_float,
+        default=0.0,
+        metavar="S",
+        help="seconds from the recording's first sample to the decoded stream's first sample, "
+        "for a live decoder started after the recording (default: %(default)g: a replay or "
+        "evaluate of the recording)",
+    )
 
 
 def _read_labels(args, data_path: Path, label_path: Path | None, recording) -> list:
@@ -390,6 +459,8 @@ def _read_labels(args, data_path: Path, label_path: Path | None, recording) -> l
         label_column=args.label_column,
         group_column=getattr(args, "group_column", None),
         marker_stream=getattr(args, "marker_stream", None),
+        intervals=getattr(args, "intervals", None),
+        event_prefix=getattr(args, "event_prefix", None),
     )
 
 
@@ -960,5 +1031,54 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-OFFLINE_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "replay": cmd_replay}
-__all__ = ["add_offline_commands", "OFFLINE_COMMANDS", "cmd_train", "cmd_evaluate", "cmd_replay"]
+def cmd_export(args: argparse.Namespace) -> int:
+    from rtdecode.cli.common import UsageError
+    from rtdecode.offline.decision_log import read_decision_log
+    from rtdecode.offline.recordings import DataError
+
+    out = args.nwb
+    if not out.parent.resolve().is_dir():
+        raise UsageError(f"--nwb {out}: directory {out.parent} does not exist")
+    for source in [*args.log, *([args.recording] if args.recording else [])]:
+        # writing over an input would destroy it (the recording above all)
+        if out.exists() and source.exists() and out.resolve() == source.resolve():
+            raise UsageError(f"--nwb {out} is also an input; write another file")
+    try:
+        from rtdecode.offline.nwb_export import write_decisions_nwb
+
+        timeline = read_decision_log(args.log, align=args.align)
+        summary = write_decisions_nwb(
+            timeline,
+            out,
+            recording=args.recording,
+            series=args.series,
+            offset_s=args.offset_s,
+            logs=args.log,
+        )
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    except ImportError as exc:  # pynwb is in the files extra
+        raise UsageError(f"export needs pynwb ({exc}); pip install 'rtdecode[files]'") from None
+    print(
+        f"wrote {out}: {summary.states} state intervals from {summary.decisions} decisions"
+        + (f" ({summary.stale} stale)" if summary.stale else "")
+        + f", {summary.triggers} triggers ({summary.sent} sent), {summary.health} "
+        f"no_signal/stall intervals; times by {summary.alignment}: {summary.placed}"
+    )
+    return 0
+
+
+OFFLINE_COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "replay": cmd_replay,
+    "export": cmd_export,
+}
+__all__ = [
+    "add_offline_commands",
+    "OFFLINE_COMMANDS",
+    "cmd_train",
+    "cmd_evaluate",
+    "cmd_replay",
+    "cmd_export",
+]
