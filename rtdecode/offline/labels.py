@@ -295,7 +295,10 @@ def _read_nwb_intervals(
         elif len(tables) == 1:
             name = next(iter(tables))
         elif not tables:
-            raise DataError(f"{p}: the file holds no TimeIntervals table to use as labels")
+            raise DataError(
+                f"{p}: the file holds no TimeIntervals table to use as labels; give the label "
+                "file with --labels"
+            )
         else:
             raise DataError(
                 f"{p}: {len(tables)} TimeIntervals tables ({listing}); pick the one holding the "

@@ -89,6 +89,9 @@ def test_nwb_table_by_name_and_column_counts_from_the_first_sample(tmp_path):
         read_labels(path, intervals="sleep", label_column="stage")
     with pytest.raises(DataError, match=r"no column 'label'; its columns: start_time, stop_time, "):
         read_labels(path, intervals="sleep_states")
+    bare = write_nwb(tmp_path / "bare.nwb", data=np.zeros((100, 1), dtype=np.float32))
+    with pytest.raises(DataError, match="no TimeIntervals table to use as labels; give the label"):
+        read_labels(bare)
 
 
 def test_labels_written_as_time_intervals_read_back_equal(tmp_path):
