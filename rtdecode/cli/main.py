@@ -1,4 +1,5 @@
-"""Command line: ``rtdecode run | demo | simulate | monitor | info | train | evaluate | replay``.
+"""Command line: ``rtdecode run | demo | simulate | monitor | info | models | train | evaluate |
+replay | export``.
 
 Parses the arguments, dispatches to :mod:`rtdecode.cli.live` or :mod:`rtdecode.cli.offline` and
 turns errors into exit codes (:mod:`rtdecode.cli.common`).
