@@ -1,15 +1,18 @@
 """The decoder against the sources labs write, each cell beside its floor, in one command.
 
     python benchmarks/bench_sources.py [--seconds 40] [--quick] [--cells NAME,...] [--list]
-                                       [--record]
+                                       [--data DIR | --no-real-data] [--record]
 
 The matrix (``--list`` prints it): 64 ch x 32 kHz noise in chunks of 1, 10 and 32 ms with
 timestamps taken at the push (``push_chunk(x, local_clock())``), nominal timestamps
-(``t0 + n/fs``) and none (``push_chunk(x)``: liblsl stamps the call); a source that stalls
-20-50 ms every second, as a pushing thread that makes (or reads) the next second of data does,
-and then catches up; +-2 ms jitter on the push schedule; a stall of 60-200 ms every 3 s (a
+(``t0 + n/fs``) and none (``push_chunk(x)``: liblsl stamps the call; the same stamps as at the
+push but for where the clock is read, liblsl's call or the caller's: both give the chunk's last
+sample the push time and back-date the others at the nominal rate); a source that stalls 20-50
+ms about every second, as a pushing thread that makes (or reads) the next second of data does,
+and then catches up; +-2 ms jitter on the push schedule; a stall of 60-200 ms about every 3 s (a
 forward jump in pushed-time stamps beyond the decoder's gap tolerance); EEG rates (250 Hz-2 kHz,
-8-32 channels, 10-40 ms chunks) playing a real recording, cycled; 1024 ch x 32 kHz; and MNE-LSL's
+8-32 channels, 10-40 ms chunks) playing a real recording, cycled (the rat recording of the shared
+recordings: ``--data``, ``$RTDECODE_DATA`` or ``../shared/data``); 1024 ch x 32 kHz; and MNE-LSL's
 ``PlayerLSL`` playing a FIF file, at EEG and at 32 kHz.
 
 Per cell, four processes side by side on the machine's cores:
@@ -73,7 +76,7 @@ from typing import Any
 import numpy as np
 import psutil
 import pylsl
-from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
+from _record import record, shared_data  # noqa: E402  (benchmarks/ is the script's folder)
 from bench_decoder import machine  # noqa: E402
 from bench_scaling import make_model  # noqa: E402
 
@@ -81,7 +84,6 @@ from rtdecode.cli.common import PACKAGE_PARENT
 from rtdecode.streams import SCORES_STREAM_NAME, output_source_id
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
 RAT_EDF = Path("rat-seizure") / "rat_seizure_dev.edf"
 RT = [sys.executable, "-m", "rtdecode"]
 # a forward step in the source's timestamps larger than this is a jump whose settling is timed
@@ -299,7 +301,7 @@ def _rat(cell: Cell, n: int, data_dir: Path) -> np.ndarray:
     return (50.0 * x[idx]).astype(np.float32)
 
 
-def _pool(cell: Cell, data_dir: Path, rng: np.random.Generator) -> np.ndarray:
+def _pool(cell: Cell, data_dir: Path | None, rng: np.random.Generator) -> np.ndarray:
     """The samples the source cycles through: a second (a quarter at 1024 channels) of noise, or
     a minute of the recording; a whole number of chunks, C-contiguous."""
     seconds = 60.0 if cell.data == "rat" else (0.25 if cell.channels > 256 else 1.0)
@@ -331,7 +333,7 @@ def _ready_then_wait_for_go() -> None:
     sys.stdin.readline()
 
 
-def run_source(cell: Cell, name: str, seconds: float, out: str, data_dir: Path) -> None:
+def run_source(cell: Cell, name: str, seconds: float, out: str, data_dir: Path | None) -> None:
     """A lab's source: a plain pylsl outlet pushing ``cell.chunk`` samples at a time on the
     nominal schedule (with the cell's stamps, stalls and jitter) for ``seconds``, from the
     moment a line arrives on stdin; notes every push; saves the notes to ``out``, says ``done``
@@ -385,7 +387,7 @@ def run_source(cell: Cell, name: str, seconds: float, out: str, data_dir: Path) 
         time.sleep(0.1)
 
 
-def _player_file(cell: Cell, cache: Path, data_dir: Path) -> Path:
+def _player_file(cell: Cell, cache: Path, data_dir: Path | None) -> Path:
     """A FIF file for ``PlayerLSL`` (made once in ``cache``): a minute of the rat recording at
     EEG rates, 4 s of noise at 32 kHz; in volts, as MNE keeps EEG.
 
@@ -568,7 +570,7 @@ def _pct(x: np.ndarray, q: float) -> float:
 
 
 def run_cell(
-    cell: Cell, seconds: float, warmup_s: float, cache: Path, data_dir: Path, folder: Path
+    cell: Cell, seconds: float, warmup_s: float, cache: Path, data_dir: Path | None, folder: Path
 ) -> dict[str, Any]:
     """Run one cell (source, relay, decoder, this process as the consumer) and measure it."""
     from rtdecode.decoding.model import OnnxModel
@@ -585,7 +587,7 @@ def run_cell(
         me
         + (role or ["source"])
         + ["--cell", cell.name, "--name", name, "--seconds", str(seconds), "--out", str(pushes)]
-        + ["--data", str(data_dir)],
+        + (["--data", str(data_dir)] if data_dir else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -802,13 +804,13 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _skip_reason(cell: Cell, data_dir: Path) -> str | None:
+def _skip_reason(cell: Cell, data_dir: Path | None) -> str | None:
     if cell.player:
         for module in ("mne_lsl", "mne"):
             if importlib.util.find_spec(module) is None:
                 return f"{module} is not installed (pip install mne-lsl: the bench extra)"
-    if cell.data == "rat" and not (data_dir / RAT_EDF).is_file():
-        return f"no {data_dir / RAT_EDF}"
+    if cell.data == "rat" and data_dir is None:
+        return "--no-real-data"
     return None
 
 
@@ -823,7 +825,10 @@ def main() -> None:
     ap.add_argument("--cells", default=None, help="comma-separated cell names (default: all)")
     ap.add_argument("--list", action="store_true", help="print the cells and exit")
     ap.add_argument("--cache", default=None, help="models and files kept between runs")
-    ap.add_argument("--data", default=str(DATA), help="the shared recordings (../shared/data)")
+    ap.add_argument("--data", type=Path, default=None, help="the shared recordings' folder")
+    ap.add_argument(
+        "--no-real-data", action="store_true", help="leave out the cells that play a recording"
+    )
     ap.add_argument("--record", action="store_true", help="append the run to results/")
     # the roles' own
     ap.add_argument("--cell", default=None)
@@ -831,13 +836,12 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--fif", default=None)
     a = ap.parse_args()
-    data_dir = Path(a.data)
     if a.role != "bench":
         signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
         if a.role == "relay":
             run_relay(a.name)
         elif a.role == "source":
-            run_source(BY_NAME[a.cell], a.name, a.seconds, a.out, data_dir)
+            run_source(BY_NAME[a.cell], a.name, a.seconds, a.out, a.data)
         else:
             run_player(BY_NAME[a.cell], a.name, a.seconds, a.out, Path(a.fif))
         return
@@ -850,6 +854,8 @@ def main() -> None:
     if unknown:
         ap.error(f"--cells: unknown {unknown}; the cells are {[c.name for c in CELLS]}")
     seconds = 15.0 if a.quick else a.seconds
+    needs_data = any(BY_NAME[n].data == "rat" for n in names) and not a.no_real_data
+    data_dir = shared_data(a.data) if needs_data else None
     _check_pairing()
     cache = Path(a.cache) if a.cache else Path(tempfile.gettempdir()) / "rtdecode-bench-sources"
     cache.mkdir(parents=True, exist_ok=True)
