@@ -1,0 +1,296 @@
+"""Signals written as acquisition rigs record them: a Neuralynx session, an Open Ephys folder.
+
+For the tests and benchmarks of the readers, and to try ``rtdecode replay``/``evaluate`` on a
+rig's files without the rig. Each writer follows the format's published layout:
+
+- **Neuralynx** ``.ncs`` (Neuralynx, "Data File Formats"): one file per channel, a 16 kB
+  latin-1 text header of ``-Key value`` lines padded with NULs, then 1044-byte records: uint64
+  timestamp (microseconds), uint32 channel number, uint32 sampling rate (Hz), uint32 count of
+  valid samples, 512 int16 samples; little-endian. ``-ADBitVolts`` is volts per count;
+  ``-InputInverted True`` says the amplifier stored the signal negated.
+- **Open Ephys binary** (Open Ephys GUI >= 0.6, "Binary format"):
+  ``experiment1/recording1/structure.oebin`` (JSON: each continuous stream's folder, rate and
+  channels with ``bit_volts`` and ``units``), and per stream
+  ``continuous/<processor>-<id>.<stream>/``: ``continuous.dat`` (int16, samples x channels,
+  interleaved), ``sample_numbers.npy`` (int64, the acquisition's sample counter: a jump is
+  samples not recorded) and ``timestamps.npy`` (float64 seconds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "NCS_HEADER_BYTES",
+    "NCS_RECORD",
+    "NCS_RECORD_SAMPLES",
+    "NcsSessionWriter",
+    "write_ncs_session",
+    "write_open_ephys_binary",
+]
+
+NCS_HEADER_BYTES = 16384
+NCS_RECORD_SAMPLES = 512
+NCS_RECORD = np.dtype(
+    [
+        ("timestamp", "<u8"),
+        ("channel_number", "<u4"),
+        ("sample_rate", "<u4"),
+        ("valid_samples", "<u4"),
+        ("samples", "<i2", (NCS_RECORD_SAMPLES,)),
+    ]
+)  # 1044 bytes
+
+
+def _ncs_header(
+    name: str, ad_channel: int, fs_hz: float, bit_volts: float, inverted: bool
+) -> bytes:
+    lines = [
+        "######## Neuralynx Data File Header",
+        "-FileType NCS",
+        "-FileVersion 3.4",
+        f"-RecordSize {NCS_RECORD.itemsize}",
+        '-ApplicationName Cheetah "6.4.2"',
+        "-AcquisitionSystem AcqSystem1 DigitalLynxSX",
+        "-HardwareSubSystemName AcqSystem1",
+        "-HardwareSubSystemType DigitalLynxSX",
+        f"-SamplingFrequency {fs_hz:g}",
+        "-ADMaxValue 32767",
+        f"-ADBitVolts {bit_volts:.24f}",
+        f"-AcqEntName {name}",
+        "-NumADChannels 1",
+        f"-ADChannel {ad_channel}",
+        f"-InputRange {round(32767 * bit_volts * 1e6)}",
+        f"-InputInverted {'True' if inverted else 'False'}",
+        "-DSPLowCutFilterEnabled True",
+        "-DspLowCutFrequency 0.1",
+        "-DSPHighCutFilterEnabled True",
+        "-DspHighCutFrequency 9000",
+        "-TimeCreated 2024/01/02 10:00:00",
+        "-TimeClosed 2024/01/02 11:00:00",
+    ]
+    text = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+    return text + b"\x00" * (NCS_HEADER_BYTES - len(text))
+
+
+class NcsSessionWriter:
+    """Write a Neuralynx session folder block by block: one ``.ncs`` file per channel.
+
+    Parameters
+    ----------
+    folder : Path
+        Created if needed; ``<name>.ncs`` for each channel.
+    channel_names : sequence of str
+        Also the files' names (``CSC1`` ... as Cheetah names them).
+    fs_hz : float
+    bit_volts : float
+        Volts per count (``-ADBitVolts``).
+    inverted : sequence of str
+        Channels whose header says ``-InputInverted True``: their counts are stored negated.
+    dropped_records : sequence of int
+        Record numbers (0-based, counted as if none were dropped) left out of every file, as
+        when the acquisition lost them: the next record's timestamp jumps.
+    start_us : int
+        Timestamp of the first record, microseconds.
+
+    Notes
+    -----
+    ``write`` takes counts with the signal's true polarity, int16 (n, n_channels); the samples
+    of a last partial record are written at ``close`` with ``valid_samples`` < 512.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        channel_names: Sequence[str],
+        fs_hz: float,
+        *,
+        bit_volts: float = 1e-6 / 32.0,
+        inverted: Sequence[str] = (),
+        dropped_records: Sequence[int] = (),
+        start_us: int = 1_000_000,
+    ) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.channel_names = tuple(channel_names)
+        self.fs_hz = float(fs_hz)
+        self.start_us = int(start_us)
+        self._sign = np.array(
+            [-1 if n in set(inverted) else 1 for n in self.channel_names], dtype=np.int16
+        )
+        self._dropped = set(int(r) for r in dropped_records)
+        self._records_done = 0
+        self._pending = np.zeros((0, len(self.channel_names)), dtype=np.int16)
+        self._files = []
+        for ad, name in enumerate(self.channel_names):
+            f = open(self.folder / f"{name}.ncs", "wb")
+            f.write(_ncs_header(name, ad, self.fs_hz, bit_volts, name in set(inverted)))
+            self._files.append(f)
+
+    def write(self, counts: np.ndarray) -> None:
+        """Append samples, int16 (n, n_channels), true polarity."""
+        counts = np.asarray(counts, dtype=np.int16)
+        if counts.ndim != 2 or counts.shape[1] != len(self.channel_names):
+            raise ValueError(
+                f"counts must have shape (n, {len(self.channel_names)}), got {counts.shape}"
+            )
+        if self._pending.shape[0]:
+            counts = np.concatenate([self._pending, counts])
+        whole = counts.shape[0] // NCS_RECORD_SAMPLES * NCS_RECORD_SAMPLES
+        self._write_records(counts[:whole], NCS_RECORD_SAMPLES)
+        self._pending = counts[whole:].copy()
+
+    def close(self) -> None:
+        """Write a last partial record, if any, and close the files."""
+        if self._pending.shape[0]:
+            n = self._pending.shape[0]
+            padded = np.zeros((NCS_RECORD_SAMPLES, len(self.channel_names)), dtype=np.int16)
+            padded[:n] = self._pending
+            self._write_records(padded, n)
+            self._pending = self._pending[:0]
+        for f in self._files:
+            f.close()
+
+    def __enter__(self) -> NcsSessionWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _write_records(self, counts: np.ndarray, valid: int) -> None:
+        n_records = counts.shape[0] // NCS_RECORD_SAMPLES
+        if n_records == 0:
+            return
+        numbers = self._records_done + np.arange(n_records)
+        self._records_done += n_records
+        kept = np.array([k not in self._dropped for k in numbers.tolist()])
+        records = np.zeros(n_records, dtype=NCS_RECORD)
+        records["timestamp"] = self.start_us + np.round(
+            numbers * NCS_RECORD_SAMPLES * 1e6 / self.fs_hz
+        ).astype(np.uint64)
+        records["sample_rate"] = round(self.fs_hz)
+        records["valid_samples"] = valid
+        # (n_records, 512, n_channels): each channel's records are one column
+        blocks = (counts * self._sign).reshape(n_records, NCS_RECORD_SAMPLES, -1)
+        for ad, f in enumerate(self._files):
+            records["channel_number"] = ad
+            records["samples"] = blocks[:, :, ad]
+            f.write(records[kept].tobytes())
+
+
+def write_ncs_session(
+    folder: Path,
+    counts: np.ndarray,
+    fs_hz: float,
+    *,
+    channel_names: Sequence[str] | None = None,
+    bit_volts: float = 1e-6 / 32.0,
+    inverted: Sequence[str] = (),
+    dropped_records: Sequence[int] = (),
+    start_us: int = 1_000_000,
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels), true polarity) as a Neuralynx session folder.
+
+    Channels are named ``CSC1``, ``CSC2``, ... unless ``channel_names`` is given; the other
+    options are :class:`NcsSessionWriter`'s. Returns ``folder``.
+    """
+    names = channel_names or [f"CSC{i + 1}" for i in range(counts.shape[1])]
+    with NcsSessionWriter(
+        folder,
+        names,
+        fs_hz,
+        bit_volts=bit_volts,
+        inverted=inverted,
+        dropped_records=dropped_records,
+        start_us=start_us,
+    ) as writer:
+        writer.write(counts)
+    return Path(folder)
+
+
+def write_open_ephys_binary(
+    folder: Path,
+    counts: np.ndarray,
+    fs_hz: float,
+    *,
+    channel_names: Sequence[str] | None = None,
+    bit_volts: float = 0.195,
+    adc_channels: int = 0,
+    first_sample_number: int = 0,
+    missing: Sequence[tuple[int, int]] = (),
+    stream_folder: str = "Acquisition_Board-100.Rhythm Data",
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels)) as an Open Ephys binary recording.
+
+    Parameters
+    ----------
+    folder : Path
+        The session's folder; the recording goes in ``experiment1/recording1``.
+    channel_names : sequence of str, optional
+        Default ``CH1``, ``CH2``, ...
+    bit_volts : float
+        Microvolts per count of the neural channels (Open Ephys's ``bit_volts`` is in the
+        channel's ``units``, here ``uV``).
+    adc_channels : int
+        The last this many columns are ADC inputs (``ADC1``, ..., volts, 0.00015 V per count).
+    first_sample_number : int
+    missing : sequence of (int, int)
+        ``(at, count)``: ``count`` sample numbers skipped before sample ``at`` (samples the
+        acquisition did not record).
+
+    Returns
+    -------
+    Path
+        The recording's folder (``.../recording1``).
+    """
+    n, n_ch = counts.shape
+    n_neural = n_ch - adc_channels
+    names = list(channel_names or [f"CH{i + 1}" for i in range(n_neural)])
+    names += [f"ADC{i + 1}" for i in range(adc_channels)]
+    recording = Path(folder) / "experiment1" / "recording1"
+    stream = recording / "continuous" / stream_folder
+    stream.mkdir(parents=True, exist_ok=True)
+    channels = [
+        {
+            "channel_name": name,
+            "description": "ADC data channel" if k >= n_neural else "Headstage data channel",
+            "identifier": "genericdata.continuous",
+            "history": "Acquisition Board -> Record Node",
+            "bit_volts": 0.00015 if k >= n_neural else bit_volts,
+            "units": "V" if k >= n_neural else "uV",
+            "source_processor_index": k,
+            "recorded_processor_index": k,
+        }
+        for k, name in enumerate(names)
+    ]
+    processor, _, stream_name = stream_folder.partition(".")
+    structure = {
+        "GUI version": "0.6.7",
+        "continuous": [
+            {
+                "folder_name": stream_folder + "/",
+                "sample_rate": float(fs_hz),
+                "source_processor_name": processor.rsplit("-", 1)[0].replace("_", " "),
+                "source_processor_id": int(processor.rsplit("-", 1)[1]),
+                "stream_name": stream_name,
+                "recorded_processor": "Record Node",
+                "recorded_processor_id": 101,
+                "num_channels": n_ch,
+                "channels": channels,
+            }
+        ],
+        "events": [],
+        "spikes": [],
+    }
+    (recording / "structure.oebin").write_text(json.dumps(structure, indent=4))
+    np.ascontiguousarray(counts, dtype="<i2").tofile(stream / "continuous.dat")
+    numbers = first_sample_number + np.arange(n, dtype=np.int64)
+    for at, count in missing:
+        numbers[at:] += count
+    np.save(stream / "sample_numbers.npy", numbers)
+    np.save(stream / "timestamps.npy", numbers / float(fs_hz))
+    return recording
