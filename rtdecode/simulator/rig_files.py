@@ -223,13 +223,17 @@ def write_open_ephys_binary(
     first_sample_number: int = 0,
     missing: Sequence[tuple[int, int]] = (),
     stream_folder: str = "Acquisition_Board-100.Rhythm Data",
+    experiment: int = 1,
+    recording: int = 1,
 ) -> Path:
     """Write ``counts`` (int16 (n, n_channels)) as an Open Ephys binary recording.
 
     Parameters
     ----------
     folder : Path
-        The session's folder; the recording goes in ``experiment1/recording1``.
+        The session's folder; the recording goes in ``experiment<experiment>/recording<recording>``
+        (the GUI starts a new recording at each start of recording, a new experiment at each
+        start of acquisition: its sample numbers start over).
     channel_names : sequence of str, optional
         Default ``CH1``, ``CH2``, ...
     bit_volts : float
@@ -245,14 +249,14 @@ def write_open_ephys_binary(
     Returns
     -------
     Path
-        The recording's folder (``.../recording1``).
+        The recording's folder.
     """
     n, n_ch = counts.shape
     n_neural = n_ch - adc_channels
     names = list(channel_names or [f"CH{i + 1}" for i in range(n_neural)])
     names += [f"ADC{i + 1}" for i in range(adc_channels)]
-    recording = Path(folder) / "experiment1" / "recording1"
-    stream = recording / "continuous" / stream_folder
+    recording_folder = Path(folder) / f"experiment{experiment}" / f"recording{recording}"
+    stream = recording_folder / "continuous" / stream_folder
     stream.mkdir(parents=True, exist_ok=True)
     channels = [
         {
@@ -286,11 +290,11 @@ def write_open_ephys_binary(
         "events": [],
         "spikes": [],
     }
-    (recording / "structure.oebin").write_text(json.dumps(structure, indent=4))
+    (recording_folder / "structure.oebin").write_text(json.dumps(structure, indent=4))
     np.ascontiguousarray(counts, dtype="<i2").tofile(stream / "continuous.dat")
     numbers = first_sample_number + np.arange(n, dtype=np.int64)
     for at, count in missing:
         numbers[at:] += count
     np.save(stream / "sample_numbers.npy", numbers)
     np.save(stream / "timestamps.npy", numbers / float(fs_hz))
-    return recording
+    return recording_folder

@@ -165,6 +165,23 @@ def test_open_ephys_binary_reads_the_neural_stream_with_its_gaps(tmp_path):
         open_recording(tmp_path, stream="LFP")
 
 
+def test_open_ephys_recordings_are_runs_and_experiments_are_refused_together(tmp_path):
+    fs = 30000.0
+    first, second = _counts(3000, 2, seed=6), _counts(2000, 2, seed=7)
+    write_open_ephys_binary(tmp_path, first, fs, first_sample_number=0)
+    # recording2 of the same acquisition: its sample numbers go on from where it restarted
+    write_open_ephys_binary(tmp_path, second, fs, first_sample_number=9000, recording=2)
+    rec = open_recording(tmp_path)
+    assert rec.runs() == [(0, 3000), (3000, 5000)]
+    assert rec.times_s(2999, 3001) == pytest.approx([2999 / fs, 9000 / fs])
+    assert_uv(rec.read(2990, 3010), _uv(np.concatenate([first, second])[2990:3010], 0.195))
+    # experiment2: the acquisition restarted, its sample numbers too
+    write_open_ephys_binary(tmp_path, second, fs, first_sample_number=0, experiment=2)
+    with pytest.raises(DataError, match=r"time goes back .* give one session's folder \(one exp"):
+        open_recording(tmp_path)
+    assert open_recording(tmp_path / "experiment2").n_samples == 2000
+
+
 def test_sample_numbers_are_read_in_blocks(tmp_path):
     numbers = np.r_[np.arange(10, 20), np.arange(25, 40), np.arange(41, 45)]
     np.save(tmp_path / "n.npy", numbers)
