@@ -1,4 +1,5 @@
-"""Signals written as acquisition rigs record them: a Neuralynx session, an Open Ephys folder.
+"""Signals written as acquisition rigs record them: a Neuralynx session, an Open Ephys folder,
+an NWB file (through pynwb).
 
 For the tests and benchmarks of the readers, and to try ``rtdecode replay``/``evaluate`` on a
 rig's files without the rig. Each writer follows the format's published layout:
@@ -31,6 +32,7 @@ __all__ = [
     "NcsSessionWriter",
     "write_ncs_session",
     "write_open_ephys_binary",
+    "write_nwb",
 ]
 
 NCS_HEADER_BYTES = 16384
@@ -298,3 +300,52 @@ def write_open_ephys_binary(
     np.save(stream / "sample_numbers.npy", numbers)
     np.save(stream / "timestamps.npy", numbers / float(fs_hz))
     return recording_folder
+
+
+def write_nwb(
+    path: Path,
+    counts: np.ndarray,
+    series: dict[str, dict],
+    *,
+    channel_names: Sequence[str] | None = None,
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels)) as ElectricalSeries of an NWB file (pynwb).
+
+    Parameters
+    ----------
+    path : Path
+    counts : ndarray (n, n_channels), int16
+    series : dict
+        ``{name: keyword arguments of pynwb's ElectricalSeries}``: ``rate`` or ``timestamps``,
+        ``conversion`` (volts per count), optionally ``offset`` and ``channel_conversion``.
+        Each series holds ``counts``, in the file's acquisition.
+    channel_names : sequence of str, optional
+        The electrodes table's ``channel_name`` column (default ``CSC1``, ``CSC2``, ...).
+
+    Returns
+    -------
+    Path
+    """
+    import datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.ecephys import ElectricalSeries
+
+    names = list(channel_names or [f"CSC{i + 1}" for i in range(counts.shape[1])])
+    f = NWBFile(
+        session_description="written by rtdecode.simulator.rig_files",
+        identifier=Path(path).stem,
+        session_start_time=datetime.datetime(2024, 1, 2, 10, tzinfo=datetime.timezone.utc),
+    )
+    group = f.create_electrode_group(
+        name="shank0", description="probe", location="CA1", device=f.create_device(name="rig")
+    )
+    f.add_electrode_column(name="channel_name", description="the rig's channel name")
+    for name in names:
+        f.add_electrode(group=group, location="CA1", channel_name=name)
+    region = f.create_electrode_table_region(region=list(range(len(names))), description="all")
+    for name, options in series.items():
+        f.add_acquisition(ElectricalSeries(name=name, data=counts, electrodes=region, **options))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(f)
+    return Path(path)

@@ -2,7 +2,6 @@
 signal written as EDF, a Neuralynx session, an Open Ephys folder and NWB; a model trained on
 one format scores every other the same; replay streams a Neuralynx session at its own rate."""
 
-import datetime
 import json
 import subprocess
 import sys
@@ -20,38 +19,15 @@ from edfio import Edf, EdfSignal  # noqa: E402
 
 from rtdecode.cli.main import main  # noqa: E402
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig  # noqa: E402
-from rtdecode.simulator.rig_files import write_ncs_session, write_open_ephys_binary  # noqa: E402
+from rtdecode.simulator.rig_files import (  # noqa: E402
+    write_ncs_session,
+    write_nwb,
+    write_open_ephys_binary,
+)
 
 FS = 1024.0  # two 512-sample Neuralynx records a second
 UV_PER_COUNT = 0.125  # exact in binary: every format holds the same microvolts
 NAMES = ["CSC1", "CSC2", "CSC3", "CSC4"]
-
-
-def _write_nwb(path, counts):
-    from pynwb import NWBHDF5IO, NWBFile
-    from pynwb.ecephys import ElectricalSeries
-
-    f = NWBFile(
-        session_description="simulated seizures",
-        identifier="rtdecode-cli-test",
-        session_start_time=datetime.datetime(2024, 1, 2, 10, tzinfo=datetime.timezone.utc),
-    )
-    group = f.create_electrode_group(
-        name="shank0", description="d", location="CA1", device=f.create_device(name="rig")
-    )
-    f.add_electrode_column(name="channel_name", description="the rig's channel name")
-    for name in NAMES:
-        f.add_electrode(group=group, location="CA1", channel_name=name)
-    region = f.create_electrode_table_region(region=list(range(len(NAMES))), description="all")
-    for name in ("raw", "copy"):
-        f.add_acquisition(
-            ElectricalSeries(
-                name=name, data=counts, electrodes=region, rate=FS, conversion=UV_PER_COUNT * 1e-6
-            )
-        )
-    with NWBHDF5IO(str(path), "w") as io:
-        io.write(f)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +60,8 @@ def session(tmp_path_factory):
     oe = write_open_ephys_binary(
         folder / "oe", counts, FS, channel_names=NAMES, bit_volts=UV_PER_COUNT
     )
-    nwb = _write_nwb(folder / "session.nwb", counts)
+    raw = {"rate": FS, "conversion": UV_PER_COUNT * 1e-6}
+    nwb = write_nwb(folder / "session.nwb", counts, {"raw": raw, "copy": raw})
     changes = sim.state_changes() + [(n, None)]
     rows = ["onset_s,duration_s,label"]
     for (a, state), (b, _) in zip(changes, changes[1:]):

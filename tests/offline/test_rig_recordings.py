@@ -6,8 +6,6 @@ with what was written; gaps (dropped Neuralynx records, Open Ephys sample number
 are runs placed at their times.
 """
 
-import datetime
-
 import numpy as np
 import pytest
 
@@ -25,6 +23,7 @@ from rtdecode.simulator.rig_files import (  # noqa: E402
     NCS_RECORD,
     NCS_RECORD_SAMPLES,
     write_ncs_session,
+    write_nwb,
     write_open_ephys_binary,
 )
 
@@ -190,48 +189,13 @@ def test_sample_numbers_are_read_in_blocks(tmp_path):
 
 
 # NWB ----------------------------------------------------------------------------------------
-def _nwb_file(tmp_path, series):
-    """series: list of (name, counts, kwargs for ElectricalSeries)."""
-    from pynwb import NWBHDF5IO, NWBFile
-    from pynwb.ecephys import ElectricalSeries
-
-    f = NWBFile(
-        session_description="rtdecode test",
-        identifier="rtdecode-test",
-        session_start_time=datetime.datetime(2024, 1, 2, 10, tzinfo=datetime.timezone.utc),
-    )
-    device = f.create_device(name="rig")
-    group = f.create_electrode_group(
-        name="shank0", description="tetrode", location="CA1", device=device
-    )
-    f.add_electrode_column(name="channel_name", description="the rig's channel name")
-    n_ch = series[0][1].shape[1]
-    for i in range(n_ch):
-        f.add_electrode(group=group, location="CA1", channel_name=f"CSC{i + 1}")
-    region = f.create_electrode_table_region(region=list(range(n_ch)), description="all")
-    for name, counts, kwargs in series:
-        f.add_acquisition(ElectricalSeries(name=name, data=counts, electrodes=region, **kwargs))
-    path = tmp_path / "session.nwb"
-    with NWBHDF5IO(str(path), "w") as io:
-        io.write(f)
-    return path
-
-
 def test_nwb_electrical_series_reads_back_in_microvolts(tmp_path):
     pytest.importorskip("pynwb")
     counts = _counts(3000, 4, seed=5)
     gains = np.array([1.0, 2.0, 1.0, 0.5])
-    path = _nwb_file(
-        tmp_path,
-        [
-            (
-                "raw",
-                counts,
-                dict(rate=30000.0, conversion=0.195e-6, offset=1e-6, channel_conversion=gains),
-            ),
-            ("lfp", counts[:, :], dict(timestamps=_gapped_times(3000, 1000.0, 1200, 0.5))),
-        ],
-    )
+    raw = dict(rate=30000.0, conversion=0.195e-6, offset=1e-6, channel_conversion=gains)
+    lfp = dict(timestamps=_gapped_times(3000, 1000.0, 1200, 0.5), conversion=1e-6)
+    path = write_nwb(tmp_path / "session.nwb", counts, {"raw": raw, "lfp": lfp})
     assert detect_format(path) == ("nwb", path)
     with pytest.raises(DataError, match=r"2 ElectricalSeries \('lfp' .*'raw' .*--stream NAME"):
         open_recording(path)
