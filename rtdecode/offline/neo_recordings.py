@@ -1,4 +1,5 @@
-"""Recordings of acquisition rigs read through python-neo's ``neo.rawio``: Neuralynx, Open Ephys.
+"""Recordings of acquisition rigs read through python-neo's ``neo.rawio``: Neuralynx, Open Ephys,
+SpikeGLX.
 
 neo parses each format's header and serves samples by index (``get_analogsignal_chunk``), so a
 :class:`NeoRecording` reads one chunk at a time whatever the session's size. What neo leaves to
@@ -98,6 +99,14 @@ NEO_FORMATS: dict[str, NeoFormat] = {
             "OpenEphysBinaryRawIO",
             opens_folder=True,
             auxiliary=("adc", "sync"),
+        ),
+        # imec<k>.ap (30 kHz) by default; imec<k>.lf, the 2.5 kHz band, by --stream
+        NeoFormat(
+            "spikeglx",
+            "SpikeGLX",
+            "SpikeGLXRawIO",
+            opens_folder=True,
+            auxiliary=("sync", "nidq", "obx"),
         ),
     )
 }

@@ -425,6 +425,7 @@ RECORDING_FORMATS: dict[str, str] = {
     "npz": "NumPy .npz file",
     "neuralynx": "Neuralynx session folder of .ncs files (or one .ncs file)",
     "openephys": "Open Ephys binary folder (structure.oebin, continuous.dat)",
+    "spikeglx": "SpikeGLX folder (.bin + .meta)",
     "nwb": "NWB file (an ElectricalSeries)",
 }
 """The ``--format`` values: what :func:`open_recording` reads."""
@@ -433,7 +434,6 @@ RECORDING_FORMATS: dict[str, str] = {
 _RECOGNISED_ONLY = {
     "openephys-legacy": "Open Ephys legacy format (.continuous files)",
     "intan": "Intan .rhd/.rhs file",
-    "spikeglx": "SpikeGLX folder (.bin + .meta)",
     "blackrock": "Blackrock .nsX file",
 }
 
@@ -493,6 +493,8 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
             return "openephys", p.parent
         if p.name == "continuous.dat" and (p.parents[2] / "structure.oebin").is_file():
             return "openephys", p.parents[2]
+        if p.suffix.lower() in (".bin", ".meta") and p.with_suffix(".meta").is_file():
+            return "spikeglx", p.parent  # neo reads a SpikeGLX run by its folder
         try:
             with open(p, "rb") as f:
                 head = f.read(32)

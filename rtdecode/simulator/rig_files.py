@@ -15,6 +15,11 @@ rig's files without the rig. Each writer follows the format's published layout:
   ``continuous/<processor>-<id>.<stream>/``: ``continuous.dat`` (int16, samples x channels,
   interleaved), ``sample_numbers.npy`` (int64, the acquisition's sample counter: a jump is
   samples not recorded) and ``timestamps.npy`` (float64 seconds).
+- **SpikeGLX** (Bill Karsh, "SpikeGLX metadata", Neuropixels 1.0): per probe and band a pair
+  ``<run>_g<gate>_t<trigger>.imec<k>.ap.bin`` (int16, samples x channels, interleaved, the
+  sync word last) and ``.meta`` (``key=value`` lines; ``~imroTbl`` gives each channel's gain,
+  ``~snsChanMap`` its name; microvolts per count = imAiRangeMax / imMaxInt / gain x 1e6);
+  ``firstSample`` places a trigger's file in time.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "write_ncs_session",
     "write_open_ephys_binary",
     "write_nwb",
+    "write_spikeglx",
 ]
 
 NCS_HEADER_BYTES = 16384
@@ -349,3 +355,64 @@ def write_nwb(
     with NWBHDF5IO(str(path), "w") as io:
         io.write(f)
     return Path(path)
+
+
+def write_spikeglx(
+    folder: Path,
+    counts: np.ndarray,
+    fs_hz: float = 30000.0,
+    *,
+    gain: int = 500,
+    run: str = "run",
+    trigger: int = 0,
+    first_sample: int = 0,
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels)) as a Neuropixels 1.0 AP band of SpikeGLX.
+
+    Parameters
+    ----------
+    folder : Path
+        Created if needed; holds ``<run>_g0_t<trigger>.imec0.ap.bin`` and ``.meta``.
+    counts : ndarray (n, n_channels), int16
+        The neural channels (named ``AP0``, ``AP1``, ...); a sync channel (``SY0``, zeros) is
+        added last, as SpikeGLX saves it.
+    gain : int
+        The probe's AP gain (microvolts per count = 0.6 / 512 / gain x 1e6).
+    trigger : int
+        A later trigger of one gate is a new file of the run, at ``first_sample``.
+
+    Returns
+    -------
+    Path
+        The ``.bin`` file.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n, n_ch = counts.shape
+    stem = f"{run}_g0_t{trigger}.imec0.ap"
+    data = np.zeros((n, n_ch + 1), dtype="<i2")
+    data[:, :n_ch] = counts
+    data.tofile(folder / f"{stem}.bin")
+    imro = f"(0,{n_ch})" + "".join(f"({c} 0 0 {gain} 250 1)" for c in range(n_ch))
+    chan_map = f"({n_ch},{n_ch},1)" + "".join(f"(AP{c};{c}:{c})" for c in range(n_ch))
+    chan_map += f"(SY0;{n_ch}:{n_ch})"
+    meta = {
+        "typeThis": "imec",
+        "imDatPrb_pn": "PRB_1_4_0480_1",
+        "imSampRate": f"{fs_hz:g}",
+        "nSavedChans": str(n_ch + 1),
+        "snsApLfSy": f"{n_ch},0,1",
+        "snsSaveChanSubset": "all",
+        "imAiRangeMax": "0.6",
+        "imAiRangeMin": "-0.6",
+        "imMaxInt": "512",
+        "fileName": f"D:/SGL_DATA/{run}_g0/{stem}.bin",
+        "fileSizeBytes": str(data.nbytes),
+        "fileTimeSecs": f"{n / fs_hz:.6f}",
+        "firstSample": str(first_sample),
+        "~imroTbl": imro,
+        "~snsChanMap": chan_map,
+    }
+    text = "".join(f"{k}={v}\n" for k, v in meta.items())
+    (folder / f"{stem}.meta").write_text(text)
+    return folder / f"{stem}.bin"

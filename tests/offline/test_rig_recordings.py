@@ -25,6 +25,7 @@ from rtdecode.simulator.rig_files import (  # noqa: E402
     write_ncs_session,
     write_nwb,
     write_open_ephys_binary,
+    write_spikeglx,
 )
 
 BIT_VOLTS = 1e-6 / 32.0  # Digital Lynx at +-1 mV: 1/32 uV per count
@@ -186,6 +187,25 @@ def test_sample_numbers_are_read_in_blocks(tmp_path):
     np.save(tmp_path / "n.npy", numbers)
     got = neo_recordings._sample_number_splits(tmp_path / "n.npy", numbers.size, 10.0, block=4)
     assert got == [(0, 10, 0.0), (10, 25, 1.5), (25, 29, 3.1)]
+
+
+# SpikeGLX -----------------------------------------------------------------------------------
+def test_spikeglx_ap_band_reads_back_and_a_later_trigger_is_a_run(tmp_path):
+    fs = 30000.0
+    first, later = _counts(3000, 6, seed=8), _counts(1000, 6, seed=9)
+    path = write_spikeglx(tmp_path, first, fs)
+    write_spikeglx(tmp_path, later, fs, trigger=1, first_sample=5000)
+    assert detect_format(path) == ("spikeglx", tmp_path)
+    rec = open_recording(tmp_path)
+    # the neural channels, without the sync word; microvolts: 0.6 V / 512 / gain 500
+    assert rec.stream_names == ("imec0.ap",) and rec.channel_names == tuple(
+        f"AP{c}" for c in range(6)
+    )
+    assert rec.fs_hz == fs and rec.runs() == [(0, 3000), (3000, 4000)]
+    assert_uv(
+        rec.read(0, rec.n_samples), _uv(np.concatenate([first, later]), 0.6 / 512 / 500 * 1e6)
+    )
+    assert rec.times_s(2999, 3001) == pytest.approx([2999 / fs, 5000 / fs])
 
 
 # NWB ----------------------------------------------------------------------------------------
