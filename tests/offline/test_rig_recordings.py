@@ -99,6 +99,20 @@ def test_one_ncs_file_and_channels_of_several_input_ranges(tmp_path):
     assert_uv(one.read(0, one.n_samples), want[:, [1]])
 
 
+def test_files_that_lost_different_records_are_refused_together(tmp_path):
+    counts = _counts(8 * 512, 2, seed=3)
+    write_ncs_session(tmp_path, counts[:, :1], 32000.0)
+    write_ncs_session(tmp_path, counts[:, 1:], 32000.0, channel_names=["CSC2"], dropped_records=[3])
+    with pytest.raises(
+        DataError,
+        match=r"not recorded alike: CSC1\.ncs \(.*\) has segments of 4096 samples, CSC2\.ncs "
+        r"\(.*\) 1536, 2048 \(records missing from some files only\?\)",
+    ):
+        open_recording(tmp_path)
+    assert open_recording(tmp_path, channels=["CSC1"]).n_samples == 4096
+    assert open_recording(tmp_path / "CSC2.ncs").runs() == [(0, 1536), (1536, 3584)]
+
+
 def test_pages_of_the_files_are_released_as_reading_goes(tmp_path, monkeypatch):
     counts = _counts(8 * 512, 3, seed=2)
     write_ncs_session(tmp_path, counts, 32000.0)
@@ -157,7 +171,7 @@ def test_open_ephys_binary_reads_the_neural_stream_with_its_gaps(tmp_path):
     assert_uv(np.concatenate(list(rec.chunks(999))), _uv(counts[:, :4], 0.195))
     np.testing.assert_allclose(rec.times_s(3999, 4001), [3999 / fs, 4300 / fs])
     # the ADC input, asked for by its stream's name: volts to microvolts
-    (adc_stream,) = [s for s in rec._reader.header["signal_streams"]["name"] if "ADC" in s]
+    (adc_stream,) = [s for s in rec._readers[0].header["signal_streams"]["name"] if "ADC" in s]
     adc = open_recording(tmp_path, stream=str(adc_stream))
     assert adc.channel_names == ("ADC1",) and adc.units == ("uV",)
     np.testing.assert_allclose(adc.read(0, 100)[:, 0], counts[:100, 4] * 150.0, rtol=1e-6)
