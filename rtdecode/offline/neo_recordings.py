@@ -1,5 +1,5 @@
 """Recordings of acquisition rigs read through python-neo's ``neo.rawio``: Neuralynx, Open Ephys,
-SpikeGLX.
+SpikeGLX, Blackrock.
 
 neo parses each format's header and serves samples by index (``get_analogsignal_chunk``), so a
 :class:`NeoRecording` reads one chunk at a time whatever the session's size. What neo leaves to
@@ -25,6 +25,7 @@ its caller is handled here:
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import mmap
 import re
@@ -100,6 +101,8 @@ NEO_FORMATS: dict[str, NeoFormat] = {
             opens_folder=True,
             auxiliary=("adc", "sync"),
         ),
+        # the fastest nsX (ns5/ns6 at 30 kHz) by default; another by --stream nsx2...
+        NeoFormat("blackrock", "Blackrock", "BlackrockRawIO", opens_folder=False),
         # imec<k>.ap (30 kHz) by default; imec<k>.lf, the 2.5 kHz band, by --stream
         NeoFormat(
             "spikeglx",
@@ -318,6 +321,17 @@ class NeoRecording(Recording):
             )
         return raw
 
+    def close(self) -> None:
+        """Close the files neo keeps open (idempotent); reading afterwards reopens some."""
+        for reader in self._readers:
+            for f in _attributes_of_type(reader, io.IOBase):
+                f.close()
+
+    def __del__(self) -> None:
+        # neo's Blackrock reader opens its .nsX on demand and never closes it
+        with contextlib.suppress(Exception):
+            self.close()
+
     def _release_pages(self) -> None:
         # neo's whole-file maps keep every page read resident (counted in this process's
         # memory) until unmapped: 15 GB after an hour of 64 ch at 32 kHz
@@ -390,6 +404,9 @@ def _reader_options(path: Path, fmt: NeoFormat) -> dict:
                 p.name for p in folder.iterdir() if p.suffix.lower() in (".nev", ".nse", ".ntt")
             ]
         return options
+    if fmt.name == "blackrock":
+        # the continuous .nsX files beside it; the .nev (spikes, events) is no decoder input
+        return {"filename": str(path), "load_nev": False}
     return {"dirname": str(path)} if fmt.opens_folder else {"filename": str(path)}
 
 
@@ -606,22 +623,31 @@ def _is_gap(before: _Piece, after: _Piece, period_s: float) -> bool:
 def _file_mappings(reader) -> list[mmap.mmap]:
     """The memory maps of the files a neo reader holds open (np.memmap's ``_mmap``), found in
     its attributes, so their pages can be released."""
-    found: dict[int, mmap.mmap] = {}
-
-    def visit(obj, depth: int) -> None:
-        if isinstance(obj, np.memmap):
-            mapping = getattr(obj, "_mmap", None)
-            if isinstance(mapping, mmap.mmap):
-                found[id(mapping)] = mapping
-        elif depth < 5 and isinstance(obj, dict):
-            for value in obj.values():
-                visit(value, depth + 1)
-        elif depth < 5 and isinstance(obj, (list, tuple)):
-            for value in obj:
-                visit(value, depth + 1)
-
-    visit(vars(reader), 0)
+    found = {}
+    for array in _attributes_of_type(reader, np.memmap):
+        mapping = getattr(array, "_mmap", None)
+        if isinstance(mapping, mmap.mmap):
+            found[id(mapping)] = mapping
     return list(found.values())
+
+
+def _attributes_of_type(obj, kind: type, depth: int = 5) -> list:
+    """Objects of ``kind`` among an object's attributes, in dicts, lists and tuples, ``depth``
+    levels down."""
+    found = []
+
+    def visit(value, level: int) -> None:
+        if isinstance(value, kind):
+            found.append(value)
+        elif level < depth and isinstance(value, dict):
+            for item in value.values():
+                visit(item, level + 1)
+        elif level < depth and isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, level + 1)
+
+    visit(vars(obj), 0)
+    return found
 
 
 def _scaled(

@@ -426,6 +426,7 @@ RECORDING_FORMATS: dict[str, str] = {
     "neuralynx": "Neuralynx session folder of .ncs files (or one .ncs file)",
     "openephys": "Open Ephys binary folder (structure.oebin, continuous.dat)",
     "spikeglx": "SpikeGLX folder (.bin + .meta)",
+    "blackrock": "Blackrock .nsX file (.ns1-.ns6)",
     "nwb": "NWB file (an ElectricalSeries)",
 }
 """The ``--format`` values: what :func:`open_recording` reads."""
@@ -434,7 +435,6 @@ RECORDING_FORMATS: dict[str, str] = {
 _RECOGNISED_ONLY = {
     "openephys-legacy": "Open Ephys legacy format (.continuous files)",
     "intan": "Intan .rhd/.rhs file",
-    "blackrock": "Blackrock .nsX file",
 }
 
 _FILE_MAGIC: tuple[tuple[bytes, str], ...] = (

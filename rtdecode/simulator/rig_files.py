@@ -20,6 +20,12 @@ rig's files without the rig. Each writer follows the format's published layout:
   sync word last) and ``.meta`` (``key=value`` lines; ``~imroTbl`` gives each channel's gain,
   ``~snsChanMap`` its name; microvolts per count = imAiRangeMax / imMaxInt / gain x 1e6);
   ``firstSample`` places a trigger's file in time.
+- **Blackrock** ``.nsX`` (Blackrock Microsystems, "NEV and NSx file specification" 2.3): a
+  314-byte basic header (``NEURALCD``, version 2.3, bytes in headers, label, comment, period
+  in 1/30000 s, timestamp resolution, time origin, channel count), one 66-byte ``CC``
+  extended header per channel (electrode id and label, digital and analog ranges, units,
+  filters), then data packets: 0x01, uint32 timestamp, uint32 number of samples, int16
+  samples x channels. A new packet starts where recording resumed.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ __all__ = [
     "write_open_ephys_binary",
     "write_nwb",
     "write_spikeglx",
+    "write_blackrock_nsx",
 ]
 
 NCS_HEADER_BYTES = 16384
@@ -416,3 +423,98 @@ def write_spikeglx(
     text = "".join(f"{k}={v}\n" for k, v in meta.items())
     (folder / f"{stem}.meta").write_text(text)
     return folder / f"{stem}.bin"
+
+
+_NSX_BASIC = np.dtype(
+    [
+        ("file_id", "S8"),
+        ("ver_major", "u1"),
+        ("ver_minor", "u1"),
+        ("bytes_in_headers", "<u4"),
+        ("label", "S16"),
+        ("comment", "S256"),
+        ("period", "<u4"),
+        ("timestamp_resolution", "<u4"),
+        ("time_origin", "<u2", (8,)),
+        ("channel_count", "<u4"),
+    ]
+)  # 314 bytes
+_NSX_CHANNEL = np.dtype(
+    [
+        ("type", "S2"),
+        ("electrode_id", "<u2"),
+        ("electrode_label", "S16"),
+        ("front_end_id", "u1"),
+        ("connector_pin", "u1"),
+        ("min_digital", "<i2"),
+        ("max_digital", "<i2"),
+        ("min_analog", "<i2"),
+        ("max_analog", "<i2"),
+        ("units", "S16"),
+        ("high_corner", "<u4"),
+        ("high_order", "<u4"),
+        ("high_type", "<u2"),
+        ("low_corner", "<u4"),
+        ("low_order", "<u4"),
+        ("low_type", "<u2"),
+    ]
+)  # 66 bytes
+
+
+def write_blackrock_nsx(
+    path: Path,
+    counts: np.ndarray,
+    *,
+    period: int = 1,
+    packets: Sequence[tuple[int, int]] | None = None,
+    analog_max_uv: int = 8191,
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels)) as a Blackrock NSx 2.3 file (``.ns5`` at 30 kHz).
+
+    Parameters
+    ----------
+    path : Path
+        ``.ns5`` for 30 kHz (``period`` 1), ``.ns2`` for 1 kHz (``period`` 30)...
+    period : int
+        Sample period in 1/30000 s.
+    packets : sequence of (int, int), optional
+        ``(first sample, timestamp)`` of each data packet (default: one packet at 0): a packet
+        whose timestamp is later than its predecessor's samples account for follows a pause.
+    analog_max_uv : int
+        Microvolts at the digital maximum 32764 (the range is symmetric): the Cerebus default,
+        8191 uV, is 0.25 uV per count.
+
+    Returns
+    -------
+    Path
+    """
+    n, n_ch = counts.shape
+    basic = np.zeros((), dtype=_NSX_BASIC)
+    basic["file_id"] = b"NEURALCD"
+    basic["ver_major"], basic["ver_minor"] = 2, 3
+    basic["bytes_in_headers"] = _NSX_BASIC.itemsize + n_ch * _NSX_CHANNEL.itemsize
+    basic["label"] = f"{30 // period} kS/s".encode()
+    basic["period"] = period
+    basic["timestamp_resolution"] = 30000
+    basic["time_origin"] = (2024, 1, 2, 2, 10, 0, 0, 0)
+    basic["channel_count"] = n_ch
+    channels = np.zeros(n_ch, dtype=_NSX_CHANNEL)
+    channels["type"] = b"CC"
+    channels["electrode_id"] = np.arange(1, n_ch + 1)
+    channels["electrode_label"] = [f"elec{i + 1}".encode() for i in range(n_ch)]
+    channels["front_end_id"] = 1
+    channels["connector_pin"] = np.arange(n_ch) % 32 + 1
+    channels["min_digital"], channels["max_digital"] = -32764, 32764
+    channels["min_analog"], channels["max_analog"] = -analog_max_uv, analog_max_uv
+    channels["units"] = b"uV"
+    packets = list(packets or [(0, 0)])
+    with open(path, "wb") as f:
+        f.write(basic.tobytes())
+        f.write(channels.tobytes())
+        for k, (first, timestamp) in enumerate(packets):
+            stop = packets[k + 1][0] if k + 1 < len(packets) else n
+            header = np.zeros((), dtype=[("flag", "u1"), ("timestamp", "<u4"), ("n", "<u4")])
+            header["flag"], header["timestamp"], header["n"] = 1, timestamp, stop - first
+            f.write(header.tobytes())
+            f.write(np.ascontiguousarray(counts[first:stop], dtype="<i2").tobytes())
+    return Path(path)

@@ -22,6 +22,7 @@ from rtdecode.offline.recordings import (  # noqa: E402
 from rtdecode.simulator.rig_files import (  # noqa: E402
     NCS_RECORD,
     NCS_RECORD_SAMPLES,
+    write_blackrock_nsx,
     write_ncs_session,
     write_nwb,
     write_open_ephys_binary,
@@ -220,6 +221,28 @@ def test_spikeglx_ap_band_reads_back_and_a_later_trigger_is_a_run(tmp_path):
         rec.read(0, rec.n_samples), _uv(np.concatenate([first, later]), 0.6 / 512 / 500 * 1e6)
     )
     assert rec.times_s(2999, 3001) == pytest.approx([2999 / fs, 5000 / fs])
+
+
+# Blackrock ----------------------------------------------------------------------------------
+def test_blackrock_nsx_reads_back_and_a_paused_packet_is_a_gap(tmp_path):
+    counts = _counts(5000, 4, seed=10)
+    # three packets: the second goes on where the first stopped, the third after a pause
+    path = write_blackrock_nsx(
+        tmp_path / "session.ns5", counts, packets=[(0, 0), (3000, 3000), (4000, 4500)]
+    )
+    assert detect_format(path) == ("blackrock", path)
+    rec = open_recording(path)
+    assert rec.stream_names == ("nsx5",) and rec.channel_names == (
+        "elec1",
+        "elec2",
+        "elec3",
+        "elec4",
+    )
+    assert rec.fs_hz == 30000.0 and rec.units == ("uV",) * 4
+    assert rec.runs() == [(0, 4000), (4000, 5000)]
+    assert rec.times_s(3999, 4001) == pytest.approx([3999 / 30000, 4500 / 30000])
+    assert_uv(np.concatenate(list(rec.chunks(1234))), _uv(counts, 8191 / 32764))
+    rec.close()
 
 
 # NWB ----------------------------------------------------------------------------------------
