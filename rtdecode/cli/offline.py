@@ -31,8 +31,12 @@ from rtdecode.common.files import (
     file_fingerprint,
     staging_path,
 )
+from rtdecode.offline.recordings import RECORDING_FORMATS
 
 logger = logging.getLogger("rtdecode")
+
+# What --data and replay's FILE take, for their help.
+DATA_KINDS = ".edf .bdf .xdf .npz .nwb .nsX, or a Neuralynx, Open Ephys or SpikeGLX folder"
 
 
 def _split_list(text: str) -> list[str]:
@@ -158,9 +162,9 @@ def _add_data_args(p: argparse.ArgumentParser, many: bool) -> None:
         type=Path,
         required=True,
         metavar="FILE",
-        help="recordings: .edf .bdf .xdf .npz; several make one model, validated by recording"
+        help=f"recordings ({DATA_KINDS}); several make one model, validated by recording"
         if many
-        else "one recording: .edf .bdf .xdf .npz (evaluate scores one file; run it once per file)",
+        else f"one recording ({DATA_KINDS}; evaluate scores one; run it once per recording)",
     )
     _add_channel_args(p)
 
@@ -172,7 +176,17 @@ def _add_channel_args(p: argparse.ArgumentParser) -> None:
         metavar="A,B,...",
         help="channels by name or 0-based index (default: all)",
     )
-    p.add_argument("--stream", help="XDF: the data stream's name or type (default: the only one)")
+    p.add_argument(
+        "--stream",
+        help="which signal when there are several: XDF, the data stream's name or type; NWB, "
+        "the ElectricalSeries' name; a rig's folder, neo's stream name (default: the only one, "
+        "or the rig's neural stream)",
+    )
+    p.add_argument(
+        "--format",
+        choices=list(RECORDING_FORMATS),
+        help="the recordings' format (default: recognised from their content)",
+    )
 
 
 def add_offline_commands(sub) -> None:
@@ -356,7 +370,7 @@ def add_offline_commands(sub) -> None:
         description="Stream a recording over LSL at real-time pace (or --speed "
         "times faster), with its labels as a NAME-truth marker stream.",
     )
-    p.add_argument("file", type=Path, help="the recording to stream: .edf .bdf .xdf .npz")
+    p.add_argument("file", type=Path, help=f"the recording to stream ({DATA_KINDS})")
     p.add_argument(
         "--speed",
         type=_positive_float,
@@ -551,7 +565,9 @@ def _train(args: argparse.Namespace) -> dict:
             )
         fs_rates, files_labels, recs = set(), [], []
         for i, data in enumerate(args.data):
-            rec = open_recording(data, channels=args.channels, stream=args.stream)
+            rec = open_recording(
+                data, channels=args.channels, stream=args.stream, file_format=args.format
+            )
             files_labels.append(
                 _read_labels(args, data, args.labels[i] if args.labels else None, rec)
             )
@@ -568,6 +584,7 @@ def _train(args: argparse.Namespace) -> dict:
                     labels=tuple(labels),
                     channels=tuple(args.channels) if args.channels else None,
                     stream=args.stream,
+                    file_format=args.format,
                     merge_touching=not args.windows_within_segments,
                 )
             )
@@ -795,7 +812,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--channels and --channel-map both select channels: give one")
     try:
         model = OnnxModel(args.model)
-        rec = open_recording(args.data, channels=args.channels, stream=args.stream)
+        rec = open_recording(
+            args.data, channels=args.channels, stream=args.stream, file_format=args.format
+        )
         segments = _read_labels(args, args.data, args.labels, rec)
         contract = model.contract
         segments = map_labels(segments, _label_map(args, [s.label for s in segments], contract))
@@ -810,7 +829,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         if picked is not None:
             # the model's channels, in its order, read from the file (offline: no cost to speak of)
-            rec = open_recording(args.data, channels=list(picked), stream=args.stream)
+            rec = open_recording(
+                args.data, channels=list(picked), stream=args.stream, file_format=args.format
+            )
         model.check_stream(n_channels=rec.n_channels, fs_hz=rec.fs_hz, stream_name=str(rec.path))
         protocol = None
         if args.stim is not None:
@@ -998,7 +1019,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     try:
         contract = OnnxModel(args.model).contract if args.model is not None else None
-        rec = open_recording(args.file, channels=args.channels, stream=args.stream)
+        rec = open_recording(
+            args.file, channels=args.channels, stream=args.stream, file_format=args.format
+        )
         segments = None
         if args.labels is not None:
             segments = _read_labels(args, args.file, args.labels, rec)

@@ -74,9 +74,21 @@ def file_fingerprint(path: str | Path, *, edge_bytes: int = 1 << 20) -> str | No
     """A short fingerprint of a file's content: SHA-256 of its size, first and last MiB.
 
     Tells the same recording under another path or name (a copy) from another recording,
-    without reading a file of many GB whole. None when the file cannot be read.
+    without reading a file of many GB whole. A folder (a rig's session: one file per channel)
+    is fingerprinted by its files' relative paths and fingerprints (first and last 64 kiB
+    each). None when the file cannot be read.
     """
     digest = hashlib.sha256()
+    folder = Path(path)
+    if folder.is_dir():
+        try:
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+        except OSError:
+            return None
+        for f in files:
+            digest.update(f.relative_to(folder).as_posix().encode())
+            digest.update((file_fingerprint(f, edge_bytes=64 << 10) or "unreadable").encode())
+        return digest.hexdigest()[:32]
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size

@@ -50,7 +50,9 @@ class Source:
         Already read (and mapped) labels of this recording.
     channels : tuple of str or int, optional
     stream : str, optional
-        XDF data stream name or type.
+        Which signal when the recording holds several (XDF stream, NWB series, neo stream).
+    file_format : str, optional
+        The recording's format (default: recognised from its content).
     merge_touching : bool
         See :func:`window_labels`.
     """
@@ -59,6 +61,7 @@ class Source:
     labels: tuple[Segment, ...]
     channels: tuple[str | int, ...] | None = None
     stream: str | None = None
+    file_format: str | None = None
     merge_touching: bool = True
 
 
@@ -238,7 +241,9 @@ def recording_features(
     ``progress`` shows a bar over the recording's seconds (for one long file in this process).
     """
     t0 = time.perf_counter()
-    rec = open_recording(source.data, channels=source.channels, stream=source.stream)
+    rec = open_recording(
+        source.data, channels=source.channels, stream=source.stream, file_format=source.file_format
+    )
     if abs(rec.fs_hz - config.fs_hz) > 1e-6 * config.fs_hz:
         raise DataError(
             f"{rec.path}: sampled at {rec.fs_hz:g} Hz but the features are configured for "

@@ -98,8 +98,18 @@ def read_labels(
     Recording``/``Acquisition``, ``TTL Input ...``) and empty strings.
     """
     p = Path(path)
+    if p.is_dir():
+        raise DataError(
+            f"{p}: a folder holds no labels of its own; give the recording's label file with "
+            "--labels"
+        )
     if not p.is_file():
         raise DataError(f"{p}: no such label file")
+    if p.suffix.lower() in (".nwb", ".ncs", ".oebin", ".dat"):
+        raise DataError(
+            f"{p}: a recording, whose labels (if any) rtdecode does not read; give its label "
+            "file with --labels"
+        )
     suffix = p.suffix.lower()
     if suffix in (".edf", ".bdf"):
         # the recording's own annotations, or a file of annotations (with signals or none)

@@ -1,4 +1,7 @@
-"""Recordings and their labels, read from files: EDF/BDF (edfio), XDF (pyxdf), NumPy ``.npz``.
+"""Recordings and their labels, read from files: EDF/BDF (edfio), XDF (pyxdf), NumPy ``.npz``;
+rigs' sessions (Neuralynx, Open Ephys: :mod:`rtdecode.offline.neo_recordings`) and NWB
+(:mod:`rtdecode.offline.nwb_recordings`) through :func:`open_recording`, which recognises the
+format from the content.
 
 A :class:`Recording` gives a recording's rate, channel names and units, and its samples as
 consecutive float32 chunks of shape (n, n_channels), so feature extraction holds one chunk at a
@@ -9,14 +12,15 @@ partial reader and are loaded whole, see :func:`open_recording`).
 from __future__ import annotations
 
 import datetime
-import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from rtdecode.common.channels import default_channel_labels
+
+# the base classes live apart so the readers of other modules can use them without a circle
+from rtdecode.offline.recording_base import DataError, Recording, Segment, select_channels
 
 __all__ = [
     "DataError",
@@ -25,209 +29,27 @@ __all__ = [
     "open_recording",
     "select_channels",
     "RECORDING_SUFFIXES",
+    "RECORDING_FORMATS",
+    "detect_format",
     "EdfRecording",
     "NpzRecording",
     "XdfRecording",
     "read_edf_annotations",
 ]
 
-RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz")
+RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz", ".nwb", ".ncs")
 
 # The live acquisition's default: a step beyond one period plus this is a jump in the timestamps.
 _GAP_TOLERANCE_S = 0.05
 
 
-class DataError(ValueError):
-    """A recording or label file that cannot be used; the message names the file and the place."""
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One labelled stretch of a recording.
-
-    Attributes
-    ----------
-    onset_s, duration_s : float
-        Seconds from the recording's first sample.
-    label : str
-    group : str or None
-        What the segment belongs to for validation (an event or annotation id, an animal):
-        segments of one group stay on the same side of every train/validation split.
-    """
-
-    onset_s: float
-    duration_s: float
-    label: str
-    group: str | None = None
-
-    @property
-    def end_s(self) -> float:
-        return self.onset_s + self.duration_s
-
-
-# Channel selection ------------------------------------------------------------------------
-def select_channels(
-    available: Sequence[str], wanted: Sequence[str | int] | None, *, where: str
-) -> list[int]:
-    """Indices of the wanted channels, by name or by 0-based index.
-
-    Parameters
-    ----------
-    available : sequence of str
-        The recording's channel names, in file order.
-    wanted : sequence of str or int, or None
-        Names (exact match first, then case-insensitive) or indices; strings of digits are
-        indices. None selects every channel.
-    where : str
-        The file, for messages.
-    """
-    if wanted is None:
-        return list(range(len(available)))
-    lower = {name.lower(): i for i, name in enumerate(available)}
-    picked: list[int] = []
-    for item in wanted:
-        if isinstance(item, int) or (isinstance(item, str) and item.strip().isdigit()):
-            idx = int(item)
-            if not 0 <= idx < len(available):
-                raise DataError(
-                    f"{where}: channel index {idx} is out of range; the file has "
-                    f"{len(available)} channels (0..{len(available) - 1})"
-                )
-        elif item in available:
-            idx = list(available).index(item)
-        elif item.lower() in lower:
-            idx = lower[item.lower()]
-        else:
-            raise DataError(
-                f"{where}: no channel named {item!r}; channels in the file: "
-                f"{', '.join(available[:40])}{' ...' if len(available) > 40 else ''}"
-            )
-        if idx in picked:
-            raise DataError(f"{where}: channel {item!r} is selected twice")
-        picked.append(idx)
-    if not picked:
-        raise DataError(f"{where}: the channel selection is empty")
-    return picked
-
-
-# Recordings -------------------------------------------------------------------------------
-class Recording:
-    """A recording read from a file: rate, channels, units and its samples in chunks.
-
-    Time is the recording's: seconds from its first sample. Samples are evenly spaced at
-    ``fs_hz`` unless the file gives each one's timestamp (XDF): then a sample's time is its
-    timestamp's, and a jump in the timestamps is a gap, as it is live (the windows start afresh
-    at each sample of ``discontinuities``).
-
-    Use :func:`open_recording`. Subclasses implement ``_read(start, stop)`` returning float32
-    (stop - start, n_channels) for the selected channels.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        fs_hz: float,
-        channel_names: Sequence[str],
-        units: Sequence[str],
-        n_samples: int,
-        *,
-        times_s: np.ndarray | None = None,
-        discontinuities: Sequence[int] = (),
-    ) -> None:
-        if not (fs_hz > 0 and math.isfinite(fs_hz)):
-            raise DataError(f"{path}: sampling rate {fs_hz!r} Hz is not a positive number")
-        if n_samples < 1:
-            raise DataError(f"{path}: the recording holds no samples")
-        if not channel_names:
-            raise DataError(f"{path}: the recording holds no channels: nothing to decode")
-        self.path = Path(path)
-        self.fs_hz = float(fs_hz)
-        self.channel_names = tuple(channel_names)
-        self.units = tuple(units)
-        self.n_samples = int(n_samples)
-        self._times_s = times_s
-        self.discontinuities = tuple(int(i) for i in discontinuities)
-
-    @property
-    def n_channels(self) -> int:
-        return len(self.channel_names)
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds from the first sample to the end of the last (gaps included)."""
-        return float(self.end_time_s(np.array([self.n_samples]))[0])
-
-    def end_time_s(self, end_samples: np.ndarray) -> np.ndarray:
-        """Time (s from the first sample) at which windows ending before ``end_samples`` end:
-        one period after their last sample's time.
-
-        Parameters
-        ----------
-        end_samples : ndarray (n,), int
-            Sample counts at the windows' ends (exclusive), 1..n_samples.
-
-        Returns
-        -------
-        ndarray (n,), float64
-        """
-        end_samples = np.asarray(end_samples, dtype=np.int64)
-        if self._times_s is None:
-            return end_samples / self.fs_hz
-        return self._times_s[end_samples - 1] + 1.0 / self.fs_hz
-
-    def times_s(self, start: int, stop: int) -> np.ndarray:
-        """Time of samples ``start..stop-1``, seconds from the first sample, float64."""
-        if self._times_s is None:
-            return np.arange(start, stop, dtype=np.float64) / self.fs_hz
-        return self._times_s[start:stop].copy()
-
-    def sample_at(self, seconds: float) -> int:
-        """The first sample at or after ``seconds`` from the first sample (to the nearest
-        sample; ``n_samples`` when none is)."""
-        if self._times_s is None:
-            return min(self.n_samples, max(0, int(round(seconds * self.fs_hz))))
-        return int(np.searchsorted(self._times_s, seconds - 0.5 / self.fs_hz, side="left"))
-
-    def runs(self) -> list[tuple[int, int]]:
-        """``(start, stop)`` of each stretch of samples with no gap inside, in order."""
-        edges = [0, *self.discontinuities, self.n_samples]
-        return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``start..stop-1`` of the selected channels, float32 (n, n_channels)."""
-        start, stop = max(0, int(start)), min(self.n_samples, int(stop))
-        if stop <= start:
-            return np.zeros((0, self.n_channels), dtype=np.float32)
-        return self._read(start, stop)
-
-    def chunks(
-        self, chunk_samples: int = 65536, start: int = 0, stop: int | None = None
-    ) -> Iterator[np.ndarray]:
-        """Samples ``start..stop-1`` (default: all) as consecutive float32 (n, n_channels)
-        chunks."""
-        stop = self.n_samples if stop is None else min(stop, self.n_samples)
-        for first in range(start, stop, chunk_samples):
-            yield self.read(first, min(first + chunk_samples, stop))
-
-    def annotations(self) -> list[Segment]:
-        """Labels stored in the file itself (EDF+ annotations, XDF markers); empty if none."""
-        return []
-
-    def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({str(self.path)!r}, {self.n_channels} ch @ "
-            f"{self.fs_hz:g} Hz, {self.duration_s:.1f} s)"
-        )
-
-
 class EdfRecording(Recording):
     """EDF/EDF+ or BDF/BDF+ through edfio (EDF memory-mapped and read one chunk at a time)."""
 
-    def __init__(self, path: Path, channels: Sequence[str | int] | None) -> None:
-        edf = _read_edf(path)
+    def __init__(
+        self, path: Path, channels: Sequence[str | int] | None, *, bdf: bool | None = None
+    ) -> None:
+        edf = _read_edf(path, bdf=bdf)
         signals = edf.signals
         if not signals:
             n = len(edf.annotations)
@@ -310,17 +132,20 @@ def read_edf_annotations(path: Path, *, recording: Recording | None = None) -> l
     return [Segment(s.onset_s + shift, s.duration_s, s.label, s.group) for s in segments]
 
 
-def _read_edf(path: Path):
+def _read_edf(path: Path, *, bdf: bool | None = None):
+    """An EDF or BDF (``bdf``; default: by the suffix) through edfio."""
     import edfio
 
+    if bdf is None:
+        bdf = path.suffix.lower() == ".bdf"
     try:
         # edfio memory-maps EDF and reads only the records asked for; it loads BDF whole
-        if path.suffix.lower() == ".bdf":
+        if bdf:
             return edfio.read_bdf(path)
         return edfio.read_edf(path, lazy_load_data=True)
     except Exception as exc:  # edfio raises ValueError/EdfError/OSError variants
         raise DataError(
-            f"{path}: not a readable {path.suffix.upper()[1:]} file ({exc}); check that the "
+            f"{path}: not a readable {'BDF' if bdf else 'EDF'} file ({exc}); check that the "
             "file is complete and really is EDF/BDF"
         ) from None
 
@@ -592,21 +417,152 @@ def _xdf_channels(s: dict, n: int) -> tuple[list[str], list[str]]:
     return names, units
 
 
+# Formats ----------------------------------------------------------------------------------
+RECORDING_FORMATS: dict[str, str] = {
+    "edf": "EDF/EDF+ file",
+    "bdf": "BDF/BDF+ file",
+    "xdf": "XDF file (LabRecorder)",
+    "npz": "NumPy .npz file",
+    "neuralynx": "Neuralynx session folder of .ncs files (or one .ncs file)",
+    "openephys": "Open Ephys binary folder (structure.oebin, continuous.dat)",
+    "spikeglx": "SpikeGLX folder (.bin + .meta)",
+    "blackrock": "Blackrock .nsX file (.ns1-.ns6)",
+    "nwb": "NWB file (an ElectricalSeries)",
+}
+"""The ``--format`` values: what :func:`open_recording` reads."""
+
+# Formats a rig writes that are recognised but not read yet: named in the refusal.
+_RECOGNISED_ONLY = {
+    "openephys-legacy": "Open Ephys legacy format (.continuous files)",
+    "intan": "Intan .rhd/.rhs file",
+}
+
+_FILE_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"XDF:", "xdf"),
+    (b"\xffBIOSEMI", "bdf"),
+    (b"0       ", "edf"),
+    (b"PK\x03\x04", "npz"),
+    (b"PK\x05\x06", "npz"),  # an empty zip
+    (b"\x89HDF\r\n\x1a\n", "nwb"),
+    (b"######## Neuralynx", "neuralynx"),
+    (b"\x27\x02\x91\xc6", "intan"),  # .rhd: 0xC6912702, little-endian
+    (b"\xac\x27\x91\xd6", "intan"),  # .rhs: 0xD69127AC
+    (b"NEURALCD", "blackrock"),
+    (b"NEURALSG", "blackrock"),
+    (b"BRSMPGRP", "blackrock"),
+)
+
+_SUFFIX_FORMATS = {
+    ".edf": "edf",
+    ".bdf": "bdf",
+    ".xdf": "xdf",
+    ".xdfz": "xdf",
+    ".npz": "npz",
+    ".nwb": "nwb",
+    ".ncs": "neuralynx",
+}
+
+
+def detect_format(path: str | Path) -> tuple[str, Path]:
+    """A recording's format, from its content (a file's first bytes, a folder's files), and
+    the path its reader takes.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file, or a rig's session folder.
+
+    Returns
+    -------
+    format : str
+        A key of :data:`RECORDING_FORMATS`.
+    path : Path
+        Where the reader opens it: an Open Ephys recording's folder for its
+        ``structure.oebin`` or ``continuous.dat``, else ``path``.
+
+    Raises
+    ------
+    DataError
+        Missing, unrecognised, or recognised but not read (the message names the format).
+    """
+    p = Path(path)
+    if p.is_dir():
+        fmt = _folder_format(p)
+    elif p.is_file():
+        if p.name == "structure.oebin":
+            return "openephys", p.parent
+        if p.name == "continuous.dat" and (p.parents[2] / "structure.oebin").is_file():
+            return "openephys", p.parents[2]
+        if p.suffix.lower() in (".bin", ".meta") and p.with_suffix(".meta").is_file():
+            return "spikeglx", p.parent  # neo reads a SpikeGLX run by its folder
+        try:
+            with open(p, "rb") as f:
+                head = f.read(32)
+        except OSError as exc:
+            raise DataError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+        # the file's own first bytes, else its suffix: a damaged file is then refused by the
+        # reader of the format its name says, with that reader's reason
+        fmt = next((name for magic, name in _FILE_MAGIC if head.startswith(magic)), None)
+        fmt = fmt or _SUFFIX_FORMATS.get(p.suffix.lower())
+        if fmt is None:
+            raise DataError(
+                f"{p}: unsupported recording format {p.suffix or '(no suffix)'} (its content is "
+                f"none that rtdecode reads); readable: {_readable()}"
+            )
+    else:
+        raise DataError(f"{p}: no such file or folder")
+    if fmt in _RECOGNISED_ONLY:
+        raise DataError(
+            f"{p}: a recording in {_RECOGNISED_ONLY[fmt]}, which rtdecode does not read yet; "
+            f"readable: {_readable()}"
+        )
+    return fmt, p
+
+
+def _folder_format(folder: Path) -> str:
+    """A session folder's format from the files in it."""
+    names = [q.name.lower() for q in folder.iterdir() if q.is_file()]
+    if any(n.endswith(".ncs") for n in names):
+        return "neuralynx"
+    if "structure.oebin" in names or next(folder.glob("**/structure.oebin"), None) is not None:
+        return "openephys"
+    if any(n.endswith(".continuous") for n in names):
+        return "openephys-legacy"
+    if any(n.endswith(".meta") for n in names) and any(n.endswith(".bin") for n in names):
+        return "spikeglx"
+    shown = ", ".join(sorted(names)[:12]) + (" ..." if len(names) > 12 else "")
+    raise DataError(
+        f"{folder}: a folder holding no recording rtdecode recognises (files: {shown or 'none'}); "
+        f"readable: {_readable()}"
+    )
+
+
+def _readable() -> str:
+    return "; ".join(RECORDING_FORMATS.values())
+
+
 def open_recording(
     path: str | Path,
     *,
     channels: Sequence[str | int] | None = None,
     stream: str | None = None,
+    file_format: str | None = None,
 ) -> Recording:
-    """Open a recording by its suffix: ``.edf``, ``.bdf``, ``.xdf``/``.xdfz`` or ``.npz``.
+    """Open a recording, its format recognised from its content (see :func:`detect_format`).
 
     Parameters
     ----------
     path : str or Path
+        A file (EDF, BDF, XDF, ``.npz``, NWB, one ``.ncs``) or a rig's session folder
+        (Neuralynx, Open Ephys binary).
     channels : sequence of str or int, optional
         Channels to keep, by name or 0-based index (default: all).
     stream : str, optional
-        XDF only: the data stream's name or type (needed when the file holds several).
+        Which signal when the file holds several: XDF, the data stream's name or type; NWB,
+        the ElectricalSeries' name; rig folders, neo's signal stream name (default: the only
+        one, or the rig's neural one).
+    file_format : str, optional
+        A key of :data:`RECORDING_FORMATS`, instead of recognising it.
 
     Raises
     ------
@@ -614,16 +570,26 @@ def open_recording(
         Missing, unreadable or unsupported file, unknown channels, mixed rates.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file")
-    suffix = p.suffix.lower()
-    if suffix in (".edf", ".bdf"):
-        return EdfRecording(p, channels)
-    if suffix in (".xdf", ".xdfz"):
+    if file_format is None:
+        file_format, p = detect_format(p)
+    elif file_format not in RECORDING_FORMATS:
+        raise DataError(
+            f"{p}: unknown format {file_format!r}; formats: {', '.join(RECORDING_FORMATS)}"
+        )
+    elif not p.exists():
+        raise DataError(f"{p}: no such file or folder")
+    if file_format in ("edf", "bdf", "xdf", "npz") and not p.is_file():
+        raise DataError(f"{p}: not a file; a {RECORDING_FORMATS[file_format]} is one file")
+    if file_format in ("edf", "bdf"):
+        return EdfRecording(p, channels, bdf=file_format == "bdf")
+    if file_format == "xdf":
         return XdfRecording(p, channels, stream)
-    if suffix == ".npz":
+    if file_format == "npz":
         return NpzRecording(p, channels)
-    raise DataError(
-        f"{p}: unsupported recording format {suffix or '(no suffix)'}; use one of "
-        f"{', '.join(RECORDING_SUFFIXES)}"
-    )
+    if file_format == "nwb":
+        from rtdecode.offline.nwb_recordings import NwbRecording
+
+        return NwbRecording(p, channels, stream)
+    from rtdecode.offline.neo_recordings import NEO_FORMATS, NeoRecording
+
+    return NeoRecording(p, NEO_FORMATS[file_format], channels, stream)

@@ -49,3 +49,22 @@ def test_discard_removes_what_is_left_staged(tmp_path):
     discard_staged(staged)  # twice is harmless
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     assert (tmp_path / "a").read_text() == "old"
+
+
+def test_a_folder_fingerprint_follows_its_files_content(tmp_path):
+    file_fingerprint = files.file_fingerprint
+    session = tmp_path / "session"
+    (session / "sub").mkdir(parents=True)
+    (session / "CSC1.ncs").write_bytes(b"a" * 1000)
+    (session / "sub" / "CSC2.ncs").write_bytes(b"b" * 1000)
+    first = file_fingerprint(session)
+    copy = tmp_path / "copy"
+    (copy / "sub").mkdir(parents=True)
+    (copy / "CSC1.ncs").write_bytes(b"a" * 1000)
+    (copy / "sub" / "CSC2.ncs").write_bytes(b"b" * 1000)
+    assert first is not None and file_fingerprint(copy) == first
+    (copy / "sub" / "CSC2.ncs").write_bytes(b"b" * 999 + b"c")
+    assert file_fingerprint(copy) != first
+    (copy / "sub" / "CSC2.ncs").write_bytes(b"b" * 1000)
+    (copy / "sub" / "CSC2.ncs").rename(copy / "sub" / "CSC3.ncs")
+    assert file_fingerprint(copy) != first

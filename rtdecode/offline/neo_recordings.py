@@ -1,0 +1,679 @@
+"""Recordings of acquisition rigs read through python-neo's ``neo.rawio``: Neuralynx, Open Ephys,
+SpikeGLX, Blackrock.
+
+neo parses each format's header and serves samples by index (``get_analogsignal_chunk``), so a
+:class:`NeoRecording` reads one chunk at a time whatever the session's size. What neo leaves to
+its caller is handled here:
+
+- **which signals**: a rig writes several signal streams (amplifier, ADC, sync, LFP band); the
+  recording reads the neural one (the fastest non-auxiliary stream, see :class:`NeoFormat`), or
+  the one named by ``stream``. Neuralynx channels of one rate that neo puts in separate streams
+  (they differ in input range or filter) are read together, as the rig sends them.
+- **channel order and names**: from the header; Neuralynx channels in their names' natural
+  order (CSC1, CSC2, ..., CSC10; neo lists them in file-name order, CSC1, CSC10, CSC2, ...).
+- **units**: raw values times the header's gain plus its offset (as neo's
+  ``rescale_signal_raw_to_float``; Neuralynx's ``-InputInverted`` is a negative gain), volts
+  and millivolts in microvolts.
+- **gaps**: neo splits a session into segments where the rig's timestamps jump (Neuralynx:
+  dropped records), and Open Ephys sample numbers that jump inside one recording split it
+  too; each piece is a run of :meth:`Recording.runs`, placed at its own time, so no window
+  spans a gap and labels stay at their times after it.
+- **memory**: neo keeps some files memory-mapped whole (Neuralynx); the pages read stay
+  resident in this process until unmapped, so they are released as reading goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import mmap
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtdecode.offline.recording_base import DataError, Recording, select_channels
+
+__all__ = ["NeoFormat", "NEO_FORMATS", "NeoRecording", "to_microvolts"]
+
+logger = logging.getLogger("rtdecode")
+
+# Microvolts per unit for the units neo's headers give; other units are left as they are.
+_MICROVOLTS_PER_UNIT = {"v": 1e6, "mv": 1e3, "uv": 1.0, "µv": 1.0, "μv": 1.0, "nv": 1e-3}
+
+# Release the pages of neo's whole-file maps after about this many bytes read: bounded
+# residency (RSS) for little work (the advice walks page tables that are mostly empty).
+_RELEASE_EVERY_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class NeoFormat:
+    """How one rig's files are opened with neo and which of their streams holds the signal.
+
+    Attributes
+    ----------
+    name : str
+        The ``--format`` value.
+    title : str
+        The format's name in messages.
+    rawio : str
+        The ``neo.rawio`` class.
+    opens_folder : bool
+        Whether neo takes the session's folder (``dirname``) or one file (``filename``).
+    auxiliary : tuple of str
+        Substrings (lower case) of the names of streams that carry no neural signal (ADC
+        inputs, sync lines, the LFP band copy): left out when choosing the default stream.
+    reads_rate_group : bool
+        Read every default stream of the chosen rate together (Neuralynx: neo splits channels
+        of one rate into streams by input range and filter).
+    natural_channel_order : bool
+        Order channels by their names' natural order (CSC2 before CSC10).
+    """
+
+    name: str
+    title: str
+    rawio: str
+    opens_folder: bool
+    auxiliary: tuple[str, ...] = ()
+    reads_rate_group: bool = False
+    natural_channel_order: bool = False
+
+
+NEO_FORMATS: dict[str, NeoFormat] = {
+    f.name: f
+    for f in (
+        NeoFormat(
+            "neuralynx",
+            "Neuralynx",
+            "NeuralynxRawIO",
+            opens_folder=True,
+            reads_rate_group=True,
+            natural_channel_order=True,
+        ),
+        NeoFormat(
+            "openephys",
+            "Open Ephys (binary)",
+            "OpenEphysBinaryRawIO",
+            opens_folder=True,
+            auxiliary=("adc", "sync"),
+        ),
+        # the fastest nsX (ns5/ns6 at 30 kHz) by default; another by --stream nsx2...
+        NeoFormat("blackrock", "Blackrock", "BlackrockRawIO", opens_folder=False),
+        # imec<k>.ap (30 kHz) by default; imec<k>.lf, the 2.5 kHz band, by --stream
+        NeoFormat(
+            "spikeglx",
+            "SpikeGLX",
+            "SpikeGLXRawIO",
+            opens_folder=True,
+            auxiliary=("sync", "nidq", "obx"),
+        ),
+    )
+}
+
+
+def to_microvolts(unit: str) -> float | None:
+    """Microvolts per ``unit`` (``V``, ``mV``, ``uV``, ``µV``, ``nV``); None for another unit."""
+    return _MICROVOLTS_PER_UNIT.get(unit.strip().lower())
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Samples ``seg_start..seg_stop-1`` of one neo segment, at ``first`` in the recording."""
+
+    block: int
+    segment: int
+    seg_start: int
+    seg_stop: int
+    first: int
+    t0_s: float  # time of its first sample, seconds from the session's first sample
+
+    @property
+    def stop(self) -> int:
+        return self.first + self.seg_stop - self.seg_start
+
+
+@dataclass(frozen=True)
+class _StreamRead:
+    """The selected channels of one neo stream and where they go in the output."""
+
+    reader: int  # in NeoRecording._readers
+    stream_index: int
+    channel_indexes: np.ndarray  # in the stream
+    columns: np.ndarray | slice  # in the output; a slice when consecutive and in order
+    gains: np.ndarray  # float32, microvolts (or the channel's unit) per raw count
+    offsets: np.ndarray | None  # float32, the same unit; None when all 0
+
+
+class NeoRecording(Recording):
+    """A rig's session read through ``neo.rawio``, one chunk at a time.
+
+    Parameters
+    ----------
+    path : Path
+        The session's folder (Neuralynx, Open Ephys) or file, as ``fmt`` takes it.
+    fmt : NeoFormat
+    channels : sequence of str or int, optional
+        By name or 0-based index in the recording's channel order (default: all).
+    stream : str, optional
+        The neo signal stream's name or id (default: the neural one, see :class:`NeoFormat`).
+
+    Notes
+    -----
+    Values are float32 microvolts (channels whose header gives no voltage unit keep theirs,
+    in ``units``). A gap splits the session into runs; ``times_s`` gives each sample its run's
+    time.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fmt: NeoFormat,
+        channels: Sequence[str | int] | None,
+        stream: str | None,
+    ) -> None:
+        self.format = fmt
+        self._readers = _open_readers(path, fmt)
+        chosen = _choose_streams(self._readers, fmt, stream, path)
+        self.stream_names = tuple(dict.fromkeys(_stream_name(self._readers, c) for c in chosen))
+        first_reader, first_stream = chosen[0]
+        fs_hz = float(self._readers[first_reader].get_signal_sampling_rate(first_stream))
+
+        # every channel of the chosen streams: (name, unit, (reader, stream), index in stream,
+        # gain, offset, raw dtype)
+        found = []
+        for ri, si in chosen:
+            header = self._readers[ri].header
+            stream_id = header["signal_streams"][si]["id"]
+            in_stream = header["signal_channels"][
+                header["signal_channels"]["stream_id"] == stream_id
+            ]
+            found += [
+                (
+                    str(ch["name"]),
+                    str(ch["units"]),
+                    (ri, si),
+                    k,
+                    float(ch["gain"]),
+                    float(ch["offset"]),
+                    str(ch["dtype"]),
+                )
+                for k, ch in enumerate(in_stream)
+            ]
+        if fmt.natural_channel_order:
+            found.sort(key=lambda c: _natural_key(c[0]))
+        names = [c[0] for c in found]
+        picked = [found[i] for i in select_channels(names, channels, where=str(path))]
+
+        factors = [to_microvolts(c[1]) for c in picked]
+        units = ["uV" if f is not None else c[1] for f, c in zip(factors, picked)]
+        self._streams = []
+        for ri, si in chosen:
+            columns = [j for j, c in enumerate(picked) if c[2] == (ri, si)]
+            if not columns:
+                continue
+            # the header's gain and offset (neo's rescale_signal_raw_to_float: Neuralynx's
+            # -InputInverted is a negative gain), times the unit's microvolts
+            per_unit = [factors[j] or 1.0 for j in columns]
+            offsets = np.array([picked[j][5] * f for j, f in zip(columns, per_unit)])
+            self._streams.append(
+                _StreamRead(
+                    ri,
+                    si,
+                    np.array([picked[j][3] for j in columns], dtype=np.int64),
+                    _as_slice(columns),
+                    np.array([picked[j][4] * f for j, f in zip(columns, per_unit)], np.float32),
+                    offsets.astype(np.float32) if np.any(offsets != 0.0) else None,
+                )
+            )
+        # every column's raw type, gain and offset, to scale all streams' raw values in one pass
+        raw_types = {c[6] for c in picked}
+        self._raw_dtype = np.dtype(raw_types.pop()) if len(raw_types) == 1 else None
+        self._gains = np.array([c[4] * (f or 1.0) for c, f in zip(picked, factors)], np.float32)
+        offsets_all = np.array([c[5] * (f or 1.0) for c, f in zip(picked, factors)], np.float32)
+        self._offsets = offsets_all if np.any(offsets_all != 0.0) else None
+        self._pieces = _pieces(
+            self._readers, fmt, [(s.reader, s.stream_index) for s in self._streams], fs_hz, path
+        )
+        self._piece_firsts = np.array([p.first for p in self._pieces], dtype=np.int64)
+        self._mappings = [m for reader in self._readers for m in _file_mappings(reader)]
+        self._read_since_release = 0
+        n_samples = self._pieces[-1].stop if self._pieces else 0
+        # a new run wherever samples are missing between two pieces
+        period = 1.0 / fs_hz
+        runs = [
+            p
+            for k, p in enumerate(self._pieces)
+            if k == 0 or _is_gap(self._pieces[k - 1], p, period)
+        ]
+        super().__init__(
+            path,
+            fs_hz,
+            [c[0] for c in picked],
+            units,
+            n_samples,
+            discontinuities=[p.first for p in runs[1:]],
+            run_times_s=[p.t0_s for p in runs],
+        )
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.discontinuities) + 1
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        self._read_since_release += (stop - start) * self.n_channels * 4
+        if self._read_since_release >= _RELEASE_EVERY_BYTES:
+            self._release_pages()
+        piece = self._pieces[self._piece_at(start)]
+        if len(self._streams) == 1 and stop <= piece.stop:
+            # the common case, one stream and no gap inside: neo's array, scaled
+            s = self._streams[0]
+            i0 = piece.seg_start + start - piece.first
+            return _scaled(self._raw(piece, s, i0, i0 + stop - start), s.gains, s.offsets)
+        out = np.empty((stop - start, self.n_channels), dtype=np.float32)
+        for piece in self._pieces[self._piece_at(start) :]:
+            if piece.first >= stop:
+                break
+            a, b = max(start, piece.first), min(stop, piece.stop)
+            i0 = piece.seg_start + a - piece.first
+            if self._raw_dtype is None:
+                for s in self._streams:
+                    raw = self._raw(piece, s, i0, i0 + b - a)
+                    out[a - start : b - start, s.columns] = _scaled(raw, s.gains, s.offsets)
+                continue
+            # Neuralynx, one stream per file: the raw columns side by side, then one scaling
+            # pass; writing float32 columns one by one instead takes 9 ms per second of 64 ch
+            # x 32 kHz, against 4.5 this way
+            raw_all = np.empty((b - a, self.n_channels), dtype=self._raw_dtype)
+            for s in self._streams:
+                raw_all[:, s.columns] = self._raw(piece, s, i0, i0 + b - a)
+            _scaled(raw_all, self._gains, self._offsets, out=out[a - start : b - start])
+        return out
+
+    def _piece_at(self, sample: int) -> int:
+        return int(np.searchsorted(self._piece_firsts, sample, side="right")) - 1
+
+    def _raw(self, piece: _Piece, s: _StreamRead, i0: int, i1: int) -> np.ndarray:
+        """Raw samples ``i0..i1-1`` of a piece's segment, of one stream's selected channels."""
+        try:
+            raw = self._readers[s.reader].get_analogsignal_chunk(
+                block_index=piece.block,
+                seg_index=piece.segment,
+                i_start=i0,
+                i_stop=i1,
+                stream_index=s.stream_index,
+                channel_indexes=s.channel_indexes,
+                # consecutive channels as a slice: a view of the file's rows, not a copy
+                prefer_slice=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"{self.path}: samples {i0}..{i1} of segment {piece.segment} could not be read "
+                f"({exc}); the files may be truncated"
+            ) from None
+        if raw.shape[0] != i1 - i0:
+            raise DataError(
+                f"{self.path}: segment {piece.segment} gave {raw.shape[0]} samples for "
+                f"{i0}..{i1}; the files may be truncated"
+            )
+        return raw
+
+    def close(self) -> None:
+        """Close the files neo keeps open (idempotent); reading afterwards reopens some."""
+        for reader in self._readers:
+            for f in _attributes_of_type(reader, io.IOBase):
+                f.close()
+
+    def __del__(self) -> None:
+        # neo's Blackrock reader opens its .nsX on demand and never closes it
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def _release_pages(self) -> None:
+        # neo's whole-file maps keep every page read resident (counted in this process's
+        # memory) until unmapped: 15 GB after an hour of 64 ch at 32 kHz
+        self._read_since_release = 0
+        _release(self._mappings)
+
+
+def _open_readers(path: Path, fmt: NeoFormat) -> list:
+    """The parsed ``neo.rawio`` readers of ``path``: one, or one per ``.ncs`` file of a
+    Neuralynx folder, each with its pages released once parsed.
+
+    neo's Neuralynx parser sums every record's valid-sample count through its maps of the
+    files, which leaves them all resident: 15 GB at once for an hour of 64 ch at 32 kHz. One
+    reader per file holds one file's pages at a time.
+    """
+    try:
+        import neo.rawio
+    except ImportError:
+        raise DataError(
+            f"{path}: reading {fmt.title} needs python-neo (pip install 'neo>=0.14', or "
+            "rtdecode's 'files' extra)"
+        ) from None
+    cls = getattr(neo.rawio, fmt.rawio)
+    targets = [path]
+    if fmt.name == "neuralynx" and path.is_dir():
+        targets = sorted(
+            (f for f in path.iterdir() if f.suffix.lower() == ".ncs" and f.stat().st_size > 16384),
+            key=lambda f: _natural_key(f.name),
+        ) or [path]
+    readers = []
+    for target in targets:
+        try:
+            with warnings.catch_warnings():
+                # neo warns about things it then handles (missing optional files, old versions)
+                warnings.simplefilter("ignore")
+                reader = cls(**_reader_options(target, fmt))
+                reader.parse_header()
+        except Exception as exc:  # neo raises ValueError, OSError, KeyError, AssertionError...
+            raise DataError(
+                f"{target}: not a readable {fmt.title} recording ({type(exc).__name__}: "
+                f"{_first_line(exc)})"
+            ) from None
+        if reader.header["signal_streams"].size == 0:
+            raise DataError(f"{target}: the {fmt.title} recording holds no continuous signals")
+        _release(_file_mappings(reader))
+        readers.append(reader)
+    return readers
+
+
+def _release(mappings: list[mmap.mmap]) -> None:
+    """Drop the pages of memory maps from this process (the page cache keeps them; a later
+    read maps them again)."""
+    for mapping in mappings:
+        with contextlib.suppress(ValueError, OSError):  # closed, or no madvise (not Linux)
+            mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def _reader_options(path: Path, fmt: NeoFormat) -> dict:
+    if fmt.name == "neuralynx":
+        folder = path if path.is_dir() else path.parent
+        # Any record that starts later than its predecessor's samples account for is a gap (a
+        # record dropped): the rig's clock counts samples, so half a period is no jitter.
+        # neo's default refuses a session with gaps.
+        options = {"dirname": str(folder), "gap_tolerance_ms": 0.5e3 / _ncs_rate(path)}
+        if path.is_file():
+            options["include_filenames"] = [path.name]
+        else:
+            # only the continuous signals: spikes and events are no input to the decoder
+            options["exclude_filenames"] = [
+                p.name for p in folder.iterdir() if p.suffix.lower() in (".nev", ".nse", ".ntt")
+            ]
+        return options
+    if fmt.name == "blackrock":
+        # the continuous .nsX files beside it; the .nev (spikes, events) is no decoder input
+        return {"filename": str(path), "load_nev": False}
+    return {"dirname": str(path)} if fmt.opens_folder else {"filename": str(path)}
+
+
+def _ncs_rate(path: Path) -> float:
+    """The sampling rate in the header of a session's first ``.ncs`` file (32000 if none)."""
+    files = [path] if path.is_file() else sorted(path.glob("*.[nN][cC][sS]"))
+    for f in files:
+        if f.stat().st_size <= 16384:
+            continue  # header only: neo skips it too
+        with open(f, "rb") as fh:
+            text = fh.read(16384).decode("latin-1", "replace")
+        match = re.search(r"-SamplingFrequency\s+([0-9.eE+-]+)", text)
+        if match:
+            with contextlib.suppress(ValueError):
+                rate = float(match.group(1))
+                if rate > 0:
+                    return rate
+    return 32000.0
+
+
+def _stream_name(readers: list, chosen: tuple[int, int]) -> str:
+    reader, stream = chosen
+    return str(readers[reader].header["signal_streams"][stream]["name"])
+
+
+def _choose_streams(
+    readers: list, fmt: NeoFormat, wanted: str | None, path: Path
+) -> list[tuple[int, int]]:
+    """``(reader, stream)`` of the neo streams to read: ``wanted`` (by name or id), else the
+    neural ones."""
+    candidates = []  # (reader, stream, name, id, rate, channels)
+    for ri, reader in enumerate(readers):
+        streams = reader.header["signal_streams"]
+        for si in range(streams.size):
+            rate = float(reader.get_signal_sampling_rate(si))
+            n_ch = reader.signal_channels_count(si)
+            candidates.append(
+                (ri, si, str(streams[si]["name"]), str(streams[si]["id"]), rate, n_ch)
+            )
+    totals: dict[tuple[str, float], int] = {}
+    for c in candidates:
+        totals[(c[2], c[4])] = totals.get((c[2], c[4]), 0) + c[5]
+    listing = ", ".join(f"{name!r} ({n} ch, {rate:g} Hz)" for (name, rate), n in totals.items())
+    if wanted is not None:
+        matches = [
+            c for c in candidates if wanted == c[2] or (len(readers) == 1 and wanted == c[3])
+        ]
+        if not matches or (len(matches) > 1 and not fmt.reads_rate_group):
+            raise DataError(
+                f"{path}: {len(matches) or 'no'} signal stream{'s' * (len(matches) > 1)} "
+                f"named {wanted!r}; the "
+                f"{fmt.title} recording's streams: {listing}"
+            )
+        return [(c[0], c[1]) for c in matches]
+    neural = [c for c in candidates if not any(a in c[2].lower() for a in fmt.auxiliary)]
+    neural = neural or candidates
+    top = max(c[4] for c in neural)
+    fastest = [c for c in neural if c[4] == top]
+    if len(fastest) == 1 or fmt.reads_rate_group:
+        return [(c[0], c[1]) for c in fastest]
+    raise DataError(
+        f"{path}: {len(fastest)} signal streams at {top:g} Hz ({listing}); pick one with --stream"
+    )
+
+
+def _pieces(
+    readers: list, fmt: NeoFormat, chosen: list[tuple[int, int]], fs_hz: float, path: Path
+) -> list[_Piece]:
+    """The session's stretches of consecutive samples, in time order, with their times; every
+    chosen stream must have the first one's segments."""
+    reader, stream = readers[chosen[0][0]], chosen[0][1]
+    structure = _segment_sizes(reader, stream)
+    for ri, si in chosen[1:]:
+        other = _segment_sizes(readers[ri], si)
+        if other != structure:
+            raise DataError(
+                f"{path}: the signals read together are not recorded alike: "
+                f"{_stream_source(readers, chosen[0])} has segments of {_sizes_text(structure)}"
+                f" samples, {_stream_source(readers, (ri, si))} {_sizes_text(other)} (records "
+                "missing from some files only?); pick one with --channels or --stream"
+            )
+    pieces: list[_Piece] = []
+    first = 0
+    origin = None
+    for (block, segment), size in structure.items():
+        if size == 0:
+            continue
+        t_start = float(reader.get_signal_t_start(block, segment, stream))
+        for seg_start, seg_stop, offset_s in _splits(
+            reader, fmt, block, segment, stream, size, fs_hz
+        ):
+            if origin is None:
+                origin = t_start + offset_s
+            piece = _Piece(block, segment, seg_start, seg_stop, first, t_start + offset_s - origin)
+            if pieces:
+                previous = pieces[-1]
+                end = previous.t0_s + (previous.stop - previous.first) / fs_hz
+                if piece.t0_s < end - 0.5 / fs_hz:
+                    raise DataError(
+                        f"{path}: time goes back {end - piece.t0_s:.6f} s at sample {first} "
+                        f"(block {block}, segment {segment}): the folder holds sessions "
+                        "recorded apart (the rig's clock started over); give one session's "
+                        "folder" + (" (one experiment folder)" if fmt.name == "openephys" else "")
+                    )
+            pieces.append(piece)
+            first = piece.stop
+    if not pieces:
+        raise DataError(f"{path}: the {fmt.title} recording holds no samples")
+    return pieces
+
+
+def _segment_sizes(reader, stream: int) -> dict[tuple[int, int], int]:
+    """Samples of a stream in each (block, segment)."""
+    return {
+        (block, segment): int(reader.get_signal_size(block, segment, stream))
+        for block in range(reader.block_count())
+        for segment in range(reader.segment_count(block))
+    }
+
+
+def _sizes_text(sizes: dict) -> str:
+    values = list(sizes.values())
+    return ", ".join(map(str, values[:6])) + (" ..." if len(values) > 6 else "")
+
+
+def _stream_source(readers: list, chosen: tuple[int, int]) -> str:
+    reader = readers[chosen[0]]
+    source = getattr(reader, "include_filenames", None) or [reader.source_name()]
+    return f"{Path(str(source[0])).name} ({_stream_name(readers, chosen)})"
+
+
+def _splits(
+    reader, fmt: NeoFormat, block: int, segment: int, stream_index: int, size: int, fs_hz: float
+) -> list[tuple[int, int, float]]:
+    """``(start, stop, seconds from the segment's start)`` of each stretch of a segment with
+    no sample missing. Only Open Ephys needs it: neo does not check its sample numbers."""
+    numbers_path = None
+    if fmt.name == "openephys":
+        numbers_path = _oe_sample_numbers_path(reader, block, segment, stream_index)
+    if numbers_path is None:
+        return [(0, size, 0.0)]
+    return _sample_number_splits(numbers_path, size, fs_hz)
+
+
+def _oe_sample_numbers_path(reader, block: int, segment: int, stream_index: int) -> Path | None:
+    """The ``sample_numbers.npy`` (``timestamps.npy`` before Open Ephys 0.6, which held
+    sample numbers) beside a stream's ``continuous.dat``."""
+    buffer_id = str(reader.header["signal_streams"][stream_index]["buffer_id"])
+    try:
+        description = reader.get_analogsignal_buffer_description(block, segment, buffer_id)
+    except Exception:  # a neo without the buffer API: no gap check
+        return None
+    folder = Path(description["file_path"]).parent
+    for name in ("sample_numbers.npy", "timestamps.npy"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _sample_number_splits(
+    path: Path, size: int, fs_hz: float, *, block: int = 1 << 20
+) -> list[tuple[int, int, float]]:
+    """Stretches of consecutive sample numbers in an ``.npy`` of integers, with the time of
+    each one's first sample from the first one's; read in blocks (an hour at 30 kHz is 0.9 GB
+    of int64)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            if dtype.kind not in "iu" or len(shape) != 1 or shape[0] == 0:
+                return [(0, size, 0.0)]  # 0.6's timestamps.npy holds seconds, not numbers
+            n = min(shape[0], size)
+            if shape[0] != size:
+                logger.warning(
+                    "%s holds %d sample numbers for %d samples; gaps are looked for in the "
+                    "first %d",
+                    path,
+                    shape[0],
+                    size,
+                    n,
+                )
+            starts, start_numbers = [0], []
+            previous = None
+            for offset in range(0, n, block):
+                numbers = np.fromfile(f, dtype=dtype, count=min(block, n - offset))
+                numbers = numbers.astype(np.int64)
+                if numbers.size == 0:
+                    break
+                if previous is None:
+                    start_numbers.append(int(numbers[0]))
+                    previous = int(numbers[0]) - 1
+                steps = np.diff(numbers, prepend=previous)
+                for k in np.flatnonzero(steps != 1):
+                    starts.append(offset + int(k))
+                    start_numbers.append(int(numbers[k]))
+                previous = int(numbers[-1])
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable array of sample numbers ({exc})") from None
+    stops = [*starts[1:], size]
+    first = start_numbers[0]
+    return [(a, b, (number - first) / fs_hz) for a, b, number in zip(starts, stops, start_numbers)]
+
+
+def _is_gap(before: _Piece, after: _Piece, period_s: float) -> bool:
+    """Whether samples are missing between two consecutive pieces (more than half a period
+    between the first's last sample and the second's first, beyond one period)."""
+    last_s = before.t0_s + (before.stop - before.first - 1) * period_s
+    return after.t0_s - last_s > 1.5 * period_s
+
+
+def _file_mappings(reader) -> list[mmap.mmap]:
+    """The memory maps of the files a neo reader holds open (np.memmap's ``_mmap``), found in
+    its attributes, so their pages can be released."""
+    found = {}
+    for array in _attributes_of_type(reader, np.memmap):
+        mapping = getattr(array, "_mmap", None)
+        if isinstance(mapping, mmap.mmap):
+            found[id(mapping)] = mapping
+    return list(found.values())
+
+
+def _attributes_of_type(obj, kind: type, depth: int = 5) -> list:
+    """Objects of ``kind`` among an object's attributes, in dicts, lists and tuples, ``depth``
+    levels down."""
+    found = []
+
+    def visit(value, level: int) -> None:
+        if isinstance(value, kind):
+            found.append(value)
+        elif level < depth and isinstance(value, dict):
+            for item in value.values():
+                visit(item, level + 1)
+        elif level < depth and isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, level + 1)
+
+    visit(vars(obj), 0)
+    return found
+
+
+def _scaled(
+    raw: np.ndarray, gains: np.ndarray, offsets: np.ndarray | None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Raw values in microvolts: what neo's rescale_signal_raw_to_float does, in one float32
+    pass (neo casts, then multiplies by float64 gains: 3.5 ms per second of 64 ch x 32 kHz,
+    against 1.1 here)."""
+    values = np.multiply(raw, gains, out=out, dtype=np.float32)
+    if offsets is not None:
+        values += offsets
+    return values
+
+
+def _as_slice(columns: list[int]) -> np.ndarray | slice:
+    """Output columns as a slice when consecutive and in order (a view to write into)."""
+    if columns == list(range(columns[0], columns[0] + len(columns))):
+        return slice(columns[0], columns[0] + len(columns))
+    return np.array(columns, dtype=np.int64)
+
+
+def _natural_key(name: str) -> list:
+    """Sort key putting CSC2 before CSC10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else "no detail"
