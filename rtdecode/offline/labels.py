@@ -105,7 +105,7 @@ def read_labels(
         )
     if not p.is_file():
         raise DataError(f"{p}: no such label file")
-    if p.suffix.lower() in (".nwb", ".ncs", ".oebin", ".dat"):
+    if p.suffix.lower() in (".ncs", ".oebin", ".dat"):
         raise DataError(
             f"{p}: a recording, whose labels (if any) rtdecode does not read; give its label "
             "file with --labels"

@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from rtdecode.cli.common import PACKAGE_PARENT
+
 pytest.importorskip("edfio")
 pytest.importorskip("xgboost")
 pytest.importorskip("neo")
@@ -132,7 +134,8 @@ def test_replay_of_a_neuralynx_session_sends_what_the_rig_would(tmp_path, unique
     folder = write_ncs_session(tmp_path / "nlx", counts, fs, dropped_records=range(20, 30))
     replay = subprocess.Popen(
         [sys.executable, "-m", "rtdecode", "replay", str(folder), "--name", unique_name]
-        + ["--wait-for-consumer", "20"]
+        + ["--wait-for-consumer", "20"],
+        cwd=PACKAGE_PARENT,
     )
     try:
         (info,) = pylsl.resolve_byprop("name", unique_name, timeout=20)

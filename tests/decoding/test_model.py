@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
+from rtdecode.cli.common import PACKAGE_PARENT
 from rtdecode.config import EventHysteresis, FeatureConfig, StateHysteresis
 from rtdecode.decoding.model import (
     CONTRACT_KEY,
@@ -217,7 +218,7 @@ def test_runtime_module_imports_no_training_dependencies():
         "bad = sorted({'onnx', 'xgboost', 'onnxmltools', 'skl2onnx'} & set(sys.modules))\n"
         "print(','.join(bad))\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -234,7 +235,7 @@ def _telemetry_files_after(code: str, home: Path, model: Path) -> list[Path]:
     and no ORT_DISABLE_TELEMETRY set; the onnxruntime telemetry files it left there. (Nor CI:
     onnxruntime records nothing when CI is set, which would hide a failure on the CI machine.)"""
     env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "CI")}
-    env.update(HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.update(HOME=str(home), PYTHONPATH=PACKAGE_PARENT)
     home.mkdir()
     subprocess.run(
         [sys.executable, "-c", f"MODEL = {str(model)!r}\n" + code],
