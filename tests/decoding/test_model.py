@@ -224,6 +224,7 @@ def test_runtime_module_imports_no_training_dependencies():
         capture_output=True,
         text=True,
         env=env,
+        cwd=PACKAGE_PARENT,  # not the checkout: `-c` puts the working directory first
         timeout=60,
         check=True,
     )
@@ -240,6 +241,7 @@ def _telemetry_files_after(code: str, home: Path, model: Path) -> list[Path]:
     subprocess.run(
         [sys.executable, "-c", f"MODEL = {str(model)!r}\n" + code],
         env=env,
+        cwd=PACKAGE_PARENT,
         timeout=60,
         check=True,
         capture_output=True,
