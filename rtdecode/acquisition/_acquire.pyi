@@ -30,6 +30,10 @@ class TimestampClassifier:
     @property
     def pending(self) -> tuple[int, float, float, int] | None:
         """The jump awaiting its verdict: ``(at_sample, jump_s, back_s, judged_at)``, or None."""
+    @property
+    def catch_up_until(self) -> int:
+        """The sample count until which a source may still be pushing the backlog of its last
+        forward jump (the latest ``judged_at`` so far; 0: none): the loop does not nap before."""
     def push(self, timestamps: ArrayLike, offset_s: float = 0.0) -> NDArray[np.float64]:
         """Classify one chunk as the loop does; return its timestamps with the offset added."""
     def pause(self) -> None:

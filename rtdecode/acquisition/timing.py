@@ -22,6 +22,11 @@ step from one sample's timestamp (clock offset added) to the next:
 - A change of the clock offset between chunks is no step of the data: it is taken off the
   first step it affects, and counted as a **clock jump** when beyond the gap tolerance.
 
+A source that stalled pushes its backlog in a burst that goes on past the verdict: until
+``catch_up_until`` (the latest ``judged_at``) the acquisition waits for every packet instead of
+napping, so the samples that settle a jump, and those after them, are not held in liblsl's
+queue by a nap.
+
 Gaps and resets give the first sample after them (``last_gap_sample``): the decoder's windows
 start afresh there. While a jump is pending, ``pending_gap_sample`` holds its first sample: the
 decoder decides nothing past it meanwhile.
@@ -151,6 +156,9 @@ class TimingPolicy:
         self.period_s = 1.0 / nominal_rate_hz
         self.gap_tolerance_s = gap_tolerance_s
         self.pending: PendingJump | None = None
+        # the latest judged_at so far: a stalled source may push its backlog until then, also
+        # after the verdict, so the acquisition waits for every packet (no naps) before it
+        self.catch_up_until = 0
         self._counters: dict[str, float] = dict.fromkeys(COUNTERS, 0)
         self._counters["last_ts"] = self._counters["first_ts"] = 0.0
         self._offset_used = 0.0  # the clock offset applied to the newest sample
@@ -264,6 +272,7 @@ class TimingPolicy:
             p = self.pending
             p.jump_s += dt - self.period_s
             p.judged_at = at + int((_VERDICT_JUMPS * p.jump_s + _VERDICT_EXTRA_S) / self.period_s)
+            self.catch_up_until = max(self.catch_up_until, p.judged_at)
             self._events.append(TimingEvent("pending", p.at_sample, p.jump_s))
         else:
             self._judge_pending_a_gap()

@@ -33,6 +33,7 @@ def _assert_agree(kernel: TimestampClassifier, reference: TimingPolicy, where: s
     assert _kernel_counters(kernel) == reference.counters, where
     expected = None if reference.pending is None else dataclasses.astuple(reference.pending)
     assert kernel.pending == expected, where
+    assert kernel.catch_up_until == reference.catch_up_until, where
 
 
 class _Both:
@@ -315,6 +316,18 @@ def test_a_30ms_stall_made_up_by_steps_back_is_a_source_stall_not_a_gap():
     pending, stall = (e for e in both.events if e.kind in ("pending", "stall"))
     assert pending.at_sample == stall.at_sample == 8000
     assert pending.size_s == pytest.approx(0.03, abs=PERIOD)
+
+
+def test_the_catch_up_after_a_stall_lasts_past_its_verdict():
+    """A stall's backlog goes on arriving after the steps back settled it: the loop must not
+    nap before the jump's judged_at (its 1.5 jumps + 20 ms of samples after it)."""
+    both = _Both(FS, tol=0.01)
+    _feed(both, _pushed_with_stall(0.03))
+    assert both.counters["source_stalls"] == 1
+    jump_s = [e for e in both.events if e.kind == "pending"][-1].size_s
+    assert both.kernel.catch_up_until == 8000 + int((1.5 * jump_s + 0.02) / PERIOD)
+    # past the 30 ms of samples the stall held back
+    assert both.kernel.catch_up_until > 8000 + 0.03 * FS
 
 
 def test_a_30ms_stall_is_within_the_default_tolerance():

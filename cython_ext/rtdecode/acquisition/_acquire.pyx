@@ -140,6 +140,9 @@ cdef class TimestampClassifier:
     cdef double _pend_jump       # a forward jump awaiting its verdict: its size (s), ...
     cdef double _pend_back       # ... the backward steps since (s), ...
     cdef long long _pend_until   # ... and the sample count by which it is judged a gap
+    # A stalled source pushes its backlog in a burst after its jump, also past the verdict:
+    # the loop waits for every packet (no naps) until this sample count
+    cdef readonly long long catch_up_until
 
     def __cinit__(self, double nominal_rate_hz, double gap_tolerance_s=0.05):
         if not (nominal_rate_hz > 0):
@@ -151,6 +154,7 @@ cdef class TimestampClassifier:
         self._pend_jump = 0.0
         self._pend_back = 0.0
         self._pend_until = 0
+        self.catch_up_until = 0
 
     @property
     def counters(self) -> np.ndarray:
@@ -255,6 +259,8 @@ cdef class TimestampClassifier:
                         self._pend_jump += dt - self._period
                         self._pend_until = at + <long long>(
                             (1.5 * self._pend_jump + 0.02) / self._period)
+                        if self._pend_until > self.catch_up_until:
+                            self.catch_up_until = self._pend_until
                     else:
                         self._confirm_gap()
                         self._mark_gap(at, dt - self._period)
@@ -521,7 +527,9 @@ cdef class AcquisitionLoop:
             if then > 0 and written >= urgent:
                 urgent = then
             until_block = self._until_block(urgent, written) if urgent > 0 else 0.0
-            blocking = until_block <= 0.0
+            # a source catching up after a forward jump delivers in a burst whose end no
+            # prediction from the timestamps or the count knows: no naps until it is over
+            blocking = until_block <= 0.0 or written < self._timing.catch_up_until
             if blocking:
                 # from the blocking part on, liblsl's receiver wakes at every byte (the mark is
                 # released before the drain below, so the drain finds what the mark held back)
