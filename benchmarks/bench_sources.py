@@ -62,6 +62,7 @@ import dataclasses
 import importlib.util
 import json
 import math
+import os
 import select
 import signal
 import subprocess
@@ -469,6 +470,24 @@ def run_player(cell: Cell, name: str, seconds: float, out: str, fif: Path) -> No
         time.sleep(0.1)
 
 
+def run_wake_probe(core: int, out: str) -> None:
+    """How late this machine wakes a thread: pinned to ``core``, ask to sleep 1 ms again and
+    again until SIGTERM, and save each wake's lateness (s) to ``out``. Every hand-off on the
+    decoder's path (liblsl's receiver -> acquisition -> decode thread -> liblsl's sender) is
+    such a wake, the floor's path has one: the lateness the VM adds per wake bounds how close
+    the two can be (its cost here: ~2 % of a core)."""
+    os.sched_setaffinity(0, {core})
+    late = np.zeros(2_000_000)
+    k = 0
+    print("ready", flush=True)
+    while not _STOP and k < late.size:
+        t = time.perf_counter()
+        time.sleep(0.001)
+        late[k] = time.perf_counter() - t - 0.001
+        k += 1
+    np.save(out, late[:k])
+
+
 def run_relay(name: str) -> None:
     """The floor: read the stream, compute nothing; after every pull (it waits for the first
     sample, then takes what has come) publish ``[first index, last index, first timestamp, last
@@ -623,12 +642,32 @@ def run_cell(
             "source": psutil.Process(source.pid),
             "relay": psutil.Process(relay.pid),
         }
+        probes = [
+            subprocess.Popen(
+                me
+                + [
+                    "wakeprobe",
+                    "--name",
+                    str(core),
+                    "--out",
+                    str(folder / f"{cell.name}-wake{core}.npy"),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for core in sorted(os.sched_getaffinity(0))
+        ]
+        procs.extend(probes)
+        for probe in probes:
+            _line(probe, "ready", 60)
         source.stdin.write("go\n")
         source.stdin.flush()
         time.sleep(min(warmup_s, seconds / 2))
         cpu0, w0 = _cpu(ps), time.monotonic()
         _line(source, "done", seconds + 60)
         cpu1, w1 = _cpu(ps), time.monotonic()
+        for probe in probes:
+            _stop(probe)
         # the last windows' decisions (within 1 s: the decoder says no_signal after 1 s)
         time.sleep(0.7)
     finally:
@@ -645,7 +684,20 @@ def run_cell(
     # what was received, kept beside the source's notes and the decision log for a closer look
     np.savez(folder / f"{cell.name}-received.npz", scores=scores, floor=floor)
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    return analyse(cell, window, hop, np.load(pushes), lines, scores, floor, warmup_s, cpu)
+    figures = analyse(cell, window, hop, np.load(pushes), lines, scores, floor, warmup_s, cpu)
+    figures.update(wake_figures(sorted(folder.glob(f"{cell.name}-wake*.npy")), w1 - w0))
+    return figures
+
+
+def wake_figures(files: list[Path], seconds: float) -> dict[str, Any]:
+    """The wake probes' lateness per core: p99 and p99.9 (ms), and how many wakes a second came
+    more than 1 ms late (each one a moment when any thread on that core was held that long)."""
+    late = [1e3 * np.load(f) for f in files]
+    return {
+        "wake_late_p99_ms": [round(_pct(x, 99), 3) for x in late],
+        "wake_late_p999_ms": [round(_pct(x, 99.9), 3) for x in late],
+        "wakes_over_1ms_per_s": [round(float((x > 1.0).sum()) / seconds, 2) for x in late],
+    }
 
 
 def analyse(
@@ -817,7 +869,10 @@ def _skip_reason(cell: Cell, data_dir: Path | None) -> str | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
-        "role", nargs="?", choices=("bench", "source", "player", "relay"), default="bench"
+        "role",
+        nargs="?",
+        choices=("bench", "source", "player", "relay", "wakeprobe"),
+        default="bench",
     )
     ap.add_argument("--seconds", type=float, default=40.0, help="of stream per cell")
     ap.add_argument("--warmup", type=float, default=5.0, help="first seconds not timed")
@@ -840,6 +895,8 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
         if a.role == "relay":
             run_relay(a.name)
+        elif a.role == "wakeprobe":
+            run_wake_probe(int(a.name), a.out)
         elif a.role == "source":
             run_source(BY_NAME[a.cell], a.name, a.seconds, a.out, a.data)
         else:
