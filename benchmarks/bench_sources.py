@@ -475,7 +475,7 @@ def run_wake_probe(core: int, out: str) -> None:
     again until SIGTERM, and save each wake's lateness (s) to ``out``. Every hand-off on the
     decoder's path (liblsl's receiver -> acquisition -> decode thread -> liblsl's sender) is
     such a wake, the floor's path has one: the lateness the VM adds per wake bounds how close
-    the two can be (its cost here: ~2 % of a core)."""
+    the two can be (its cost here: ~6 % of a core each)."""
     os.sched_setaffinity(0, {core})
     late = np.zeros(2_000_000)
     k = 0

@@ -49,6 +49,11 @@ _KAISER_BETA = 8.0  # ~80 dB stopband
 # the channel count, while the end's cost (m^2 per band and channel) stays under a millisecond.
 _TAIL_S = 0.004
 _TAIL_CHANNELS = 170
+# ... and at least this: sources push blocks (10 ms is common); the head's point must come in
+# an earlier block than the window's end, or the head's FFT lands on the latency path (64 ch x
+# 32 kHz in 10 ms chunks: excess over the floor p50 1.31 ms with a 4 ms tail, 0.35-0.57 ms with
+# 12 ms). 36 ms (Open Ephys's 1024-sample blocks) gained 0.3 ms there for ~0.01 core more.
+_TAIL_MIN_S = 0.012
 
 
 def design_decimation_filter(config: FeatureConfig) -> np.ndarray:
@@ -238,7 +243,7 @@ class BandPower:
 
 def _tail_samples(config: FeatureConfig, n_channels: int) -> int:
     """Analysis samples of each window left for its end (see ``BandPower``)."""
-    tail_s = _TAIL_S * max(1.0, n_channels / _TAIL_CHANNELS)
+    tail_s = max(_TAIL_MIN_S, _TAIL_S * n_channels / _TAIL_CHANNELS)
     n = config.window_samples_analysis
     return int(min(n // 2, max(1, math.ceil(tail_s * config.analysis_fs_hz))))
 
