@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pylsl
@@ -219,7 +220,12 @@ class Decoder:
         self._telemetry = telemetry
         self._stim = stimulator
         self._blanked = 0  # windows held back by a stimulation artefact
-        self._held = False  # stopped before a timestamp jump awaiting its verdict
+        # A forward jump awaiting its verdict (gap or source stall): its first sample, and the
+        # rows of the windows after it, computed but not decided until the verdict (a stall:
+        # decided then; a gap: dropped, the windows start afresh at the jump)
+        self._jump_at = 0
+        self._jump_rows: list[tuple[int, float, np.ndarray, Any]] = []
+        self._jump_counts = (0, 0)  # the acquisition's stalls and gaps + resets when it came
         self._warm_row: np.ndarray | None = None  # features of the newest decision
         self._signal_sent = 0  # analysis samples published on the telemetry's signal outlet
 
@@ -316,6 +322,7 @@ class Decoder:
         self._processed = at_sample
         self._recovering = True
         self._rebase_ts = True
+        self._jump_at, self._jump_rows = 0, []
 
     def _loop(self) -> None:
         ring = self.acquisition.ring
@@ -344,11 +351,10 @@ class Decoder:
             # _pre_boundary, and the later one when the tail is long, _late_boundary), or
             # sooner, every step
             target = min(self._processed + self._step, upcoming[0])
-            if self._held and target <= ring.written:
-                # held before a jump in the timestamps that awaits its verdict: wake at the
+            if self._jump_at:
+                # rows held after a jump in the timestamps that awaits its verdict: wake at the
                 # next samples, which bring it
-                target = ring.written + 1
-            self._held = False
+                target = min(target, ring.written + 1)
             if not ring.wait_for(target, 0.25):
                 if self.acquisition.error is not None:
                     raise RuntimeError(
@@ -358,16 +364,23 @@ class Decoder:
                 continue
             newest = ring.written  # read before the gap marker: a gap is marked before its write
             self._check_stall(newest)
-            # the pending mark before the gap: the acquisition publishes a gap before it clears
-            # the mark, so a pending jump is either seen here or already a gap below
+            # the verdicts' counts before the pending mark, the mark before the gap: the
+            # acquisition counts a verdict and publishes a gap before it clears the mark, so a
+            # pending jump seen here has neither counted yet, and one gone is a gap below
+            stalls = int(self.acquisition.counter("source_stalls"))
+            gaps_and_resets = self._gaps_and_resets()
             pending_at = int(self.acquisition.counter("pending_gap_sample"))
             gap_at = int(self.acquisition.counter("last_gap_sample"))
-            stalls = int(self.acquisition.counter("source_stalls"))
             if stalls > self._stalls_seen:
                 self._log_stalls(stalls)
             bad_ts = int(self.acquisition.counter("bad_timestamps"))
             if bad_ts > self._bad_ts_seen:
                 self._log_bad_timestamps(bad_ts)
+            if self._jump_at and pending_at != self._jump_at:
+                self._jump_judged(stalls)
+            if pending_at and not self._jump_at:
+                self._jump_at, self._jump_rows = pending_at, []
+                self._jump_counts = (stalls, gaps_and_resets)
             if newest - self._processed > ring.capacity:
                 # Fell behind by more than the buffer: the samples are gone. Restart the
                 # features from the oldest samples still held, and say so.
@@ -387,13 +400,7 @@ class Decoder:
                     self._restart_features(gap_at)
                 gap_ahead = gap_at > self._gap_handled and gap_at > self._processed
                 stop = min(newest, gap_at) if gap_ahead else newest
-                if pending_at and pending_at >= self._processed:
-                    # a jump ahead in the timestamps, not yet judged a gap or a source's stall:
-                    # no window may span it until it is (nor go on from its first sample: a
-                    # window that ends there has every sample before the jump)
-                    stop = min(stop, pending_at)
                 if stop <= self._processed:
-                    self._held = True
                     break
                 n = min(stop - self._processed, self._max_read)
                 start, end = self._processed, self._processed + n
@@ -415,7 +422,13 @@ class Decoder:
                 self._processed = end
                 self._beat = time.monotonic()
                 for (end_sample, row, quality), stamp in zip(rows, stamps):
-                    self._decide(self._origin + end_sample, stamp, row, quality)
+                    if self._jump_at and self._origin + end_sample > self._jump_at:
+                        # the window spans a jump not yet judged (one that ends at it has every
+                        # sample before it): computed now, decided when the verdict comes, so
+                        # a stall's backlog is not left to decimate after it
+                        self._jump_rows.append((self._origin + end_sample, stamp, row, quality))
+                    else:
+                        self._decide(self._origin + end_sample, stamp, row, quality)
                 if self._telemetry is not None:
                     made = features.analysis_samples - self._signal_sent
                     if made > 0:
@@ -425,6 +438,25 @@ class Decoder:
                     # The window's end is next: warm the model's trees in cache now (a cold
                     # row costs ~0.2 ms instead of ~0.01 ms on the latency path).
                     self.model.predict_proba(self._warm_row)
+
+    def _gaps_and_resets(self) -> int:
+        acq = self.acquisition
+        return int(acq.counter("gaps")) + int(acq.counter("timestamp_resets"))
+
+    def _jump_judged(self, stalls: int) -> None:
+        """The jump the held rows wait on has its verdict: a source stall (nothing missing)
+        decides them; anything else drops them and starts the windows afresh at the jump."""
+        at, rows = self._jump_at, self._jump_rows
+        self._jump_at, self._jump_rows = 0, []
+        stalls_then, gaps_then = self._jump_counts
+        if stalls > stalls_then and self._gaps_and_resets() == gaps_then:
+            for end_sample, stamp, row, quality in rows:
+                self._decide(end_sample, stamp, row, quality)
+            return
+        # a gap (or a verdict mixed with another gap or reset since: the rows may span one)
+        self._gap_handled = max(self._gap_handled, at)
+        self._log_discontinuity(at)
+        self._restart_features(at)
 
     def _picked_channels(self, block: np.ndarray) -> np.ndarray:
         """The model's channels of a block of the ring, in the model's order (a view of a
