@@ -428,7 +428,7 @@ RECORDING_FORMATS: dict[str, str] = {
     "openephys": "Open Ephys binary folder (structure.oebin, continuous.dat)",
     "spikeglx": "SpikeGLX folder (.bin + .meta)",
     "blackrock": "Blackrock .nsX file (.ns1-.ns6)",
-    "intan": "Intan .rhd/.rhs file (header and data in one file)",
+    "intan": "Intan .rhd/.rhs file, or an RHX folder (info.rhd + .dat files)",
     "openephys-legacy": "Open Ephys legacy folder (.continuous files)",
     "nwb": "NWB file (an ElectricalSeries)",
 }
@@ -480,7 +480,7 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     path : Path
         Where the reader opens it: an Open Ephys recording's folder for its
         ``structure.oebin`` or ``continuous.dat``, a SpikeGLX or Open Ephys legacy file's
-        folder (its session is read), else ``path``.
+        folder (its session is read), an Intan RHX folder's ``info.rhd``, else ``path``.
 
     Raises
     ------
@@ -490,6 +490,9 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     p = Path(path)
     if p.is_dir():
         fmt = _folder_format(p)
+        if fmt == "intan":
+            # neo reads the files of an RHX folder by their header
+            return fmt, next(q for q in sorted(p.iterdir()) if q.name.lower() in _INTAN_HEADERS)
     elif p.is_file():
         if p.name == "structure.oebin":
             return "openephys", p.parent
@@ -529,11 +532,17 @@ def _folder_format(folder: Path) -> str:
         return "openephys-legacy"
     if any(n.endswith(".meta") for n in names) and any(n.endswith(".bin") for n in names):
         return "spikeglx"
+    if any(n in _INTAN_HEADERS for n in names):
+        return "intan"  # RHX's one file per signal type (or per channel)
     shown = ", ".join(sorted(names)[:12]) + (" ..." if len(names) > 12 else "")
     raise DataError(
         f"{folder}: a folder holding no recording rtdecode recognises (files: {shown or 'none'}); "
         f"readable: {_readable()}"
     )
+
+
+# The header file of an Intan RHX folder (one file per signal type or per channel).
+_INTAN_HEADERS = ("info.rhd", "info.rhs")
 
 
 def _readable() -> str:

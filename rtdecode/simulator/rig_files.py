@@ -34,7 +34,10 @@ rig's files without the rig. Each writer follows the format's published layout:
   name, order, signal type and enabled flag; then data blocks of 60 samples (rhd before 2.0)
   or 128: int32 timestamps (the sample counter: a jump is samples not recorded), uint16 per
   amplifier channel (offset binary, 0.195 uV per count), rhs a uint16 stimulation word per
-  amplifier channel, then board ADC inputs (uint16).
+  amplifier channel, then board ADC inputs (uint16). RHX (3.x) can also save "one file per
+  signal type": the header alone in ``info.rhd``/``info.rhs``, then ``time.dat`` (int32
+  timestamps), ``amplifier.dat`` (int16, samples x channels, signed: 0.195 uV per count),
+  ``analogin.dat`` (uint16), rhs ``stim.dat`` (uint16).
 - **Open Ephys legacy** ``.continuous`` (Open Ephys GUI before 0.6, "Open Ephys format"): one
   file per channel, ``<processor>_<name>.continuous``; a 1024-byte text header of
   ``header.key = value;`` lines (``sampleRate``, ``bitVolts``: microvolts per count for ``CH``
@@ -614,17 +617,20 @@ def write_intan(
     version: tuple[int, int] | None = None,
     first_timestamp: int = 0,
     missing: Sequence[tuple[int, int]] = (),
+    per_signal: bool = False,
 ) -> Path:
     """Write ``counts`` (int16 (n, n_channels), signed) as an Intan ``.rhd`` or ``.rhs`` file
-    with its header (the suffix of ``path`` says which).
+    with its header (the suffix of ``path`` says which), or as RHX's one file per signal type.
 
     Parameters
     ----------
     path : Path
-        ``*.rhd`` (RHD2000 amplifiers) or ``*.rhs`` (RHS2000 stimulation/recording).
+        ``*.rhd`` (RHD2000 amplifiers) or ``*.rhs`` (RHS2000 stimulation/recording); with
+        ``per_signal``, ``<folder>/info.rhd`` (or ``.rhs``), the data files beside it.
     counts : ndarray (n, n_channels), int16
-        Amplifier counts (0.195 uV each, stored offset by 32768), then ``adc_channels`` board
-        ADC inputs (stored as they are); ``n`` a whole number of data blocks.
+        Amplifier counts (0.195 uV each, stored offset by 32768 in data blocks), then
+        ``adc_channels`` board ADC inputs (their 16 bits stored as they are); ``n`` a whole
+        number of data blocks unless ``per_signal``.
     channel_names : sequence of str, optional
         The amplifier channels' custom names (default: their native names, ``A-000``, ...).
     version : (int, int), optional
@@ -635,21 +641,24 @@ def write_intan(
     missing : sequence of (int, int)
         ``(at, count)``: ``count`` timestamps skipped before sample ``at`` (a block boundary),
         as when the interface board dropped data.
+    per_signal : bool
+        RHX's "one file per signal type" layout (version 3.0 by default) instead of one file.
 
     Returns
     -------
     Path
+        The file written, or the header file (``info.rhd``).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _INTAN_MAGIC:
         raise ValueError(f"path must end in .rhd or .rhs, got {path.name!r}")
     rhs = suffix == ".rhs"
-    version = version or ((1, 0) if rhs else (1, 3))
+    version = version or ((1, 0) if rhs else (3, 0) if per_signal else (1, 3))
     block = 128 if rhs or version >= (2, 0) else 60
     n, n_ch = counts.shape
     n_amp = n_ch - adc_channels
-    if n % block:
+    if n % block and not per_signal:
         raise ValueError(f"counts must hold whole data blocks of {block} samples, got {n}")
     native = [f"A-{k:03d}" for k in range(n_amp)]
     amplifiers = [(a, c, 0) for a, c in zip(native, channel_names or native)]
@@ -657,15 +666,26 @@ def write_intan(
     groups = [("Port A", "A", amplifiers)] + (
         [("Board ADC Inputs", "ANALOG-IN", adc)] if adc else []
     )
+    stamps = first_timestamp + np.arange(n, dtype=np.int64)
+    for at, count in missing:
+        stamps[at:] += count
+    header = _intan_header(suffix, version, fs_hz, groups)
+    if per_signal:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(header)
+        stamps.astype("<i4").tofile(path.parent / "time.dat")
+        np.ascontiguousarray(counts[:, :n_amp], dtype="<i2").tofile(path.parent / "amplifier.dat")
+        if rhs:
+            np.zeros((n, n_amp), dtype="<u2").tofile(path.parent / "stim.dat")
+        if adc_channels:
+            np.ascontiguousarray(counts[:, n_amp:]).view("<u2").tofile(path.parent / "analogin.dat")
+        return path
     fields = [("timestamp", "<i4", (block,)), ("amplifier", "<u2", (n_amp, block))]
     if rhs:
         fields.append(("stimulation", "<u2", (n_amp, block)))  # no current: zeros
     if adc_channels:
         fields.append(("adc", "<u2", (adc_channels, block)))
     blocks = np.zeros(n // block, dtype=fields)
-    stamps = first_timestamp + np.arange(n, dtype=np.int64)
-    for at, count in missing:
-        stamps[at:] += count
     blocks["timestamp"] = stamps.reshape(-1, block)
     # (blocks, channels, samples): each channel's samples of a block together
     per_block = counts.reshape(-1, block, n_ch).transpose(0, 2, 1).astype(np.int32)
@@ -673,7 +693,7 @@ def write_intan(
     if adc_channels:
         blocks["adc"] = per_block[:, n_amp:] & 0xFFFF
     with open(path, "wb") as f:
-        f.write(_intan_header(suffix, version, fs_hz, groups))
+        f.write(header)
         f.write(blocks.tobytes())
     return path
 

@@ -327,6 +327,23 @@ def test_intan_reads_back_by_name_with_a_timestamp_jump(
     )
 
 
+@pytest.mark.parametrize("kind", ["rhd", "rhs"])
+def test_intan_rhx_folder_of_one_file_per_signal_reads_back_with_its_jump(tmp_path, kind):
+    fs = 20000.0
+    counts = _counts(1000, 3, seed=18)  # any length: no data blocks in this layout
+    header = write_intan(
+        tmp_path / "rhx" / f"info.{kind}", counts, fs, per_signal=True, missing=[(700, 40)]
+    )
+    assert {p.name for p in header.parent.iterdir()} >= {"time.dat", "amplifier.dat"}
+    assert detect_format(tmp_path / "rhx") == ("intan", header)
+    rec = open_recording(tmp_path / "rhx")
+    assert rec.channel_names == ("A-000", "A-001", "A-002") and rec.units == ("uV",) * 3
+    assert rec.runs() == [(0, 700), (700, 1000)]
+    assert rec.times_s(699, 701) == pytest.approx([699 / fs, 740 / fs])
+    # signed counts in amplifier.dat: scaled as they are, no offset
+    assert_uv(np.concatenate(list(rec.chunks(333))), _uv(counts, INTAN_UV_PER_COUNT))
+
+
 def test_intan_files_neo_would_misread_are_refused(tmp_path):
     path = write_intan(tmp_path / "session.rhd", _counts(60, 2, seed=13), 20000.0)
     # neo reads a file by its suffix: an .rhd named .rhs, or with no suffix, is refused
