@@ -52,6 +52,9 @@ _MICROVOLTS_PER_UNIT = {"v": 1e6, "mv": 1e3, "uv": 1.0, "µv": 1.0, "μv": 1.0, 
 # residency (RSS) for little work (the advice walks page tables that are mostly empty).
 _RELEASE_EVERY_BYTES = 64 << 20
 
+# Samples per block when the columns of several streams are put side by side (see _assemble).
+_ASSEMBLY_SAMPLES = 2048
+
 # Samples per record of an Open Ephys legacy .continuous file (the format's constant).
 _OE_LEGACY_RECORD_SAMPLES = 1024
 
@@ -178,7 +181,9 @@ class _StreamRead:
 
     reader: int  # in NeoRecording._readers
     stream_index: int
-    channel_indexes: np.ndarray  # in the stream
+    # in the stream; a slice when consecutive and in order: neo then checks nothing (an array
+    # costs a check per call, 70 us: 2 ms per second of 64 Neuralynx files at 32 kHz)
+    channel_indexes: np.ndarray | slice
     columns: np.ndarray | slice  # in the output; a slice when consecutive and in order
     gains: np.ndarray  # float32, microvolts (or the channel's unit) per raw count
     offsets: np.ndarray | None  # float32, the same unit; None when all 0
@@ -259,7 +264,7 @@ class NeoRecording(Recording):
                 _StreamRead(
                     ri,
                     si,
-                    np.array([picked[j][3] for j in columns], dtype=np.int64),
+                    _as_slice([picked[j][3] for j in columns]),
                     _as_slice(columns),
                     np.array([picked[j][4] * f for j, f in zip(columns, per_unit)], np.float32),
                     offsets.astype(np.float32) if np.any(offsets != 0.0) else None,
@@ -320,13 +325,22 @@ class NeoRecording(Recording):
                     out[a - start : b - start, s.columns] = _scaled(raw, s.gains, s.offsets)
                 continue
             # Neuralynx, one stream per file: the raw columns side by side, then one scaling
-            # pass; writing float32 columns one by one instead takes 9 ms per second of 64 ch
-            # x 32 kHz, against 4.5 this way
-            raw_all = np.empty((b - a, self.n_channels), dtype=self._raw_dtype)
-            for s in self._streams:
-                raw_all[:, s.columns] = self._raw(piece, s, i0, i0 + b - a)
-            _scaled(raw_all, self._gains, self._offsets, out=out[a - start : b - start])
+            # pass, a block of samples at a time
+            raws = [(s.columns, self._raw(piece, s, i0, i0 + b - a)) for s in self._streams]
+            self._assemble(raws, out[a - start : b - start])
         return out
+
+    def _assemble(self, raws: list[tuple[np.ndarray | slice, np.ndarray]], out: np.ndarray) -> None:
+        """Raw columns (each stream's ``(columns, raw)``) scaled into ``out`` (n, n_channels),
+        ``_ASSEMBLY_SAMPLES`` samples at a time: the raw block stays in the CPU's cache between
+        its columns' writes and its scaling (64 ch x 32 kHz: 3.6 ms per second of data against
+        5.5 for the whole chunk at once, whose 8 MB do not stay)."""
+        block = np.empty((min(_ASSEMBLY_SAMPLES, out.shape[0]), self.n_channels), self._raw_dtype)
+        for k in range(0, out.shape[0], _ASSEMBLY_SAMPLES):
+            m = min(_ASSEMBLY_SAMPLES, out.shape[0] - k)
+            for columns, raw in raws:
+                block[:m, columns] = raw[k : k + m]
+            _scaled(block[:m], self._gains, self._offsets, out=out[k : k + m])
 
     def _piece_at(self, sample: int) -> int:
         return int(np.searchsorted(self._piece_firsts, sample, side="right")) - 1
@@ -341,7 +355,7 @@ class NeoRecording(Recording):
                 i_stop=i1,
                 stream_index=s.stream_index,
                 channel_indexes=s.channel_indexes,
-                # consecutive channels as a slice: a view of the file's rows, not a copy
+                # a slice (consecutive channels) reads a view of the file's rows, not a copy
                 prefer_slice=True,
             )
         except (OSError, ValueError) as exc:
@@ -796,7 +810,7 @@ def _scaled(
 
 
 def _as_slice(columns: list[int]) -> np.ndarray | slice:
-    """Output columns as a slice when consecutive and in order (a view to write into)."""
+    """Column indexes as a slice when consecutive and in order (a view), else an array."""
     if columns == list(range(columns[0], columns[0] + len(columns))):
         return slice(columns[0], columns[0] + len(columns))
     return np.array(columns, dtype=np.int64)

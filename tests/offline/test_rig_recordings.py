@@ -76,6 +76,9 @@ def test_neuralynx_session_reads_back_by_name_with_inversion_and_dropped_records
     want = _uv(counts[kept], BIT_VOLTS * 1e6)  # CSC3 stored negated, read with its polarity
     assert rec.n_samples == kept.size
     assert_uv(np.concatenate(list(rec.chunks(777))), want)
+    # at once: across the gap, the columns put side by side in blocks (the last one partial)
+    assert rec.n_samples > 2 * neo_recordings._ASSEMBLY_SAMPLES
+    assert_uv(rec.read(0, rec.n_samples), want)
     # the dropped records are a gap: two runs, the second at its own time
     assert rec.runs() == [(0, 2560), (2560, 9216)]
     np.testing.assert_allclose(rec.times_s(2559, 2561), [2559 / fs, 7 * 512 / fs])
