@@ -614,6 +614,7 @@ def write_intan(
     *,
     channel_names: Sequence[str] | None = None,
     adc_channels: int = 0,
+    aux_channels: int = 0,
     version: tuple[int, int] | None = None,
     first_timestamp: int = 0,
     missing: Sequence[tuple[int, int]] = (),
@@ -633,6 +634,9 @@ def write_intan(
         number of data blocks unless ``per_signal``.
     channel_names : sequence of str, optional
         The amplifier channels' custom names (default: their native names, ``A-000``, ...).
+    aux_channels : int
+        rhd, one file: headstage auxiliary inputs (``A-AUX1``, ...), sampled at a quarter of
+        the rate (a quarter of each block's samples); each holds its sample count (uint16).
     version : (int, int), optional
         The file format's version: rhd (1, 3) by default, 60-sample blocks (128 from 2.0);
         rhs (1, 0), 128-sample blocks.
@@ -660,8 +664,11 @@ def write_intan(
     n_amp = n_ch - adc_channels
     if n % block and not per_signal:
         raise ValueError(f"counts must hold whole data blocks of {block} samples, got {n}")
+    if aux_channels and (rhs or per_signal):
+        raise ValueError("aux_channels: only an .rhd written as one file has them here")
     native = [f"A-{k:03d}" for k in range(n_amp)]
     amplifiers = [(a, c, 0) for a, c in zip(native, channel_names or native)]
+    amplifiers += [(f"A-AUX{k + 1}", f"AUX{k + 1}", 1) for k in range(aux_channels)]
     adc = [(f"ANALOG-IN-{k + 1}", f"ANALOG-IN-{k + 1}", 3) for k in range(adc_channels)]
     groups = [("Port A", "A", amplifiers)] + (
         [("Board ADC Inputs", "ANALOG-IN", adc)] if adc else []
@@ -683,6 +690,8 @@ def write_intan(
     fields = [("timestamp", "<i4", (block,)), ("amplifier", "<u2", (n_amp, block))]
     if rhs:
         fields.append(("stimulation", "<u2", (n_amp, block)))  # no current: zeros
+    if aux_channels:
+        fields.append(("aux", "<u2", (aux_channels, block // 4)))
     if adc_channels:
         fields.append(("adc", "<u2", (adc_channels, block)))
     blocks = np.zeros(n // block, dtype=fields)
@@ -690,6 +699,8 @@ def write_intan(
     # (blocks, channels, samples): each channel's samples of a block together
     per_block = counts.reshape(-1, block, n_ch).transpose(0, 2, 1).astype(np.int32)
     blocks["amplifier"] = per_block[:, :n_amp] + 32768
+    if aux_channels:
+        blocks["aux"] = np.arange(n // 4).reshape(-1, 1, block // 4) % 65536
     if adc_channels:
         blocks["adc"] = per_block[:, n_amp:] & 0xFFFF
     with open(path, "wb") as f:
@@ -740,6 +751,7 @@ def write_open_ephys_legacy(
     first_sample_number: int = 0,
     missing: Sequence[tuple[int, int]] = (),
     processor: int = 100,
+    session: int = 1,
 ) -> Path:
     """Write ``counts`` (int16 (n, n_channels)) as an Open Ephys legacy session: one
     ``.continuous`` file per channel, ``<processor>_CH1.continuous``, ...
@@ -759,6 +771,9 @@ def write_open_ephys_legacy(
     missing : sequence of (int, int)
         ``(at, count)``: ``count`` sample numbers skipped before sample ``at`` (a record
         boundary): the records the GUI did not write.
+    session : int
+        From 2: the files of a later start of acquisition in the same folder,
+        ``<processor>_CH1_<session>.continuous``.
 
     Returns
     -------
@@ -781,7 +796,8 @@ def write_open_ephys_legacy(
     records["marker"] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 255]
     for k, name in enumerate(names):
         records["samples"] = counts[:, k].reshape(-1, OE_LEGACY_RECORD_SAMPLES)
-        with open(folder / f"{processor}_{name}.continuous", "wb") as f:
+        tail = f"_{session}" if session > 1 else ""
+        with open(folder / f"{processor}_{name}{tail}.continuous", "wb") as f:
             f.write(_oe_legacy_header(name, fs_hz, 0.00015 if k >= n_neural else bit_volts))
             f.write(records.tobytes())
     return folder

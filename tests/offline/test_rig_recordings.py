@@ -330,6 +330,21 @@ def test_intan_reads_back_by_name_with_a_timestamp_jump(
     )
 
 
+def test_intan_auxiliary_inputs_at_a_quarter_of_the_rate_keep_the_jump_at_its_time(tmp_path):
+    fs = 20000.0
+    path = write_intan(
+        tmp_path / "s.rhd", _counts(600, 2, seed=19), fs, aux_channels=2, missing=[(240, 600)]
+    )
+    assert open_recording(path).runs() == [(0, 240), (240, 600)]
+    aux = open_recording(path, stream="RHD2000 auxiliary input channel")
+    assert aux.channel_names == ("AUX1", "AUX2") and aux.fs_hz == fs / 4
+    # the jump after amplifier sample 240 is after auxiliary sample 60, at the same time
+    assert aux.runs() == [(0, 60), (60, 150)]
+    assert aux.times_s(59, 61) == pytest.approx([59 / 5000, (240 + 600) / fs])
+    # each holds its sample count: 37.4 uV per count
+    np.testing.assert_allclose(aux.read(0, 150)[:, 1], np.arange(150) * 37.4, rtol=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["rhd", "rhs"])
 def test_intan_rhx_folder_of_one_file_per_signal_reads_back_with_its_jump(tmp_path, kind):
     fs = 20000.0
@@ -404,6 +419,22 @@ def test_open_ephys_legacy_reads_back_with_its_missing_records(tmp_path):
     adc = open_recording(tmp_path, stream="Signals ADC")
     assert adc.channel_names == ("ADC1",) and adc.units == ("uV",)
     np.testing.assert_allclose(adc.read(0, 10240)[:, 0], counts[:, 3] * 150.0, rtol=1e-6)
+
+
+def test_open_ephys_legacy_later_files_are_runs_or_refused_when_their_clock_restarts(tmp_path):
+    first, second = _counts(4096, 2, seed=20), _counts(2048, 2, seed=21)
+    # _2 files whose sample numbers go on: a second run at its time
+    write_open_ephys_legacy(tmp_path / "on", first, 30000.0)
+    write_open_ephys_legacy(tmp_path / "on", second, 30000.0, session=2, first_sample_number=9000)
+    rec = open_recording(tmp_path / "on")
+    assert rec.runs() == [(0, 4096), (4096, 6144)]
+    assert rec.times_s(4095, 4097) == pytest.approx([4095 / 30000, 9000 / 30000])
+    assert_uv(rec.read(0, 6144), _uv(np.concatenate([first, second]), 0.195))
+    # _2 files of a restarted acquisition: their sample numbers start over
+    write_open_ephys_legacy(tmp_path / "over", first, 30000.0)
+    write_open_ephys_legacy(tmp_path / "over", second, 30000.0, session=2)
+    with pytest.raises(DataError, match=r"time goes back .*\(files ending _2, _3: .* of their own"):
+        open_recording(tmp_path / "over")
 
 
 def test_open_ephys_legacy_channels_that_lost_different_records_are_refused(tmp_path):
