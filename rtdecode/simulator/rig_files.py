@@ -694,18 +694,22 @@ def write_intan(
         fields.append(("aux", "<u2", (aux_channels, block // 4)))
     if adc_channels:
         fields.append(("adc", "<u2", (adc_channels, block)))
-    blocks = np.zeros(n // block, dtype=fields)
-    blocks["timestamp"] = stamps.reshape(-1, block)
-    # (blocks, channels, samples): each channel's samples of a block together
-    per_block = counts.reshape(-1, block, n_ch).transpose(0, 2, 1).astype(np.int32)
-    blocks["amplifier"] = per_block[:, :n_amp] + 32768
-    if aux_channels:
-        blocks["aux"] = np.arange(n // 4).reshape(-1, 1, block // 4) % 65536
-    if adc_channels:
-        blocks["adc"] = per_block[:, n_amp:] & 0xFFFF
     with open(path, "wb") as f:
         f.write(header)
-        f.write(blocks.tobytes())
+        # 1024 blocks at a time: a long recording is not held three times over
+        for first in range(0, n, 1024 * block):
+            stop = min(n, first + 1024 * block)
+            blocks = np.zeros((stop - first) // block, dtype=fields)
+            blocks["timestamp"] = stamps[first:stop].reshape(-1, block)
+            # (blocks, channels, samples): each channel's samples of a block together
+            per_block = counts[first:stop].reshape(-1, block, n_ch).transpose(0, 2, 1)
+            blocks["amplifier"] = per_block[:, :n_amp].astype(np.int32) + 32768
+            if aux_channels:
+                aux = np.arange(first // 4, stop // 4) % 65536
+                blocks["aux"] = aux.reshape(-1, 1, block // 4)
+            if adc_channels:
+                blocks["adc"] = per_block[:, n_amp:].astype(np.int32) & 0xFFFF
+            f.write(blocks.tobytes())
     return path
 
 

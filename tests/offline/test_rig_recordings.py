@@ -279,6 +279,12 @@ def test_intan_layout_is_the_published_one(tmp_path):
     assert detect_format(rhs) == ("intan", rhs) and detect_format(rhd) == ("intan", rhd)
     header_rhs = len(raw) - (128 * 4 + 128 * 2 * 3 * 2)
     assert header_rhs > header  # the rhs header has its stimulation fields
+    # written 1024 blocks at a time: a longer file reads back whole
+    counts = _counts(60 * 2100, 1, seed=11)
+    rec = open_recording(write_intan(tmp_path / "long.rhd", counts, 20000.0))
+    np.testing.assert_allclose(
+        rec.read(0, rec.n_samples), _uv(counts, INTAN_UV_PER_COUNT), atol=INTAN_ATOL_UV
+    )
 
 
 @pytest.mark.parametrize(
