@@ -254,11 +254,6 @@ def test_blackrock_nsx_reads_back_and_a_paused_packet_is_a_gap(tmp_path):
 
 
 # Intan --------------------------------------------------------------------------------------
-# Intan stores amplifier counts offset by 32768 and neo's gain and offset are float64 values
-# (0.195, -6389.76) scaled here in float32: within 1e-3 uV of count x 0.195 (a count is 0.195).
-INTAN_ATOL_UV = 1e-3
-
-
 def test_intan_layout_is_the_published_one(tmp_path):
     counts = _counts(120, 3, seed=11)
     rhd = write_intan(tmp_path / "a.rhd", counts, 20000.0)
@@ -282,9 +277,7 @@ def test_intan_layout_is_the_published_one(tmp_path):
     # written 1024 blocks at a time: a longer file reads back whole
     counts = _counts(60 * 2100, 1, seed=11)
     rec = open_recording(write_intan(tmp_path / "long.rhd", counts, 20000.0))
-    np.testing.assert_allclose(
-        rec.read(0, rec.n_samples), _uv(counts, INTAN_UV_PER_COUNT), atol=INTAN_ATOL_UV
-    )
+    assert_uv(rec.read(0, rec.n_samples), _uv(counts, INTAN_UV_PER_COUNT))
 
 
 @pytest.mark.parametrize(
@@ -319,14 +312,11 @@ def test_intan_reads_back_by_name_with_a_timestamp_jump(
     assert rec.times_s(4 * block - 1, 4 * block + 1) == pytest.approx(
         [(4 * block - 1) / fs, (4 * block + 3000) / fs]
     )
-    got = np.concatenate(list(rec.chunks(block + 7)))
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, _uv(counts[:, :4], INTAN_UV_PER_COUNT), atol=INTAN_ATOL_UV)
+    # stored offset by 32768 counts, read as the counts themselves: no rounding of an offset
+    assert_uv(np.concatenate(list(rec.chunks(block + 7))), _uv(counts[:, :4], INTAN_UV_PER_COUNT))
     sub = open_recording(path, channels=["CA3-2", "ca1-2"])
     assert sub.channel_names == ("CA3-2", "CA1-2")
-    np.testing.assert_allclose(
-        sub.read(50, 300), _uv(counts[50:300][:, [3, 1]], 0.195), atol=INTAN_ATOL_UV
-    )
+    assert_uv(sub.read(50, 300), _uv(counts[50:300][:, [3, 1]], INTAN_UV_PER_COUNT))
     # the board's ADC input by its stream, volts to microvolts (its words stored as they are)
     adc = open_recording(path, stream="USB board ADC input channel")
     assert adc.channel_names == ("ANALOG-IN-1",) and adc.runs() == rec.runs()
