@@ -709,8 +709,16 @@ def _oe_legacy_splits(
     """Stretches of an Open Ephys legacy segment holding recorded samples: neo fills the
     records missing between two (a record's timestamp beyond its predecessor's end) with zeros
     and counts them in the segment's samples."""
+    # neo keeps the records (and whether any is missing) to itself: its attributes of 0.14
     records_by_channel = getattr(reader, "_sigs_memmap", {}).get(segment)
-    if not getattr(reader, "_gap_mode", False) or records_by_channel is None:
+    if records_by_channel is None or not hasattr(reader, "_gap_mode"):
+        logger.warning(
+            "%s: this neo version does not show the records' timestamps; samples missing "
+            "between records, if any, are read as the zeros neo fills them with",
+            reader.source_name(),
+        )
+        return [(0, size, 0.0)]
+    if not reader._gap_mode:
         return [(0, size, 0.0)]  # neo found every record where its predecessor ends
     channels = reader.header["signal_channels"]
     stream_id = reader.header["signal_streams"][read.stream_index]["id"]

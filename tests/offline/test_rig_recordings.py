@@ -444,6 +444,16 @@ def test_open_ephys_legacy_channels_that_lost_different_records_are_refused(tmp_
     assert open_recording(session, channels=["CH1"]).runs() == [(0, 2048), (2048, 6144)]
 
 
+def test_a_neo_that_hides_legacy_records_is_said_not_silently_trusted(caplog):
+    from types import SimpleNamespace
+
+    reader = SimpleNamespace(source_name=lambda: "session")  # neither of neo 0.14's attributes
+    read = SimpleNamespace(stream_index=0, channel_indexes=slice(0, 1))
+    with caplog.at_level("WARNING", logger="rtdecode"):
+        assert neo_recordings._oe_legacy_splits(reader, 0, read, 100, 1.0) == [(0, 100, 0.0)]
+    assert "session: this neo version does not show the records' timestamps" in caplog.text
+
+
 # NWB ----------------------------------------------------------------------------------------
 def test_nwb_electrical_series_reads_back_in_microvolts(tmp_path):
     pytest.importorskip("pynwb")
