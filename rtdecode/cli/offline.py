@@ -37,8 +37,8 @@ logger = logging.getLogger("rtdecode")
 
 # What --data and replay's FILE take, for their help.
 DATA_KINDS = (
-    ".edf .bdf .xdf .npz .nwb .nsX .rhd .rhs, or a Neuralynx, Open Ephys (binary or legacy) or "
-    "SpikeGLX folder"
+    ".edf .bdf .xdf .npz .nwb .nsX .rhd .rhs, or a Neuralynx, Open Ephys (binary or legacy), "
+    "SpikeGLX or Intan RHX folder"
 )
 
 
