@@ -100,17 +100,19 @@ def write_sessions(
         write_nwb(nwb, counts, {"raw": {"rate": fs, "conversion": UV_PER_COUNT * 1e-6}})
     out["nwb_short"] = nwb
 
-    def whole_records() -> np.ndarray:
+    def whole_records(uv_per_count: float = UV_PER_COUNT) -> np.ndarray:
         """The short signal in whole 1024-sample records (legacy), whole 128-sample data
-        blocks (Intan RHX, version 3.0)."""
-        counts = np.concatenate(list(_blocks(fs, n_ch, seconds)))
+        blocks (Intan RHX, version 3.0), in counts of ``uv_per_count`` (rescaled a 10 s block
+        at a time: 5 min of 64 ch at once would be 5 GB of float64)."""
+        scale = UV_PER_COUNT / uv_per_count
+        counts = np.concatenate(
+            [np.round(b * scale).astype(np.int16) for b in _blocks(fs, n_ch, seconds)]
+        )
         return counts[: counts.shape[0] // 1024 * 1024]
 
     intan = folder / f"intan_{short_minutes:g}min.rhd"
     if not intan.exists():
-        counts = whole_records()
-        # the step is 0.195 uV: the same signal in its counts; one jump of 300 samples
-        counts = np.round(counts * (UV_PER_COUNT / 0.195)).astype(np.int16)
+        counts = whole_records(0.195)  # the amplifiers' step; one jump of 300 samples
         gap = [(counts.shape[0] // 2048 * 1024, 300)]
         write_intan(intan, counts, fs, version=(3, 0), missing=gap)
     out["intan_short"] = intan
