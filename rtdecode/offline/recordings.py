@@ -12,6 +12,7 @@ partial reader and are loaded whole, see :func:`open_recording`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
@@ -586,6 +587,13 @@ def open_recording(
         )
     elif not p.exists():
         raise DataError(f"{p}: no such file or folder")
+    else:
+        # where the format's reader opens it (an RHX folder's info.rhd, a legacy or SpikeGLX
+        # file's folder), when the content says the same format
+        with contextlib.suppress(DataError):
+            detected, where = detect_format(p)
+            if detected == file_format:
+                p = where
     if file_format in ("edf", "bdf", "xdf", "npz") and not p.is_file():
         raise DataError(f"{p}: not a file; a {RECORDING_FORMATS[file_format]} is one file")
     if file_format in ("edf", "bdf"):

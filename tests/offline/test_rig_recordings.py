@@ -350,6 +350,7 @@ def test_intan_rhx_folder_of_one_file_per_signal_reads_back_with_its_jump(tmp_pa
     )
     assert {p.name for p in header.parent.iterdir()} >= {"time.dat", "amplifier.dat"}
     assert detect_format(tmp_path / "rhx") == ("intan", header)
+    assert open_recording(tmp_path / "rhx", file_format="intan").n_samples == 1000
     rec = open_recording(tmp_path / "rhx")
     assert rec.channel_names == ("A-000", "A-001", "A-002") and rec.units == ("uV",) * 3
     assert rec.runs() == [(0, 700), (700, 1000)]
@@ -401,6 +402,7 @@ def test_open_ephys_legacy_reads_back_with_its_missing_records(tmp_path):
     )
     for where in (tmp_path, tmp_path / "100_CH2.continuous"):
         assert detect_format(where) == ("openephys-legacy", tmp_path)
+        assert open_recording(where, file_format="openephys-legacy").n_channels == 3
     rec = open_recording(tmp_path)
     assert rec.format.name == "openephys-legacy" and rec.channel_names == ("CH1", "CH2", "CH3")
     assert rec.units == ("uV",) * 3 and rec.fs_hz == fs
