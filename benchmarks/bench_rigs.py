@@ -6,8 +6,9 @@
    whose CPU time and peak resident memory (``ru_maxrss``) are reported: x real time per
    CPU-second, reading included.
 2. The same for ``--short-minutes`` (default 5) of each reader (Neuralynx, Open Ephys binary,
-   NWB), and reading alone, so the reader's share shows; and the floor: the same features from
-   samples already in memory, no reader.
+   NWB, Intan ``.rhd``, Open Ephys legacy ``.continuous``; each with one gap), and reading
+   alone, so the reader's share shows; and the floor: the same features from samples already
+   in memory, no reader.
 3. The naive baseline: neo's own chunked reading (one ``NeuralynxRawIO`` for the folder,
    ``get_analogsignal_chunk`` + ``rescale_signal_raw_to_float``) of the short Neuralynx session,
    in a fresh process: its resident memory is the session's size (neo's parser reads every
@@ -36,7 +37,13 @@ from _record import machine_info, record  # benchmarks/ is the script's folder
 
 from rtdecode.config import FeatureConfig
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
-from rtdecode.simulator.rig_files import NcsSessionWriter, write_nwb, write_open_ephys_binary
+from rtdecode.simulator.rig_files import (
+    NcsSessionWriter,
+    write_intan,
+    write_nwb,
+    write_open_ephys_binary,
+    write_open_ephys_legacy,
+)
 
 UV_PER_COUNT = 0.1  # +-3.3 mV in int16: the simulator's LFP fits
 BLOCK_S = 10  # the simulated signal is generated in 10 s blocks
@@ -92,6 +99,30 @@ def write_sessions(
         counts = np.concatenate(list(_blocks(fs, n_ch, seconds)))
         write_nwb(nwb, counts, {"raw": {"rate": fs, "conversion": UV_PER_COUNT * 1e-6}})
     out["nwb_short"] = nwb
+
+    def whole_records(uv_per_count: float = UV_PER_COUNT) -> np.ndarray:
+        """The short signal in whole 1024-sample records (legacy), whole 128-sample data
+        blocks (Intan RHX, version 3.0), in counts of ``uv_per_count`` (rescaled a 10 s block
+        at a time: 5 min of 64 ch at once would be 5 GB of float64)."""
+        scale = UV_PER_COUNT / uv_per_count
+        counts = np.concatenate(
+            [np.round(b * scale).astype(np.int16) for b in _blocks(fs, n_ch, seconds)]
+        )
+        return counts[: counts.shape[0] // 1024 * 1024]
+
+    intan = folder / f"intan_{short_minutes:g}min.rhd"
+    if not intan.exists():
+        counts = whole_records(0.195)  # the amplifiers' step; one jump of 300 samples
+        gap = [(counts.shape[0] // 2048 * 1024, 300)]
+        write_intan(intan, counts, fs, version=(3, 0), missing=gap)
+    out["intan_short"] = intan
+    legacy = folder / f"openephys_legacy_{short_minutes:g}min"
+    if not legacy.exists():
+        counts = whole_records()
+        # one gap: neo then reads every record one by one (its gap mode)
+        gap = [(counts.shape[0] // 2048 * 1024, 300)]
+        write_open_ephys_legacy(legacy, counts, fs, bit_volts=UV_PER_COUNT, missing=gap)
+    out["openephys-legacy_short"] = legacy
     return out
 
 
@@ -203,7 +234,7 @@ def main() -> int:
     try:
         runs["neuralynx_long_features"] = measure("features", paths["neuralynx_long"], a.rate)
         runs["neuralynx_long_read"] = measure("read", paths["neuralynx_long"], a.rate)
-        for fmt in ("neuralynx", "openephys", "nwb"):
+        for fmt in ("neuralynx", "openephys", "nwb", "intan", "openephys-legacy"):
             runs[f"{fmt}_short_features"] = measure("features", paths[f"{fmt}_short"], a.rate)
             runs[f"{fmt}_short_read"] = measure("read", paths[f"{fmt}_short"], a.rate)
         runs["neo_naive_short_read"] = measure("neo", paths["neuralynx_short"], a.rate)

@@ -36,7 +36,10 @@ from rtdecode.offline.recordings import RECORDING_FORMATS
 logger = logging.getLogger("rtdecode")
 
 # What --data and replay's FILE take, for their help.
-DATA_KINDS = ".edf .bdf .xdf .npz .nwb .nsX, or a Neuralynx, Open Ephys or SpikeGLX folder"
+DATA_KINDS = (
+    ".edf .bdf .xdf .npz .nwb .nsX .rhd .rhs, or a Neuralynx, Open Ephys (binary or legacy), "
+    "SpikeGLX or Intan RHX folder"
+)
 
 
 def _split_list(text: str) -> list[str]:

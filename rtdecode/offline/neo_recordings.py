@@ -1,5 +1,5 @@
-"""Recordings of acquisition rigs read through python-neo's ``neo.rawio``: Neuralynx, Open Ephys,
-SpikeGLX, Blackrock.
+"""Recordings of acquisition rigs read through python-neo's ``neo.rawio``: Neuralynx, Open Ephys
+(binary and legacy), SpikeGLX, Blackrock, Intan.
 
 neo parses each format's header and serves samples by index (``get_analogsignal_chunk``), so a
 :class:`NeoRecording` reads one chunk at a time whatever the session's size. What neo leaves to
@@ -15,8 +15,11 @@ its caller is handled here:
   ``rescale_signal_raw_to_float``; Neuralynx's ``-InputInverted`` is a negative gain), volts
   and millivolts in microvolts.
 - **gaps**: neo splits a session into segments where the rig's timestamps jump (Neuralynx:
-  dropped records), and Open Ephys sample numbers that jump inside one recording split it
-  too; each piece is a run of :meth:`Recording.runs`, placed at its own time, so no window
+  dropped records; Blackrock: a packet after a pause); where neo does not, the rig's sample
+  numbers split it here: Open Ephys binary's ``sample_numbers.npy`` (neo does not look at
+  them), Intan's timestamps (neo reads a file whose timestamps jump as one stretch, only
+  flagging it), Open Ephys legacy records' timestamps (neo fills the missing records with
+  zeros). Each piece is a run of :meth:`Recording.runs`, placed at its own time, so no window
   spans a gap and labels stay at their times after it.
 - **memory**: neo keeps some files memory-mapped whole (Neuralynx); the pages read stay
   resident in this process until unmapped, so they are released as reading goes on.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import mmap
 import re
 import warnings
@@ -48,6 +52,12 @@ _MICROVOLTS_PER_UNIT = {"v": 1e6, "mv": 1e3, "uv": 1.0, "µv": 1.0, "μv": 1.0, 
 # Release the pages of neo's whole-file maps after about this many bytes read: bounded
 # residency (RSS) for little work (the advice walks page tables that are mostly empty).
 _RELEASE_EVERY_BYTES = 64 << 20
+
+# Samples per block when the columns of several streams are put side by side (see _assemble).
+_ASSEMBLY_SAMPLES = 2048
+
+# Samples per record of an Open Ephys legacy .continuous file (the format's constant).
+_OE_LEGACY_RECORD_SAMPLES = 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class NeoFormat:
         of one rate into streams by input range and filter).
     natural_channel_order : bool
         Order channels by their names' natural order (CSC2 before CSC10).
+    apart_advice : str
+        What the refusal of a session whose clock goes back (recordings made apart) says.
     """
 
     name: str
@@ -81,6 +93,10 @@ class NeoFormat:
     auxiliary: tuple[str, ...] = ()
     reads_rate_group: bool = False
     natural_channel_order: bool = False
+    apart_advice: str = (
+        "the folder holds sessions recorded apart (the rig's clock started over); give one "
+        "session's folder"
+    )
 
 
 NEO_FORMATS: dict[str, NeoFormat] = {
@@ -100,6 +116,19 @@ NEO_FORMATS: dict[str, NeoFormat] = {
             "OpenEphysBinaryRawIO",
             opens_folder=True,
             auxiliary=("adc", "sync"),
+            apart_advice="the folder holds sessions recorded apart (the rig's clock started "
+            "over); give one session's folder (one experiment folder)",
+        ),
+        # before GUI 0.6: one .continuous file per channel, CH (neural), AUX, ADC
+        NeoFormat(
+            "openephys-legacy",
+            "Open Ephys (legacy .continuous)",
+            "OpenEphysRawIO",
+            opens_folder=True,
+            auxiliary=("aux", "adc"),
+            apart_advice="the folder holds sessions recorded apart (files ending _2, _3: the "
+            "acquisition restarted, its sample numbers too); move each session's files to a "
+            "folder of their own",
         ),
         # the fastest nsX (ns5/ns6 at 30 kHz) by default; another by --stream nsx2...
         NeoFormat("blackrock", "Blackrock", "BlackrockRawIO", opens_folder=False),
@@ -110,6 +139,17 @@ NEO_FORMATS: dict[str, NeoFormat] = {
             "SpikeGLXRawIO",
             opens_folder=True,
             auxiliary=("sync", "nidq", "obx"),
+        ),
+        # the amplifier channels by default; the board's ADC inputs, the headstages' auxiliary
+        # inputs, supply voltages, digital lines, (rhs) DC amplifier and stimulation by --stream
+        NeoFormat(
+            "intan",
+            "Intan",
+            "IntanRawIO",
+            opens_folder=False,
+            auxiliary=("adc", "auxiliary", "supply", "digital", "dc amplifier", "stim"),
+            apart_advice="the file holds data recorded apart (its timestamps start over: files "
+            "joined?); give each recording's own file",
         ),
     )
 }
@@ -142,10 +182,14 @@ class _StreamRead:
 
     reader: int  # in NeoRecording._readers
     stream_index: int
-    channel_indexes: np.ndarray  # in the stream
+    # in the stream; a slice when consecutive and in order: neo then checks nothing (an array
+    # costs a check per call, 70 us: 2 ms per second of 64 Neuralynx files at 32 kHz)
+    channel_indexes: np.ndarray | slice
     columns: np.ndarray | slice  # in the output; a slice when consecutive and in order
     gains: np.ndarray  # float32, microvolts (or the channel's unit) per raw count
     offsets: np.ndarray | None  # float32, the same unit; None when all 0
+    # uint16 words offset by 32768 counts (Intan): read as the signed counts they hold
+    offset_binary: bool = False
 
 
 class NeoRecording(Recording):
@@ -207,6 +251,15 @@ class NeoRecording(Recording):
             found.sort(key=lambda c: _natural_key(c[0]))
         names = [c[0] for c in found]
         picked = [found[i] for i in select_channels(names, channels, where=str(path))]
+        # Intan's amplifier words (and rhs ADC's) are offset by 32768 counts: with the sign bit
+        # flipped they are the signed counts, scaled exactly in one pass with no offset to add
+        # (64 ch x 32 kHz: 1.7 ms per second of data against 2.3, and 5e-4 uV of rounding)
+        offset_binary = {
+            key
+            for key in {c[2] for c in picked}
+            if all(_is_offset_binary(c[4], c[5], c[6]) for c in picked if c[2] == key)
+        }
+        picked = [(*c[:5], 0.0, "int16") if c[2] in offset_binary else c for c in picked]
 
         factors = [to_microvolts(c[1]) for c in picked]
         units = ["uV" if f is not None else c[1] for f, c in zip(factors, picked)]
@@ -223,10 +276,11 @@ class NeoRecording(Recording):
                 _StreamRead(
                     ri,
                     si,
-                    np.array([picked[j][3] for j in columns], dtype=np.int64),
+                    _as_slice([picked[j][3] for j in columns]),
                     _as_slice(columns),
                     np.array([picked[j][4] * f for j, f in zip(columns, per_unit)], np.float32),
                     offsets.astype(np.float32) if np.any(offsets != 0.0) else None,
+                    offset_binary=(ri, si) in offset_binary,
                 )
             )
         # every column's raw type, gain and offset, to scale all streams' raw values in one pass
@@ -235,11 +289,10 @@ class NeoRecording(Recording):
         self._gains = np.array([c[4] * (f or 1.0) for c, f in zip(picked, factors)], np.float32)
         offsets_all = np.array([c[5] * (f or 1.0) for c, f in zip(picked, factors)], np.float32)
         self._offsets = offsets_all if np.any(offsets_all != 0.0) else None
-        self._pieces = _pieces(
-            self._readers, fmt, [(s.reader, s.stream_index) for s in self._streams], fs_hz, path
-        )
+        self._pieces = _pieces(self._readers, fmt, self._streams, fs_hz, path)
         self._piece_firsts = np.array([p.first for p in self._pieces], dtype=np.int64)
         self._mappings = [m for reader in self._readers for m in _file_mappings(reader)]
+        _release(self._mappings)  # the pages looking for gaps touched (Intan, legacy)
         self._read_since_release = 0
         n_samples = self._pieces[-1].stop if self._pieces else 0
         # a new run wherever samples are missing between two pieces
@@ -285,13 +338,22 @@ class NeoRecording(Recording):
                     out[a - start : b - start, s.columns] = _scaled(raw, s.gains, s.offsets)
                 continue
             # Neuralynx, one stream per file: the raw columns side by side, then one scaling
-            # pass; writing float32 columns one by one instead takes 9 ms per second of 64 ch
-            # x 32 kHz, against 4.5 this way
-            raw_all = np.empty((b - a, self.n_channels), dtype=self._raw_dtype)
-            for s in self._streams:
-                raw_all[:, s.columns] = self._raw(piece, s, i0, i0 + b - a)
-            _scaled(raw_all, self._gains, self._offsets, out=out[a - start : b - start])
+            # pass, a block of samples at a time
+            raws = [(s.columns, self._raw(piece, s, i0, i0 + b - a)) for s in self._streams]
+            self._assemble(raws, out[a - start : b - start])
         return out
+
+    def _assemble(self, raws: list[tuple[np.ndarray | slice, np.ndarray]], out: np.ndarray) -> None:
+        """Raw columns (each stream's ``(columns, raw)``) scaled into ``out`` (n, n_channels),
+        ``_ASSEMBLY_SAMPLES`` samples at a time: the raw block stays in the CPU's cache between
+        its columns' writes and its scaling (64 ch x 32 kHz: 3.6 ms per second of data against
+        5.5 for the whole chunk at once, whose 8 MB do not stay)."""
+        block = np.empty((min(_ASSEMBLY_SAMPLES, out.shape[0]), self.n_channels), self._raw_dtype)
+        for k in range(0, out.shape[0], _ASSEMBLY_SAMPLES):
+            m = min(_ASSEMBLY_SAMPLES, out.shape[0] - k)
+            for columns, raw in raws:
+                block[:m, columns] = raw[k : k + m]
+            _scaled(block[:m], self._gains, self._offsets, out=out[k : k + m])
 
     def _piece_at(self, sample: int) -> int:
         return int(np.searchsorted(self._piece_firsts, sample, side="right")) - 1
@@ -306,7 +368,7 @@ class NeoRecording(Recording):
                 i_stop=i1,
                 stream_index=s.stream_index,
                 channel_indexes=s.channel_indexes,
-                # consecutive channels as a slice: a view of the file's rows, not a copy
+                # a slice (consecutive channels) reads a view of the file's rows, not a copy
                 prefer_slice=True,
             )
         except (OSError, ValueError) as exc:
@@ -319,6 +381,8 @@ class NeoRecording(Recording):
                 f"{self.path}: segment {piece.segment} gave {raw.shape[0]} samples for "
                 f"{i0}..{i1}; the files may be truncated"
             )
+        if s.offset_binary:
+            return np.bitwise_xor(raw, np.uint16(0x8000)).view(np.int16)
         return raw
 
     def close(self) -> None:
@@ -369,6 +433,8 @@ def _open_readers(path: Path, fmt: NeoFormat) -> list:
                 warnings.simplefilter("ignore")
                 reader = cls(**_reader_options(target, fmt))
                 reader.parse_header()
+        except DataError:
+            raise
         except Exception as exc:  # neo raises ValueError, OSError, KeyError, AssertionError...
             raise DataError(
                 f"{target}: not a readable {fmt.title} recording ({type(exc).__name__}: "
@@ -407,7 +473,25 @@ def _reader_options(path: Path, fmt: NeoFormat) -> dict:
     if fmt.name == "blackrock":
         # the continuous .nsX files beside it; the .nev (spikes, events) is no decoder input
         return {"filename": str(path), "load_nev": False}
+    if fmt.name == "intan":
+        _check_intan_suffix(path)
+        # a file whose timestamps jump is read, its gaps found here (neo refuses it otherwise)
+        return {"filename": str(path), "ignore_integrity_checks": True}
     return {"dirname": str(path)} if fmt.opens_folder else {"filename": str(path)}
+
+
+def _check_intan_suffix(path: Path) -> None:
+    """neo reads an Intan file as the kind its suffix says: refuse one whose magic number says
+    the other kind, or that has neither suffix."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    kind = {0xC6912702: ".rhd", 0xD69127AC: ".rhs"}.get(int.from_bytes(magic, "little"))
+    if path.suffix.lower() != kind or path.suffix != path.suffix.lower():
+        said = f"its first bytes say {kind}" if kind else "its first bytes are no Intan header"
+        raise DataError(
+            f"{path}: neo reads an Intan file by its suffix (.rhd or .rhs, lower case) and "
+            f"{said}; rename it"
+        )
 
 
 def _ncs_rate(path: Path) -> float:
@@ -473,10 +557,11 @@ def _choose_streams(
 
 
 def _pieces(
-    readers: list, fmt: NeoFormat, chosen: list[tuple[int, int]], fs_hz: float, path: Path
+    readers: list, fmt: NeoFormat, streams: list[_StreamRead], fs_hz: float, path: Path
 ) -> list[_Piece]:
     """The session's stretches of consecutive samples, in time order, with their times; every
-    chosen stream must have the first one's segments."""
+    stream read must have the first one's segments."""
+    chosen = [(s.reader, s.stream_index) for s in streams]
     reader, stream = readers[chosen[0][0]], chosen[0][1]
     structure = _segment_sizes(reader, stream)
     for ri, si in chosen[1:]:
@@ -496,7 +581,7 @@ def _pieces(
             continue
         t_start = float(reader.get_signal_t_start(block, segment, stream))
         for seg_start, seg_stop, offset_s in _splits(
-            reader, fmt, block, segment, stream, size, fs_hz
+            reader, fmt, block, segment, streams[0], size, fs_hz
         ):
             if origin is None:
                 origin = t_start + offset_s
@@ -507,9 +592,7 @@ def _pieces(
                 if piece.t0_s < end - 0.5 / fs_hz:
                     raise DataError(
                         f"{path}: time goes back {end - piece.t0_s:.6f} s at sample {first} "
-                        f"(block {block}, segment {segment}): the folder holds sessions "
-                        "recorded apart (the rig's clock started over); give one session's "
-                        "folder" + (" (one experiment folder)" if fmt.name == "openephys" else "")
+                        f"(block {block}, segment {segment}): {fmt.apart_advice}"
                     )
             pieces.append(piece)
             first = piece.stop
@@ -539,16 +622,20 @@ def _stream_source(readers: list, chosen: tuple[int, int]) -> str:
 
 
 def _splits(
-    reader, fmt: NeoFormat, block: int, segment: int, stream_index: int, size: int, fs_hz: float
+    reader, fmt: NeoFormat, block: int, segment: int, read: _StreamRead, size: int, fs_hz: float
 ) -> list[tuple[int, int, float]]:
     """``(start, stop, seconds from the segment's start)`` of each stretch of a segment with
-    no sample missing. Only Open Ephys needs it: neo does not check its sample numbers."""
-    numbers_path = None
+    no sample missing, from the rig's sample numbers where neo does not split at a gap."""
+    stream_index = read.stream_index
     if fmt.name == "openephys":
         numbers_path = _oe_sample_numbers_path(reader, block, segment, stream_index)
-    if numbers_path is None:
-        return [(0, size, 0.0)]
-    return _sample_number_splits(numbers_path, size, fs_hz)
+        if numbers_path is not None:
+            return _sample_number_splits(numbers_path, size, fs_hz)
+    elif fmt.name == "intan":
+        return _intan_splits(reader, stream_index, size, fs_hz)
+    elif fmt.name == "openephys-legacy":
+        return _oe_legacy_splits(reader, segment, read, size, fs_hz)
+    return [(0, size, 0.0)]
 
 
 def _oe_sample_numbers_path(reader, block: int, segment: int, stream_index: int) -> Path | None:
@@ -591,26 +678,109 @@ def _sample_number_splits(
                     size,
                     n,
                 )
-            starts, start_numbers = [0], []
-            previous = None
-            for offset in range(0, n, block):
-                numbers = np.fromfile(f, dtype=dtype, count=min(block, n - offset))
-                numbers = numbers.astype(np.int64)
-                if numbers.size == 0:
-                    break
-                if previous is None:
-                    start_numbers.append(int(numbers[0]))
-                    previous = int(numbers[0]) - 1
-                steps = np.diff(numbers, prepend=previous)
-                for k in np.flatnonzero(steps != 1):
-                    starts.append(offset + int(k))
-                    start_numbers.append(int(numbers[k]))
-                previous = int(numbers[-1])
+            starts, numbers = _runs_of_numbers(
+                np.fromfile(f, dtype=dtype, count=min(block, n - offset))
+                for offset in range(0, n, block)
+            )
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable array of sample numbers ({exc})") from None
+    return _run_splits(starts, numbers, size, fs_hz)
+
+
+def _intan_splits(
+    reader, stream_index: int, size: int, fs_hz: float, *, block: int = 1 << 20
+) -> list[tuple[int, int, float]]:
+    """Stretches of an Intan file's consecutive timestamps (the controller's sample counter:
+    a jump is data the board lost), in the samples of one stream."""
+    if not getattr(reader, "discontinuous_timestamps", False):
+        return [(0, size, 0.0)]  # neo found them consecutive while parsing
+    # neo's copy of every timestamp (int32: 0.43 GB for an hour at 30 kHz), as its own check
+    stamps = reader.get_intan_timestamps()
+    starts, numbers = _runs_of_numbers(stamps[i : i + block] for i in range(0, stamps.size, block))
+    # slower streams (auxiliary inputs, supply voltages) have a sample every `per_sample`
+    # timestamps; gaps fall between data blocks, where both counts are whole
+    per_sample = max(1, round(stamps.size / size))
+    return _run_splits([a // per_sample for a in starts], numbers, size, fs_hz * per_sample)
+
+
+def _oe_legacy_splits(
+    reader, segment: int, read: _StreamRead, size: int, fs_hz: float
+) -> list[tuple[int, int, float]]:
+    """Stretches of an Open Ephys legacy segment holding recorded samples: neo fills the
+    records missing between two (a record's timestamp beyond its predecessor's end) with zeros
+    and counts them in the segment's samples."""
+    # neo keeps the records (and whether any is missing) to itself: its attributes of 0.14
+    records_by_channel = getattr(reader, "_sigs_memmap", {}).get(segment)
+    if records_by_channel is None or not hasattr(reader, "_gap_mode"):
+        logger.warning(
+            "%s: this neo version does not show the records' timestamps; samples missing "
+            "between records, if any, are read as the zeros neo fills them with",
+            reader.source_name(),
+        )
+        return [(0, size, 0.0)]
+    if not reader._gap_mode:
+        return [(0, size, 0.0)]  # neo found every record where its predecessor ends
+    channels = reader.header["signal_channels"]
+    stream_id = reader.header["signal_streams"][read.stream_index]["id"]
+    # neo's channel indexes (its records' keys) of the channels read
+    selected = np.flatnonzero(channels["stream_id"] == stream_id)[read.channel_indexes]
+    stamps = np.asarray(records_by_channel[int(selected[0])]["timestamp"])
+    for k in selected[1:]:
+        if not np.array_equal(records_by_channel[int(k)]["timestamp"], stamps):
+            raise DataError(
+                f"{reader.source_name()}: {channels['name'][selected[0]]} and "
+                f"{channels['name'][k]} lost different records (their records' timestamps "
+                "differ); pick channels recorded alike with --channels"
+            )
+    starts, numbers = _runs_of_numbers([stamps], step=_OE_LEGACY_RECORD_SAMPLES)
+    stops = [*starts[1:], stamps.size]
+    # the segment's sample 0 is its first record's timestamp
+    first = round(reader.get_signal_t_start(0, segment, read.stream_index) * fs_hz)
+    splits = []
+    for a, b, number in zip(starts, stops, numbers):
+        start, stop = (
+            max(0, number - first),
+            min(size, number - first + (b - a) * _OE_LEGACY_RECORD_SAMPLES),
+        )
+        if stop > start:
+            splits.append((start, stop, start / fs_hz))
+    return splits
+
+
+def _runs_of_numbers(blocks, step: int = 1) -> tuple[list[int], list[int]]:
+    """Index and value of the first number of each run of numbers going up by ``step``, in an
+    array of integers given as consecutive blocks."""
+    starts: list[int] = []
+    first_numbers: list[int] = []
+    offset, previous = 0, None
+    for numbers in blocks:
+        numbers = np.asarray(numbers).astype(np.int64)
+        if numbers.size == 0:
+            continue
+        if previous is None:
+            starts.append(0)
+            first_numbers.append(int(numbers[0]))
+            previous = int(numbers[0]) - step
+        steps = np.diff(numbers, prepend=previous)
+        for k in np.flatnonzero(steps != step):
+            starts.append(offset + int(k))
+            first_numbers.append(int(numbers[k]))
+        previous = int(numbers[-1])
+        offset += numbers.size
+    return starts, first_numbers
+
+
+def _run_splits(
+    starts: list[int], numbers: list[int], size: int, numbers_per_s: float
+) -> list[tuple[int, int, float]]:
+    """Splits from each run's first sample and first number; the last run ends at ``size``."""
+    if not numbers:
+        return [(0, size, 0.0)]
     stops = [*starts[1:], size]
-    first = start_numbers[0]
-    return [(a, b, (number - first) / fs_hz) for a, b, number in zip(starts, stops, start_numbers)]
+    return [
+        (a, b, (number - numbers[0]) / numbers_per_s)
+        for a, b, number in zip(starts, stops, numbers)
+    ]
 
 
 def _is_gap(before: _Piece, after: _Piece, period_s: float) -> bool:
@@ -662,8 +832,13 @@ def _scaled(
     return values
 
 
+def _is_offset_binary(gain: float, offset: float, raw_dtype: str) -> bool:
+    """Whether a channel's raw values are uint16 words offset by 32768 counts."""
+    return raw_dtype == "uint16" and gain != 0.0 and math.isclose(offset, -32768 * gain)
+
+
 def _as_slice(columns: list[int]) -> np.ndarray | slice:
-    """Output columns as a slice when consecutive and in order (a view to write into)."""
+    """Column indexes as a slice when consecutive and in order (a view), else an array."""
     if columns == list(range(columns[0], columns[0] + len(columns))):
         return slice(columns[0], columns[0] + len(columns))
     return np.array(columns, dtype=np.int64)

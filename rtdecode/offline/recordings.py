@@ -1,5 +1,6 @@
 """Recordings and their labels, read from files: EDF/BDF (edfio), XDF (pyxdf), NumPy ``.npz``;
-rigs' sessions (Neuralynx, Open Ephys: :mod:`rtdecode.offline.neo_recordings`) and NWB
+rigs' sessions (Neuralynx, Open Ephys, SpikeGLX, Blackrock, Intan:
+:mod:`rtdecode.offline.neo_recordings`) and NWB
 (:mod:`rtdecode.offline.nwb_recordings`) through :func:`open_recording`, which recognises the
 format from the content.
 
@@ -11,6 +12,7 @@ partial reader and are loaded whole, see :func:`open_recording`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +39,7 @@ __all__ = [
     "read_edf_annotations",
 ]
 
-RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz", ".nwb", ".ncs")
+RECORDING_SUFFIXES = (".edf", ".bdf", ".xdf", ".xdfz", ".npz", ".nwb", ".ncs", ".rhd", ".rhs")
 
 # The live acquisition's default: a step beyond one period plus this is a jump in the timestamps.
 _GAP_TOLERANCE_S = 0.05
@@ -427,15 +429,11 @@ RECORDING_FORMATS: dict[str, str] = {
     "openephys": "Open Ephys binary folder (structure.oebin, continuous.dat)",
     "spikeglx": "SpikeGLX folder (.bin + .meta)",
     "blackrock": "Blackrock .nsX file (.ns1-.ns6)",
+    "intan": "Intan .rhd/.rhs file, or an RHX folder (info.rhd + .dat files)",
+    "openephys-legacy": "Open Ephys legacy folder (.continuous files)",
     "nwb": "NWB file (an ElectricalSeries)",
 }
 """The ``--format`` values: what :func:`open_recording` reads."""
-
-# Formats a rig writes that are recognised but not read yet: named in the refusal.
-_RECOGNISED_ONLY = {
-    "openephys-legacy": "Open Ephys legacy format (.continuous files)",
-    "intan": "Intan .rhd/.rhs file",
-}
 
 _FILE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"XDF:", "xdf"),
@@ -445,11 +443,12 @@ _FILE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PK\x05\x06", "npz"),  # an empty zip
     (b"\x89HDF\r\n\x1a\n", "nwb"),
     (b"######## Neuralynx", "neuralynx"),
-    (b"\x27\x02\x91\xc6", "intan"),  # .rhd: 0xC6912702, little-endian
+    (b"\x02\x27\x91\xc6", "intan"),  # .rhd: 0xC6912702, little-endian
     (b"\xac\x27\x91\xd6", "intan"),  # .rhs: 0xD69127AC
     (b"NEURALCD", "blackrock"),
     (b"NEURALSG", "blackrock"),
     (b"BRSMPGRP", "blackrock"),
+    (b"header.format = 'Open Ephys Data Format'", "openephys-legacy"),
 )
 
 _SUFFIX_FORMATS = {
@@ -460,6 +459,9 @@ _SUFFIX_FORMATS = {
     ".npz": "npz",
     ".nwb": "nwb",
     ".ncs": "neuralynx",
+    ".rhd": "intan",
+    ".rhs": "intan",
+    ".continuous": "openephys-legacy",
 }
 
 
@@ -478,16 +480,20 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
         A key of :data:`RECORDING_FORMATS`.
     path : Path
         Where the reader opens it: an Open Ephys recording's folder for its
-        ``structure.oebin`` or ``continuous.dat``, else ``path``.
+        ``structure.oebin`` or ``continuous.dat``, a SpikeGLX or Open Ephys legacy file's
+        folder (its session is read), an Intan RHX folder's ``info.rhd``, else ``path``.
 
     Raises
     ------
     DataError
-        Missing, unrecognised, or recognised but not read (the message names the format).
+        Missing or unrecognised.
     """
     p = Path(path)
     if p.is_dir():
         fmt = _folder_format(p)
+        if fmt == "intan":
+            # neo reads the files of an RHX folder by their header
+            return fmt, next(q for q in sorted(p.iterdir()) if q.name.lower() in _INTAN_HEADERS)
     elif p.is_file():
         if p.name == "structure.oebin":
             return "openephys", p.parent
@@ -497,7 +503,7 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
             return "spikeglx", p.parent  # neo reads a SpikeGLX run by its folder
         try:
             with open(p, "rb") as f:
-                head = f.read(32)
+                head = f.read(48)
         except OSError as exc:
             raise DataError(f"{p}: cannot be read ({exc.strerror or exc})") from None
         # the file's own first bytes, else its suffix: a damaged file is then refused by the
@@ -509,13 +515,10 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
                 f"{p}: unsupported recording format {p.suffix or '(no suffix)'} (its content is "
                 f"none that rtdecode reads); readable: {_readable()}"
             )
+        if fmt == "openephys-legacy":
+            return fmt, p.parent  # neo reads a legacy session by its folder
     else:
         raise DataError(f"{p}: no such file or folder")
-    if fmt in _RECOGNISED_ONLY:
-        raise DataError(
-            f"{p}: a recording in {_RECOGNISED_ONLY[fmt]}, which rtdecode does not read yet; "
-            f"readable: {_readable()}"
-        )
     return fmt, p
 
 
@@ -530,11 +533,17 @@ def _folder_format(folder: Path) -> str:
         return "openephys-legacy"
     if any(n.endswith(".meta") for n in names) and any(n.endswith(".bin") for n in names):
         return "spikeglx"
+    if any(n in _INTAN_HEADERS for n in names):
+        return "intan"  # RHX's one file per signal type (or per channel)
     shown = ", ".join(sorted(names)[:12]) + (" ..." if len(names) > 12 else "")
     raise DataError(
         f"{folder}: a folder holding no recording rtdecode recognises (files: {shown or 'none'}); "
         f"readable: {_readable()}"
     )
+
+
+# The header file of an Intan RHX folder (one file per signal type or per channel).
+_INTAN_HEADERS = ("info.rhd", "info.rhs")
 
 
 def _readable() -> str:
@@ -553,8 +562,8 @@ def open_recording(
     Parameters
     ----------
     path : str or Path
-        A file (EDF, BDF, XDF, ``.npz``, NWB, one ``.ncs``) or a rig's session folder
-        (Neuralynx, Open Ephys binary).
+        A file (EDF, BDF, XDF, ``.npz``, NWB, one ``.ncs``, ``.nsX``, Intan ``.rhd``/``.rhs``)
+        or a rig's session folder (Neuralynx, Open Ephys binary or legacy, SpikeGLX).
     channels : sequence of str or int, optional
         Channels to keep, by name or 0-based index (default: all).
     stream : str, optional
@@ -578,6 +587,13 @@ def open_recording(
         )
     elif not p.exists():
         raise DataError(f"{p}: no such file or folder")
+    else:
+        # where the format's reader opens it (an RHX folder's info.rhd, a legacy or SpikeGLX
+        # file's folder), when the content says the same format
+        with contextlib.suppress(DataError):
+            detected, where = detect_format(p)
+            if detected == file_format:
+                p = where
     if file_format in ("edf", "bdf", "xdf", "npz") and not p.is_file():
         raise DataError(f"{p}: not a file; a {RECORDING_FORMATS[file_format]} is one file")
     if file_format in ("edf", "bdf"):

@@ -1,5 +1,6 @@
-"""Signals written as acquisition rigs record them: a Neuralynx session, an Open Ephys folder,
-an NWB file (through pynwb).
+"""Signals written as acquisition rigs record them: a Neuralynx session, an Open Ephys folder
+(binary or legacy), a SpikeGLX run, a Blackrock ``.nsX``, an Intan ``.rhd``/``.rhs``, an NWB file
+(through pynwb).
 
 For the tests and benchmarks of the readers, and to try ``rtdecode replay``/``evaluate`` on a
 rig's files without the rig. Each writer follows the format's published layout:
@@ -26,6 +27,24 @@ rig's files without the rig. Each writer follows the format's published layout:
   extended header per channel (electrode id and label, digital and analog ranges, units,
   filters), then data packets: 0x01, uint32 timestamp, uint32 number of samples, int16
   samples x channels. A new packet starts where recording resumed.
+- **Intan** ``.rhd`` / ``.rhs``, one file with its header ("traditional" layout; Intan, "RHD2000
+  / RHS2000 data file formats"): little-endian; a magic number (``0xC6912702`` rhd,
+  ``0xD69127AC`` rhs), version, sampling rate, the amplifiers' bandwidths, notes (QStrings:
+  uint32 byte count, UTF-16LE), the signal groups (ports) and each channel's native and custom
+  name, order, signal type and enabled flag; then data blocks of 60 samples (rhd before 2.0)
+  or 128: int32 timestamps (the sample counter: a jump is samples not recorded), uint16 per
+  amplifier channel (offset binary, 0.195 uV per count), rhs a uint16 stimulation word per
+  amplifier channel, then board ADC inputs (uint16). RHX (3.x) can also save "one file per
+  signal type": the header alone in ``info.rhd``/``info.rhs``, then ``time.dat`` (int32
+  timestamps), ``amplifier.dat`` (int16, samples x channels, signed: 0.195 uV per count),
+  ``analogin.dat`` (uint16), rhs ``stim.dat`` (uint16).
+- **Open Ephys legacy** ``.continuous`` (Open Ephys GUI before 0.6, "Open Ephys format"): one
+  file per channel, ``<processor>_<name>.continuous``; a 1024-byte text header of
+  ``header.key = value;`` lines (``sampleRate``, ``bitVolts``: microvolts per count for ``CH``
+  channels, volts for ``ADC``/``AUX``), then records: int64 timestamp (the sample number of
+  the record's first sample), uint16 sample count N = 1024, uint16 recording number, N
+  big-endian int16 samples, a 10-byte marker 0, 1, ..., 8, 255. A record starting later than
+  its predecessor's samples account for follows samples not recorded.
 """
 
 from __future__ import annotations
@@ -46,6 +65,10 @@ __all__ = [
     "write_nwb",
     "write_spikeglx",
     "write_blackrock_nsx",
+    "INTAN_UV_PER_COUNT",
+    "write_intan",
+    "OE_LEGACY_RECORD",
+    "write_open_ephys_legacy",
 ]
 
 NCS_HEADER_BYTES = 16384
@@ -518,3 +541,267 @@ def write_blackrock_nsx(
             f.write(header.tobytes())
             f.write(np.ascontiguousarray(counts[first:stop], dtype="<i2").tobytes())
     return Path(path)
+
+
+INTAN_UV_PER_COUNT = 0.195  # the RHD2000/RHS2000 amplifiers' step
+_INTAN_MAGIC = {".rhd": 0xC6912702, ".rhs": 0xD69127AC}
+
+
+def _qstring(text: str) -> bytes:
+    """Intan's QString: uint32 byte count, then UTF-16LE (0xFFFFFFFF: a null string)."""
+    data = text.encode("utf-16-le")
+    return np.uint32(len(data) if text else 0xFFFFFFFF).tobytes() + data
+
+
+def _intan_values(*items: tuple[str, float]) -> bytes:
+    """Header fields, each (numpy type, value), packed little-endian."""
+    return b"".join(
+        np.array(value, dtype=np.dtype(kind).newbyteorder("<")).tobytes() for kind, value in items
+    )
+
+
+def _intan_header(
+    suffix: str,
+    version: tuple[int, int],
+    fs_hz: float,
+    groups: Sequence[tuple[str, str, list[tuple[str, str, int]]]],
+) -> bytes:
+    """The header of an ``.rhd``/``.rhs``: the global fields of ``version`` and the signal
+    groups, each ``(name, prefix, [(native name, custom name, signal type), ...])``."""
+    rhs = suffix == ".rhs"
+    head = _intan_values(("u4", _INTAN_MAGIC[suffix]), ("i2", version[0]), ("i2", version[1]))
+    head += _intan_values(("f4", fs_hz), ("i2", 1), ("f4", 1.0), ("f4", 0.1))  # DSP on, 1 Hz
+    if rhs:
+        head += _intan_values(("f4", 1000.0))  # actual lower bandwidth during settle
+    head += _intan_values(("f4", 7500.0), ("f4", 1.0), ("f4", 0.1))  # upper; desired DSP, lower
+    if rhs:
+        head += _intan_values(("f4", 1000.0))
+    head += _intan_values(("f4", 7500.0), ("i2", 0), ("f4", 1000.0), ("f4", 1000.0))  # no notch
+    if rhs:
+        # amplifier settle and charge recovery modes, stimulation step (A), recovery limits
+        head += _intan_values(("i2", 0), ("i2", 0), ("f4", 1e-6), ("f4", 1e-6), ("f4", 0.0))
+    head += _qstring("written by rtdecode.simulator.rig_files") + _qstring("") + _qstring("")
+    if rhs:
+        head += _intan_values(("i2", 0), ("i2", 0)) + _qstring("hardware")  # no DC data saved
+    else:
+        if version >= (1, 1):
+            head += _intan_values(("i2", 0))  # temperature sensors
+        if version >= (1, 3):
+            head += _intan_values(("i2", 0))  # board mode 0: ADC 50.354 uV per count
+        if version >= (2, 0):
+            head += _qstring("hardware")  # reference channel
+    head += _intan_values(("i2", len(groups)))
+    for name, prefix, channels in groups:
+        n_amp = sum(kind == 0 for _, _, kind in channels)
+        head += _qstring(name) + _qstring(prefix)
+        head += _intan_values(("i2", 1), ("i2", len(channels)), ("i2", n_amp))
+        for k, (native, custom, kind) in enumerate(channels):
+            head += _qstring(native) + _qstring(custom)
+            # native and custom order, signal type, enabled, chip channel, (rhs: command
+            # stream,) board stream, spike scope trigger settings, impedance
+            head += _intan_values(("i2", k), ("i2", k), ("i2", kind), ("i2", 1), ("i2", k))
+            if rhs:
+                head += _intan_values(("i2", 0))
+            head += _intan_values(("i2", 0), ("i2", 0), ("i2", -70), ("i2", 0), ("i2", 0))
+            head += _intan_values(("f4", 0.0), ("f4", 0.0))
+    return head
+
+
+def write_intan(
+    path: Path,
+    counts: np.ndarray,
+    fs_hz: float = 30000.0,
+    *,
+    channel_names: Sequence[str] | None = None,
+    adc_channels: int = 0,
+    aux_channels: int = 0,
+    version: tuple[int, int] | None = None,
+    first_timestamp: int = 0,
+    missing: Sequence[tuple[int, int]] = (),
+    per_signal: bool = False,
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels), signed) as an Intan ``.rhd`` or ``.rhs`` file
+    with its header (the suffix of ``path`` says which), or as RHX's one file per signal type.
+
+    Parameters
+    ----------
+    path : Path
+        ``*.rhd`` (RHD2000 amplifiers) or ``*.rhs`` (RHS2000 stimulation/recording); with
+        ``per_signal``, ``<folder>/info.rhd`` (or ``.rhs``), the data files beside it.
+    counts : ndarray (n, n_channels), int16
+        Amplifier counts (0.195 uV each, stored offset by 32768 in data blocks), then
+        ``adc_channels`` board ADC inputs (their 16 bits stored as they are); ``n`` a whole
+        number of data blocks unless ``per_signal``.
+    channel_names : sequence of str, optional
+        The amplifier channels' custom names (default: their native names, ``A-000``, ...).
+    aux_channels : int
+        rhd, one file: headstage auxiliary inputs (``A-AUX1``, ...), sampled at a quarter of
+        the rate (a quarter of each block's samples); each holds its sample count (uint16).
+    version : (int, int), optional
+        The file format's version: rhd (1, 3) by default, 60-sample blocks (128 from 2.0);
+        rhs (1, 0), 128-sample blocks.
+    first_timestamp : int
+        The first sample's timestamp (the controller's sample counter).
+    missing : sequence of (int, int)
+        ``(at, count)``: ``count`` timestamps skipped before sample ``at`` (a block boundary),
+        as when the interface board dropped data.
+    per_signal : bool
+        RHX's "one file per signal type" layout (version 3.0 by default) instead of one file.
+
+    Returns
+    -------
+    Path
+        The file written, or the header file (``info.rhd``).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _INTAN_MAGIC:
+        raise ValueError(f"path must end in .rhd or .rhs, got {path.name!r}")
+    rhs = suffix == ".rhs"
+    version = version or ((1, 0) if rhs else (3, 0) if per_signal else (1, 3))
+    block = 128 if rhs or version >= (2, 0) else 60
+    n, n_ch = counts.shape
+    n_amp = n_ch - adc_channels
+    if n % block and not per_signal:
+        raise ValueError(f"counts must hold whole data blocks of {block} samples, got {n}")
+    if aux_channels and (rhs or per_signal):
+        raise ValueError("aux_channels: only an .rhd written as one file has them here")
+    native = [f"A-{k:03d}" for k in range(n_amp)]
+    amplifiers = [(a, c, 0) for a, c in zip(native, channel_names or native)]
+    amplifiers += [(f"A-AUX{k + 1}", f"AUX{k + 1}", 1) for k in range(aux_channels)]
+    adc = [(f"ANALOG-IN-{k + 1}", f"ANALOG-IN-{k + 1}", 3) for k in range(adc_channels)]
+    groups = [("Port A", "A", amplifiers)] + (
+        [("Board ADC Inputs", "ANALOG-IN", adc)] if adc else []
+    )
+    stamps = first_timestamp + np.arange(n, dtype=np.int64)
+    for at, count in missing:
+        stamps[at:] += count
+    header = _intan_header(suffix, version, fs_hz, groups)
+    if per_signal:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(header)
+        stamps.astype("<i4").tofile(path.parent / "time.dat")
+        np.ascontiguousarray(counts[:, :n_amp], dtype="<i2").tofile(path.parent / "amplifier.dat")
+        if rhs:
+            np.zeros((n, n_amp), dtype="<u2").tofile(path.parent / "stim.dat")
+        if adc_channels:
+            np.ascontiguousarray(counts[:, n_amp:]).view("<u2").tofile(path.parent / "analogin.dat")
+        return path
+    fields = [("timestamp", "<i4", (block,)), ("amplifier", "<u2", (n_amp, block))]
+    if rhs:
+        fields.append(("stimulation", "<u2", (n_amp, block)))  # no current: zeros
+    if aux_channels:
+        fields.append(("aux", "<u2", (aux_channels, block // 4)))
+    if adc_channels:
+        fields.append(("adc", "<u2", (adc_channels, block)))
+    with open(path, "wb") as f:
+        f.write(header)
+        # 1024 blocks at a time: a long recording is not held three times over
+        for first in range(0, n, 1024 * block):
+            stop = min(n, first + 1024 * block)
+            blocks = np.zeros((stop - first) // block, dtype=fields)
+            blocks["timestamp"] = stamps[first:stop].reshape(-1, block)
+            # (blocks, channels, samples): each channel's samples of a block together
+            per_block = counts[first:stop].reshape(-1, block, n_ch).transpose(0, 2, 1)
+            blocks["amplifier"] = per_block[:, :n_amp].astype(np.int32) + 32768
+            if aux_channels:
+                aux = np.arange(first // 4, stop // 4) % 65536
+                blocks["aux"] = aux.reshape(-1, 1, block // 4)
+            if adc_channels:
+                blocks["adc"] = per_block[:, n_amp:].astype(np.int32) & 0xFFFF
+            f.write(blocks.tobytes())
+    return path
+
+
+OE_LEGACY_RECORD_SAMPLES = 1024
+OE_LEGACY_RECORD = np.dtype(
+    [
+        ("timestamp", "<i8"),
+        ("n_samples", "<u2"),
+        ("recording", "<u2"),
+        ("samples", ">i2", (OE_LEGACY_RECORD_SAMPLES,)),
+        ("marker", "u1", (10,)),
+    ]
+)  # 2070 bytes
+
+
+def _oe_legacy_header(channel: str, fs_hz: float, bit_volts: float) -> bytes:
+    fields = {
+        "format": "'Open Ephys Data Format'",
+        "version": "0.4",
+        "header_bytes": "1024",
+        "description": "'each record contains one 64-bit timestamp, one 16-bit sample count "
+        "(N), 1 uint16 recordingNumber, N 16-bit samples, and one 10-byte record marker "
+        "(0 1 2 3 4 5 6 7 8 255)'",
+        "date_created": "'2-Jan-2024 100000'",
+        "channel": f"'{channel}'",
+        "channelType": "'Continuous'",
+        "sampleRate": f"{fs_hz:g}",
+        "blockLength": str(OE_LEGACY_RECORD_SAMPLES),
+        "bufferSize": "1024",
+        "bitVolts": f"{bit_volts!r}",
+    }
+    text = "".join(f"header.{key} = {value};\n" for key, value in fields.items()).encode()
+    return text + b" " * (1024 - len(text))
+
+
+def write_open_ephys_legacy(
+    folder: Path,
+    counts: np.ndarray,
+    fs_hz: float = 30000.0,
+    *,
+    bit_volts: float = 0.195,
+    adc_channels: int = 0,
+    first_sample_number: int = 0,
+    missing: Sequence[tuple[int, int]] = (),
+    processor: int = 100,
+    session: int = 1,
+) -> Path:
+    """Write ``counts`` (int16 (n, n_channels)) as an Open Ephys legacy session: one
+    ``.continuous`` file per channel, ``<processor>_CH1.continuous``, ...
+
+    Parameters
+    ----------
+    folder : Path
+        Created if needed.
+    counts : ndarray (n, n_channels), int16
+        ``n`` a whole number of 1024-sample records.
+    bit_volts : float
+        Microvolts per count of the neural channels (``CH``).
+    adc_channels : int
+        The last this many columns are ADC inputs (``ADC1``, ..., 0.00015 V per count).
+    first_sample_number : int
+        The first record's timestamp.
+    missing : sequence of (int, int)
+        ``(at, count)``: ``count`` sample numbers skipped before sample ``at`` (a record
+        boundary): the records the GUI did not write.
+    session : int
+        From 2: the files of a later start of acquisition in the same folder,
+        ``<processor>_CH1_<session>.continuous``.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n, n_ch = counts.shape
+    if n % OE_LEGACY_RECORD_SAMPLES:
+        raise ValueError(f"counts must hold whole records of 1024 samples, got {n} samples")
+    n_neural = n_ch - adc_channels
+    names = [f"CH{k + 1}" for k in range(n_neural)] + [f"ADC{k + 1}" for k in range(adc_channels)]
+    numbers = first_sample_number + np.arange(n, dtype=np.int64)
+    for at, count in missing:
+        numbers[at:] += count
+    records = np.zeros(n // OE_LEGACY_RECORD_SAMPLES, dtype=OE_LEGACY_RECORD)
+    records["timestamp"] = numbers[::OE_LEGACY_RECORD_SAMPLES]
+    records["n_samples"] = OE_LEGACY_RECORD_SAMPLES
+    records["marker"] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 255]
+    for k, name in enumerate(names):
+        records["samples"] = counts[:, k].reshape(-1, OE_LEGACY_RECORD_SAMPLES)
+        tail = f"_{session}" if session > 1 else ""
+        with open(folder / f"{processor}_{name}{tail}.continuous", "wb") as f:
+            f.write(_oe_legacy_header(name, fs_hz, 0.00015 if k >= n_neural else bit_volts))
+            f.write(records.tobytes())
+    return folder

@@ -1,6 +1,7 @@
 """`rtdecode train | evaluate | replay` on rigs' recordings (issue 22 item 2): one simulated
-signal written as EDF, a Neuralynx session, an Open Ephys folder and NWB; a model trained on
-one format scores every other the same; replay streams a Neuralynx session at its own rate."""
+signal written as EDF, a Neuralynx session, an Open Ephys folder (binary and legacy), NWB and
+an Intan file; a model trained on one format scores every other the same (Intan, whose step is
+0.195 uV, alike); replay streams a Neuralynx session and an Intan file at their own rate."""
 
 import json
 import subprocess
@@ -22,19 +23,24 @@ from edfio import Edf, EdfSignal  # noqa: E402
 from rtdecode.cli.main import main  # noqa: E402
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig  # noqa: E402
 from rtdecode.simulator.rig_files import (  # noqa: E402
+    INTAN_UV_PER_COUNT,
+    write_intan,
     write_ncs_session,
     write_nwb,
     write_open_ephys_binary,
+    write_open_ephys_legacy,
 )
 
 FS = 1024.0  # two 512-sample Neuralynx records a second
 UV_PER_COUNT = 0.125  # exact in binary: every format holds the same microvolts
 NAMES = ["CSC1", "CSC2", "CSC3", "CSC4"]
+# legacy Open Ephys names channels by their files (100_CH1.continuous): CH1...
+LEGACY_MAP = ["--channel-map", ",".join(f"{n}=CH{i + 1}" for i, n in enumerate(NAMES))]
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    """The same 150 s of simulated seizures in four formats, and its labels."""
+    """The same 150 s of simulated seizures in six formats, and its labels."""
     folder = tmp_path_factory.mktemp("rigs")
     sim = LfpSimulator(
         SimulatorConfig(
@@ -64,13 +70,24 @@ def session(tmp_path_factory):
     )
     raw = {"rate": FS, "conversion": UV_PER_COUNT * 1e-6}
     nwb = write_nwb(folder / "session.nwb", counts, {"raw": raw, "copy": raw})
+    legacy = write_open_ephys_legacy(folder / "oe_legacy", counts, FS, bit_volts=UV_PER_COUNT)
+    intan_counts = np.clip(np.round(data / INTAN_UV_PER_COUNT), -32767, 32767).astype(np.int16)
+    intan = write_intan(folder / "session.rhd", intan_counts, FS, channel_names=NAMES)
     changes = sim.state_changes() + [(n, None)]
     rows = ["onset_s,duration_s,label"]
     for (a, state), (b, _) in zip(changes, changes[1:]):
         rows.append(f"{a / FS:.6f},{(b - a) / FS:.6f},{state}")
     labels = folder / "labels.csv"
     labels.write_text("\n".join(rows) + "\n")
-    return {"edf": edf, "neuralynx": nlx, "openephys": oe, "nwb": nwb, "labels": labels}
+    return {
+        "edf": edf,
+        "neuralynx": nlx,
+        "openephys": oe,
+        "nwb": nwb,
+        "openephys-legacy": legacy,
+        "intan": intan,
+        "labels": labels,
+    }
 
 
 def test_a_model_trained_on_a_neuralynx_session_scores_every_format_the_same(
@@ -84,11 +101,13 @@ def test_a_model_trained_on_a_neuralynx_session_scores_every_format_the_same(
     )
     capsys.readouterr()
     scores = {}
-    for fmt in ("edf", "neuralynx", "openephys", "nwb"):
+    for fmt in ("edf", "neuralynx", "openephys", "nwb", "openephys-legacy"):
         argv = ["evaluate", "--model", str(model), "--data", str(session[fmt])]
         argv += ["--labels", str(session["labels"]), "--json"]
         if fmt == "nwb":
             argv += ["--stream", "raw"]
+        if fmt == "openephys-legacy":
+            argv += LEGACY_MAP
         assert main(argv) == 0, capsys.readouterr().err
         scores[fmt] = json.loads(capsys.readouterr().out)
     edf = scores["edf"]
@@ -97,7 +116,24 @@ def test_a_model_trained_on_a_neuralynx_session_scores_every_format_the_same(
         for key in ("decisions", "labelled_windows", "windows", "after_hysteresis", "events"):
             assert got[key] == edf[key], (fmt, key)
     # the training session itself (by path or a copy's content) is in-sample, the others not
-    assert [scores[f]["in_sample"] for f in scores] == [False, True, False, False]
+    assert [scores[f]["in_sample"] for f in scores] == [False, True, False, False, False]
+
+
+def test_a_model_trained_on_an_intan_file_scores_the_other_formats(session, tmp_path, capsys):
+    """The Intan file holds the signal in 0.195 uV steps, the others in 0.125: scores alike, not
+    equal."""
+    model = tmp_path / "intan.onnx"
+    train = ["train", "--task", "seizure", "--window-s", "1", "--hop-s", "0.25"]
+    train += ["--trees", "30", "--dask", "none", "--no-progress", "--out", str(model)]
+    assert main([*train, "--data", str(session["intan"]), "--labels", str(session["labels"])]) == 0
+    capsys.readouterr()
+    for fmt in ("intan", "openephys-legacy"):
+        argv = ["evaluate", "--model", str(model), "--data", str(session[fmt]), "--format", fmt]
+        argv += LEGACY_MAP if fmt == "openephys-legacy" else []
+        assert main([*argv, "--labels", str(session["labels"]), "--json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert got["decisions"] == 150 * 4 - 3 and got["windows"]["accuracy"] > 0.9, fmt
+        assert got["in_sample"] == (fmt == "intan")
 
 
 def test_format_stream_and_label_errors_through_the_cli(session, tmp_path, capsys, make_model):
@@ -126,29 +162,52 @@ def test_format_stream_and_label_errors_through_the_cli(session, tmp_path, capsy
 def test_replay_of_a_neuralynx_session_sends_what_the_rig_would(tmp_path, unique_name):
     """64 ch at 32 kHz, the channels in the rig's order, the values in microvolts, and the
     dropped records as a pause of their length."""
-    import pylsl
-
     fs, n_ch = 32000.0, 64
     counts = np.random.default_rng(0).integers(-3000, 3000, (40 * 512, n_ch)).astype(np.int16)
     counts[:, 0] = np.arange(counts.shape[0]) % 30000  # a sample counter on the first channel
     folder = write_ncs_session(tmp_path / "nlx", counts, fs, dropped_records=range(20, 30))
-    replay = subprocess.Popen(
-        [sys.executable, "-m", "rtdecode", "replay", str(folder), "--name", unique_name]
-        + ["--wait-for-consumer", "20"],
-        cwd=PACKAGE_PARENT,
-    )
-    try:
-        (info,) = pylsl.resolve_byprop("name", unique_name, timeout=20)
-        samples, stamps, labels = _pull(info, 30 * 512)
-    finally:
-        replay.wait(20)
-    assert replay.returncode == 0
+    info, samples, stamps, labels = _replayed(folder, unique_name, 30 * 512)
     assert (info.nominal_srate(), info.channel_count()) == (fs, n_ch)
     assert labels == [f"CSC{i + 1}" for i in range(n_ch)]
     kept = np.r_[0 : 20 * 512, 30 * 512 : 40 * 512]
     np.testing.assert_array_equal(np.array(samples), counts[kept] / 32.0)  # 1/32 uV per count
     steps = np.diff(stamps)
     assert steps[20 * 512 - 1] == pytest.approx(10 * 512 / fs + 1 / fs, abs=0.05)
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(60)
+def test_replay_of_an_intan_file_sends_its_microvolts_and_pauses_at_its_jump(tmp_path, unique_name):
+    fs, n_ch = 30000.0, 8
+    counts = np.random.default_rng(1).integers(-3000, 3000, (60 * 128, n_ch)).astype(np.int16)
+    names = [f"CA1-{i + 1}" for i in range(n_ch)]
+    path = write_intan(
+        tmp_path / "s.rhs", counts, fs, channel_names=names, missing=[(30 * 128, 15000)]
+    )
+    info, samples, stamps, labels = _replayed(path, unique_name, counts.shape[0])
+    assert (info.nominal_srate(), info.channel_count(), labels) == (fs, n_ch, names)
+    np.testing.assert_allclose(np.array(samples), counts * INTAN_UV_PER_COUNT, rtol=2**-22)
+    # the 0.5 s the board lost is a pause of its length
+    assert np.diff(stamps)[30 * 128 - 1] == pytest.approx(0.5 + 1 / fs, abs=0.05)
+
+
+def _replayed(path, name, n):
+    """``rtdecode replay path`` in its own process: the stream's info, its first ``n`` samples,
+    their timestamps and its channel labels."""
+    import pylsl
+
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "rtdecode", "replay", str(path), "--name", name]
+        + ["--wait-for-consumer", "20"],
+        cwd=PACKAGE_PARENT,
+    )
+    try:
+        (info,) = pylsl.resolve_byprop("name", name, timeout=20)
+        samples, stamps, labels = _pull(info, n)
+    finally:
+        replay.wait(20)
+    assert replay.returncode == 0
+    return info, samples, stamps, labels
 
 
 def _pull(info, n):

@@ -1,9 +1,10 @@
-"""Rigs' recordings: Neuralynx and Open Ephys through neo, NWB through pynwb.
+"""Rigs' recordings: Neuralynx, Open Ephys (binary and legacy), SpikeGLX, Blackrock and Intan
+through neo, NWB through pynwb.
 
 Each recording is written here from the format's published layout
 (:mod:`rtdecode.simulator.rig_files`; pynwb for NWB), read back and compared sample for sample
-with what was written; gaps (dropped Neuralynx records, Open Ephys sample numbers that jump)
-are runs placed at their times.
+with what was written; gaps (dropped Neuralynx records, Open Ephys sample numbers that jump,
+Intan timestamps that jump, missing legacy Open Ephys records) are runs placed at their times.
 """
 
 import numpy as np
@@ -20,12 +21,16 @@ from rtdecode.offline.recordings import (  # noqa: E402
     open_recording,
 )
 from rtdecode.simulator.rig_files import (  # noqa: E402
+    INTAN_UV_PER_COUNT,
     NCS_RECORD,
     NCS_RECORD_SAMPLES,
+    OE_LEGACY_RECORD,
     write_blackrock_nsx,
+    write_intan,
     write_ncs_session,
     write_nwb,
     write_open_ephys_binary,
+    write_open_ephys_legacy,
     write_spikeglx,
 )
 
@@ -71,6 +76,9 @@ def test_neuralynx_session_reads_back_by_name_with_inversion_and_dropped_records
     want = _uv(counts[kept], BIT_VOLTS * 1e6)  # CSC3 stored negated, read with its polarity
     assert rec.n_samples == kept.size
     assert_uv(np.concatenate(list(rec.chunks(777))), want)
+    # at once: across the gap, the columns put side by side in blocks (the last one partial)
+    assert rec.n_samples > 2 * neo_recordings._ASSEMBLY_SAMPLES
+    assert_uv(rec.read(0, rec.n_samples), want)
     # the dropped records are a gap: two runs, the second at its own time
     assert rec.runs() == [(0, 2560), (2560, 9216)]
     np.testing.assert_allclose(rec.times_s(2559, 2561), [2559 / fs, 7 * 512 / fs])
@@ -245,6 +253,209 @@ def test_blackrock_nsx_reads_back_and_a_paused_packet_is_a_gap(tmp_path):
     rec.close()
 
 
+# Intan --------------------------------------------------------------------------------------
+def test_intan_layout_is_the_published_one(tmp_path):
+    counts = _counts(120, 3, seed=11)
+    rhd = write_intan(tmp_path / "a.rhd", counts, 20000.0)
+    raw = rhd.read_bytes()
+    magic, major, minor = np.frombuffer(raw[:8], "<u4,<i2,<i2")[0]
+    assert (magic, major, minor) == (0xC6912702, 1, 3)
+    assert np.frombuffer(raw[8:12], "<f4")[0] == 20000.0
+    # two data blocks of 60 samples: 60 int32 timestamps, 60 uint16 per amplifier channel
+    block = 60 * 4 + 60 * 2 * 3
+    header = len(raw) - 2 * block
+    first = np.frombuffer(raw[header : header + block], np.uint8)
+    np.testing.assert_array_equal(first[:240].view("<i4"), np.arange(60))
+    np.testing.assert_array_equal(first[240:360].view("<u2"), counts[:60, 0].astype(int) + 32768)
+    # rhs: 128-sample blocks, a stimulation word per amplifier channel after the amplifiers
+    rhs = write_intan(tmp_path / "a.rhs", _counts(128, 3, seed=11), 30000.0)
+    raw = rhs.read_bytes()
+    assert np.frombuffer(raw[:4], "<u4")[0] == 0xD69127AC
+    assert detect_format(rhs) == ("intan", rhs) and detect_format(rhd) == ("intan", rhd)
+    header_rhs = len(raw) - (128 * 4 + 128 * 2 * 3 * 2)
+    assert header_rhs > header  # the rhs header has its stimulation fields
+    # written 1024 blocks at a time: a longer file reads back whole
+    counts = _counts(60 * 2100, 1, seed=11)
+    rec = open_recording(write_intan(tmp_path / "long.rhd", counts, 20000.0))
+    assert_uv(rec.read(0, rec.n_samples), _uv(counts, INTAN_UV_PER_COUNT))
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "block", "adc_uv_per_count", "adc_offset_uv"),
+    [
+        ("rhd 1.3", (1, 3), 60, 50.354, 0.0),  # USB interface board: 0-3.3 V
+        ("rhd 3.0", (3, 0), 128, 50.354, 0.0),
+        ("rhs 1.0", None, 128, 312.5, -32768 * 312.5),  # +-10.24 V, offset binary
+    ],
+)
+def test_intan_reads_back_by_name_with_a_timestamp_jump(
+    tmp_path, name, version, block, adc_uv_per_count, adc_offset_uv
+):
+    fs = 30000.0
+    counts = _counts(6 * block, 5, seed=12)
+    names = ["CA1-1", "CA1-2", "CA3-1", "CA3-2"]
+    path = write_intan(
+        tmp_path / f"session.{name[:3]}",
+        counts,
+        fs,
+        channel_names=names,
+        adc_channels=1,
+        version=version,
+        first_timestamp=-2 * block,  # a triggered start: the counter is negative before it
+        missing=[(4 * block, 3000)],  # the board lost 0.1 s
+    )
+    rec = open_recording(path)
+    assert rec.format.name == "intan" and rec.channel_names == tuple(names)
+    assert rec.fs_hz == fs and rec.units == ("uV",) * 4
+    # neo reads the file as one stretch (it only flags the jump): the jump is a gap here
+    assert rec.runs() == [(0, 4 * block), (4 * block, 6 * block)]
+    assert rec.times_s(4 * block - 1, 4 * block + 1) == pytest.approx(
+        [(4 * block - 1) / fs, (4 * block + 3000) / fs]
+    )
+    # stored offset by 32768 counts, read as the counts themselves: no rounding of an offset
+    assert_uv(np.concatenate(list(rec.chunks(block + 7))), _uv(counts[:, :4], INTAN_UV_PER_COUNT))
+    sub = open_recording(path, channels=["CA3-2", "ca1-2"])
+    assert sub.channel_names == ("CA3-2", "CA1-2")
+    assert_uv(sub.read(50, 300), _uv(counts[50:300][:, [3, 1]], INTAN_UV_PER_COUNT))
+    # the board's ADC input by its stream, volts to microvolts (its words stored as they are)
+    adc = open_recording(path, stream="USB board ADC input channel")
+    assert adc.channel_names == ("ANALOG-IN-1",) and adc.runs() == rec.runs()
+    words = counts[:, 4].view(np.uint16).astype(np.float64)
+    np.testing.assert_allclose(
+        adc.read(0, adc.n_samples)[:, 0], words * adc_uv_per_count + adc_offset_uv, rtol=1e-6
+    )
+
+
+def test_intan_auxiliary_inputs_at_a_quarter_of_the_rate_keep_the_jump_at_its_time(tmp_path):
+    fs = 20000.0
+    path = write_intan(
+        tmp_path / "s.rhd", _counts(600, 2, seed=19), fs, aux_channels=2, missing=[(240, 600)]
+    )
+    assert open_recording(path).runs() == [(0, 240), (240, 600)]
+    aux = open_recording(path, stream="RHD2000 auxiliary input channel")
+    assert aux.channel_names == ("AUX1", "AUX2") and aux.fs_hz == fs / 4
+    # the jump after amplifier sample 240 is after auxiliary sample 60, at the same time
+    assert aux.runs() == [(0, 60), (60, 150)]
+    assert aux.times_s(59, 61) == pytest.approx([59 / 5000, (240 + 600) / fs])
+    # each holds its sample count: 37.4 uV per count
+    np.testing.assert_allclose(aux.read(0, 150)[:, 1], np.arange(150) * 37.4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["rhd", "rhs"])
+def test_intan_rhx_folder_of_one_file_per_signal_reads_back_with_its_jump(tmp_path, kind):
+    fs = 20000.0
+    counts = _counts(1000, 3, seed=18)  # any length: no data blocks in this layout
+    header = write_intan(
+        tmp_path / "rhx" / f"info.{kind}", counts, fs, per_signal=True, missing=[(700, 40)]
+    )
+    assert {p.name for p in header.parent.iterdir()} >= {"time.dat", "amplifier.dat"}
+    assert detect_format(tmp_path / "rhx") == ("intan", header)
+    assert open_recording(tmp_path / "rhx", file_format="intan").n_samples == 1000
+    rec = open_recording(tmp_path / "rhx")
+    assert rec.channel_names == ("A-000", "A-001", "A-002") and rec.units == ("uV",) * 3
+    assert rec.runs() == [(0, 700), (700, 1000)]
+    assert rec.times_s(699, 701) == pytest.approx([699 / fs, 740 / fs])
+    # signed counts in amplifier.dat: scaled as they are, no offset
+    assert_uv(np.concatenate(list(rec.chunks(333))), _uv(counts, INTAN_UV_PER_COUNT))
+
+
+def test_intan_files_neo_would_misread_are_refused(tmp_path):
+    path = write_intan(tmp_path / "session.rhd", _counts(60, 2, seed=13), 20000.0)
+    # neo reads a file by its suffix: an .rhd named .rhs, or with no suffix, is refused
+    for wrong in ("session.rhs", "session.dat", "session.RHD"):
+        (tmp_path / wrong).write_bytes(path.read_bytes())
+        with pytest.raises(DataError, match=r"by its suffix .* its first bytes say \.rhd; rename"):
+            open_recording(tmp_path / wrong, file_format="intan")
+    (tmp_path / "short.rhd").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match=r"short\.rhd: not a readable Intan recording"):
+        open_recording(tmp_path / "short.rhd")
+    # timestamps that start over inside the file: recordings joined, refused
+    counts = _counts(180, 2, seed=14)
+    joined = write_intan(tmp_path / "joined.rhd", counts, 20000.0, missing=[(120, -120)])
+    with pytest.raises(DataError, match=r"time goes back .* give each recording's own file"):
+        open_recording(joined)
+
+
+# Open Ephys legacy ------------------------------------------------------------------------------
+def test_open_ephys_legacy_layout_is_the_published_one(tmp_path):
+    write_open_ephys_legacy(tmp_path, _counts(2048, 1, seed=15), 30000.0, first_sample_number=7)
+    raw = (tmp_path / "100_CH1.continuous").read_bytes()
+    assert OE_LEGACY_RECORD.itemsize == 2070 and len(raw) == 1024 + 2 * 2070
+    assert raw.startswith(b"header.format = 'Open Ephys Data Format';")
+    assert b"header.sampleRate = 30000;" in raw[:1024] and raw[1000:1024] == b" " * 24
+    record = raw[1024 + 2070 : 1024 + 2 * 2070]
+    assert np.frombuffer(record[:12], "<i8,<u2,<u2")[0].tolist() == (7 + 1024, 1024, 0)
+    assert list(record[-10:]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 255]
+
+
+def test_open_ephys_legacy_reads_back_with_its_missing_records(tmp_path):
+    fs = 30000.0
+    counts = _counts(10 * 1024, 4, seed=16)
+    # records missing at two places (300 samples, then two whole records)
+    write_open_ephys_legacy(
+        tmp_path,
+        counts,
+        fs,
+        adc_channels=1,
+        first_sample_number=5000,
+        missing=[(3 * 1024, 300), (6 * 1024, 2048)],
+    )
+    for where in (tmp_path, tmp_path / "100_CH2.continuous"):
+        assert detect_format(where) == ("openephys-legacy", tmp_path)
+        assert open_recording(where, file_format="openephys-legacy").n_channels == 3
+    rec = open_recording(tmp_path)
+    assert rec.format.name == "openephys-legacy" and rec.channel_names == ("CH1", "CH2", "CH3")
+    assert rec.units == ("uV",) * 3 and rec.fs_hz == fs
+    # neo fills the missing records with zeros; they are gaps here, not samples
+    assert rec.n_samples == 10 * 1024
+    assert rec.runs() == [(0, 3072), (3072, 6144), (6144, 10240)]
+    assert rec.times_s(6143, 6145) == pytest.approx([6443 / fs, (6144 + 2348) / fs])
+    want = _uv(counts[:, :3], 0.195)
+    assert_uv(np.concatenate(list(rec.chunks(1000))), want)
+    for start, stop in [(3000, 3100), (6100, 6200), (5, 10240)]:
+        assert_uv(rec.read(start, stop), want[start:stop])
+    adc = open_recording(tmp_path, stream="Signals ADC")
+    assert adc.channel_names == ("ADC1",) and adc.units == ("uV",)
+    np.testing.assert_allclose(adc.read(0, 10240)[:, 0], counts[:, 3] * 150.0, rtol=1e-6)
+
+
+def test_open_ephys_legacy_later_files_are_runs_or_refused_when_their_clock_restarts(tmp_path):
+    first, second = _counts(4096, 2, seed=20), _counts(2048, 2, seed=21)
+    # _2 files whose sample numbers go on: a second run at its time
+    write_open_ephys_legacy(tmp_path / "on", first, 30000.0)
+    write_open_ephys_legacy(tmp_path / "on", second, 30000.0, session=2, first_sample_number=9000)
+    rec = open_recording(tmp_path / "on")
+    assert rec.runs() == [(0, 4096), (4096, 6144)]
+    assert rec.times_s(4095, 4097) == pytest.approx([4095 / 30000, 9000 / 30000])
+    assert_uv(rec.read(0, 6144), _uv(np.concatenate([first, second]), 0.195))
+    # _2 files of a restarted acquisition: their sample numbers start over
+    write_open_ephys_legacy(tmp_path / "over", first, 30000.0)
+    write_open_ephys_legacy(tmp_path / "over", second, 30000.0, session=2)
+    with pytest.raises(DataError, match=r"time goes back .*\(files ending _2, _3: .* of their own"):
+        open_recording(tmp_path / "over")
+
+
+def test_open_ephys_legacy_channels_that_lost_different_records_are_refused(tmp_path):
+    counts = _counts(6 * 1024, 2, seed=17)
+    session, other = tmp_path / "session", tmp_path / "other"
+    write_open_ephys_legacy(session, counts, 30000.0, missing=[(2048, 1024)])
+    write_open_ephys_legacy(other, counts, 30000.0, missing=[(4096, 1024)])
+    (other / "100_CH2.continuous").replace(session / "100_CH2.continuous")
+    with pytest.raises(DataError, match=r"CH1 and CH2 lost different records .* --channels"):
+        open_recording(session)
+    assert open_recording(session, channels=["CH1"]).runs() == [(0, 2048), (2048, 6144)]
+
+
+def test_a_neo_that_hides_legacy_records_is_said_not_silently_trusted(caplog):
+    from types import SimpleNamespace
+
+    reader = SimpleNamespace(source_name=lambda: "session")  # neither of neo 0.14's attributes
+    read = SimpleNamespace(stream_index=0, channel_indexes=slice(0, 1))
+    with caplog.at_level("WARNING", logger="rtdecode"):
+        assert neo_recordings._oe_legacy_splits(reader, 0, read, 100, 1.0) == [(0, 100, 0.0)]
+    assert "session: this neo version does not show the records' timestamps" in caplog.text
+
+
 # NWB ----------------------------------------------------------------------------------------
 def test_nwb_electrical_series_reads_back_in_microvolts(tmp_path):
     pytest.importorskip("pynwb")
@@ -292,10 +503,12 @@ def test_formats_are_recognised_from_content(tmp_path):
     assert detect_format(tmp_path / "oe") == ("openephys", tmp_path / "oe")
     dat = next(oe.glob("continuous/*/continuous.dat"))
     assert detect_format(dat) == ("openephys", oe)
-    rhd = tmp_path / "session.rhd"
-    rhd.write_bytes(bytes.fromhex("2702 91c6") + bytes(100))
-    with pytest.raises(DataError, match=r"Intan \.rhd/\.rhs file, which rtdecode does not read"):
-        open_recording(rhd)
+    rhd = tmp_path / "no_suffix"
+    rhd.write_bytes(bytes.fromhex("0227 91c6") + bytes(100))
+    assert detect_format(rhd) == ("intan", rhd)
+    legacy = tmp_path / "legacy"
+    write_open_ephys_legacy(legacy, _counts(1024, 1), 30000.0)
+    assert detect_format(legacy) == ("openephys-legacy", legacy)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")
     with pytest.raises(DataError, match=r"no recording rtdecode recognises \(files: notes\.txt\)"):
