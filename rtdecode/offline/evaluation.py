@@ -318,13 +318,20 @@ def decode_recording(
             first = ring.written
             stamps = recording.times_s(first, first + n)
             ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
-            made = features.analysis_samples
-            rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
-            if phase and features.analysis_samples > made:
-                # the phase rules see the same analysis-rate samples as live (Decoder._loop)
-                made = features.analysis_samples - made
-                stop = origin + features.analysis_samples * config.decimation
-                engine.push_signal(features.recent_analysis(made), stop)
+            blocks = (b for b, _ in ring.segments(first, ring.written))
+            if phase:
+                # the phase rules see the analysis-rate samples as live (Decoder._loop), a hop at
+                # a time: the features keep no more than a window of them
+                rows = []
+                for piece in _pieces(blocks, config.hop_samples):
+                    made = features.analysis_samples
+                    rows += features.push(piece)
+                    if features.analysis_samples > made:
+                        stop = origin + features.analysis_samples * config.decimation
+                        made = features.analysis_samples - made
+                        engine.push_signal(features.recent_analysis(made), stop)
+            else:
+                rows = features.push_blocks(blocks)
             for row_end, row, verdict in rows:
                 end_sample = origin + row_end
                 if engine is not None and engine.blanked(end_sample):
@@ -353,6 +360,13 @@ def decode_recording(
         blanked=0 if engine is None else engine.counts["blanked_windows"],
         bad_model_outputs=step.bad_outputs,
     )
+
+
+def _pieces(blocks, size: int):
+    """Consecutive pieces of at most ``size`` rows of each block, in order."""
+    for block in blocks:
+        for i in range(0, block.shape[0], size):
+            yield block[i : i + size]
 
 
 def stim_report(

@@ -23,6 +23,9 @@ from rtdecode.phase.estimators import METHODS, estimate_window_phase
 __all__ = ["PhaseEstimate", "PhaseTracker", "phase_rate_factor", "analysis_delay_samples"]
 
 _RATE_PER_TOP = 20.0  # phase rate >= this many times the band's top
+# Signal kept beyond a window, seconds: an estimate may be asked for a decision whose window
+# ended this long before the newest sample pushed (a decoder reading a backlog at once)
+_HISTORY_S = 64.0
 
 
 class PhaseEstimate(NamedTuple):
@@ -122,7 +125,9 @@ class PhaseTracker:
             - 1
             - analysis_delay_samples(config)
         )
-        self._buf = np.zeros(4 * self._window, dtype=np.float64)
+        # a linear buffer, its newest half moved to the front when it fills (one copy per sample)
+        self._keep = self._window + math.ceil(_HISTORY_S * self.phase_fs_hz)
+        self._buf = np.zeros(2 * self._keep, dtype=np.float64)
         self._partial = np.zeros(self._factor, dtype=np.float64)
         self.reset()
 
@@ -177,10 +182,10 @@ class PhaseTracker:
 
     def _append(self, values: np.ndarray) -> None:
         m = values.size
-        if m >= self._buf.size:
-            values = values[-self._buf.size :]
+        if m > self._keep:
+            values = values[-self._keep :]
         if self._fill + values.size > self._buf.size:
-            keep = min(self._fill, self._buf.size - values.size, 2 * self._window)
+            keep = min(self._fill, self._keep)
             self._buf[:keep] = self._buf[self._fill - keep : self._fill]
             self._fill = keep
         self._buf[self._fill : self._fill + values.size] = values

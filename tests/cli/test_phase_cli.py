@@ -114,3 +114,23 @@ def test_bad_phase_options_are_exit_2(recording, tmp_path, capsys):
     assert "--trigger-phase 'ch001:9-6:0'" in capsys.readouterr().err
     assert main([*run, "--trigger-phase", "ch001:6-9:0"]) == 2
     assert "needs --trigger-on" in capsys.readouterr().err
+
+
+def test_the_dry_run_does_not_depend_on_the_chunk_size(recording):
+    """Chunks longer than a window (a 100 Hz EEG read 3200 samples at a time is 32 s) give
+    the phase rules the same samples: the features hand them over a hop at a time."""
+    from rtdecode.decoding.model import OnnxModel
+    from rtdecode.models import bundled_model_path
+    from rtdecode.offline.evaluation import decode_recording
+    from rtdecode.offline.recordings import open_recording
+    from rtdecode.stimulation.rules import load_protocol
+
+    folder, _ = recording
+    model = OnnxModel(bundled_model_path("sleep"))
+    protocol = load_protocol(folder / "rules.toml")
+    runs = [
+        decode_recording(model, open_recording(folder / "sim.npz"), stim=protocol, chunk_samples=n)
+        for n in (3200, 20011)
+    ]
+    assert runs[0].triggers == runs[1].triggers
+    assert sum(x.phase is not None for x in runs[0].triggers) > 200
