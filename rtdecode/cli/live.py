@@ -531,6 +531,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             fs_hz=args.rate,
             seed=args.seed,
             first_state_s=args.first_state_s,
+            phase_rhythms=args.phase_rhythms,
         )
         faults = tuple(ChannelFault.parse(text) for text in args.fault)
     except ValueError as exc:

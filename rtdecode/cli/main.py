@@ -247,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_non_negative_int, default=0, help="seed of signal and schedule (default 0)"
     )
     sim.add_argument(
+        "--phase-rhythms",
+        action="store_true",
+        help="sleep: theta and slow oscillations of known phase (regenerated from --seed), for "
+        "phase-targeted stimulation (docs/closed-loop.md)",
+    )
+    sim.add_argument(
         "--duration",
         type=_positive_float,
         metavar="S",

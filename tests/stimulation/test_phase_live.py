@@ -123,3 +123,45 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
         f"{100 * np.mean(np.abs(errors) <= math.pi / 4):.0f}% within 45 deg"
     )
     assert np.mean(np.abs(errors) <= math.pi / 4) >= 0.7
+
+
+def test_run_with_the_phase_flag_sends_phase_pulses(small_model, unique_name, tmp_path):
+    """`rtdecode simulate --phase-rhythms` and `rtdecode run --trigger-on rem --trigger-phase
+    ... --trigger-port PTY`: the flag reaches the engine with the stream's channels and features;
+    every pulse carries its phase estimate and the latency it made up for."""
+    import subprocess
+    import sys
+
+    from rtdecode.cli.common import PACKAGE_PARENT
+
+    rt = [sys.executable, "-m", "rtdecode"]
+    source = subprocess.Popen(
+        rt + ["simulate", "--scenario", "sleep", "--channels", "4", "--rate", "2000",
+              "--phase-rhythms", "--name", unique_name, "--duration", "60"],
+        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    log = tmp_path / "run.jsonl"
+    try:
+        with PtyTriggerDevice() as device:
+            res = subprocess.run(
+                rt + ["run", "--model", str(small_model), "--source", unique_name, "--headless",
+                      "--status-every", "0", "--log", str(log), "--duration", "8",
+                      "--trigger-on", "rem", "--trigger-phase", "CH001:6-9:90",
+                      "--trigger-port", device.port, "--pulse-ms", "3"],
+                cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            received = [r for r in device.received if r.command.command == b"P"]
+    finally:
+        source.kill()
+        source.wait()
+    assert res.returncode == 0, res.stderr
+    assert "stimulation: trigger (in:rem)" in res.stdout
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    start = next(d for d in lines if d.get("event") == "stim_start")
+    phase = start["protocol"]["rules"][0]["phase"]
+    assert phase["channels"] == ["CH001"] and phase["band_hz"] == [6.0, 9.0]
+    pulses = [d for d in lines if d.get("event") == "trigger" and d["suppressed"] is None]
+    assert pulses and len(received) == len(pulses)
+    for d in pulses:
+        assert d["state"] == "rem" and d["ack"]["status"] == "ok"
+        assert d["phase"]["latency_ms"] > 0 and 0 <= d["delay_ms"] <= 120
