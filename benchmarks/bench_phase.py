@@ -2,6 +2,7 @@
 
     python benchmarks/bench_phase.py methods [--minutes 4] [--no-real-data] [--record]
     python benchmarks/bench_phase.py targets [--minutes 10] [--no-real-data] [--record]
+    python benchmarks/bench_phase.py live [--seconds 150] [--record]
 
 ``methods`` compares the estimators of :mod:`rtdecode.phase.estimators` (endpoint-corrected
 Hilbert transform, AR forward prediction + Hilbert) and their window lengths, through the
@@ -18,6 +19,14 @@ to see what a finer phase step than the decisions' would buy.
 stimulation engine, the phase report) on a simulated recording and on the real one, and checks
 the issue's targets: |circular mean error| <= 10 degrees, >= 80 % of pulses within +-45 degrees,
 no pulse decided outside the rule's state.
+
+``live`` runs it for real: ``rtdecode simulate --phase-rhythms`` (64 ch x 32 kHz) and ``rtdecode
+run --stim`` with the bundled sleep model as separate processes, the trigger device on a
+pseudo-terminal in this one (:class:`rtdecode.stimulation.emulator.PtyTriggerDevice`, which
+times its output edges as the firmware's clock would). Each output edge is placed on the
+stream's sample clock (from the decision log's timestamps) and scored against the simulator's
+true phase there (the simulator regenerated from its seed); also reported: how far the edge
+landed from where the engine meant it to (the latency compensation's error).
 """
 
 from __future__ import annotations
@@ -349,9 +358,112 @@ def cmd_targets(args) -> dict:
     return figures
 
 
+def cmd_live(args) -> dict:
+    import json
+    import subprocess
+    import tempfile
+
+    from rtdecode.cli.common import PACKAGE_PARENT
+    from rtdecode.stimulation.emulator import PtyTriggerDevice
+
+    fs, seed, name = 32000.0, 41, f"bench-phase-{time.monotonic_ns()}"
+    rt = [sys.executable, "-m", "rtdecode"]
+    with tempfile.TemporaryDirectory(prefix="bench_phase_") as tmp, PtyTriggerDevice() as device:
+        folder = Path(tmp)
+        rules = folder / "rules.toml"
+        rules.write_text(f'[output]\nport = "{device.port}"\n\n' + SIM_RULES)
+        log = folder / "run.jsonl"
+        source = subprocess.Popen(
+            rt + ["simulate", "--scenario", "sleep", "--channels", "64", "--rate", f"{fs:g}",
+                  "--seed", str(seed), "--phase-rhythms", "--name", name, "--first-state-s", "5",
+                  "--duration", f"{args.seconds:g}", "--wait-for-consumer", "60"],
+            cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            run = subprocess.run(
+                rt + ["run", "--model", "sleep", "--source", name, "--headless",
+                      "--status-every", "0", "--log", str(log), "--stim", str(rules),
+                      "--duration", f"{args.seconds + 3:g}"],
+                cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=args.seconds + 120,
+            )  # fmt: skip
+        finally:
+            source.kill()
+            source.wait()
+        if run.returncode != 0:
+            raise SystemExit(f"rtdecode run failed ({run.returncode}): {run.stderr[-2000:]}")
+        time.sleep(0.5)  # the last pulses' edges
+        edges = {ch: device.pulses(ch) for ch in range(3)}
+        # when each pulse command's first byte reached the device, by output channel
+        read_t = {ch: [r.first_byte_t for r in device.received
+                       if r.command.command == b"P" and r.command.channel == ch]
+                  for ch in range(3)}  # fmt: skip
+        lines = [json.loads(x) for x in log.read_text().splitlines()]
+    decisions = [d for d in lines if "probs" in d]
+    t0 = float(np.median([d["t"] - (d["end_sample"] - 1) / fs for d in decisions]))
+    n = max(d["end_sample"] for d in decisions) + int(fs)
+    # the simulator's true phase and state, regenerated from its seed (its samples not kept)
+    sim = LfpSimulator(
+        SimulatorConfig(scenario="sleep", n_channels=64, fs_hz=fs, seed=seed,
+                        phase_rhythms=True, first_state_s=5.0)
+    )  # fmt: skip
+    phases = {"theta": np.empty(n), "slow": np.empty(n)}
+    states = np.empty(n, np.int8)
+    for a in range(0, n, 1 << 16):
+        _, lab, ph = sim.generate_with_phase(min(1 << 16, n - a))
+        states[a : a + lab.size] = lab
+        for k in phases:
+            phases[k][a : a + lab.size] = ph[k]
+    figures = {}
+    print(
+        f"\nlive, {args.seconds:g} s, 64 ch x 32 kHz, bundled sleep model, {len(decisions)} decisions"
+    )
+    for ch, rule in enumerate(("theta-peak", "theta-trough", "so-up")):
+        trig = [d for d in lines if d.get("event") == "trigger" and d["rule"] == rule
+                and d["suppressed"] is None and d["action"] == "pulse"]  # fmt: skip
+        target = {"theta-peak": 0.0, "theta-trough": 180.0, "so-up": 0.0}[rule]
+        rhythm, state = ("slow", "nrem") if rule == "so-up" else ("theta", "rem")
+        on = (np.array([e[0] for e in edges[ch]]) - t0) * fs
+        entry = {"pulses_logged": len(trig), "edges": int(on.size)}
+        if on.size and on.size == len(trig):
+            true = np.interp(on, np.arange(n), np.unwrap(phases[rhythm]))
+            entry |= circular_summary(wrap(true - math.radians(target)))
+            meant = np.array([d["phase"]["landing_sample"] for d in trig])
+            off_ms = (on - meant) / fs * 1e3
+            entry["landing_vs_meant_ms_p50"] = round(float(np.median(off_ms)), 3)
+            entry["landing_vs_meant_ms_p90_abs"] = round(
+                float(np.percentile(np.abs(off_ms), 90)), 3
+            )
+            entry["latency_ms_p50"] = round(
+                float(np.median([d["phase"]["latency_ms"] for d in trig])), 3
+            )
+            # the output's latency as the device saw it (write -> its first byte read) beside
+            # the estimate the engine used (half the acknowledgement's round trip)
+            if len(read_t[ch]) == len(trig):
+                one_way = [(r - d["written_t"]) * 1e3 for r, d in zip(read_t[ch], trig)]
+                entry["write_to_device_ms_p50"] = round(float(np.median(one_way)), 3)
+                half = [d["round_trip_ms"] / 2 for d in trig if d.get("round_trip_ms") is not None]
+                entry["half_round_trip_ms_p50"] = round(float(np.median(half)), 3)
+            inside = states[np.clip(on.astype(int), 0, n - 1)] == sim.classes.index(state)
+            entry["landed_outside_true_state"] = int((~inside).sum())
+            print(
+                f"  {rule:<13} {_summary_text(entry)}; edge - meant landing p50 "
+                f"{entry['landing_vs_meant_ms_p50']:+.2f} ms (|p90| {entry['landing_vs_meant_ms_p90_abs']:.2f});"
+                f" latency made up for p50 {entry['latency_ms_p50']:.2f} ms; landed outside true {state}: "
+                f"{entry['landed_outside_true_state']}; write -> device p50 "
+                f"{entry.get('write_to_device_ms_p50')} ms, half round trip p50 "
+                f"{entry.get('half_round_trip_ms_p50')} ms"
+                + ("  MEETS the targets" if _meets(entry) else "  misses")
+            )
+        else:
+            print(f"  {rule}: {len(trig)} pulses logged, {on.size} edges at the device")
+        figures[rule] = entry
+    return figures
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("methods", "targets"))
+    parser.add_argument("what", choices=("methods", "targets", "live"))
+    parser.add_argument("--seconds", type=float, default=150.0, help="live: run length")
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--no-real-data", action="store_true")
@@ -361,10 +473,13 @@ def main(argv=None) -> int:
     print(machine_info())
     if args.what == "methods":
         figures = cmd_methods(args)
-    else:
+    elif args.what == "targets":
         figures = cmd_targets(args)
+    else:
+        figures = cmd_live(args)
     if args.record:
-        record(f"bench_phase_{args.what}", figures, setup={"minutes": args.minutes})
+        setup = {"seconds": args.seconds} if args.what == "live" else {"minutes": args.minutes}
+        record(f"bench_phase_{args.what}", figures, setup=setup)
     return 0
 
 
