@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -277,7 +278,7 @@ class StimEngine:
         state: str,
         *,
         stale: bool = False,
-        latency_s: float = DEFAULT_LATENCY_S,
+        latency_s: float | Callable[[], float] = DEFAULT_LATENCY_S,
     ) -> list[Trigger]:
         """The triggers of one decision, in rule order (sent and suppressed alike).
 
@@ -294,9 +295,11 @@ class StimEngine:
             The smoothed state (a class, ``bad_signal`` or ``no_signal``).
         stale : bool
             The decision is too old to act on: nothing fires from it, gates go off.
-        latency_s : float
+        latency_s : float or callable
             From the decision's last sample to its command taking effect at the device (phase
-            rules subtract it from their pulses' delays).
+            rules subtract it from their pulses' delays); live, a function of no argument,
+            called when a pulse's delay is computed (after its phase estimate: the estimates
+            took ~1 ms of a latency measured before them, bench_phase.py live).
         """
         self._stamp = t
         t = end_sample / self.fs_hz  # the rules' clock
@@ -396,6 +399,8 @@ class StimEngine:
             self.counts["phase_weak"] += 1  # too weak a rhythm to have a phase
             return
         fs = self.fs_hz
+        if callable(latency_s):
+            latency_s = latency_s()
         arrival = end_sample - 1 + latency_s * fs
         crossing = est.next_crossing(target.target_rad, arrival, fs)
         if crossing >= arrival + self._hop:

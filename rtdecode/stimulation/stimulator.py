@@ -146,10 +146,12 @@ class Stimulator:
 
     def on_decision(self, end_sample: int, t: float, state: str, *, stale: bool) -> None:
         """Apply the rules to a published (or stale) decision."""
-        latency_s = 0.0
-        if self.engine.has_phase_rules:
-            # the decision's age now (its last sample's timestamp is t) and the output's
-            latency_s = max(0.0, pylsl.local_clock() - t) + self.output_latency_s
+
+        def latency_s() -> float:
+            # the decision's age when a phase pulse's delay is computed (its last sample's
+            # timestamp is t), and the output's
+            return max(0.0, pylsl.local_clock() - t) + self.output_latency_s
+
         with self._lock:
             self._last = (end_sample, t)
             triggers = self.engine.decide(end_sample, t, state, stale=stale, latency_s=latency_s)

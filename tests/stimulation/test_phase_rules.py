@@ -196,3 +196,18 @@ def test_a_phase_rule_needs_the_stream_features():
     rule = StimRule("t", "in:rem", phase=PhaseTarget(("all",), (6, 9), 0.0))
     with pytest.raises(ValueError, match="phase rule"):
         StimEngine(StimProtocol((rule,)), fs_hz=FS, window_samples=32000)
+
+
+def test_the_latency_may_be_asked_for_when_each_pulse_is_scheduled():
+    """Live, the latency is a function, called after the phase estimate (which takes time)."""
+    rule = StimRule("t", "in:rem", phase=PhaseTarget(("all",), (6, 9), 0.0))
+    calls = []
+
+    def latency():
+        calls.append(1)
+        return 0.002
+
+    _, fixed = _run(rule, _signal(5.0), lambda e: "rem")
+    _, asked = _run(rule, _signal(5.0), lambda e: "rem", latency_s=latency)
+    assert asked == fixed and len(asked) > 20
+    assert len(calls) >= len(asked)
