@@ -417,6 +417,19 @@ def cmd_live(args) -> dict:
     print(
         f"\nlive, {args.seconds:g} s, 64 ch x 32 kHz, bundled sleep model, {len(decisions)} decisions"
     )
+    # what the phase rules cost the decisions: the decision's age as published (the trigger goes
+    # first), where two phase rules estimate (REM), one (NREM) and none (wake)
+    for state, estimating in (("rem", 2), ("nrem", 1), ("wake", 0)):
+        ages = [d["age_ms"] for d in decisions if d.get("state") == state and "age_ms" in d]
+        if ages:
+            p50, p99 = np.percentile(ages, [50, 99])
+            figures[f"decision_age_ms_{state}"] = {
+                "p50": round(float(p50), 3), "p99": round(float(p99), 3), "n": len(ages)
+            }  # fmt: skip
+            print(
+                f"  decisions in {state} ({estimating} phase rules estimating): age p50 "
+                f"{p50:.2f} ms, p99 {p99:.2f} ms (n={len(ages)})"
+            )
     for ch, rule in enumerate(("theta-peak", "theta-trough", "so-up")):
         trig = [d for d in lines if d.get("event") == "trigger" and d["rule"] == rule
                 and d["suppressed"] is None and d["action"] == "pulse"]  # fmt: skip
