@@ -361,6 +361,12 @@ class StimRule:
                 )
             if self.yoked is not None:
                 raise RulesError(f"{where}: a phase rule cannot be yoked")
+            if self.blank_ms:
+                # a pulse every cycle would put one in every window: none would be decided
+                raise RulesError(
+                    f"{where}: a phase rule pulses at every cycle, so blank_ms would hold back "
+                    "every window; leave it out"
+                )
         if kind != "in" or self.phase is not None:
             _check_number(where, "pulse_ms", self.pulse_ms, minimum=1.0, maximum=_MAX_U16)
             if isinstance(self.pulses, bool) or not isinstance(self.pulses, int):

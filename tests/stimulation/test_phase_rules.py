@@ -66,6 +66,7 @@ def test_a_rules_file_phase_table(tmp_path):
         ('{ channel = "a", band = [6, 9], target_deg = 0, every = 0 }', "in:rem", "", "every"),
         ('{ channel = "a", band = [6, 9], target_deg = 0, method = "x" }', "in:rem", "", "method"),
         ('{ channel = "a", band = [6, 9], target_deg = 0 }', "in:rem", "delay_ms = 5", "delay"),
+        ('{ channel = "a", band = [6, 9], target_deg = 0 }', "in:rem", "blank_ms = 50", "blank"),
         ('"CH001:6-9:0"', "in:rem", "", "must be a table"),
     ],
 )
