@@ -105,8 +105,11 @@ class Trigger:
         return self.suppressed is None and self.control != "sham"
 
     def record(self) -> dict:
-        """The trigger as a decision-log line's fields."""
-        return asdict(self)
+        """The trigger as a decision-log line's fields (``phase`` only for a phase rule's)."""
+        fields = asdict(self)
+        if fields["phase"] is None:
+            del fields["phase"]
+        return fields
 
 
 def yoked_offsets(log_path: str | Path, rule_name: str) -> list[float]:

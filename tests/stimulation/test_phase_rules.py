@@ -212,3 +212,12 @@ def test_the_latency_may_be_asked_for_when_each_pulse_is_scheduled():
     _, asked = _run(rule, _signal(5.0), lambda e: "rem", latency_s=latency)
     assert asked == fixed and len(asked) > 20
     assert len(calls) >= len(asked)
+
+
+def test_only_phase_pulses_carry_a_phase_record():
+    eng = StimEngine(StimProtocol((StimRule("e", "enter:rem"),)), fs_hz=FS, window_samples=32000)
+    (trig,) = eng.decide(32000, 1.0, "rem")
+    assert "phase" not in trig.record()
+    rule = StimRule("t", "in:rem", phase=PhaseTarget(("all",), (6, 9), 0.0))
+    _, triggers = _run(rule, _signal(4.0), lambda e: "rem")
+    assert set(triggers[0].record()["phase"]) >= {"crossing_sample", "landing_sample", "latency_ms"}
