@@ -165,3 +165,31 @@ def test_run_with_the_phase_flag_sends_phase_pulses(small_model, unique_name, tm
     for d in pulses:
         assert d["state"] == "rem" and d["ack"]["status"] == "ok"
         assert d["phase"]["latency_ms"] > 0 and 0 <= d["delay_ms"] <= 120
+
+
+def test_the_output_latency_is_half_the_median_acknowledgement_round_trip(unique_name):
+    from rtdecode.outputs.decisions import DecisionOutputs
+    from rtdecode.stimulation.device import CommandResult
+    from rtdecode.stimulation.engine import Trigger
+    from rtdecode.stimulation.protocol import Ack
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    outputs = DecisionOutputs(
+        ("wake", "rem"), input_source_id=unique_name, input_name=unique_name, hop_s=0.1
+    )
+    trig = Trigger("t", "pulse", "rem", 1, 1.0, 0, 0, 5, 1, 0, None, None, "in:rem")
+    dry = Stimulator(
+        StimProtocol((StimRule("g", "in:rem"),)), outputs, fs_hz=FS, window_samples=4000,
+        input_source_id=unique_name,
+    )  # fmt: skip
+    assert dry.output_latency_s == 0.0  # no device: nothing to make up for
+    wired = Stimulator(  # its port is never opened (start() is not called)
+        StimProtocol((StimRule("g", "in:rem"),), OutputConfig(port="/dev/not-opened")),
+        outputs, fs_hz=FS, window_samples=4000, input_source_id=unique_name,
+    )  # fmt: skip
+    assert wired.output_latency_s == pytest.approx(0.001)  # before any acknowledgement
+    for round_trip in (0.004, 0.002, 0.010):  # written at 1.0, acknowledgement read after
+        wired._on_result(CommandResult(trig, 1.0, Ack(1, 0, 0), 1.0 + round_trip, None))
+    wired._on_result(CommandResult(trig, 1.0, None, None, "no acknowledgement"))  # not counted
+    assert wired.output_latency_s == pytest.approx(0.002)  # half the median round trip
+    outputs.close()
