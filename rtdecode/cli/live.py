@@ -130,6 +130,13 @@ def _open_decoder(
         raise UsageError(str(exc)) from None
     # the features' channels: the stream's, or the model's picked out of it
     picked = stream_channels or range(acquisition.n_channels)
+    feature_channels = [acquisition.channel_labels[i] for i in picked]
+    if stim_protocol is not None:
+        try:
+            stim_protocol.check_channels(feature_channels)
+        except RulesError as exc:
+            acquisition.close()
+            raise UsageError(str(exc)) from None
     permuted = stream_channels is not None and len(stream_channels) == acquisition.n_channels
     if log_path is not None and not Path(log_path).resolve().parent.is_dir():
         raise UsageError(
@@ -152,12 +159,12 @@ def _open_decoder(
         model.contract,
         input_source_id=acquisition.source_id,
         input_name=acquisition.name,
-        channel_labels=[acquisition.channel_labels[i] for i in picked],
+        channel_labels=feature_channels,
         channel_order=stream_channels if permuted else None,
     )
     stimulator = None
     if stim_protocol is not None:
-        stimulator = _start_stimulator(stim_protocol, model, acquisition, outputs)
+        stimulator = _start_stimulator(stim_protocol, model, acquisition, outputs, feature_channels)
     return Decoder(
         model,
         acquisition,
@@ -169,7 +176,7 @@ def _open_decoder(
     )
 
 
-def _start_stimulator(protocol, model, acquisition, outputs):
+def _start_stimulator(protocol, model, acquisition, outputs, feature_channels):
     """The stimulation stage with its device open; a port that cannot be opened is exit 2."""
     from rtdecode.stimulation.stimulator import Stimulator
 
@@ -180,6 +187,8 @@ def _start_stimulator(protocol, model, acquisition, outputs):
         fs_hz=acquisition.fs_hz,
         window_samples=config.window_samples,
         input_source_id=acquisition.source_id,
+        features=config,
+        channel_labels=feature_channels,
     )
     try:
         stimulator.start()
@@ -207,7 +216,9 @@ def _stim_protocol(args: argparse.Namespace):
     from rtdecode.stimulation.rules import RulesError, load_protocol, protocol_from_flags
 
     flags = [
-        f for f in ("trigger_port", "pulse_ms", "refractory_s") if getattr(args, f) is not None
+        f
+        for f in ("trigger_port", "trigger_phase", "pulse_ms", "refractory_s")
+        if getattr(args, f) is not None
     ]
     try:
         if args.stim is not None:
@@ -227,6 +238,7 @@ def _stim_protocol(args: argparse.Namespace):
             port=args.trigger_port,
             pulse_ms=10.0 if args.pulse_ms is None else args.pulse_ms,
             refractory_s=0.0 if args.refractory_s is None else args.refractory_s,
+            phase=args.trigger_phase,
         )
     except RulesError as exc:
         raise UsageError(str(exc)) from None
@@ -519,6 +531,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             fs_hz=args.rate,
             seed=args.seed,
             first_state_s=args.first_state_s,
+            phase_rhythms=args.phase_rhythms,
         )
         faults = tuple(ChannelFault.parse(text) for text in args.fault)
     except ValueError as exc:

@@ -171,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
         "logged and sent as rtdecode-stim markers only",
     )
     stim.add_argument(
+        "--trigger-phase",
+        metavar="CH:LO-HI:DEG",
+        help="with --trigger-on STATE: while STATE holds, a pulse at phase DEG of the LO-HI Hz "
+        "rhythm on channel CH at every cycle (CH001:6-9:0: theta peaks; channels joined by + "
+        "are averaged, 'all' averages every one; 0 peak, 180 trough, -90 rise)",
+    )
+    stim.add_argument(
         "--pulse-ms", type=_positive_float, metavar="MS", help="pulse width (default 10 ms)"
     )
     stim.add_argument(
@@ -238,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--seed", type=_non_negative_int, default=0, help="seed of signal and schedule (default 0)"
+    )
+    sim.add_argument(
+        "--phase-rhythms",
+        action="store_true",
+        help="sleep: theta and slow oscillations of known phase (regenerated from --seed), for "
+        "phase-targeted stimulation (docs/closed-loop.md)",
     )
     sim.add_argument(
         "--duration",

@@ -364,7 +364,15 @@ def add_offline_commands(sub) -> None:
         type=Path,
         metavar="RULES.toml",
         help="dry-run a stimulation protocol on the recording: what it would have triggered "
-        "(the rules file's output port is not opened; default: none)",
+        "(the rules file's output port is not opened; default: none); phase rules also report "
+        "the phase at which each pulse would have landed",
+    )
+    p.add_argument(
+        "--rose-plot",
+        type=Path,
+        metavar="PNG",
+        help="with --stim: a rose plot of the phase rules' errors (needs matplotlib, the train "
+        "extra; default: none)",
     )
 
     p = sub.add_parser(
@@ -803,6 +811,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         decision_metrics,
         decode_recording,
         event_episodes,
+        phase_report,
         stim_report,
     )
     from rtdecode.offline.labels import map_labels
@@ -837,9 +846,14 @@ def _evaluate(args: argparse.Namespace) -> int:
             )
         model.check_stream(n_channels=rec.n_channels, fs_hz=rec.fs_hz, stream_name=str(rec.path))
         protocol = None
+        if args.rose_plot is not None and args.stim is None:
+            raise UsageError("--rose-plot needs --stim RULES.toml (a protocol with phase rules)")
         if args.stim is not None:
             protocol = load_protocol(args.stim)
             protocol.check_states(contract.classes, contract.task)
+            protocol.check_channels(rec.channel_names)
+            if args.rose_plot is not None and not protocol.phase_rules:
+                raise UsageError(f"--rose-plot: {args.stim} has no phase rule")
     except (ModelError, DataError, RulesError, ChannelMapError) as exc:
         raise UsageError(str(exc)) from None
     training_file = _training_file(contract, rec.path)
@@ -896,6 +910,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     if protocol is not None:
         metrics["stimulation"] = stim_report(decoded.triggers, protocol, segments, rec.duration_s)
         metrics["stimulation_blanked_windows"] = decoded.blanked
+        if protocol.phase_rules:
+            metrics["stimulation_phase"] = phase_report(
+                decoded.triggers,
+                protocol,
+                rec,
+                segments,
+                rose_plot=None if args.rose_plot is None else str(args.rose_plot),
+            )
     if args.decisions is not None:
         if args.decisions.exists() and not args.decisions.is_file():  # /dev/stdout, a pipe
             _write_decisions(args.decisions, decoded, contract.classes)
@@ -937,6 +959,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"events: {_events_text(metrics['events'])}")
     if protocol is not None:
         _print_stim_report(metrics["stimulation"], metrics["stimulation_blanked_windows"])
+        if "stimulation_phase" in metrics:
+            _print_phase_report(metrics["stimulation_phase"], args.rose_plot)
     return 0
 
 
@@ -1108,3 +1132,20 @@ __all__ = [
     "cmd_replay",
     "cmd_export",
 ]
+
+
+def _print_phase_report(report: dict, rose_plot: Path | None) -> None:
+    print("phase (reference: zero-phase band-pass + Hilbert of the whole recording):")
+    for name, r in report.items():
+        band = "-".join(f"{b:g}" for b in r["band_hz"])
+        line = f"  {name} ({band} Hz, target {r['target_deg']:g} deg): {r['pulses']} pulses"
+        if r["pulses"]:
+            line += (
+                f", mean error {r['mean_error_deg']:+.1f} deg, vector length "
+                f"{r['vector_length']:.2f}, {100 * r['within_45']:.1f}% within +-45 deg"
+            )
+        if r.get("landed_outside_label"):
+            line += f"; {r['landed_outside_label']} landed outside a labelled {r['state']} episode"
+        print(line)
+    if rose_plot is not None:
+        print(f"rose plot: {rose_plot}")

@@ -228,6 +228,7 @@ class Decoder:
         self._jump_counts = (0, 0)  # the acquisition's stalls and gaps + resets when it came
         self._warm_row: np.ndarray | None = None  # features of the newest decision
         self._signal_sent = 0  # analysis samples published on the telemetry's signal outlet
+        self._stim_sent = 0  # analysis samples given to the stimulation's phase rules
 
     # Thread control ---------------------------------------------------------------------
     def start(self) -> Decoder:
@@ -317,6 +318,7 @@ class Decoder:
         no window spans the discontinuity, and the next decision re-announces the state."""
         self.features.reset()
         self._signal_sent = 0
+        self._stim_sent = 0
         self.step.reset()
         self._origin = at_sample
         self._processed = at_sample
@@ -421,6 +423,12 @@ class Decoder:
                     break
                 self._processed = end
                 self._beat = time.monotonic()
+                if self._stim is not None and features.analysis_samples > self._stim_sent:
+                    # the phase rules' samples, checked as the rows are (offline: decode_recording)
+                    made = features.analysis_samples - self._stim_sent
+                    self._stim_sent = features.analysis_samples
+                    stop = self._origin + features.analysis_samples * self.config.decimation
+                    self._stim.push_signal(features.recent_analysis(made), stop)
                 for (end_sample, row, quality), stamp in zip(rows, stamps):
                     if self._jump_at and self._origin + end_sample > self._jump_at:
                         # the window spans a jump not yet judged (one that ends at it has every

@@ -25,6 +25,7 @@ from rtdecode.decoding.step import DecodeStep
 from rtdecode.features.quality import QualityConfig
 from rtdecode.offline.metrics import classification_metrics
 from rtdecode.offline.recordings import Recording, Segment
+from rtdecode.phase.estimators import wrap as wrap_phase
 from rtdecode.stimulation.engine import StimEngine
 from rtdecode.stimulation.rules import StimProtocol
 
@@ -36,6 +37,8 @@ __all__ = [
     "tune_hysteresis",
     "DecodedRecording",
     "decode_recording",
+    "stim_report",
+    "phase_report",
 ]
 
 
@@ -293,8 +296,15 @@ def decode_recording(
     engine = (
         None
         if stim is None
-        else StimEngine(stim, fs_hz=recording.fs_hz, window_samples=config.window_samples)
+        else StimEngine(
+            stim,
+            fs_hz=recording.fs_hz,
+            window_samples=config.window_samples,
+            features=config,
+            channel_labels=recording.channel_names,
+        )
     )
+    phase = engine is not None and engine.has_phase_rules
     triggers = []
     ends, probas, states, changed, goods = [], [], [], [], []
     for origin, stop in recording.runs():
@@ -308,7 +318,20 @@ def decode_recording(
             first = ring.written
             stamps = recording.times_s(first, first + n)
             ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
-            rows = features.push_blocks(b for b, _ in ring.segments(first, ring.written))
+            blocks = (b for b, _ in ring.segments(first, ring.written))
+            if phase:
+                # the phase rules see the analysis-rate samples as live (Decoder._loop), a hop at
+                # a time: the features keep no more than a window of them
+                rows = []
+                for piece in _pieces(blocks, config.hop_samples):
+                    made = features.analysis_samples
+                    rows += features.push(piece)
+                    if features.analysis_samples > made:
+                        stop = origin + features.analysis_samples * config.decimation
+                        made = features.analysis_samples - made
+                        engine.push_signal(features.recent_analysis(made), stop)
+            else:
+                rows = features.push_blocks(blocks)
             for row_end, row, verdict in rows:
                 end_sample = origin + row_end
                 if engine is not None and engine.blanked(end_sample):
@@ -337,6 +360,13 @@ def decode_recording(
         blanked=0 if engine is None else engine.counts["blanked_windows"],
         bad_model_outputs=step.bad_outputs,
     )
+
+
+def _pieces(blocks, size: int):
+    """Consecutive pieces of at most ``size`` rows of each block, in order."""
+    for block in blocks:
+        for i in range(0, block.shape[0], size):
+            yield block[i : i + size]
 
 
 def stim_report(
@@ -400,4 +430,74 @@ def stim_report(
                     round(float(np.percentile(delays, 90)), 3) if delays else None
                 )
         report[rule.name] = entry
+    return report
+
+
+def phase_report(
+    triggers: Sequence,
+    protocol: StimProtocol,
+    recording: Recording,
+    segments: Sequence[Segment] = (),
+    *,
+    rose_plot: str | None = None,
+) -> dict:
+    """Where each phase rule's pulses would have landed, against the recording's own phase.
+
+    The reference is computed non-causally from the whole recording (zero-phase band-pass and
+    Hilbert transform of the rule's channels' mean: :class:`rtdecode.phase.reference
+    .ReferencePhase`); a pulse's error is the reference phase at its landing sample (the
+    decision's last sample + the latency assumed + its delay) minus the target.
+
+    Parameters
+    ----------
+    triggers : sequence of Trigger
+        From :func:`decode_recording` with ``protocol``.
+    protocol : StimProtocol
+    recording : Recording
+        The recording the triggers were decided on (its channels in the features' order).
+    segments : sequence of Segment
+        Labels, if any: pulses landing outside a labelled episode of the rule's state are
+        counted.
+    rose_plot : str, optional
+        Write a rose plot of each rule's errors (PNG) there.
+
+    Returns
+    -------
+    dict
+        Per phase rule: ``pulses``, ``mean_error_deg`` (circular), ``vector_length``,
+        ``within_45`` (share), ``target_deg``, ``band_hz``, ``outside_state`` (pulses decided
+        outside the rule's state: always 0, checked), and with labels ``landed_outside_label``.
+    """
+    from rtdecode.phase.reference import ReferencePhase, circular_summary, write_rose_plot
+
+    report, errors_by_rule = {}, {}
+    for rule in protocol.phase_rules:
+        target = rule.phase
+        pulses = [
+            x
+            for x in triggers
+            if x.rule == rule.name and x.suppressed is None and x.phase is not None
+        ]
+        landing = np.array([x.phase["landing_sample"] for x in pulses], dtype=np.float64)
+        reference = ReferencePhase(
+            recording.chunks(1 << 16),
+            recording.fs_hz,
+            target.band_hz,
+            target.channel_indices(recording.channel_names),
+        )
+        errors = wrap_phase(reference.at(landing) - target.target_rad) if landing.size else []
+        entry = {"state": rule.state, "target_deg": target.target_deg}
+        entry["band_hz"] = list(target.band_hz)
+        entry |= circular_summary(errors)
+        entry["outside_state"] = sum(x.state != rule.state for x in pulses)
+        if segments:
+            episodes = event_episodes(segments, rule.state)
+            ends = np.clip(np.floor(landing).astype(np.int64) + 1, 1, recording.n_samples)
+            times = recording.end_time_s(ends)
+            inside = [any(a <= ts <= b for a, b in episodes) for ts in times]
+            entry["landed_outside_label"] = int(len(inside) - sum(inside))
+        report[rule.name] = entry
+        errors_by_rule[rule.name] = np.asarray(errors)
+    if rose_plot is not None and errors_by_rule:
+        write_rose_plot(errors_by_rule, rose_plot)
     return report

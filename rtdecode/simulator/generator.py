@@ -27,6 +27,12 @@ noise          independent white noise per channel (``noise_uv`` rms per sample)
 
 The amplitudes of delta, theta, fast background and EMG also drift slowly (log-normal, about
 +-25 % over tens of seconds) so that no state has a constant band power.
+
+With ``phase_rhythms=True`` (sleep scenario) two rhythms have a phase known at every sample,
+for scoring phase-targeted stimulation (:meth:`LfpSimulator.generate_with_phase`): theta is an
+oscillator instead of band-passed noise (same rms per state, frequency wandering about 7.5 Hz,
+within 6.2-8.8 Hz), and a slow oscillation (about 0.9 Hz, within 0.55-1.6 Hz, ~220 uV rms)
+joins NREM. Both are ``sqrt(2) * rms * cos(phase)``: phase 0 at their peaks.
 """
 
 from __future__ import annotations
@@ -117,6 +123,13 @@ _HFO_COLUMN = 6  # latent column of the fast-ripple noise (after the six of _FIL
 
 _LINE_HARMONIC = 3
 
+# Rhythms of known phase (phase_rhythms=True): centre Hz, frequency wander sd Hz, limits Hz
+_THETA_OSC = (7.5, 0.45, (6.2, 8.8))
+_SLOW_OSC = (0.9, 0.2, (0.55, 1.6))
+_WANDER_HZ = 0.5  # the frequency wanders on this time scale (low-pass of white noise)
+# slow oscillation rms per state, uV (NREM only; the crossfade carries it in and out)
+_SLOW_UV = {"wake": 0.0, "nrem": 220.0, "rem": 0.0}
+
 _LINE_HARMONIC_GAIN = 0.3
 
 # Internal block size: bounds temporary memory for very long generate() calls.
@@ -171,6 +184,10 @@ class SimulatorConfig:
     first_state_s : float, optional
         The first state lasts this long instead of a random draw (the demo's first change
         comes within its first 20 s).
+    phase_rhythms : bool
+        Sleep scenario only: theta as an oscillator and a slow oscillation in NREM, both of
+        known phase (see the module notes); off by default, so the bundled models' data stay
+        as they were.
 
     Notes
     -----
@@ -193,6 +210,7 @@ class SimulatorConfig:
     noise_uv: float = 4.0
     line_uv: float = 8.0
     first_state_s: float | None = None
+    phase_rhythms: bool = False
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIO_CLASSES:
@@ -236,6 +254,15 @@ class SimulatorConfig:
                     f"{self.transition_s}, got {first!r}"
                 )
             object.__setattr__(self, "first_state_s", float(first))
+        if not isinstance(self.phase_rhythms, bool):
+            raise TypeError(
+                f"phase_rhythms must be True or False, got {type(self.phase_rhythms).__name__}"
+            )
+        if self.phase_rhythms and self.scenario != "sleep":
+            raise ValueError(
+                f"phase_rhythms needs the sleep scenario (theta and slow oscillations), got "
+                f"scenario={self.scenario!r}"
+            )
         # Normalise numeric types so that to_dict() is plain JSON.
         object.__setattr__(self, "n_channels", int(self.n_channels))
         object.__setattr__(self, "seed", int(self.seed))
@@ -446,6 +473,28 @@ class LfpSimulator:
         self._noise_scale = (config.noise_uv * layout_rng.uniform(0.8, 1.25, n_ch)).astype(
             np.float32
         )
+        self._line_col = len(self._source_names) - 1 if self._line_terms else None
+        self._rhythms: dict[str, list] = {}  # name -> [centre, sd, limits, wander filter, phase]
+        self._last_phases: dict[str, np.ndarray] = {}
+        if config.phase_rhythms:
+            # their own random stream (the 7th child), drawn only when they are on: the other
+            # parts of the signal stay as without them
+            child = np.random.SeedSequence(config.seed).spawn(7)[6]
+            rhythm_rng = np.random.Generator(np.random.SFC64(child))
+            wander = signal.butter(2, min(_WANDER_HZ, 0.2 * fs), fs=fs, output="sos")
+            for name, (centre, sd, limits) in (("theta", _THETA_OSC), ("slow", _SLOW_OSC)):
+                filt = _Filter(wander, fs, _WANDER_HZ, _WANDER_HZ, rhythm_rng)
+                phase0 = rhythm_rng.uniform(0, 2 * math.pi)
+                self._rhythms[name] = [centre, sd, limits, filt, phase0]
+            self._rhythm_rng = rhythm_rng
+            # the slow oscillation's channel gains, drawn after everything else's
+            self._source_names.append("slow")
+            depth_gain = 1.0 + 0.35 * np.sin(
+                2.0 * math.pi * layout_rng.uniform(0.3, 1.5) * depth + layout_rng.uniform(0, 6.28)
+            )
+            slow_gain = np.clip(depth_gain + 0.1 * layout_rng.standard_normal(n_ch), 0.2, None)
+            self.gains = np.vstack([self.gains, slow_gain[None, :].astype(np.float32)])
+            self.gains.flags.writeable = False
 
         # Schedule: segment i covers [starts[i], starts[i + 1]) with state states[i].
         self._half = 0.5 * config.transition_s * fs  # crossfade half-width, samples
@@ -548,10 +597,44 @@ class LfpSimulator:
         n_samples = int(n_samples)
         data = np.empty((n_samples, self.config.n_channels), dtype=np.float32)
         labels = np.empty(n_samples, dtype=np.int8)
+        phases = {name: np.empty(n_samples) for name in self._rhythms}
         for a in range(0, n_samples, _MAX_BLOCK):
             b = min(n_samples, a + _MAX_BLOCK)
             self._generate_block(data[a:b], labels[a:b])
+            for name, block in self._last_phases.items():
+                phases[name][a:b] = block
+        self._last_phases = phases
         return data, labels
+
+    def generate_with_phase(
+        self, n_samples: int
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """:meth:`generate`, and the true phase of the rhythms at each sample.
+
+        Returns
+        -------
+        data, labels
+            As :meth:`generate`.
+        phases : dict of str to ndarray, shape (n_samples,), float64
+            ``"theta"`` and ``"slow"``: each rhythm's phase in radians, wrapped to
+            [0, 2 pi), 0 at its peaks (the sources are cosines of it). Empty without
+            ``phase_rhythms``.
+        """
+        data, labels = self.generate(n_samples)
+        return data, labels, dict(self._last_phases)
+
+    def _rhythm_phases(self, n: int) -> dict[str, np.ndarray]:
+        """The next ``n`` samples' phase of each rhythm (its frequency wanders slowly)."""
+        # drawn (n, k) and transposed: (n1, k) then (n2, k) draws equal one (n1 + n2, k) draw
+        white = self._rhythm_rng.standard_normal((n, len(self._rhythms))).T
+        out = {}
+        for k, (name, state) in enumerate(self._rhythms.items()):
+            centre, sd, (lo, hi), wander, phase0 = state
+            freq = np.clip(centre + sd * wander(white[k]), lo, hi)
+            phase = phase0 + 2.0 * math.pi * np.cumsum(freq) / self._fs
+            state[4] = float(phase[-1] % (2.0 * math.pi)) if n else phase0
+            out[name] = np.mod(phase, 2.0 * math.pi)
+        return out
 
     # Block synthesis -----------------------------------------------------------------------
     def _generate_block(self, out: np.ndarray, labels: np.ndarray) -> None:
@@ -593,6 +676,14 @@ class LfpSimulator:
             i += 1
 
         env = np.einsum("ns,sk->nk", weights, self._amps)  # (n, 6) rms uV per filtered source
+        if self._rhythms:
+            self._last_phases = self._rhythm_phases(n)
+            # theta: an oscillator of known phase, with the noise's rms (a cosine's is 1/sqrt 2)
+            filtered[4] = math.sqrt(2.0) * np.cos(self._last_phases["theta"])
+            slow_uv = np.array([_SLOW_UV.get(c, 0.0) for c in self.classes])
+            delta_drift = drift[self._modulated.index(3)]
+            slow = math.sqrt(2.0) * np.cos(self._last_phases["slow"])
+            sources[:, -1] = slow * (weights @ slow_uv) * delta_drift
         for k in range(self._n_filtered):
             if filtered[k] is None:
                 continue
@@ -606,7 +697,7 @@ class LfpSimulator:
             sources[:, event_col] *= weights[:, self.classes.index("nrem")]
 
         if self._line_terms:
-            line = sources[:, -1]
+            line = sources[:, self._line_col]
             for cycles_per_sample, amp, phase in self._line_terms:
                 # Phase from the absolute sample index: exact and independent of call sizes.
                 cyc = np.mod(t * cycles_per_sample, 1.0)

@@ -8,6 +8,14 @@ recording (``rtdecode evaluate --stim``), and gives the same triggers on the sam
 
 Safety, whatever the rules say: nothing fires from a stale decision, during ``no_signal`` or
 ``bad_signal``, while disarmed, or after :meth:`StimEngine.stop`; gates go off on each of these.
+
+Phase rules (``in:STATE`` with a ``phase`` table) are fed the decoder's analysis-rate samples
+(:meth:`StimEngine.push_signal`); at each decision in the state, each predicts the next crossing
+of its target phase (:class:`rtdecode.phase.tracker.PhaseTracker`) and, when that crossing comes
+before the next decision's pulse could (within one hop after this decision's pulse can land),
+sends a pulse whose device-side delay puts it there: ``delay_ms`` = crossing - the decision's
+last sample - the latency the caller gives (the decoder's delay so far plus the output's, live;
+a nominal one offline). The crossing, not the latency, is what live and offline runs share.
 """
 
 from __future__ import annotations
@@ -15,19 +23,29 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rtdecode.config import FeatureConfig
+from rtdecode.phase.tracker import PhaseEstimate, PhaseTracker
 from rtdecode.stimulation.rules import RulesError, StimProtocol, StimRule
 from rtdecode.streams import SPECIAL_STATES
 
-__all__ = ["Trigger", "StimEngine", "yoked_offsets"]
+__all__ = ["Trigger", "StimEngine", "yoked_offsets", "DEFAULT_LATENCY_S"]
 
 # Added to each blanked interval: a pulse lands after the decision by the output's latency too.
 _BLANK_MARGIN_S = 0.02
 _HOUR_S = 3600.0
+#: The decision -> output latency assumed where none is measured (offline dry runs; live
+#: before the device has acknowledged anything): the decoder's ~0.6 ms and a USB device's ~1 ms
+#: (benchmarks/RESULTS.md, bench_stim).
+DEFAULT_LATENCY_S = 0.002
+# a command arriving while this rule's previous pulse is due within this margin would cut it (a
+# new command replaces what the device's channel was doing)
+_PULSE_GUARD_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,11 @@ class Trigger:
     reason : str
         What made it: the rule's condition (``enter:rem``), ``max_on``, ``state_ended``,
         ``bad_signal``, ``no_signal``, ``stale``, ``disarmed``, ``stopped``, ``yoked``.
+    phase : dict or None
+        A phase rule's pulse: ``crossing_sample`` (the input-sample index at which the target
+        phase is predicted), ``landing_sample`` (where the pulse lands with the latency assumed),
+        ``latency_ms``, and the estimate (``phase_deg`` at ``estimate_sample``, ``freq_hz``,
+        ``amplitude``, ``band_share``).
     """
 
     rule: str
@@ -74,6 +97,7 @@ class Trigger:
     control: str | None
     suppressed: str | None
     reason: str
+    phase: dict | None = None
 
     @property
     def sent(self) -> bool:
@@ -81,8 +105,11 @@ class Trigger:
         return self.suppressed is None and self.control != "sham"
 
     def record(self) -> dict:
-        """The trigger as a decision-log line's fields."""
-        return asdict(self)
+        """The trigger as a decision-log line's fields (``phase`` only for a phase rule's)."""
+        fields = asdict(self)
+        if fields["phase"] is None:
+            del fields["phase"]
+        return fields
 
 
 def yoked_offsets(log_path: str | Path, rule_name: str) -> list[float]:
@@ -132,6 +159,10 @@ class _RuleState:
         self.last_t = -math.inf  # the last trigger that counted (sent or sham)
         self.recent: deque[float] = deque()  # those within the last hour
         self.offsets = deque(offsets or ())
+        self.tracker: PhaseTracker | None = None
+        self.last_crossing: float | None = None  # the last crossing a pulse was sent for
+        self.pulse_end: float = -math.inf  # input sample at which that pulse (train) ends
+        self.cycles = 0  # crossings seen in this episode (every Nth)
 
 
 class StimEngine:
@@ -144,13 +175,25 @@ class StimEngine:
         The input stream's rate (for blanking, in samples).
     window_samples : int
         Input samples per decision window (a window that holds a pulse is not decided).
+    features : FeatureConfig, optional
+        The stream's features (analysis rate, decimation, hop): needed by phase rules.
+    channel_labels : sequence of str, optional
+        The features' channels, in their order: needed by phase rules.
 
     Notes
     -----
     Not thread-safe: the decode thread calls it (live), or the offline loop.
     """
 
-    def __init__(self, protocol: StimProtocol, *, fs_hz: float, window_samples: int) -> None:
+    def __init__(
+        self,
+        protocol: StimProtocol,
+        *,
+        fs_hz: float,
+        window_samples: int,
+        features: FeatureConfig | None = None,
+        channel_labels=None,
+    ) -> None:
         self.protocol = protocol
         self.fs_hz = float(fs_hz)
         self.window_samples = int(window_samples)
@@ -159,6 +202,23 @@ class StimEngine:
             _RuleState(r, yoked_offsets(r.yoked, r.name) if r.yoked else None)
             for r in protocol.rules
         ]
+        self._hop = 0 if features is None else features.hop_samples
+        for rs in self._rules:
+            target = rs.rule.phase
+            if target is None:
+                continue
+            if features is None or channel_labels is None:
+                raise ValueError(
+                    f"rule {rs.rule.name!r} is a phase rule: the engine needs the stream's "
+                    "features and channel labels"
+                )
+            rs.tracker = PhaseTracker(
+                features,
+                target.channel_indices(channel_labels),
+                target.band_hz,
+                window_s=target.estimate_window_s,
+                method=target.method,
+            )
         self.armed = protocol.armed
         self.stopped = False
         self._last_state: str | None = None
@@ -166,6 +226,29 @@ class StimEngine:
         self._t0: float | None = None  # the first decision's timestamp (yoked offsets)
         self._blanks: deque[tuple[int, int]] = deque()  # (first, last) sample of each artefact
         self.counts = {"sent": 0, "sham": 0, "suppressed": 0, "blanked_windows": 0}
+        if any(rs.tracker is not None for rs in self._rules):
+            # decisions in a phase rule's state without a pulse, by why
+            self.counts |= {"phase_weak": 0, "phase_skipped": 0, "phase_held": 0}
+
+    @property
+    def has_phase_rules(self) -> bool:
+        return any(rs.tracker is not None for rs in self._rules)
+
+    def push_signal(self, block: np.ndarray, stop_sample: int) -> None:
+        """Feed the phase rules the analysis-rate samples the features just made.
+
+        Parameters
+        ----------
+        block : ndarray, shape (n_channels, n), float32
+            ``StreamingFeatures.recent_analysis(n)``.
+        stop_sample : int
+            Input-sample count (since the stream's start) at which its last sample was complete
+            (origin + analysis samples made x decimation); a block that does not follow the last
+            one starts the phase estimates afresh.
+        """
+        for rs in self._rules:
+            if rs.tracker is not None:
+                rs.tracker.push(block, stop_sample)
 
     # Blanking --------------------------------------------------------------------------------
     def blanked(self, end_sample: int) -> bool:
@@ -192,7 +275,13 @@ class StimEngine:
 
     # Decisions -------------------------------------------------------------------------------
     def decide(
-        self, end_sample: int, t: float, state: str, *, stale: bool = False
+        self,
+        end_sample: int,
+        t: float,
+        state: str,
+        *,
+        stale: bool = False,
+        latency_s: float | Callable[[], float] = DEFAULT_LATENCY_S,
     ) -> list[Trigger]:
         """The triggers of one decision, in rule order (sent and suppressed alike).
 
@@ -209,6 +298,11 @@ class StimEngine:
             The smoothed state (a class, ``bad_signal`` or ``no_signal``).
         stale : bool
             The decision is too old to act on: nothing fires from it, gates go off.
+        latency_s : float or callable
+            From the decision's last sample to its command taking effect at the device (phase
+            rules subtract it from their pulses' delays); live, a function of no argument,
+            called when a pulse's delay is computed (after its phase estimate: the estimates
+            took ~1 ms of a latency measured before them, bench_phase.py live).
         """
         self._stamp = t
         t = end_sample / self.fs_hz  # the rules' clock
@@ -226,6 +320,7 @@ class StimEngine:
             holds = self._condition(rs, state, prev)
             if not holds:
                 rs.since_t, rs.done, rs.spent, rs.warned = None, False, False, set()
+                rs.cycles = 0
                 if rs.gate_on:
                     why = state if state in SPECIAL_STATES else "state_ended"
                     out.append(self._off(rs, end_sample, t, state, why))
@@ -233,7 +328,10 @@ class StimEngine:
             if rs.since_t is None:
                 rs.since_t = t
             held = t - rs.since_t >= rule.after_s - 1e-9
-            if rule.is_gate:
+            if rs.tracker is not None:
+                if held:
+                    self._phase(rs, end_sample, t, state, stale, latency_s, out)
+            elif rule.is_gate:
                 self._gate(rs, end_sample, t, state, stale, held, out)
             elif held and not rs.done:
                 self._fire(rs, end_sample, t, state, stale, out)
@@ -265,9 +363,7 @@ class StimEngine:
             return
         why = "stale" if stale else "disarmed" if not self.armed else None
         if why is not None:
-            if why not in rs.warned:
-                rs.warned.add(why)
-                out.append(self._make(rs, "on", end_sample, t, state, 0, suppressed=why))
+            self._suppress_once(rs, "on", end_sample, t, state, why, out)
             return
         max_on_ms = 0 if rule.max_on_s is None else min(65535, int(round(rule.max_on_s * 1e3)))
         trig = self._make(rs, "on", end_sample, t, state, self._delay(rule), pulse_ms=max_on_ms)
@@ -278,9 +374,7 @@ class StimEngine:
         rule = rs.rule
         if stale:
             # the episode stays open: the next fresh decision may still fire it
-            if "stale" not in rs.warned:
-                rs.warned.add("stale")
-                out.append(self._make(rs, "pulse", end_sample, t, state, 0, suppressed="stale"))
+            self._suppress_once(rs, "pulse", end_sample, t, state, "stale", out)
             return
         rs.done = True
         while rs.recent and rs.recent[0] <= t - _HOUR_S:
@@ -293,6 +387,66 @@ class StimEngine:
         elif rule.max_per_hour is not None and len(rs.recent) >= rule.max_per_hour:
             why = "rate_limit"
         out.append(self._make(rs, "pulse", end_sample, t, state, self._delay(rule), suppressed=why))
+
+    def _phase(self, rs, end_sample, t, state, stale, latency_s, out) -> None:
+        """A pulse at the target phase's next crossing, if this decision is the last before it."""
+        rule, target = rs.rule, rs.rule.phase
+        why = "stale" if stale else "disarmed" if not self.armed else None
+        if why is not None:
+            self._suppress_once(rs, "pulse", end_sample, t, state, why, out)
+            return
+        est = rs.tracker.estimate(end_sample)
+        if est is None:
+            return  # not a window of signal yet (the start, after a gap)
+        if est.amplitude < target.min_amplitude or est.band_share < target.min_band_share:
+            self.counts["phase_weak"] += 1  # too weak a rhythm to have a phase
+            return
+        fs = self.fs_hz
+        if callable(latency_s):
+            latency_s = latency_s()
+        arrival = end_sample - 1 + latency_s * fs
+        crossing = est.next_crossing(target.target_rad, arrival, fs)
+        if crossing >= arrival + self._hop:
+            return  # the next decision comes before it
+        period = fs / est.freq_hz
+        if rs.last_crossing is not None and crossing - rs.last_crossing < 0.5 * period:
+            return  # this cycle's crossing has its pulse already
+        rs.cycles += 1
+        min_gap_s = max(rule.refractory_s, 1.0 / target.max_per_s if target.max_per_s else 0.0)
+        if (rs.cycles - 1) % target.every or (
+            rs.last_crossing is not None and crossing - rs.last_crossing < min_gap_s * fs - 1e-6
+        ):
+            self.counts["phase_skipped"] += 1
+            return
+        if arrival < rs.pulse_end + _PULSE_GUARD_S * fs:
+            self.counts["phase_held"] += 1  # the command would cut the pulse before it short
+            return
+        while rs.recent and rs.recent[0] <= t - _HOUR_S:
+            rs.recent.popleft()
+        if rule.max_per_hour is not None and len(rs.recent) >= rule.max_per_hour:
+            self._suppress_once(rs, "pulse", end_sample, t, state, "rate_limit", out)
+            return
+        delay_ms = int(round((crossing - arrival) / fs * 1e3))
+        landing = arrival + delay_ms * 1e-3 * fs
+        rs.last_crossing = crossing
+        rs.pulse_end = landing + rule.train_ms * 1e-3 * fs
+        out.append(
+            self._make(
+                rs,
+                "pulse",
+                end_sample,
+                t,
+                state,
+                delay_ms,
+                phase=_phase_record(est, crossing, landing, latency_s),
+            )
+        )
+
+    def _suppress_once(self, rs, action, end_sample, t, state, why, out) -> None:
+        """A suppressed trigger, once per reason in a rule's episode (not at every decision)."""
+        if why not in rs.warned:
+            rs.warned.add(why)
+            out.append(self._make(rs, action, end_sample, t, state, 0, suppressed=why))
 
     def _yoked(self, rs, end_sample, t, state, stale, out) -> None:
         while rs.offsets and t - self._t0 >= rs.offsets[0] - 1e-9:
@@ -309,7 +463,19 @@ class StimEngine:
         extra = self._rng.uniform(0.0, rule.random_delay_ms) if rule.random_delay_ms > 0 else 0.0
         return int(round(rule.delay_ms + extra))
 
-    def _make(self, rs, action, end_sample, t, state, delay_ms, *, suppressed=None, pulse_ms=None):
+    def _make(
+        self,
+        rs,
+        action,
+        end_sample,
+        t,
+        state,
+        delay_ms,
+        *,
+        suppressed=None,
+        pulse_ms=None,
+        phase=None,
+    ):
         rule = rs.rule
         control = "sham" if rule.sham else "yoked" if rule.yoked else None
         trig = Trigger(
@@ -326,6 +492,7 @@ class StimEngine:
             control=control,
             suppressed=suppressed,
             reason="yoked" if rule.yoked else rule.when,
+            phase=phase,
         )
         if suppressed is None and action in ("pulse", "on"):
             rs.last_t = t
@@ -367,6 +534,7 @@ class StimEngine:
             if rs.gate_on:
                 out.append(self._off(rs, end_sample, t, state, why))
             rs.since_t, rs.done, rs.spent, rs.warned = None, False, False, set()
+            rs.cycles = 0
         return out
 
     def signal_lost(self, end_sample: int, t: float) -> list[Trigger]:
@@ -391,3 +559,17 @@ class StimEngine:
         out = self._all_off(end_sample, t, self._last_state or "", "stopped")
         self.stopped = True
         return out
+
+
+def _phase_record(est: PhaseEstimate, crossing: float, landing: float, latency_s: float) -> dict:
+    """A phase pulse's fields in its trigger record."""
+    return {
+        "crossing_sample": round(crossing, 3),
+        "landing_sample": round(landing, 3),
+        "latency_ms": round(latency_s * 1e3, 3),
+        "estimate_sample": round(est.time_sample, 3),
+        "phase_deg": round(math.degrees(est.phase_rad), 3),
+        "freq_hz": round(est.freq_hz, 4),
+        "amplitude": round(est.amplitude, 4),
+        "band_share": round(est.band_share, 4),
+    }

@@ -36,6 +36,19 @@ Example rules file::
     refractory_s = 30
     max_per_hour = 20
     blank_ms = 50            # windows holding a pulse (+ 50 ms) are not decided
+
+    [[rule]]
+    name = "theta-peak"
+    when = "in:rem"          # while REM holds ...
+    phase = { channel = "CH001", band = [6, 9], target_deg = 0 }   # ... a pulse at each peak
+    pulse_ms = 5
+
+A ``phase`` table (:class:`PhaseTarget`) turns an ``in:`` rule into pulses at a phase of a
+rhythm: ``channel`` (or ``channels``, averaged), ``band`` (Hz), ``target_deg`` (0: the
+band-passed signal's peaks, 180: its troughs, -90: its rise), and optionally ``every`` (every
+Nth cycle), ``max_per_s``, ``min_amplitude`` (input units) and ``min_band_share`` (the band's
+share of the signal's power below which the rhythm is taken to have no phase), ``method``
+(``echt``, ``ar``) and ``window_s``.
 """
 
 from __future__ import annotations
@@ -54,6 +67,8 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "KINDS",
+    "PhaseTarget",
+    "parse_phase_flag",
     "StimRule",
     "OutputConfig",
     "StimProtocol",
@@ -69,6 +84,189 @@ _MAX_U16 = 65535
 
 class RulesError(ValueError):
     """A rules file or flag that cannot be used; the message names it and what is allowed."""
+
+
+# The band's share of the window's power below which a rhythm is taken to have no phase.
+# Measured through the tracker (theta 6-9 Hz, 0.5 s windows; slow oscillations 0.5-2 Hz, 4 s):
+# white noise 0.03-0.06 (median), 0.10-0.15 (p95); the simulator's theta in REM and slow
+# oscillation in NREM 0.58 and 0.50 in their 5 % weakest windows, the same bands in a state
+# without the rhythm 0.03-0.05: a floor that lets rhythms through and stops pulses on noise.
+# min_amplitude sets an absolute one.
+DEFAULT_MIN_BAND_SHARE = 0.2
+_PHASE_METHODS = ("echt", "ar")
+_MIN_WINDOW_S = 0.5
+_WINDOW_CYCLES = 2.0  # the default window: this many cycles of the band's lowest frequency
+
+
+@dataclass(frozen=True)
+class PhaseTarget:
+    """Pulses at a phase of an ongoing rhythm (the ``phase`` table of an ``in:`` rule).
+
+    Attributes
+    ----------
+    channels : tuple of str
+        The channels whose mean carries the rhythm (labels of the stream, as the model names
+        them); ``("all",)`` for every channel.
+    band_hz : (float, float)
+        The rhythm's band, Hz.
+    target_deg : float
+        The phase to hit, degrees: 0 the band-passed signal's peaks, 180 (or -180) its
+        troughs, -90 its rising slope, 90 its falling one.
+    every : int
+        A pulse every Nth cycle (1: every cycle).
+    max_per_s : float or None
+        At most this many pulses a second (cycles beyond are skipped).
+    min_amplitude : float
+        No pulse while the rhythm's envelope is below this (input units, e.g. microvolts).
+    min_band_share : float
+        No pulse while the band holds less than this share of the signal's power (0-1).
+    method : str
+        The estimator, ``"echt"`` (endpoint-corrected Hilbert transform) or ``"ar"``
+        (autoregressive forward prediction); see ``benchmarks/bench_phase.py``.
+    window_s : float or None
+        Seconds of signal each estimate looks at; None: two cycles of the band's lowest
+        frequency, at least 0.5 s (bench_phase.py methods).
+    """
+
+    channels: tuple[str, ...]
+    band_hz: tuple[float, float]
+    target_deg: float
+    every: int = 1
+    max_per_s: float | None = None
+    min_amplitude: float = 0.0
+    min_band_share: float = DEFAULT_MIN_BAND_SHARE
+    method: str = "echt"
+    window_s: float | None = None
+
+    def __post_init__(self) -> None:
+        channels = self.channels
+        if isinstance(channels, str):
+            channels = (channels,)
+        if (
+            not isinstance(channels, tuple | list)
+            or not channels
+            or not all(isinstance(c, str) and c for c in channels)
+        ):
+            raise RulesError(f"phase channel(s) must be channel labels, got {self.channels!r}")
+        object.__setattr__(self, "channels", tuple(channels))
+        band = self.band_hz
+        if (
+            not isinstance(band, tuple | list)
+            or len(band) != 2
+            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in band)
+            or not (math.isfinite(band[0]) and math.isfinite(band[1]) and 0 < band[0] < band[1])
+        ):
+            raise RulesError(f"phase band must be [low, high] Hz with 0 < low < high, got {band!r}")
+        object.__setattr__(self, "band_hz", (float(band[0]), float(band[1])))
+        _check_number("phase", "target_deg", self.target_deg, minimum=-360.0, maximum=360.0)
+        object.__setattr__(self, "target_deg", float(self.target_deg))
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise RulesError(f"phase every must be an int >= 1, got {self.every!r}")
+        if self.max_per_s is not None:
+            _check_number("phase", "max_per_s", self.max_per_s, minimum=1e-6)
+        _check_number("phase", "min_amplitude", self.min_amplitude, minimum=0.0)
+        _check_number("phase", "min_band_share", self.min_band_share, minimum=0.0, maximum=1.0)
+        if self.method not in _PHASE_METHODS:
+            raise RulesError(
+                f"phase method must be one of {', '.join(_PHASE_METHODS)}, got {self.method!r}"
+            )
+        if self.window_s is not None:
+            _check_number("phase", "window_s", self.window_s, minimum=0.05, maximum=60.0)
+
+    @property
+    def target_rad(self) -> float:
+        return math.radians(self.target_deg)
+
+    @property
+    def estimate_window_s(self) -> float:
+        """Seconds of signal each estimate looks at."""
+        if self.window_s is not None:
+            return float(self.window_s)
+        return max(_MIN_WINDOW_S, _WINDOW_CYCLES / self.band_hz[0])
+
+    def channel_indices(self, labels: Sequence[str]) -> list[int]:
+        """The rows of ``labels`` (the stream's channels, in the features' order) to average.
+
+        Raises
+        ------
+        RulesError
+            A channel that is not among ``labels`` (matched exactly, else ignoring case).
+        """
+        labels = list(labels)
+        if self.channels == ("all",):
+            return list(range(len(labels)))
+        lower = {}
+        for i, label in enumerate(labels):
+            lower.setdefault(label.lower(), []).append(i)
+        out = []
+        for name in self.channels:
+            if name in labels:
+                out.append(labels.index(name))
+            elif len(lower.get(name.lower(), ())) == 1:
+                out.append(lower[name.lower()][0])
+            else:
+                shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
+                raise RulesError(
+                    f"phase channel {name!r} is not a channel of the stream ({shown}); or "
+                    "'all' for their mean"
+                )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(PhaseTarget)}
+        return d | {"channels": list(self.channels), "band_hz": list(self.band_hz)}
+
+
+def _phase_from_table(where: str, table: Any) -> PhaseTarget:
+    """A rule's ``phase = {...}`` table: ``channel`` or ``channels``, ``band``, ``target_deg``."""
+    if isinstance(table, PhaseTarget):
+        return table
+    if not isinstance(table, Mapping):
+        raise RulesError(
+            f'{where}: phase must be a table, e.g. phase = {{ channel = "CH001", band = [6, 9], '
+            "target_deg = 0 }"
+        )
+    allowed = {"channel", "channels", "band", "target_deg", "every", "max_per_s",
+               "min_amplitude", "min_band_share", "method", "window_s"}  # fmt: skip
+    _known(f"{where} phase", table, allowed)
+    if ("channel" in table) == ("channels" in table):
+        raise RulesError(f"{where} phase: give one of channel (a label) or channels (a list)")
+    for key in ("band", "target_deg"):
+        if key not in table:
+            raise RulesError(f"{where} phase: missing key {key!r}")
+    values = dict(table)
+    channels = values.pop("channel", None) or values.pop("channels")
+    if isinstance(channels, list):
+        channels = tuple(channels)
+    values["band_hz"] = values.pop("band")
+    try:
+        return PhaseTarget(channels=channels, **values)
+    except (RulesError, TypeError) as exc:
+        raise RulesError(f"{where} phase: {exc}") from None
+
+
+def parse_phase_flag(text: str) -> PhaseTarget:
+    """``--trigger-phase CHANNELS:LOW-HIGH:DEG`` (``CH001:6-9:0``; channels joined by ``+``
+    are averaged, ``all`` averages every channel)."""
+    parts = str(text).split(":")
+    usage = (
+        f"--trigger-phase {text!r}: expected CHANNEL:LOW-HIGH:DEGREES, e.g. CH001:6-9:0 (theta "
+        "peaks on CH001) or CH001+CH002:0.5-2:0"
+    )
+    if len(parts) != 3 or not parts[0]:
+        raise RulesError(usage)
+    low, sep, high = parts[1].partition("-")
+    try:
+        band = (float(low), float(high))
+        target = float(parts[2])
+    except ValueError:
+        raise RulesError(usage) from None
+    if not sep:
+        raise RulesError(usage)
+    try:
+        return PhaseTarget(channels=tuple(parts[0].split("+")), band_hz=band, target_deg=target)
+    except RulesError as exc:
+        raise RulesError(f"--trigger-phase {text!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -108,6 +306,9 @@ class StimRule:
     yoked : str or None
         A decision log of another run: this rule fires at the times (from the run's start) at
         which that run's rule of the same name triggered, whatever the state (a yoked control).
+    phase : PhaseTarget or None
+        ``in:`` rules only: instead of a gate, pulses at this phase of a rhythm while the state
+        holds (the delay of each is computed; ``delay_ms`` and ``random_delay_ms`` stay 0).
     """
 
     name: str
@@ -125,9 +326,12 @@ class StimRule:
     blank_ms: float = 0.0
     sham: bool = False
     yoked: str | None = None
+    phase: PhaseTarget | None = None
 
     def __post_init__(self) -> None:
         where = f"rule {self.name!r}"
+        if self.phase is not None and not isinstance(self.phase, PhaseTarget):
+            object.__setattr__(self, "phase", _phase_from_table(where, self.phase))
         if not isinstance(self.name, str) or not self.name.strip():
             raise RulesError(f"a rule needs a non-empty name, got {self.name!r}")
         kind, _, state = str(self.when).partition(":")
@@ -144,7 +348,26 @@ class StimRule:
             _check_number(where, name, getattr(self, name), minimum=0.0)
         if self.delay_ms + self.random_delay_ms > _MAX_U16:
             raise RulesError(f"{where}: delay_ms + random_delay_ms must be <= {_MAX_U16} ms")
-        if kind != "in":
+        if self.phase is not None:
+            if kind != "in":
+                raise RulesError(
+                    f"{where}: a phase rule stimulates while its state holds: use "
+                    f"when = 'in:{state}', got when={self.when!r}"
+                )
+            if self.delay_ms or self.random_delay_ms:
+                raise RulesError(
+                    f"{where}: a phase rule's delay is computed from the rhythm: leave out "
+                    "delay_ms and random_delay_ms"
+                )
+            if self.yoked is not None:
+                raise RulesError(f"{where}: a phase rule cannot be yoked")
+            if self.blank_ms:
+                # a pulse every cycle would put one in every window: none would be decided
+                raise RulesError(
+                    f"{where}: a phase rule pulses at every cycle, so blank_ms would hold back "
+                    "every window; leave it out"
+                )
+        if kind != "in" or self.phase is not None:
             _check_number(where, "pulse_ms", self.pulse_ms, minimum=1.0, maximum=_MAX_U16)
             if isinstance(self.pulses, bool) or not isinstance(self.pulses, int):
                 raise RulesError(f"{where}: pulses must be an int 1-255, got {self.pulses!r}")
@@ -183,8 +406,9 @@ class StimRule:
 
     @property
     def is_gate(self) -> bool:
-        """Whether the rule holds an output on (``in:``) rather than sending pulses."""
-        return self.kind == "in"
+        """Whether the rule holds an output on (``in:`` without ``phase``) rather than sending
+        pulses."""
+        return self.kind == "in" and self.phase is None
 
     @property
     def train_ms(self) -> float:
@@ -270,6 +494,18 @@ class StimProtocol:
         if len(set(names)) != len(names):
             raise RulesError(f"{self.source}: rule names must be unique, got {names}")
 
+    @property
+    def phase_rules(self) -> tuple[StimRule, ...]:
+        return tuple(r for r in self.rules if r.phase is not None)
+
+    def check_channels(self, labels: Sequence[str]) -> None:
+        """Refuse phase rules whose channels the stream does not have."""
+        for rule in self.phase_rules:
+            try:
+                rule.phase.channel_indices(labels)
+            except RulesError as exc:
+                raise RulesError(f"{self.source}: rule {rule.name!r}: {exc}") from None
+
     def check_states(self, classes: Sequence[str], task: str) -> None:
         """Refuse rules whose state the model cannot decide (``onset`` needs an event model)."""
         for rule in self.rules:
@@ -299,6 +535,7 @@ class StimProtocol:
                     if getattr(r, f.name) != f.default
                 }
                 | {"name": r.name, "when": r.when}
+                | ({"phase": r.phase.to_dict()} if r.phase is not None else {})
                 for r in self.rules
             ],
         }
@@ -327,6 +564,8 @@ def _rule_from_table(where: str, table: Mapping[str, Any]) -> StimRule:
         if key not in table:
             raise RulesError(f"{where}: missing key {key!r}")
     values = dict(table)
+    if "phase" in values:
+        values["phase"] = _phase_from_table(where, values["phase"])
     for key in ("delay_ms", "random_delay_ms", "pulse_ms", "period_ms", "after_s",
                 "refractory_s", "blank_ms", "max_on_s"):  # fmt: skip
         if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
@@ -396,16 +635,23 @@ def protocol_from_flags(
     port: str | None,
     pulse_ms: float = 10.0,
     refractory_s: float = 0.0,
+    phase: str | None = None,
 ) -> StimProtocol:
-    """The common case from the command line: a pulse when the state is entered.
+    """The common case from the command line: a pulse when the state is entered, or with
+    ``phase`` (``--trigger-phase CH001:6-9:0``) a pulse at that phase of every cycle while it
+    holds.
 
-    ``trigger_on`` is a state (``rem``: ``enter:rem``) or a full condition (``in:rem``).
+    ``trigger_on`` is a state (``rem``: ``enter:rem``, or ``in:rem`` with ``phase``) or a full
+    condition (``in:rem``).
     """
-    when = trigger_on if ":" in trigger_on else f"enter:{trigger_on}"
+    target = None if phase is None else parse_phase_flag(phase)
+    default_kind = "enter" if target is None else "in"
+    when = trigger_on if ":" in trigger_on else f"{default_kind}:{trigger_on}"
     rule = StimRule(
         name="trigger",
         when=when,
         pulse_ms=float(pulse_ms),
         refractory_s=float(refractory_s),
+        phase=target,
     )
     return StimProtocol((rule,), OutputConfig(port=port), source="flags")

@@ -5,16 +5,23 @@ The decode thread calls :meth:`Stimulator.on_decision` after each published deci
 (never blocking), to the ``rtdecode-stim`` marker stream stamped with the decision's timestamp,
 and to the decision log, one line per trigger, sent or suppressed. Arming and disarming come
 from any thread (the CLI, an LSL marker stream) and are logged.
+
+Phase rules are fed the decoder's analysis-rate samples (:meth:`Stimulator.push_signal`) and
+told, at each decision, the latency their pulses must make up for: the decision's age when the
+rules run (the decoder's own delay) plus the output's, half the median round trip of the
+device's last acknowledgements (1 ms until it has answered; none without a device).
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 from collections import deque
 
 import pylsl
 
+from rtdecode.config import FeatureConfig
 from rtdecode.outputs.decisions import DecisionOutputs
 from rtdecode.stimulation.device import CommandResult, TriggerDevice
 from rtdecode.stimulation.engine import StimEngine, Trigger
@@ -24,6 +31,9 @@ from rtdecode.streams import CONTROL_STREAM_NAME, STIM_STREAM_NAME, output_sourc
 __all__ = ["Stimulator", "marker_text"]
 
 logger = logging.getLogger("rtdecode")
+
+_DEFAULT_OUTPUT_S = 0.001  # until the device has acknowledged a command: a USB device's ~1 ms
+_ROUND_TRIPS = 32  # the output latency is measured over this many acknowledgements
 
 
 def marker_text(trig: Trigger) -> str:
@@ -46,6 +56,10 @@ class Stimulator:
         Input samples per decision window.
     input_source_id : str
         For the marker stream's source id.
+    features : FeatureConfig, optional
+        The stream's features; needed by phase rules.
+    channel_labels : sequence of str, optional
+        The features' channels in their order; needed by phase rules.
     """
 
     def __init__(
@@ -56,9 +70,19 @@ class Stimulator:
         fs_hz: float,
         window_samples: int,
         input_source_id: str,
+        features: FeatureConfig | None = None,
+        channel_labels=None,
     ) -> None:
         self.protocol = protocol
-        self.engine = StimEngine(protocol, fs_hz=fs_hz, window_samples=window_samples)
+        self.engine = StimEngine(
+            protocol,
+            fs_hz=fs_hz,
+            window_samples=window_samples,
+            features=features,
+            channel_labels=channel_labels,
+        )
+        # half the round trip (write -> acknowledgement read) of the device's latest commands
+        self._half_trips: deque[float] = deque(maxlen=_ROUND_TRIPS)
         self._outputs = outputs
         self._lock = threading.Lock()  # the engine is shared with arming from other threads
         self._last = (0, 0.0)  # the newest decision's end sample and timestamp
@@ -104,11 +128,33 @@ class Stimulator:
         with self._lock:
             return self.engine.blanked(end_sample)
 
+    def push_signal(self, block, stop_sample: int) -> None:
+        """The analysis-rate samples the features just made, for the phase rules
+        (:meth:`StimEngine.push_signal`); nothing to do without phase rules."""
+        if self.engine.has_phase_rules:
+            with self._lock:
+                self.engine.push_signal(block, stop_sample)
+
+    @property
+    def output_latency_s(self) -> float:
+        """From a command's write to its effect at the device: half the median round trip of
+        the latest acknowledgements (a default until there is one; 0 without a device)."""
+        if self.device is None:
+            return 0.0
+        trips = list(self._half_trips)
+        return statistics.median(trips) if trips else _DEFAULT_OUTPUT_S
+
     def on_decision(self, end_sample: int, t: float, state: str, *, stale: bool) -> None:
         """Apply the rules to a published (or stale) decision."""
+
+        def latency_s() -> float:
+            # the decision's age when a phase pulse's delay is computed (its last sample's
+            # timestamp is t), and the output's
+            return max(0.0, pylsl.local_clock() - t) + self.output_latency_s
+
         with self._lock:
             self._last = (end_sample, t)
-            triggers = self.engine.decide(end_sample, t, state, stale=stale)
+            triggers = self.engine.decide(end_sample, t, state, stale=stale, latency_s=latency_s)
         self._emit(triggers)
 
     def signal_lost(self, t: float) -> None:
@@ -163,6 +209,8 @@ class Stimulator:
                 self._log(trig, {})
 
     def _on_result(self, result: CommandResult) -> None:
+        if result.ack is not None and result.written_t is not None and result.ack_t is not None:
+            self._half_trips.append(max(0.0, result.ack_t - result.written_t) / 2.0)
         if result.error is not None:
             logger.warning(
                 "trigger %s %s: %s", result.trigger.rule, result.trigger.action, result.error
