@@ -187,3 +187,17 @@ def make_nan_model(path, contract, nan_above):
         make_node("Where", ["above", "nan", "softmax"], ["probabilities"]),
     ]
     return make_graph_model(path, contract, nodes, init)
+
+
+def decision_outputs(model, acquisition, name, log_path):
+    """The decoder's outputs for ``model`` on ``acquisition`` (a stream called ``name``), logging
+    to ``log_path``, as ``rtdecode run`` makes them."""
+    from rtdecode.outputs.decisions import DecisionOutputs
+
+    return DecisionOutputs(
+        model.contract.classes,
+        input_source_id=acquisition.source_id,
+        input_name=name,
+        hop_s=model.contract.features.hop_s,
+        log_path=log_path,
+    )

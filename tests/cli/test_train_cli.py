@@ -232,9 +232,10 @@ def test_live_decisions_on_a_replay_equal_evaluate(trained, recordings, tmp_path
     from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
     from rtdecode.decoding.decoder import Decoder
     from rtdecode.offline.replay import replay_recording
-    from rtdecode.outputs.decisions import DecisionOutputs
     from rtdecode.stimulation.rules import StimProtocol, StimRule
     from rtdecode.stimulation.stimulator import Stimulator
+
+    from ..conftest import decision_outputs
 
     protocol = StimProtocol(
         (
@@ -270,13 +271,7 @@ def test_live_decisions_on_a_replay_equal_evaluate(trained, recordings, tmp_path
     info = resolve_stream(StreamSelector(name=name), timeout_s=10)
     acquisition = LslAcquisition(info)
     log = tmp_path / "live.jsonl"
-    outputs = DecisionOutputs(
-        model.contract.classes,
-        input_source_id=acquisition.source_id,
-        input_name=name,
-        hop_s=model.contract.features.hop_s,
-        log_path=log,
-    )
+    outputs = decision_outputs(model, acquisition, name, log)
     stim = Stimulator(
         protocol,
         outputs,

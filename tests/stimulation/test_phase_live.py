@@ -17,6 +17,8 @@ from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
 from rtdecode.stimulation.emulator import PtyTriggerDevice
 from rtdecode.stimulation.rules import OutputConfig, PhaseTarget, StimProtocol, StimRule
 
+from ..conftest import decision_outputs
+
 pytestmark = [pytest.mark.lsl, pytest.mark.slow, pytest.mark.timeout(180)]
 
 FS = 2000.0
@@ -42,7 +44,6 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
     from rtdecode.models import bundled_model_path
     from rtdecode.offline.evaluation import decode_recording
     from rtdecode.offline.recordings import open_recording
-    from rtdecode.outputs.decisions import DecisionOutputs
     from rtdecode.simulator.source import run_lsl_source
     from rtdecode.stimulation.stimulator import Stimulator
 
@@ -62,13 +63,7 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
     source.start()
     acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), timeout_s=10))
     log = tmp_path / "live.jsonl"
-    outputs = DecisionOutputs(
-        model.contract.classes,
-        input_source_id=acquisition.source_id,
-        input_name=unique_name,
-        hop_s=model.contract.features.hop_s,
-        log_path=log,
-    )
+    outputs = decision_outputs(model, acquisition, unique_name, log)
     config = model.stream_features(acquisition.fs_hz)
     with PtyTriggerDevice() as device:
         stim = Stimulator(
