@@ -47,11 +47,14 @@ _KAISER_BETA = 8.0  # ~80 dB stopband
 # Length of the window's tail left for the moment the window ends (seconds), per 170 channels
 # (at least this): the head's FFT must be done before the window ends, and its time grows with
 # the channel count, while the end's cost (m^2 per band and channel) stays under a millisecond.
-# Not longer below 170 channels: a 12 ms tail took the head's FFT off the latency path of
-# sources pushing 10 ms chunks (excess p50 1.3-2.0 -> 0.35-0.8 ms), but from 6 ms the tail's
-# matrix products cross OpenBLAS's threading threshold: offline features used two cores (42x
-# real time per CPU-second against 99x) and ran 20 % slower on one.
 _TAIL_S = 0.004
+# ... and at least this: sources push blocks (10 ms is common); the head's point must come in an
+# earlier block than the window's end, or the head's FFT lands on the latency path (64 ch x 32 kHz
+# in 10 ms chunks: excess over the floor p50 1.3-2.0 ms with a 4 ms tail, 0.35-0.8 ms with 12 ms).
+# Its cost: offline features at 87x real time per CPU-second instead of 104x (64 ch, the head's
+# cross terms grow with the tail). 36 ms (Open Ephys's 1024-sample blocks) gained 0.3 ms at 32 ms
+# chunks for ~0.01 core more.
+_TAIL_MIN_S = 0.012
 _TAIL_CHANNELS = 170
 
 
@@ -242,7 +245,7 @@ class BandPower:
 
 def _tail_samples(config: FeatureConfig, n_channels: int) -> int:
     """Analysis samples of each window left for its end (see ``BandPower``)."""
-    tail_s = _TAIL_S * max(1.0, n_channels / _TAIL_CHANNELS)
+    tail_s = max(_TAIL_MIN_S, _TAIL_S * n_channels / _TAIL_CHANNELS)
     n = config.window_samples_analysis
     return int(min(n // 2, max(1, math.ceil(tail_s * config.analysis_fs_hz))))
 

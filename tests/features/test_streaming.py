@@ -1,5 +1,9 @@
 """Band power of known signals, live == offline, and the decimated path vs a full-rate FFT."""
 
+import os
+import threading
+import time
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -249,3 +253,33 @@ def test_feature_memory_bytes_bounds_what_the_features_allocate(kwargs, n_channe
     finally:
         tracemalloc.stop()
     assert peak <= feature_memory_bytes(config, n_channels) <= 2.5 * peak
+
+
+def _other_threads_cpu_s() -> float:
+    """CPU seconds (user + system) of every thread of this process but the calling one."""
+    me = threading.get_native_id()
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        if int(task) == me:
+            continue
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_offline_features_keep_blas_on_the_calling_thread():
+    # The head's cross terms at a 12 ms tail are products BLAS would split over two threads,
+    # and its idle workers then spin: offline features took twice their CPU time.
+    config = FeatureConfig(fs_hz=32000.0)
+    x = np.random.default_rng(0).standard_normal((32000 * 12, 64)).astype(np.float32)
+    extract_features(x[:64000], config)
+    others_before, mine_before = _other_threads_cpu_s(), time.thread_time()
+    extract_features(x, config)
+    others, mine = _other_threads_cpu_s() - others_before, time.thread_time() - mine_before
+    assert mine > 0.05
+    assert others < 0.2 * mine, f"other threads used {others:.3f} s beside {mine:.3f} s"
