@@ -138,16 +138,17 @@ def child(mode: str, path: Path, fs_hz: float) -> dict:
         seconds, extra = feats.duration_s, {"windows": int(feats.end_s.size)}
     elif mode == "features_only":
         # the floor: the same features from samples already in memory (10 s, cycled), no reader
-        from rtdecode.features.streaming import StreamingFeatures
+        from rtdecode.features.streaming import StreamingFeatures, one_blas_thread
 
         block = next(_blocks(fs_hz, 64, BLOCK_S)).astype(np.float32) * np.float32(UV_PER_COUNT)
         c0, t0 = os.times(), time.perf_counter()
         extractor = StreamingFeatures(FeatureConfig(fs_hz=fs_hz), block.shape[1])
         n_chunks = int(float(path.name) * fs_hz) // 65536
         rows = []
-        for k in range(n_chunks):
-            at = k * 65536 % (block.shape[0] - 65536)
-            rows += [row for _, row, _ in extractor.push(block[at : at + 65536])]
+        with one_blas_thread():  # as recording_features
+            for k in range(n_chunks):
+                at = k * 65536 % (block.shape[0] - 65536)
+                rows += [row for _, row, _ in extractor.push(block[at : at + 65536])]
         np.stack(rows)
         seconds, extra = n_chunks * 65536 / fs_hz, {"windows": len(rows)}
     elif mode == "read":

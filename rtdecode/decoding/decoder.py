@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pylsl
-from threadpoolctl import threadpool_limits
 
 from rtdecode.acquisition._ringbuffer import OverrunError
 from rtdecode.acquisition.acquisition import LslAcquisition
@@ -32,7 +31,7 @@ from rtdecode.decoding.status import DecoderStatus, Observation
 from rtdecode.decoding.step import DecodeStep
 from rtdecode.decoding.watchdog import DecoderStalledError, DecodeWatchdog
 from rtdecode.features.quality import QualityConfig
-from rtdecode.features.streaming import StreamingFeatures
+from rtdecode.features.streaming import StreamingFeatures, one_blas_thread
 from rtdecode.outputs.decisions import Decision, DecisionOutputs
 from rtdecode.streams import DECODER_STALLED, NO_SIGNAL
 
@@ -234,9 +233,7 @@ class Decoder:
     def start(self) -> Decoder:
         if self._thread is not None:
             raise RuntimeError("decoder already started")
-        # One BLAS thread: above ~100 channels OpenBLAS threads the feature stage's small
-        # products, and its idle workers spin between calls (a whole core at 128 ch, no gain).
-        threadpool_limits(limits=1, user_api="blas")
+        one_blas_thread()  # for the process: the feature stage's products (see its notes)
         if not self.acquisition.alive:
             self.acquisition.start()
         self.outputs.log_event(

@@ -22,7 +22,7 @@ import numpy as np
 
 from rtdecode.config import FeatureConfig
 from rtdecode.features.quality import QualityConfig
-from rtdecode.features.streaming import StreamingFeatures
+from rtdecode.features.streaming import StreamingFeatures, one_blas_thread
 from rtdecode.offline.recordings import DataError, Segment, open_recording
 
 __all__ = [
@@ -256,16 +256,17 @@ def recording_features(
 
         bar = tqdm(total=round(rec.n_samples / rec.fs_hz), desc=rec.path.name, unit="s")
     extractor = StreamingFeatures(config, rec.n_channels)
-    for start, stop in rec.runs():
-        # after a gap the windows start afresh, as live: none spans it
-        extractor.reset()
-        chunks = rec.chunks(chunk_samples, start, stop)
-        if bar is not None:
-            chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
-        for chunk in chunks:
-            for end_sample, row, _ in extractor.push(chunk):
-                ends.append(start + end_sample)
-                rows.append(row)
+    with one_blas_thread():  # see its notes
+        for start, stop in rec.runs():
+            # after a gap the windows start afresh, as live: none spans it
+            extractor.reset()
+            chunks = rec.chunks(chunk_samples, start, stop)
+            if bar is not None:
+                chunks = _counting(chunks, lambda n: bar.update(n / rec.fs_hz))
+            for chunk in chunks:
+                for end_sample, row, _ in extractor.push(chunk):
+                    ends.append(start + end_sample)
+                    rows.append(row)
     if bar is not None:
         bar.close()
     if not rows:

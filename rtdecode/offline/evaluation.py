@@ -277,7 +277,7 @@ def decode_recording(
     so no decision spans it.
     """
     from rtdecode.acquisition._ringbuffer import RingBuffer
-    from rtdecode.features.streaming import StreamingFeatures
+    from rtdecode.features.streaming import StreamingFeatures, one_blas_thread
 
     contract = model.contract
     model.check_stream(
@@ -307,47 +307,48 @@ def decode_recording(
     phase = engine is not None and engine.has_phase_rules
     triggers = []
     ends, probas, states, changed, goods = [], [], [], [], []
-    for origin, stop in recording.runs():
-        if origin > 0:
-            # a gap: the windows start afresh and the next decision re-announces the state,
-            # as the live decoder does (Decoder._restart_features)
-            features.reset()
-            step.reset()
-        for chunk in recording.chunks(chunk_samples, origin, stop):
-            n = chunk.shape[0]
-            first = ring.written
-            stamps = recording.times_s(first, first + n)
-            ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
-            blocks = (b for b, _ in ring.segments(first, ring.written))
-            if phase:
-                # the phase rules see the analysis-rate samples as live (Decoder._loop), a hop at
-                # a time: the features keep no more than a window of them
-                rows = []
-                for piece in _pieces(blocks, config.hop_samples):
-                    made = features.analysis_samples
-                    rows += features.push(piece)
-                    if features.analysis_samples > made:
-                        stop = origin + features.analysis_samples * config.decimation
-                        made = features.analysis_samples - made
-                        engine.push_signal(features.recent_analysis(made), stop)
-            else:
-                rows = features.push_blocks(blocks)
-            for row_end, row, verdict in rows:
-                end_sample = origin + row_end
-                if engine is not None and engine.blanked(end_sample):
-                    continue
-                result = step.decide(row, verdict.good_fraction)
-                if result is None:
-                    continue  # the model gave no probabilities (counted by the step), as live
-                probs, state, did_change = result
-                if engine is not None:
-                    end_s = float(recording.end_time_s(np.array([end_sample]))[0])
-                    triggers += engine.decide(end_sample, end_s, state)
-                goods.append(verdict.good_fraction)
-                ends.append(end_sample)
-                probas.append(probs)
-                states.append(state)
-                changed.append(did_change)
+    with one_blas_thread():  # see its notes
+        for origin, stop in recording.runs():
+            if origin > 0:
+                # a gap: the windows start afresh and the next decision re-announces the state,
+                # as the live decoder does (Decoder._restart_features)
+                features.reset()
+                step.reset()
+            for chunk in recording.chunks(chunk_samples, origin, stop):
+                n = chunk.shape[0]
+                first = ring.written
+                stamps = recording.times_s(first, first + n)
+                ring.write(np.ascontiguousarray(chunk, dtype=np.float32), stamps)
+                blocks = (b for b, _ in ring.segments(first, ring.written))
+                if phase:
+                    # the phase rules see the analysis-rate samples as live (Decoder._loop), a hop at
+                    # a time: the features keep no more than a window of them
+                    rows = []
+                    for piece in _pieces(blocks, config.hop_samples):
+                        made = features.analysis_samples
+                        rows += features.push(piece)
+                        if features.analysis_samples > made:
+                            stop = origin + features.analysis_samples * config.decimation
+                            made = features.analysis_samples - made
+                            engine.push_signal(features.recent_analysis(made), stop)
+                else:
+                    rows = features.push_blocks(blocks)
+                for row_end, row, verdict in rows:
+                    end_sample = origin + row_end
+                    if engine is not None and engine.blanked(end_sample):
+                        continue
+                    result = step.decide(row, verdict.good_fraction)
+                    if result is None:
+                        continue  # the model gave no probabilities (counted by the step), as live
+                    probs, state, did_change = result
+                    if engine is not None:
+                        end_s = float(recording.end_time_s(np.array([end_sample]))[0])
+                        triggers += engine.decide(end_sample, end_s, state)
+                    goods.append(verdict.good_fraction)
+                    ends.append(end_sample)
+                    probas.append(probs)
+                    states.append(state)
+                    changed.append(did_change)
     end_samples = np.array(ends, dtype=np.int64)
     return DecodedRecording(
         end_samples=end_samples,

@@ -18,28 +18,6 @@ numpy version (a dozen small array operations, caches cold after the decode thre
 from libc.math cimport log10
 from scipy.linalg.cython_blas cimport sgemm
 
-# OpenBLAS runs a product on one thread while m * n * k <= 65536 * 4 (its SMP threshold). Above,
-# a second core woke for every window: with a 12 ms tail offline features took twice the CPU
-# time (47x real time per CPU-second against 105x at 64 ch) and live a core spun after each
-# window. Products are therefore issued in column blocks under this size.
-cdef long _ONE_THREAD_MNK = 65536 * 4
-
-
-cdef inline void _sgemm_one_thread(int gm, int gn, int gk, const float* a, int lda,
-                                   const float* b, int ldb, float* c, int ldc) noexcept nogil:
-    """``C = A . B`` (column-major, BLAS's terms), as products small enough for one thread."""
-    cdef float one = 1.0, zero = 0.0
-    cdef char no = b'N'
-    cdef long per_column = <long>gm * gk
-    cdef int block = <int>max(1, _ONE_THREAD_MNK // per_column if per_column > 0 else gn)
-    cdef int first = 0, width
-    while first < gn:
-        width = min(block, gn - first)
-        # (BLAS's prototype lacks const; it only reads a and b)
-        sgemm(&no, &no, &gm, &width, &gk, &one, <float*>a, &lda,
-              <float*>(b + <long>first * ldb), &ldb, &zero, c + <long>first * ldc, &ldc)
-        first += width
-
 
 def finish_bands(const float[:, :] tail, const float[::1] tail_taper,
                  const float[:, ::1] quad_all, float[:, ::1] tapered, float[:, ::1] tail_quad,
@@ -76,6 +54,8 @@ def finish_bands(const float[:, :] tail, const float[::1] tail_taper,
     cdef double acc, total
     cdef double power[64]
     cdef int gm, gn, gk, lda, ldb, ldc
+    cdef float one = 1.0, zero = 0.0
+    cdef char no = b'N'
     cdef const float* src
     if n_bands > 64:
         raise ValueError("finish_bands: at most 64 bands")
@@ -101,8 +81,8 @@ def finish_bands(const float[:, :] tail, const float[::1] tail_taper,
         # tail_quad^T = quad_all^T . tapered^T
         gm, gn, gk = <int>(n_bands * m), <int>n_ch, <int>m
         lda, ldb, ldc = <int>(n_bands * m), <int>m, <int>(n_bands * m)
-        _sgemm_one_thread(gm, gn, gk, &quad_all[0, 0], lda, &tapered[0, 0], ldb,
-                          &tail_quad[0, 0], ldc)
+        sgemm(&no, &no, &gm, &gn, &gk, &one, <float*>&quad_all[0, 0], &lda,
+              &tapered[0, 0], &ldb, &zero, &tail_quad[0, 0], &ldc)
     with nogil:
         for c in range(n_ch):
             total = 0.0
@@ -180,9 +160,11 @@ def head_terms(const float[:, ::1] spectrum, const double[::1] bin_scale,
     cdef Py_ssize_t n_bands = band_bins.shape[0], m = cross.shape[2]
     cdef Py_ssize_t b, c, k, lo, hi, row = 0
     cdef int gm, gn, gk, lda, ldb, ldc
+    cdef float one = 1.0, zero = 0.0
     cdef double a0, a1, a2, a3
     cdef const float* spec_row
     cdef const double* sc
+    cdef char no = b'N'
     if (cross.shape[0] != n_bands or cross.shape[1] != n_ch or head.shape[0] != n_ch
             or head.shape[1] != n_bands or bases.shape[1] != m
             or 2 * bin_scale.shape[0] > width or band_bins.shape[1] != 2):
@@ -205,8 +187,9 @@ def head_terms(const float[:, ::1] spectrum, const double[::1] bin_scale,
             # in BLAS's column-major terms, cross[b]^T = basis^T . spectrum[:, 2lo:2hi]^T
             gm, gn, gk = <int>m, <int>n_ch, <int>(2 * (hi - lo))
             lda, ldb, ldc = <int>m, <int>width, <int>m
-            _sgemm_one_thread(gm, gn, gk, &bases[row, 0], lda, &spectrum[0, 2 * lo], ldb,
-                              &cross[b, 0, 0], ldc)
+            # (BLAS's prototype lacks const; it only reads these two)
+            sgemm(&no, &no, &gm, &gn, &gk, &one, <float*>&bases[row, 0], &lda,
+                  <float*>&spectrum[0, 2 * lo], &ldb, &zero, &cross[b, 0, 0], &ldc)
             row += 2 * (hi - lo)
             for c in range(n_ch):
                 spec_row = &spectrum[c, 0]
