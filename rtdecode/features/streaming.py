@@ -53,9 +53,9 @@ _TAIL_S = 0.004
 # ... and at least this: sources push blocks (10 ms is common); the head's point must come in an
 # earlier block than the window's end, or the head's FFT lands on the latency path (64 ch x 32 kHz
 # in 10 ms chunks: excess over the floor p50 1.3-2.0 ms with a 4 ms tail, 0.35-0.8 ms with 12 ms).
-# Its cost: offline features at 87x real time per CPU-second instead of 104x (64 ch, the head's
-# cross terms grow with the tail). 36 ms (Open Ephys's 1024-sample blocks) gained 0.3 ms at 32 ms
-# chunks for ~0.01 core more.
+# Its cost: ~0.005 core live at 64 ch (the head's cross terms grow with the tail), none offline
+# with BLAS on one thread. 36 ms (Open Ephys's 1024-sample blocks) gained 0.3 ms at 32 ms chunks
+# for ~0.01 core more.
 _TAIL_MIN_S = 0.012
 _TAIL_CHANNELS = 170
 
