@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sources.py [--seconds 40] [--quick] [--cells NAME,...] [--list]
                                        [--data DIR | --no-real-data] [--record]
+                                       [--realtime PRIORITY]
 
 The matrix (``--list`` prints it): 64 ch x 32 kHz noise in chunks of 1, 10 and 32 ms with
 timestamps taken at the push (``push_chunk(x, local_clock())``), nominal timestamps
@@ -82,6 +83,7 @@ from bench_decoder import machine  # noqa: E402
 from bench_scaling import make_model  # noqa: E402
 
 from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.common.threads import run_at_realtime_priority
 from rtdecode.streams import SCORES_STREAM_NAME, output_source_id
 
 HERE = Path(__file__).resolve().parent
@@ -589,9 +591,16 @@ def _pct(x: np.ndarray, q: float) -> float:
 
 
 def run_cell(
-    cell: Cell, seconds: float, warmup_s: float, cache: Path, data_dir: Path | None, folder: Path
+    cell: Cell,
+    seconds: float,
+    warmup_s: float,
+    cache: Path,
+    data_dir: Path | None,
+    folder: Path,
+    realtime: int | None = None,
 ) -> dict[str, Any]:
-    """Run one cell (source, relay, decoder, this process as the consumer) and measure it."""
+    """Run one cell (source, relay, decoder, this process as the consumer) and measure it;
+    with ``realtime``, the decoder (``--realtime``) and the relay at that SCHED_FIFO priority."""
     from rtdecode.decoding.model import OnnxModel
 
     model = model_for(cell, cache)
@@ -615,14 +624,18 @@ def run_cell(
     receivers: list[_Receiver] = []
     try:
         _line(source, "ready", 120)
-        relay = subprocess.Popen(me + ["relay", "--name", name], stdout=subprocess.PIPE, text=True)
+        rt = [] if realtime is None else ["--realtime", str(realtime)]
+        relay = subprocess.Popen(
+            me + ["relay", "--name", name] + rt, stdout=subprocess.PIPE, text=True
+        )
         procs.append(relay)
         _line(relay, "ready", 60)
         with open(folder / f"{cell.name}-decoder.out", "w") as out:
             decoder = subprocess.Popen(
                 RT
                 + ["run", "--model", str(model), "--source", name, "--headless"]
-                + ["--status-every", "0", "--log", str(log)],
+                + ["--status-every", "0", "--log", str(log)]
+                + rt,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=PACKAGE_PARENT,
@@ -885,6 +898,13 @@ def main() -> None:
         "--no-real-data", action="store_true", help="leave out the cells that play a recording"
     )
     ap.add_argument("--record", action="store_true", help="append the run to results/")
+    ap.add_argument(
+        "--realtime",
+        type=int,
+        default=None,
+        metavar="PRIORITY",
+        help="the decoder (rtdecode run --realtime) and the relay at this SCHED_FIFO priority",
+    )
     # the roles' own
     ap.add_argument("--cell", default=None)
     ap.add_argument("--name", default=None)
@@ -894,6 +914,8 @@ def main() -> None:
     if a.role != "bench":
         signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
         if a.role == "relay":
+            if a.realtime is not None:  # the floor scheduled as the decoder is
+                run_at_realtime_priority(a.realtime)
             run_relay(a.name)
         elif a.role == "wakeprobe":
             run_wake_probe(int(a.name), a.out)
@@ -930,7 +952,7 @@ def main() -> None:
             print(f"{n}: skipped: {reason}", flush=True)
             continue
         try:
-            results[n] = run_cell(cell, seconds, a.warmup, cache, data_dir, folder)
+            results[n] = run_cell(cell, seconds, a.warmup, cache, data_dir, folder, a.realtime)
         except Exception as exc:  # one cell failing is a result; the others still run
             results[n] = {"describe": cell.describe(), "error": f"{type(exc).__name__}: {exc}"}
         f = results[n]
@@ -958,6 +980,7 @@ def main() -> None:
                 "warmup_s": a.warmup,
                 "cells": {n: dataclasses.asdict(BY_NAME[n]) for n in names},
                 "floor": "relay: pull_chunk(timeout, min_samples=1), republished per pull",
+                "realtime_priority": a.realtime,
             },
         )
 

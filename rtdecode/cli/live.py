@@ -253,6 +253,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.realtime is not None:
+        # before any thread starts: liblsl's and the decoder's inherit the policy
+        from rtdecode.common.threads import RealtimeError, run_at_realtime_priority
+
+        try:
+            run_at_realtime_priority(args.realtime)
+        except RealtimeError as exc:
+            raise UsageError(str(exc)) from None
     decoder = _open_decoder(
         args.model,
         selector,
@@ -270,7 +278,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(
         f"rtdecode {__version__}: decoding {decoder.acquisition.name!r} "
         f"({decoder.acquisition.n_channels} ch @ {decoder.acquisition.fs_hz:g} Hz) with "
-        f"{Path(args.model).name}; outlets rtdecode-scores / rtdecode-state",
+        f"{Path(args.model).name}; outlets rtdecode-scores / rtdecode-state"
+        + (f"; real-time priority {args.realtime}" if args.realtime is not None else ""),
         flush=True,
     )
     monitor = _want_monitor(args, default=False)
@@ -383,6 +392,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise UsageError("--screenshot is taken when --duration ends: give --duration")
     # Drawing yields to decoding: on a small machine the decoder's threads must win the CPU
     # whenever they wake (threads started later, liblsl's and Qt's, inherit it)
+    from rtdecode.common.threads import leave_realtime_priority
+
+    leave_realtime_priority()  # started by run --realtime: never at the decoder's priority
     if args.nice:
         from rtdecode.common.threads import run_below_other_threads
 

@@ -129,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fsync the log at most every S seconds (power-cut safety)",
     )
     run.add_argument(
+        "--realtime",
+        type=int,
+        nargs="?",
+        const=50,
+        default=None,
+        metavar="PRIORITY",
+        help="run the decoder's threads at real-time priority (Linux SCHED_FIFO, 1-99, "
+        "default 50): they run as soon as they wake, ahead of the machine's other programs; "
+        "needs root, CAP_SYS_NICE or an rtprio limit",
+    )
+    run.add_argument(
         "--max-age-s",
         type=_positive_float,
         default=1.0,

@@ -26,6 +26,7 @@ from rtdecode.acquisition._ringbuffer import OverrunError
 from rtdecode.acquisition.acquisition import LslAcquisition
 from rtdecode.common.channels import labels_or_default
 from rtdecode.common.memory import resident_zeros
+from rtdecode.common.threads import realtime_record
 from rtdecode.decoding.model import OnnxModel
 from rtdecode.decoding.status import DecoderStatus, Observation
 from rtdecode.decoding.step import DecodeStep
@@ -244,6 +245,7 @@ class Decoder:
             fs_hz=self.acquisition.fs_hz,
             n_channels=self.acquisition.n_channels,
             **({"channel_map": self.channel_map} if self.stream_channels else {}),
+            **realtime_record(),
         )
         self._beat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="rtdecode-decode", daemon=True)
