@@ -390,14 +390,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         ) from None
     if args.screenshot and args.duration is None:
         raise UsageError("--screenshot is taken when --duration ends: give --duration")
-    # Drawing yields to decoding: on a small machine the decoder's threads must win the CPU
-    # whenever they wake (threads started later, liblsl's and Qt's, inherit it)
-    from rtdecode.common.threads import leave_realtime_priority
+    from rtdecode.common.threads import leave_realtime_priority, run_below_other_threads
 
     leave_realtime_priority()  # started by run --realtime: never at the decoder's priority
+    # Drawing yields to decoding: on a small machine the decoder's threads must win the CPU
+    # whenever they wake (threads started later, liblsl's and Qt's, inherit it)
     if args.nice:
-        from rtdecode.common.threads import run_below_other_threads
-
         run_below_other_threads(args.nice)
     try:
         selector = StreamSelector(name=args.source, type=args.source_type, source_id=args.source_id)

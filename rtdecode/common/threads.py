@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 
 __all__ = [
     "RealtimeError",
@@ -79,10 +78,8 @@ def run_at_realtime_priority(priority: int) -> None:
     if policy is None or not hasattr(os, "sched_setscheduler"):
         raise RealtimeError("--realtime needs Linux (SCHED_FIFO); leave it out here")
     try:
-        os.sched_setscheduler(0, policy, os.sched_param(priority))
-        # and the threads libraries started as they were imported (OpenBLAS's workers), so
-        # that no thread of the process is left behind
-        for task in _other_threads():
+        # this thread and those libraries started as they were imported (OpenBLAS's workers)
+        for task in _threads():
             with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 os.sched_setscheduler(task, policy, os.sched_param(priority))
     except PermissionError:
@@ -119,11 +116,9 @@ def leave_realtime_priority() -> None:
         pass
 
 
-def _other_threads() -> list[int]:
-    """Native ids of this process's threads but the calling one (Linux ``/proc``; else none)."""
+def _threads() -> list[int]:
+    """Native ids of this process's threads (Linux ``/proc``), else ``[0]``: the calling one."""
     try:
-        tasks = [int(t) for t in os.listdir("/proc/self/task")]
+        return [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
-        return []
-    me = threading.get_native_id()
-    return [t for t in tasks if t != me]
+        return [0]
