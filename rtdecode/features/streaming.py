@@ -496,8 +496,8 @@ def one_blas_thread() -> threadpool_limits:
 
     The feature stage's matrix products (``BandPower``) are small: from a ~6 ms window tail
     (64 channels) OpenBLAS splits them over two threads, whose idle workers then spin: offline
-    features took twice their CPU time (47x real time per CPU-second against 99x on one
-    thread), live a core spun from 128 channels. The decoder sets it for its process; the
+    features took twice their CPU time (bench_rigs' floor: 47x real time per CPU-second against
+    96x on one thread), live a core spun from 128 channels. The decoder sets it for its process; the
     offline loops (``iter_features``, ``recording_features``, ``decode_recording``) hold it
     within ``with``: a limit set per call would cost more than the products.
     """
