@@ -2,7 +2,7 @@
 byte arriving at the device, beside the floor of the same run.
 
     python benchmarks/bench_stim.py [--seconds 120] [--channels 64] [--rate 32000]
-                                    [--chunk-ms 1] [--record]
+                                    [--chunk-ms 1] [--realtime PRIORITY] [--record]
 
 Four processes, as on a rig: a source (``bench_stim.py source``) pushing 64 ch x 32 kHz of noise
 in 1 ms chunks stamped at their push, whose amplitude switches between two levels every 0.5 s; a
@@ -18,7 +18,9 @@ Per trigger: **latency** = first byte at the device minus the window's last samp
 **floor** = the relay's pull that held that sample returned, minus the same timestamp (the LSL
 hop and the machine's scheduling, with nothing computed); **excess** = latency - floor.
 **Write after decision** = the command's write minus the moment the decision was made
-(``decision_to_write_ms - age_ms`` from the decision log). Every trigger is accounted for: the log's
+(``decision_to_write_ms - age_ms`` from the decision log). With ``--realtime N`` the decoder
+(``rtdecode run --realtime N``), the relay and the device's process run at that ``SCHED_FIFO``
+priority, the source at normal priority (as another program on the machine). Every trigger is accounted for: the log's
 trigger lines, the device's commands and their acknowledgements must agree. ``--record`` appends
 the run to ``benchmarks/results/bench_stim.jsonl``.
 """
@@ -40,6 +42,7 @@ from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
 from bench_decoder import machine  # noqa: E402
 
 from rtdecode.cli.common import PACKAGE_PARENT
+from rtdecode.common.threads import run_at_realtime_priority
 from rtdecode.common.channels import default_channel_labels
 from rtdecode.config import DEFAULT_BANDS, FeatureConfig, StateHysteresis
 from rtdecode.decoding.model import ModelContract
@@ -141,13 +144,24 @@ def main() -> None:
     ap.add_argument("--name", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--record", action="store_true", help="append the run to results/")
+    ap.add_argument(
+        "--realtime",
+        type=int,
+        default=None,
+        metavar="PRIORITY",
+        help="the decoder (rtdecode run --realtime), the relay and the device at this SCHED_FIFO "
+        "priority",
+    )
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
     chunk = max(1, round(a.chunk_ms * 1e-3 * a.rate))
     if a.role == "source":
         run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60)
         return
+    rt = [] if a.realtime is None else ["--realtime", str(a.realtime)]
     if a.role == "relay":
+        if a.realtime is not None:  # the floor scheduled as the decoder is
+            run_at_realtime_priority(a.realtime)
         run_relay(a.name, a.out)
         return
 
@@ -163,7 +177,10 @@ def main() -> None:
         me + ["source", *common, "--seconds", str(a.seconds), "--chunk-ms", str(a.chunk_ms)]
     )
     relay_out = tmp / "relay.json"
-    relay = subprocess.Popen(me + ["relay", *common, "--out", str(relay_out)])
+    relay = subprocess.Popen(me + ["relay", *common, "--out", str(relay_out), *rt])
+    if a.realtime is not None:
+        # this process stands in for the board, whose microcontroller waits for nobody
+        run_at_realtime_priority(a.realtime)
     log = tmp / "decisions.jsonl"
     with PtyTriggerDevice() as device:
         rules = tmp / "rules.toml"
@@ -175,7 +192,8 @@ def main() -> None:
         decoder = subprocess.run(
             RT
             + ["run", "--model", str(model), "--source", name, "--headless", "--status-every", "0"]
-            + ["--stim", str(rules), "--log", str(log), "--duration", str(a.seconds)],
+            + ["--stim", str(rules), "--log", str(log), "--duration", str(a.seconds)]
+            + rt,
             cwd=PACKAGE_PARENT,
             capture_output=True,
             text=True,
@@ -269,6 +287,7 @@ def main() -> None:
                 "chunk_ms": a.chunk_ms,
                 "seconds": a.seconds,
                 "device": "PtyTriggerDevice (pseudo-terminal)",
+                "realtime_priority": a.realtime,
             },
         )
 
