@@ -46,6 +46,7 @@ __all__ = [
     "Ack",
     "STATUS_TEXT",
     "encode_command",
+    "with_seq",
     "decode_command",
     "encode_ack",
     "AckParser",
@@ -132,6 +133,15 @@ def encode_command(cmd: Command) -> bytes:
         cmd.pulses,
     )
     return bytes([HOST_SYNC]) + body + bytes([_xor(body)])
+
+
+def with_seq(frame: bytes, seq: int) -> bytes:
+    """An encoded command with its sequence number replaced by ``seq`` (0-255), the checksum
+    kept right: a trigger's frame is encoded once and only its number changes per send."""
+    out = bytearray(frame)
+    out[11] ^= out[2] ^ seq
+    out[2] = seq
+    return bytes(out)
 
 
 def decode_command(frame: bytes) -> Command | None:

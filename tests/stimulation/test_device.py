@@ -4,6 +4,7 @@ a silent device, an unplugged port, and the byte protocol itself."""
 import os
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -17,6 +18,7 @@ from rtdecode.stimulation.protocol import (
     decode_command,
     encode_ack,
     encode_command,
+    with_seq,
 )
 from rtdecode.stimulation.rules import OutputConfig
 
@@ -73,6 +75,9 @@ def test_frames_round_trip_and_noise_is_skipped():
     frame = encode_command(cmd)
     assert len(frame) == 12 and decode_command(frame) == cmd
     assert decode_command(frame[:-1] + bytes([frame[-1] ^ 1])) is None  # checksum
+    # a frame encoded once, renumbered per send, is the frame of the renumbered command
+    for seq in range(256):
+        assert with_seq(frame, seq) == encode_command(replace(cmd, seq=seq))
     parser = AckParser()
     acks = parser.feed(
         b"\x5a\x00garbage" + encode_ack(Ack(7, 0, 2**32 + 5)) + encode_ack(Ack(8, 3, 9))[:4]
