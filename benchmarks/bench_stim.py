@@ -3,37 +3,52 @@ byte arriving at the device, beside the floor of the same run.
 
     python benchmarks/bench_stim.py [--seconds 120] [--channels 64] [--rate 32000]
                                     [--chunk-ms 1] [--realtime PRIORITY] [--record]
+    python benchmarks/bench_stim.py idle [--record]
 
 Four processes, as on a rig: a source (``bench_stim.py source``) pushing 64 ch x 32 kHz of noise
 in 1 ms chunks stamped at their push, whose amplitude switches between two levels every 0.5 s; a
 real ``rtdecode run --stim`` with a model trained here to tell the two levels apart (state model,
 no hysteresis: a state change at every switch) and a rule per state (``enter:``: a pulse at each
 change); a floor relay (``bench_stim.py relay``) that reads the same stream and computes nothing,
-noting when each pull returned and the timestamps it held; and this process, holding the trigger
-device on a pseudo-terminal (``rtdecode.stimulation.emulator``), which notes when each command's
-first byte arrives.
+republishing each pull's timestamps on a pseudo-terminal of its own; and this process, holding
+the trigger device on a pseudo-terminal (``rtdecode.stimulation.emulator``), which notes when
+each command's first byte arrives, and the floor's port, read the same way.
 
 Per trigger: **latency** = first byte at the device minus the window's last sample's timestamp
 (the source stamps a chunk at its push, so that is the push of the window's last sample);
-**floor** = the relay's pull that held that sample returned, minus the same timestamp (the LSL
-hop and the machine's scheduling, with nothing computed); **excess** = latency - floor.
+**floor** = the first byte of the relay's republished frame for the pull that held that sample
+arriving at its own pseudo-terminal (read in this process as the device reads its own), minus the
+same timestamp: the LSL hop, an output hop of the same kind and the machine's scheduling, with
+nothing computed; **excess** = latency - floor. Also shown: when the relay's pull returned (the
+floor without an output hop, as recorded before 2026-12-03 19:45).
 **Write after decision** = the command's write minus the moment the decision was made
 (``decision_to_write_ms - age_ms`` from the decision log). With ``--realtime N`` the decoder
 (``rtdecode run --realtime N``), the relay and the device's process run at that ``SCHED_FIFO``
-priority, the source at normal priority (as another program on the machine). Every trigger is accounted for: the log's
-trigger lines, the device's commands and their acknowledgements must agree. ``--record`` appends
+priority, the source at normal priority (as another program on the machine). Every trigger is
+accounted for: the log's trigger lines, the device's commands and their acknowledgements must agree. ``--record`` appends
 the run to ``benchmarks/results/bench_stim.jsonl``.
+
+``idle``: what the decision's own work (the window's last chunk through the features, then the
+model) costs in this process when the thread was idle before it, as the decode thread is
+between hops: the same model and samples, the window-ending chunk pushed right after the
+previous chunk, or after sleeping 1, 10 or 50 ms. Recorded in ``results/bench_stim_idle.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pty
+import select
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tty
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +57,8 @@ from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
 from bench_decoder import machine  # noqa: E402
 
 from rtdecode.cli.common import PACKAGE_PARENT
-from rtdecode.common.threads import run_at_realtime_priority
 from rtdecode.common.channels import default_channel_labels
+from rtdecode.common.threads import run_at_realtime_priority
 from rtdecode.config import DEFAULT_BANDS, FeatureConfig, StateHysteresis
 from rtdecode.decoding.model import ModelContract
 from rtdecode.features.streaming import extract_features
@@ -54,6 +69,7 @@ RT = [sys.executable, "-m", "rtdecode"]
 SWITCH_S = 0.5  # the source's amplitude changes this often
 LOUD = 4.0
 _STOP: list = []
+_FLOOR_FRAME = struct.Struct("<dd")  # a pull's first and last timestamps
 
 
 def noise(n: int, n_channels: int, start: int, fs_hz: float, rng) -> np.ndarray:
@@ -116,13 +132,15 @@ def run_source(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: fl
         k += 1
 
 
-def run_relay(name: str, out: str) -> None:
-    """The floor: read the stream, compute nothing; note when each pull returned, with the first
-    and last timestamps it held (written to ``out`` as JSON when stopped)."""
+def run_relay(name: str, out: str, floor_port: str) -> None:
+    """The floor: read the stream, compute nothing, and republish each pull's first and last
+    timestamps on ``floor_port`` (a pseudo-terminal, as the device's), noting when each pull
+    returned (written to ``out`` as JSON when stopped)."""
     info = pylsl.resolve_byprop("name", name, timeout=20)[0]
     inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=0)
     n = info.channel_count()
     buf = np.empty((4096, n), dtype=np.float32)
+    port = os.open(floor_port, os.O_WRONLY | os.O_NOCTTY)
     pulls = []
     while not _STOP:
         # wait in pull_sample (pull_chunk with a timeout waits for a full buffer), then drain
@@ -130,19 +148,116 @@ def run_relay(name: str, out: str) -> None:
         if sample is None:
             continue
         _, got = inlet.pull_chunk(timeout=0.0, max_samples=4096, dest_obj=buf)
-        pulls.append((pylsl.local_clock(), ts, float(got[-1]) if got else ts))
+        last = float(got[-1]) if got else ts
+        os.write(port, _FLOOR_FRAME.pack(ts, last))
+        pulls.append((pylsl.local_clock(), ts, last))
+    os.close(port)
     Path(out).write_text(json.dumps(pulls))
+
+
+class FloorPort:
+    """The floor's end of the relay's republishing: a pseudo-terminal read as the device reads
+    its own, noting when each frame's first byte arrived (LSL clock) with its timestamps."""
+
+    def __init__(self) -> None:
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        self.frames: list[tuple[float, float, float]] = []  # (arrived, first ts, last ts)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        buf, first_t = b"", 0.0
+        size = _FLOOR_FRAME.size
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._master], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._master, 4096)
+            except OSError:
+                continue  # the relay closed its side
+            if not buf:
+                first_t = pylsl.local_clock()
+            buf += data
+            while len(buf) >= size:
+                first, last = _FLOOR_FRAME.unpack(buf[:size])
+                self.frames.append((first_t, first, last))
+                buf = buf[size:]
+                first_t = pylsl.local_clock()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        os.close(self._master)
+        os.close(self._slave)
+
+
+def run_idle(n_channels: int, fs_hz: float, chunk: int, record_it: bool) -> None:
+    """The decision's work, after the thread idled for 0, 1, 10 or 50 ms (see the docstring)."""
+    from rtdecode.decoding.model import OnnxModel
+    from rtdecode.features.streaming import StreamingFeatures, one_blas_thread
+
+    model = OnnxModel(
+        make_model(Path(tempfile.gettempdir()) / f"bench_stim_{n_channels}.onnx", n_channels, fs_hz)
+    )
+    config = model.contract.features
+    x = noise(int(40 * config.hop_s * fs_hz), n_channels, 0, fs_hz, np.random.default_rng(2))
+    figures: dict = {}
+    print("| idle before the window's last chunk | features p50 / p90 ms | model p50 / p90 ms |")
+    print("|---|---|---|")
+    with one_blas_thread():
+        for idle_ms in (0, 1, 10, 50):
+            features = StreamingFeatures(config, n_channels)
+            feat, score = [], []
+            for _ in range(3 if idle_ms < 50 else 1):
+                for k in range(0, len(x) - chunk + 1, chunk):
+                    ends = (
+                        features.samples_in
+                        < features.next_decision_sample()
+                        <= (features.samples_in + chunk)
+                    )
+                    if ends and idle_ms:
+                        time.sleep(idle_ms * 1e-3)
+                    t0 = time.perf_counter()
+                    rows = features.push(x[k : k + chunk])
+                    t1 = time.perf_counter()
+                    for row in rows:
+                        t2 = time.perf_counter()
+                        model.predict_proba(row.features[None, :])
+                        score.append(time.perf_counter() - t2)
+                        feat.append(t1 - t0)
+            f_ms, m_ms = np.array(feat[5:]) * 1e3, np.array(score[5:]) * 1e3
+            p = lambda v, q: float(np.percentile(v, q))  # noqa: E731
+            print(
+                f"| {idle_ms} ms ({f_ms.size} windows) | {p(f_ms, 50):.3f} / {p(f_ms, 90):.3f} "
+                f"| {p(m_ms, 50):.3f} / {p(m_ms, 90):.3f} |"
+            )
+            for name, v in (("features", f_ms), ("model", m_ms)):
+                figures[f"{name}_after_{idle_ms}ms_p50_ms"] = p(v, 50)
+                figures[f"{name}_after_{idle_ms}ms_p90_ms"] = p(v, 90)
+    if record_it:
+        record(
+            "bench_stim_idle",
+            figures,
+            setup={"channels": n_channels, "rate_hz": fs_hz, "chunk_samples": chunk},
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("role", nargs="?", choices=("bench", "source", "relay"), default="bench")
+    ap.add_argument(
+        "role", nargs="?", choices=("bench", "source", "relay", "idle"), default="bench"
+    )
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--rate", type=float, default=32000.0)
     ap.add_argument("--chunk-ms", type=float, default=1.0)
     ap.add_argument("--name", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--floor-port", default=None)
     ap.add_argument("--record", action="store_true", help="append the run to results/")
     ap.add_argument(
         "--realtime",
@@ -159,10 +274,14 @@ def main() -> None:
         run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60)
         return
     rt = [] if a.realtime is None else ["--realtime", str(a.realtime)]
+    if a.role == "idle":
+        print(machine(), flush=True)
+        run_idle(a.channels, a.rate, chunk, a.record)
+        return
     if a.role == "relay":
         if a.realtime is not None:  # the floor scheduled as the decoder is
             run_at_realtime_priority(a.realtime)
-        run_relay(a.name, a.out)
+        run_relay(a.name, a.out, a.floor_port)
         return
 
     print(machine(), flush=True)
@@ -177,7 +296,10 @@ def main() -> None:
         me + ["source", *common, "--seconds", str(a.seconds), "--chunk-ms", str(a.chunk_ms)]
     )
     relay_out = tmp / "relay.json"
-    relay = subprocess.Popen(me + ["relay", *common, "--out", str(relay_out), *rt])
+    floor_port = FloorPort()
+    relay = subprocess.Popen(
+        me + ["relay", *common, "--out", str(relay_out), "--floor-port", floor_port.port, *rt]
+    )
     if a.realtime is not None:
         # this process stands in for the board, whose microcontroller waits for nobody
         run_at_realtime_priority(a.realtime)
@@ -202,6 +324,7 @@ def main() -> None:
     for proc in (relay, source):
         proc.terminate()
         proc.wait(20)
+    floor_port.close()
     if decoder.returncode != 0:
         raise SystemExit(f"rtdecode run failed:\n{decoder.stderr[-3000:]}")
     lines = [json.loads(x) for x in log.read_text().splitlines()]
@@ -209,10 +332,11 @@ def main() -> None:
     triggers = [d for d in lines if d.get("event") == "trigger" and d["action"] == "pulse"]
     acked = sum(1 for d in triggers if d.get("ack", {}).get("status") == "ok")
     pulls = np.array(json.loads(relay_out.read_text()))  # (returned, first ts, last ts)
+    frames = np.array(floor_port.frames)  # (arrived at the floor's port, first ts, last ts)
 
     # drop the first 5 s (connections, caches)
     t_start = triggers[0]["t"] + 5.0 if triggers else 0.0
-    lat, floor, write, age_at, wire = [], [], [], [], []
+    lat, floor, port_floor, write, age_at, wire = [], [], [], [], [], []
     for d, r in zip(triggers, received):
         if d["t"] < t_start:
             continue
@@ -222,13 +346,20 @@ def main() -> None:
             floor.append(pulls[k, 0] - d["t"])
         else:
             floor.append(np.nan)
+        k = np.searchsorted(frames[:, 2], d["t"] - 1e-7)  # its republished frame
+        if k < len(frames) and frames[k, 1] <= d["t"] + 1e-7:
+            port_floor.append(frames[k, 0] - d["t"])
+        else:
+            port_floor.append(np.nan)
         write.append(d["decision_to_write_ms"] - age[d["end_sample"]])
         age_at.append(age[d["end_sample"]])
         wire.append((r.first_byte_t - d["written_t"]) * 1e3)
     lat_ms, floor_ms, write_ms = np.array(lat) * 1e3, np.array(floor) * 1e3, np.array(write)
     age_ms, wire_ms = np.array(age_at), np.array(wire)
+    port_floor_ms = np.array(port_floor) * 1e3
     excess = lat_ms - floor_ms
-    ok = np.isfinite(excess)
+    port_excess = lat_ms - port_floor_ms
+    ok = np.isfinite(port_excess)
 
     def pct(x, q):
         x = x[np.isfinite(x)]
@@ -247,6 +378,11 @@ def main() -> None:
         "excess_p50_ms": pct(excess, 50),
         "excess_p99_ms": pct(excess, 99),
         "excess_max_ms": pct(excess, 100),
+        "port_floor_p50_ms": pct(port_floor_ms, 50),
+        "port_floor_p99_ms": pct(port_floor_ms, 99),
+        "port_excess_p50_ms": pct(port_excess, 50),
+        "port_excess_p99_ms": pct(port_excess, 99),
+        "port_excess_max_ms": pct(port_excess, 100),
         "write_after_decision_p50_ms": pct(write_ms, 50),
         "write_after_decision_p99_ms": pct(write_ms, 99),
         "decision_age_p50_ms": pct(age_ms, 50),
@@ -264,8 +400,10 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, x in (
         ("first byte at the device (rtdecode)", lat_ms),
-        ("floor: a relay's pull returns", floor_ms),
-        ("excess over the floor", excess),
+        ("floor: the relay's republished frame at its port", port_floor_ms),
+        ("**excess over the floor**", port_excess),
+        ("the relay's pull returns", floor_ms),
+        ("excess over the relay's pull", excess),
         ("steps: the decision made (age from the push)", age_ms),
         ("steps: decided -> command handed to the port", write_ms),
         ("steps: handed to the port -> first byte at the device", wire_ms),
