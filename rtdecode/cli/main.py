@@ -30,6 +30,7 @@ from rtdecode.cli.common import (
     _positive_int,
     quiet_liblsl,
 )
+from rtdecode.cli.device import add_device_command, cmd_device
 from rtdecode.cli.live import (
     cmd_demo,
     cmd_info,
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the bundled models (usable by name: --model seizure)")
     add_offline_commands(sub)
+    add_device_command(sub)
     return parser
 
 
@@ -364,6 +366,7 @@ COMMANDS = {
     "models": cmd_models,
     "monitor": cmd_monitor,
     **OFFLINE_COMMANDS,
+    "device": cmd_device,
 }
 
 

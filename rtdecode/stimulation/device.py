@@ -247,6 +247,16 @@ class TriggerDevice:
     def connected(self) -> bool:
         return self._port is not None
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the device has answered and the handshake is done (its watchdog set);
+        whether that happened within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not (self._ready and self._answered.is_set()):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     # Port ------------------------------------------------------------------------------------
     def _open(self) -> None:
         import serial
