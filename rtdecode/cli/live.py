@@ -457,6 +457,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "--first-state-s",
         str(_DEMO_FIRST_STATE_S),
     ]
+    protocol = board = None
+    if args.trigger_on is not None:
+        from rtdecode.stimulation.emulator import PtyTriggerDevice
+        from rtdecode.stimulation.rules import RulesError, protocol_from_flags
+
+        board = PtyTriggerDevice()
+        try:
+            protocol = protocol_from_flags(
+                trigger_on=args.trigger_on,
+                port=board.port,
+                pulse_ms=args.pulse_ms,
+                refractory_s=0.0,
+            )
+            protocol.check_states(contract.classes, contract.task)
+        except RulesError as exc:
+            board.close()
+            raise UsageError(str(exc)) from None
     print(
         f"demo: simulating {args.scenario} ({contract.n_channels} ch @ "
         f"{contract.features.fs_hz:g} Hz) as {name!r}; decoding with {model_path.name} for "
@@ -477,12 +494,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
             log_path=args.log,
             hysteresis_args=None,
             warn_unlabelled=False,  # the simulator and the bundled model: the same channels
+            stim_protocol=protocol,
         )
         agree = total = 0
         last_state = None
+        pulses_seen = 0
 
         def on_status(status) -> None:
-            nonlocal agree, total, last_state
+            nonlocal agree, total, last_state, pulses_seen
+            if board is not None:
+                for r in board.received[pulses_seen:]:
+                    pulses_seen += 1
+                    if r.command.command == b"P":
+                        print(
+                            f"[{time.strftime('%H:%M:%S')}] trigger board: pulse "
+                            f"{r.command.duration_ms} ms on output {r.command.channel}",
+                            flush=True,
+                        )
             if status.state is None:
                 return
             t_end = status.last_timestamp
@@ -517,7 +545,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"{status.missing_samples}, overruns {status.overruns}",
             flush=True,
         )
+        if board is not None:
+            pulses = sum(r.command.command == b"P" for r in board.received)
+            print(
+                f"stimulation: {status.stim.get('sent', 0)} trigger(s) on entering "
+                f"{args.trigger_on}, {pulses} pulse(s) at the emulated board"
+                + ("" if args.log else " (--log PATH keeps each with its latency)"),
+                flush=True,
+            )
     finally:
+        if board is not None:
+            board.close()
         sim.terminate()
         try:
             _, err = sim.communicate(timeout=5)

@@ -229,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--log", type=_non_empty, metavar="PATH", help="append one JSON line per decision here"
     )
+    demo.add_argument(
+        "--trigger-on",
+        type=_non_empty,
+        metavar="STATE",
+        help="a pulse each time the decoded state becomes STATE, to a trigger board emulated on "
+        "a pseudo-terminal (the closed loop without hardware; docs/closed-loop.md)",
+    )
+    demo.add_argument(
+        "--pulse-ms",
+        type=_positive_float,
+        default=10.0,
+        metavar="MS",
+        help="with --trigger-on: the pulse's width (default 10)",
+    )
 
     sim = sub.add_parser(
         "simulate", help="stream synthetic LFP over LSL (with a NAME-truth stream)"

@@ -4,6 +4,7 @@ The board is the firmware's protocol on a pseudo-terminal (``PtyTriggerDevice``,
 device --emulate`` as its own process); the check talks to it through pyserial as ``run`` does.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,31 @@ def test_emulate_prints_its_port_and_what_a_check_makes_it_do(tmp_path):
     assert sum(line.endswith("output 0 HIGH") for line in lines) == 3
     assert "watchdog set to 500 ms" in out and "stopped: " in out
     assert os.path.basename(port) in first
+
+
+def test_demo_closes_the_loop_on_an_emulated_board(tmp_path):
+    log = tmp_path / "demo.jsonl"
+    demo = subprocess.run(
+        RTDECODE
+        + ["demo", "--trigger-on", "seizure", "--pulse-ms", "5", "--duration", "16", "--headless"]
+        + ["--log", str(log)],
+        cwd=PACKAGE_PARENT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "trigger board: pulse 5 ms on output 0" in demo.stdout  # the first seizure, at ~8 s
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    triggers = [d for d in lines if d.get("event") == "trigger"]
+    assert triggers and all(d["state"] == "seizure" and d["pulse_ms"] == 5 for d in triggers)
+    assert all(d["ack"]["status"] == "ok" for d in triggers)
+    assert (
+        f"{len(triggers)} trigger(s) on entering seizure, {len(triggers)} pulse(s)" in demo.stdout
+    )
+
+
+def test_demo_with_a_state_the_model_does_not_decide_is_exit_2(capsys):
+    assert main(["demo", "--trigger-on", "rem", "--scenario", "seizure", "--duration", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "'rem'" in err and "normal" in err and "seizure" in err
