@@ -2,11 +2,12 @@
 byte arriving at the device, beside the floor of the same run.
 
     python benchmarks/bench_stim.py [--seconds 120] [--channels 64] [--rate 32000]
-                                    [--chunk-ms 1] [--realtime PRIORITY] [--record]
+                                    [--chunk-ms 1] [--stamps push|nominal]
+                                    [--realtime PRIORITY] [--record]
     python benchmarks/bench_stim.py idle [--record]
 
 Four processes, as on a rig: a source (``bench_stim.py source``) pushing 64 ch x 32 kHz of noise
-in 1 ms chunks stamped at their push, whose amplitude switches between two levels every 0.5 s; a
+in 1 ms chunks (``--chunk-ms``) stamped at their push (``--stamps``), whose amplitude switches between two levels every 0.5 s; a
 real ``rtdecode run --stim`` with a model trained here to tell the two levels apart (state model,
 no hysteresis: a state change at every switch) and a rule per state (``enter:``: a pulse at each
 change); a floor relay (``bench_stim.py relay``) that reads the same stream and computes nothing,
@@ -15,7 +16,9 @@ the trigger device on a pseudo-terminal (``rtdecode.stimulation.emulator``), whi
 each command's first byte arrives, and the floor's port, read the same way.
 
 Per trigger: **latency** = first byte at the device minus the window's last sample's timestamp
-(the source stamps a chunk at its push, so that is the push of the window's last sample);
+(with 1 ms chunks stamped at their push, about that sample's push; in larger chunks pylsl dates
+the samples before the last back at the nominal rate, and ``--stamps nominal`` sends nominal
+times: the excess below is what compares, both sides sharing the stamp);
 **floor** = the first byte of the relay's republished frame for the pull that held that sample
 arriving at its own pseudo-terminal (read in this process as the device reads its own), minus the
 same timestamp: the LSL hop, an output hop of the same kind and the machine's scheduling, with
@@ -25,8 +28,8 @@ floor without an output hop, as recorded before 2026-12-03 19:45).
 (``decision_to_write_ms - age_ms`` from the decision log). With ``--realtime N`` the decoder
 (``rtdecode run --realtime N``), the relay and the device's process run at that ``SCHED_FIFO``
 priority, the source at normal priority (as another program on the machine). Every trigger is
-accounted for: the log's trigger lines, the device's commands and their acknowledgements must agree. ``--record`` appends
-the run to ``benchmarks/results/bench_stim.jsonl``.
+accounted for: the log's trigger lines, the device's commands and their acknowledgements must
+agree. ``--record`` appends the run to ``benchmarks/results/bench_stim.jsonl``.
 
 ``idle``: what the decision's own work (the window's last chunk through the features, then the
 model) costs in this process when the thread was idle before it, as the decode thread is
@@ -112,8 +115,11 @@ def make_model(path: Path, n_channels: int, fs_hz: float) -> Path:
     return export_onnx(booster, contract, path, X[:20])
 
 
-def run_source(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: float) -> None:
-    """Push the noise in ``chunk``-sample chunks at the nominal rate, each stamped at its push."""
+def run_source(
+    name: str, n_channels: int, fs_hz: float, chunk: int, seconds: float, stamps: str = "push"
+) -> None:
+    """Push the noise in ``chunk``-sample chunks at the nominal rate, each chunk's last sample
+    stamped at its push (``push``) or at its nominal time from the first push (``nominal``)."""
     rng = np.random.default_rng(1)
     pool_n = int(2 * SWITCH_S * fs_hz)  # one quiet and one loud half, looped
     pool = noise(pool_n, n_channels, 0, fs_hz, rng)
@@ -123,12 +129,20 @@ def run_source(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: fl
         max_buffered=30,
     )
     t0, k = time.monotonic(), 0
+    lsl_t0 = pylsl.local_clock()
+    wraps = pool_n % chunk != 0  # a chunk may run over the pool's end (1024-sample blocks)
     while time.monotonic() - t0 < seconds and not _STOP:
         delay = t0 + (k + 1) * chunk / fs_hz - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         at = (k * chunk) % pool_n
-        outlet.push_chunk(pool[at : at + chunk], pylsl.local_clock())
+        block = (
+            pool.take(np.arange(at, at + chunk) % pool_n, axis=0)
+            if wraps
+            else pool[at : at + chunk]
+        )
+        stamp = pylsl.local_clock() if stamps == "push" else lsl_t0 + (k + 1) * chunk / fs_hz
+        outlet.push_chunk(block, stamp)
         k += 1
 
 
@@ -255,6 +269,12 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=64)
     ap.add_argument("--rate", type=float, default=32000.0)
     ap.add_argument("--chunk-ms", type=float, default=1.0)
+    ap.add_argument(
+        "--stamps",
+        choices=("push", "nominal"),
+        default="push",
+        help="the source stamps each chunk at its push (default) or at its nominal time",
+    )
     ap.add_argument("--name", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--floor-port", default=None)
@@ -271,7 +291,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
     chunk = max(1, round(a.chunk_ms * 1e-3 * a.rate))
     if a.role == "source":
-        run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60)
+        run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60, a.stamps)
         return
     rt = [] if a.realtime is None else ["--realtime", str(a.realtime)]
     if a.role == "idle":
@@ -293,7 +313,9 @@ def main() -> None:
     me = [sys.executable, str(Path(__file__).resolve())]
     common = ["--name", name, "--channels", str(a.channels), "--rate", str(a.rate)]
     source = subprocess.Popen(
-        me + ["source", *common, "--seconds", str(a.seconds), "--chunk-ms", str(a.chunk_ms)]
+        me
+        + ["source", *common, "--seconds", str(a.seconds), "--chunk-ms", str(a.chunk_ms)]
+        + ["--stamps", a.stamps]
     )
     relay_out = tmp / "relay.json"
     floor_port = FloorPort()
@@ -391,7 +413,8 @@ def main() -> None:
         "write_to_device_p99_ms": pct(wire_ms, 99),
     }
     print(
-        f"\n{a.channels} ch x {a.rate / 1000:g} kHz, {a.chunk_ms:g} ms chunks, {a.seconds:g} s: "
+        f"\n{a.channels} ch x {a.rate / 1000:g} kHz, {a.chunk_ms:g} ms chunks stamped "
+        f"{a.stamps}, {a.seconds:g} s: "
         f"{len(triggers)} triggers, {len(received)} commands at the device, {acked} acknowledged"
     )
     print(
@@ -423,6 +446,7 @@ def main() -> None:
                 "channels": a.channels,
                 "rate_hz": a.rate,
                 "chunk_ms": a.chunk_ms,
+                "stamps": a.stamps,
                 "seconds": a.seconds,
                 "device": "PtyTriggerDevice (pseudo-terminal)",
                 "realtime_priority": a.realtime,

@@ -186,6 +186,7 @@ def _emulate(duration_s: float | None) -> int:
         print(f"  rtdecode run ... --trigger-port {device.port}", flush=True)
         t0 = pylsl.local_clock()
         seen_cmd = seen_edge = heartbeats = watchdog = 0
+        connected = False  # a host heard since the start, the last all-off or watchdog
         level = [False] * 8
         end = None if duration_s is None else time.monotonic() + duration_s
         try:
@@ -196,9 +197,11 @@ def _emulate(duration_s: float | None) -> int:
                     cmd = r.command
                     if cmd.command == b"B":
                         heartbeats += 1
-                        if heartbeats == 1:
+                        if not connected:
+                            connected = True
                             print(f"{r.first_byte_t - t0:9.3f} s  host connected (heartbeats)")
                         continue
+                    connected = connected and cmd.command != b"X"  # a host's last word
                     print(
                         f"{r.first_byte_t - t0:9.3f} s  {_describe(cmd)}"
                         f"{'' if r.status == 0 else ' -> ' + STATUS_TEXT.get(r.status, '?')}",
@@ -214,6 +217,7 @@ def _emulate(duration_s: float | None) -> int:
                         )
                 if device.watchdog_fired > watchdog:
                     watchdog = device.watchdog_fired
+                    connected = False
                     print(
                         f"{pylsl.local_clock() - t0:9.3f} s  watchdog: no frame from the host "
                         "in time, every output off",

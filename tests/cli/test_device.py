@@ -75,23 +75,25 @@ def test_emulate_prints_its_port_and_what_a_check_makes_it_do(tmp_path):
         first = emulator.stdout.readline()
         assert first.startswith("emulated trigger board on /dev/")
         port = first.split()[4]
-        check = subprocess.run(
-            RTDECODE + ["device", "--port", port, "--pulses", "3", "--pulse-ms", "5"],
-            cwd=PACKAGE_PARENT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert check.returncode == 0, check.stderr
-        assert "3 of 3 acknowledged" in check.stdout
+        for _ in range(2):  # a second session of the host, after the first one's all-off
+            check = subprocess.run(
+                RTDECODE + ["device", "--port", port, "--pulses", "3", "--pulse-ms", "5"],
+                cwd=PACKAGE_PARENT,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert check.returncode == 0, check.stderr
+            assert "3 of 3 acknowledged" in check.stdout
         time.sleep(0.3)
     finally:
         emulator.send_signal(2)  # Ctrl-C: a normal stop
         out, _ = emulator.communicate(timeout=10)
     assert emulator.returncode == 0
     lines = out.splitlines()
-    assert sum("pulse 5 ms on output 0" in line for line in lines) == 3
-    assert sum(line.endswith("output 0 HIGH") for line in lines) == 3
+    assert sum("pulse 5 ms on output 0" in line for line in lines) == 6
+    assert sum(line.endswith("output 0 HIGH") for line in lines) == 6
+    assert sum(line.endswith("host connected (heartbeats)") for line in lines) == 2
     assert "watchdog set to 500 ms" in out and "stopped: " in out
     assert os.path.basename(port) in first
 
