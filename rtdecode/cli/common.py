@@ -29,6 +29,14 @@ class UsageError(Exception):
     """Bad input from the user: printed as one message, exit code 2."""
 
 
+def port_open_error(port: str, exc: BaseException, hint: str = "") -> UsageError:
+    """The exit-2 message for a trigger port that cannot be opened (pyserial's reason kept)."""
+    return UsageError(
+        f"trigger port {port!r} cannot be opened ({exc}); check the device is plugged in and "
+        f"the path (ls /dev/ttyACM* /dev/ttyUSB*){hint}"
+    )
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C (a supervisor stopping us)."""
 

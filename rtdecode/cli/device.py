@@ -23,6 +23,7 @@ from rtdecode.cli.common import (
     _int_at_least,
     _non_empty,
     _positive_float,
+    port_open_error,
 )
 
 __all__ = ["add_device_command", "cmd_device"]
@@ -80,11 +81,12 @@ def cmd_device(args: argparse.Namespace) -> int:
 def _check(port: str, baud: int, n_pulses: int, channel: int, pulse_ms: int) -> int:
     """Handshake, ``n_pulses`` test pulses, their acknowledgements; exit 2 unless all came."""
     from rtdecode.stimulation.device import CommandResult, TriggerDevice
+    from rtdecode.stimulation.emulator import N_CHANNELS
     from rtdecode.stimulation.engine import Trigger
     from rtdecode.stimulation.rules import OutputConfig, RulesError
 
-    if channel > 7:
-        raise UsageError(f"--channel {channel}: the firmware has outputs 0-7")
+    if channel >= N_CHANNELS:
+        raise UsageError(f"--channel {channel}: the firmware has outputs 0-{N_CHANNELS - 1}")
     try:
         config = OutputConfig(port=port, baud=baud)
     except RulesError as exc:
@@ -101,10 +103,7 @@ def _check(port: str, baud: int, n_pulses: int, channel: int, pulse_ms: int) -> 
     try:
         device.start()
     except Exception as exc:  # noqa: BLE001 - pyserial raises SerialException, OSError, ValueError
-        raise UsageError(
-            f"trigger port {port!r} cannot be opened ({exc}); check the board is plugged in "
-            "and the path (ls /dev/ttyACM* /dev/ttyUSB*)"
-        ) from None
+        raise port_open_error(port, exc) from None
     try:
         if not device.wait_ready(_ANSWER_S):
             raise UsageError(
@@ -178,7 +177,7 @@ def _report(port: str, n_pulses: int, results: list, low_latency: bool) -> int:
 
 def _emulate(duration_s: float | None) -> int:
     """A board on a pseudo-terminal: print its path, then what it receives and does."""
-    from rtdecode.stimulation.emulator import PtyTriggerDevice
+    from rtdecode.stimulation.emulator import N_CHANNELS, PtyTriggerDevice
     from rtdecode.stimulation.protocol import STATUS_TEXT
 
     with PtyTriggerDevice() as device:
@@ -187,7 +186,7 @@ def _emulate(duration_s: float | None) -> int:
         t0 = pylsl.local_clock()
         seen_cmd = seen_edge = heartbeats = watchdog = 0
         connected = False  # a host heard since the start, the last all-off or watchdog
-        level = [False] * 8
+        level = [False] * N_CHANNELS
         end = None if duration_s is None else time.monotonic() + duration_s
         try:
             while end is None or time.monotonic() < end:

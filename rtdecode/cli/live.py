@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 
 from rtdecode import __version__
-from rtdecode.cli.common import EXIT_OK, PACKAGE_PARENT, UsageError, _parse_channel_map
+from rtdecode.cli.common import (
+    EXIT_OK,
+    PACKAGE_PARENT,
+    UsageError,
+    _parse_channel_map,
+    port_open_error,
+)
 
 logger = logging.getLogger("rtdecode")
 
@@ -196,10 +202,8 @@ def _start_stimulator(protocol, model, acquisition, outputs, feature_channels):
         stimulator.close()
         outputs.close()
         acquisition.close()
-        raise UsageError(
-            f"trigger port {protocol.output.port!r} cannot be opened ({exc}); check the device is "
-            "plugged in and the path (ls /dev/ttyACM* /dev/ttyUSB*), or leave the port out for a "
-            "dry run"
+        raise port_open_error(
+            protocol.output.port, exc, ", or leave the port out for a dry run"
         ) from None
     rules = ", ".join(f"{r.name} ({r.when})" for r in protocol.rules)
     where = protocol.output.port or "no device (dry run: log and rtdecode-stim markers only)"

@@ -110,6 +110,11 @@ def _frame(
     return encode_command(Command(kind, 0, channel, delay_ms, duration_ms, period_ms, pulses))
 
 
+def _trigger_frame(trig: Trigger, seq: int) -> bytes:
+    """The frame of a trigger's command with sequence number ``seq``."""
+    return with_seq(_frame(*_fields(trig)), seq)
+
+
 class TriggerDevice:
     """A trigger device on a serial port (the firmware in ``firmware/``).
 
@@ -183,7 +188,7 @@ class TriggerDevice:
 
     def _write_now(self, trig: Trigger) -> bool:
         """Write a trigger's command without blocking (under the lock); whether it went."""
-        frame = with_seq(_frame(*_fields(trig)), (self._seq % 255) + 1)
+        frame = _trigger_frame(trig, (self._seq % 255) + 1)
         # stamped as the command is handed to the driver: the write itself may yield the CPU to
         # the process that reads the port (a pseudo-terminal's), which is the port's delay
         written = pylsl.local_clock()
@@ -317,7 +322,7 @@ class TriggerDevice:
             try:
                 self._write(Command(b"W", self._next_seq(), duration_ms=self.config.watchdog_ms))
                 for trig in self._gates.values():  # a gate that was on when the port went away
-                    self._write_frame(with_seq(_frame(*_fields(trig)), self._next_seq()))
+                    self._write_frame(_trigger_frame(trig, self._next_seq()))
             except Exception as exc:  # noqa: BLE001
                 err = exc
             else:
@@ -408,7 +413,7 @@ class TriggerDevice:
             else:
                 seq = self._next_seq()
                 try:
-                    written = self._write_frame(with_seq(_frame(*_fields(trig)), seq))
+                    written = self._write_frame(_trigger_frame(trig, seq))
                 except Exception as exc:  # noqa: BLE001 - reported, retried by reopening
                     error = f"not written: {type(exc).__name__}: {exc}"
                 else:
