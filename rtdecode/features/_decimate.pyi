@@ -3,12 +3,23 @@
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+KERNEL: str  # the inner kernel this CPU runs: "avx2+fma" or "portable"
+KERNELS: tuple[str, ...]
+
 class FirDecimator:
     """Stateful, causal FIR decimator of multichannel float32 streams (chunking-invariant)."""
 
     def __init__(
-        self, taps: ArrayLike, factor: int, n_channels: int, block: int = 4096
+        self,
+        taps: ArrayLike,
+        factor: int,
+        n_channels: int,
+        block: int = 4096,
+        kernel: str = "auto",
     ) -> None: ...
+    @property
+    def kernel(self) -> str:
+        """The inner kernel this decimator runs: "avx2+fma" or "portable"."""
     @property
     def factor(self) -> int:
         """The decimation factor."""

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from rtdecode.features._decimate import FirDecimator
+from rtdecode.features._decimate import KERNEL, FirDecimator
+
+# the portable kernel always; this CPU's own too when it is another (AVX2 + FMA on x86-64)
+_KERNELS = ["portable"] + (["auto"] if KERNEL != "portable" else [])
 
 
 def _reference(x, taps, factor):
@@ -17,11 +20,13 @@ def _reference(x, taps, factor):
 
 @pytest.mark.parametrize("factor, n_taps", [(1, 1), (4, 24), (16, 192), (5, 7)])
 @pytest.mark.parametrize("n_ch", [5, 16, 37, 64])  # the kernel sums 16 channels at a time
-def test_matches_reference_in_random_chunks(factor, n_taps, n_ch):
+@pytest.mark.parametrize("kernel", _KERNELS)
+def test_matches_reference_in_random_chunks(factor, n_taps, n_ch, kernel):
     rng = np.random.default_rng(factor)
     taps = rng.standard_normal(n_taps).astype(np.float32)
     x = rng.standard_normal((3001, n_ch)).astype(np.float32)
-    dec = FirDecimator(taps, factor, n_ch, block=97)  # small block: exercise internal steps
+    # small block: exercise internal steps
+    dec = FirDecimator(taps, factor, n_ch, block=97, kernel=kernel)
     outs = []
     pos = 0
     while pos < len(x):
@@ -37,20 +42,39 @@ def test_matches_reference_in_random_chunks(factor, n_taps, n_ch):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(taps).sum())
 
 
-def test_chunking_is_bit_identical():
+@pytest.mark.parametrize("kernel", _KERNELS)
+@pytest.mark.parametrize("n_ch", [3, 64])
+def test_chunking_is_bit_identical(kernel, n_ch):
+    """Whatever the chunks (so however the outputs fall into the vector kernel's groups of
+    four), every output is summed the same way."""
     rng = np.random.default_rng(0)
     taps = rng.standard_normal(48).astype(np.float32)
-    x = rng.standard_normal((5000, 3)).astype(np.float32)
-    whole = FirDecimator(taps, 16, 3)
-    out_whole = np.empty((whole.n_out_for(5000), 3), np.float32)
+    x = rng.standard_normal((5000, n_ch)).astype(np.float32)
+    whole = FirDecimator(taps, 16, n_ch, kernel=kernel)
+    out_whole = np.empty((whole.n_out_for(5000), n_ch), np.float32)
     whole.process(x, out_whole)
-    pieces = FirDecimator(taps, 16, 3)
+    pieces = FirDecimator(taps, 16, n_ch, kernel=kernel)
     outs = []
     for chunk in np.array_split(x, 37):
-        out = np.empty((pieces.n_out_for(len(chunk)), 3), np.float32)
+        out = np.empty((pieces.n_out_for(len(chunk)), n_ch), np.float32)
         pieces.process(np.ascontiguousarray(chunk), out)
         outs.append(out)
     np.testing.assert_array_equal(np.concatenate(outs), out_whole)
+
+
+@pytest.mark.skipif(KERNEL == "portable", reason="this CPU runs the portable kernel only")
+def test_this_cpus_kernel_agrees_with_the_portable_one():
+    """The AVX2 + FMA kernel rounds once per multiply-add: the same sums to float32 precision."""
+    rng = np.random.default_rng(5)
+    taps = scipy.signal.firwin(192, 1000.0, fs=32000.0).astype(np.float32)
+    x = (100.0 * rng.standard_normal((32000, 64))).astype(np.float32)
+    fast, portable = FirDecimator(taps, 16, 64), FirDecimator(taps, 16, 64, kernel="portable")
+    assert (fast.kernel, portable.kernel) == (KERNEL, "portable")
+    out_fast, out_portable = (np.empty((2000, 64), np.float32) for _ in range(2))
+    fast.process(x, out_fast)
+    portable.process(x, out_portable)
+    np.testing.assert_allclose(out_fast, out_portable, rtol=0, atol=1e-5 * np.abs(x).max())
+    assert not np.array_equal(out_fast, np.zeros_like(out_fast))
 
 
 def test_reset_forgets_history():
@@ -78,6 +102,8 @@ def test_a_dc_offset_gives_no_start_transient():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="factor"):
         FirDecimator(np.ones(3, np.float32), 0, 1)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        FirDecimator(np.ones(3, np.float32), 2, 1, kernel="avx512")
     dec = FirDecimator(np.ones(3, np.float32), 2, 2)
     with pytest.raises(ValueError, match="channels"):
         dec.process(np.zeros((4, 3), np.float32), np.zeros((2, 3), np.float32))
@@ -85,11 +111,12 @@ def test_bad_arguments():
         dec.process(np.zeros((4, 2), np.float32), np.zeros((1, 2), np.float32))
 
 
-def test_channel_major_output_equals_time_major():
+@pytest.mark.parametrize("kernel", _KERNELS)
+def test_channel_major_output_equals_time_major(kernel):
     rng = np.random.default_rng(3)
     taps = rng.standard_normal(96).astype(np.float32)
     x = rng.standard_normal((2000, 37)).astype(np.float32)
-    rows, cols = FirDecimator(taps, 8, 37), FirDecimator(taps, 8, 37)
+    rows, cols = FirDecimator(taps, 8, 37, kernel=kernel), FirDecimator(taps, 8, 37, kernel=kernel)
     by_row = np.empty((250, 37), np.float32)
     by_col = np.full((37, 260), np.nan, np.float32)
     pos = n_row = 0

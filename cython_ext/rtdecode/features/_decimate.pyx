@@ -16,49 +16,19 @@ from rtdecode.common.memory import resident_zeros
 
 cnp.import_array()
 
-cdef enum:
-    LANES = 16  # channels summed together in registers (4 SSE / 2 AVX / 1 AVX-512 vectors)
+cdef extern from "rt_fir.h" nogil:
+    enum: RT_FIR_LANES
+    ctypedef void (*rt_fir_block_t)(const float*, Py_ssize_t, const float*, Py_ssize_t,
+                                    Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, float*,
+                                    Py_ssize_t, Py_ssize_t) noexcept
+    rt_fir_block_t rt_fir_select(const char** name)
+    rt_fir_block_t rt_fir_portable()
 
-
-cdef inline void _fir_block(const float* h, Py_ssize_t L, const float* x0, Py_ssize_t S,
-                            Py_ssize_t width, Py_ssize_t first, Py_ssize_t step,
-                            Py_ssize_t n_out, float* out, Py_ssize_t out_i,
-                            Py_ssize_t out_c) noexcept nogil:
-    """Outputs of ``width`` (<= LANES) adjacent channels: for output ``i``,
-    ``out[i*out_i + c*out_c] = sum_k h[k] * x0[(first + i*step - k)*S + c]``, summed in k
-    order (``S``: the input's row stride; the output strides give time-major or channel-major
-    output).
-
-    One block of channels at a time, all its outputs before the next block: the block's
-    history (one cache line per sample at 16 channels) stays in cache while every output
-    reuses it, and the partial sums stay in registers across the taps. The order of the
-    additions per channel is a plain loop's, so the result does not depend on the blocking
-    (bit-identical to ~3x slower code that loaded and stored every partial sum per tap).
-    A last block narrower than LANES reads the rows' zero padding and keeps ``width`` sums.
-    """
-    cdef Py_ssize_t i, k, cc
-    cdef float a[LANES]
-    cdef float last[LANES]
-    cdef const float* row
-    cdef float hk
-    for i in range(n_out):
-        row = x0 + (first + i * step) * S
-        for cc in range(LANES):
-            a[cc] = 0.0
-        for k in range(L):
-            hk = h[k]
-            for cc in range(LANES):
-                a[cc] += hk * row[cc]
-            row -= S
-        if width == LANES:
-            for cc in range(LANES):
-                out[i * out_i + cc * out_c] = a[cc]
-        else:
-            # through a copy: indexing ``a`` by a variable would keep it out of registers
-            for cc in range(LANES):
-                last[cc] = a[cc]
-            for cc in range(width):
-                out[i * out_i + cc * out_c] = last[cc]
+cdef const char* _kernel_name
+cdef rt_fir_block_t _fir_block = rt_fir_select(&_kernel_name)
+#: The inner kernel this CPU runs: "avx2+fma" or "portable" (rt_fir.h).
+KERNEL = _kernel_name.decode()
+KERNELS = ("auto", "portable")
 
 
 cdef class FirDecimator:
@@ -72,14 +42,20 @@ cdef class FirDecimator:
     n_channels : int
     block : int
         Input samples processed per internal step (bounds the scratch memory).
+    kernel : {"auto", "portable"}
+        The inner kernel: the best for this CPU (``KERNEL``), or the portable build (tests
+        compare them; FMA rounds once per multiply-add, so they differ in the last bits).
     """
     cdef float[::1] _h
     cdef Py_ssize_t _n_taps, _factor, _n_ch, _block
     cdef float[:, ::1] _buf      # (n_taps - 1 + block, stride): history, then new input
     cdef Py_ssize_t _stride
     cdef long long _n_in
+    cdef rt_fir_block_t _kernel
+    cdef readonly str kernel
 
-    def __cinit__(self, taps, Py_ssize_t factor, Py_ssize_t n_channels, Py_ssize_t block=4096):
+    def __cinit__(self, taps, Py_ssize_t factor, Py_ssize_t n_channels, Py_ssize_t block=4096,
+                  str kernel="auto"):
         h = np.ascontiguousarray(taps, dtype=np.float32)
         if h.ndim != 1 or h.shape[0] < 1:
             raise ValueError(f"taps must be a non-empty 1-D array, got shape {h.shape}")
@@ -89,15 +65,19 @@ cdef class FirDecimator:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
         if block < 1:
             raise ValueError(f"block must be >= 1, got {block}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self._kernel = _fir_block if kernel == "auto" else rt_fir_portable()
+        self.kernel = KERNEL if kernel == "auto" else "portable"
         self._h = h
         self._n_taps = h.shape[0]
         self._factor = factor
         self._n_ch = n_channels
         self._block = block
-        # Rows hold whole blocks of LANES channels (zeros past the last channel) plus one cache
+        # Rows hold whole blocks of RT_FIR_LANES channels (zeros past the last channel) plus one cache
         # line: at 1024 channels unpadded rows are 4 KiB apart, and a column walk through the
         # taps hits one cache set only (measured 2x slower).
-        self._stride = -(-n_channels // LANES) * LANES + 16
+        self._stride = -(-n_channels // RT_FIR_LANES) * RT_FIR_LANES + 16
         self._buf = resident_zeros((self._n_taps - 1 + block, self._stride), np.float32)
         self._n_in = 0
 
@@ -204,9 +184,9 @@ cdef class FirDecimator:
             n_new = (m - first_out + D - 1) // D if first_out < m else 0
             c = 0
             while c < C and n_new > 0:
-                _fir_block(h, L, buf + hist * S + c, S, min(<Py_ssize_t>LANES, C - c), first_out,
-                           D, n_new, out + n_out * out_i + c * out_c, out_i, out_c)
-                c += LANES
+                self._kernel(h, L, buf + hist * S + c, S, min(<Py_ssize_t>RT_FIR_LANES, C - c),
+                             first_out, D, n_new, out + n_out * out_i + c * out_c, out_i, out_c)
+                c += RT_FIR_LANES
             n_out += n_new
             # Keep the newest L-1 samples as history for the next step.
             memmove(buf, buf + m * S, hist * S * sizeof(float))
