@@ -20,6 +20,7 @@ _KERNELS = [
     ("_decimate", "features"),
     ("_bandpower", "features"),
     ("_quality", "features"),
+    ("_records", "offline"),
 ]
 extensions = [
     Extension(f"rtdecode.{stage}.{name}", [f"cython_ext/rtdecode/{stage}/{name}.pyx"], **_COMMON)

@@ -18,6 +18,7 @@ KERNELS = (
     "rtdecode.features._decimate",
     "rtdecode.features._bandpower",
     "rtdecode.features._quality",
+    "rtdecode.offline._records",
 )
 
 _NO_DEFAULT = object()

@@ -1,0 +1,94 @@
+"""The compiled record gatherer against numpy on the same records, and Neuralynx sessions read
+through it against neo's own reading."""
+
+import numpy as np
+import pytest
+
+from rtdecode.offline._records import ChannelRecords
+
+# a record like Neuralynx's: a header, then the samples (the header's bytes lie between rows)
+_RECORD = np.dtype([("timestamp", "<u8"), ("info", "<u4", 3), ("samples", "<i2", 512)])
+
+
+def _records(n_records, n_ch, seed, dtype=_RECORD):
+    rng = np.random.default_rng(seed)
+    arrays = np.zeros((n_ch, n_records), dtype)
+    arrays["samples"] = rng.integers(-32768, 32768, arrays["samples"].shape)
+    arrays["timestamp"] = 7  # not samples: must never be read as such
+    return [a["samples"] for a in arrays]
+
+
+def _want(records, gains, first, n, offset_binary=False):
+    flat = np.stack([r.reshape(-1) for r in records], axis=1)[first : first + n]
+    if offset_binary:
+        flat = (flat.astype(np.uint16) ^ 0x8000).view(np.int16)
+    return flat.astype(np.float32) * gains
+
+
+@pytest.mark.parametrize("n_ch", [1, 16, 37, 64])  # written sixteen channels at a time
+def test_gathers_each_channels_samples_scaled_into_its_column(n_ch):
+    records = _records(6, n_ch, seed=n_ch)
+    assert records[0].strides == (_RECORD.itemsize, 2)  # rows apart by the whole record
+    gains = np.random.default_rng(1).uniform(-2, 2, n_ch).astype(np.float32)
+    channels = ChannelRecords(records)
+    assert (channels.n_channels, channels.n_samples) == (n_ch, 6 * 512)
+    for first, n in [(0, 6 * 512), (0, 1), (511, 2), (100, 1500), (6 * 512 - 3, 3)]:
+        out = np.full((n, n_ch), np.nan, np.float32)
+        channels.gather(gains, first, out)
+        np.testing.assert_array_equal(out, _want(records, gains, first, n))
+
+
+def test_offset_binary_words_are_read_as_the_counts_they_hold():
+    """Intan's uint16 words are offset by 32768 counts."""
+    records = [r.view(np.uint16) for r in _records(3, 20, seed=4)]
+    gains = np.full(20, 0.195, np.float32)
+    out = np.empty((1000, 20), np.float32)
+    ChannelRecords(records, raw="offset_binary").gather(gains, 300, out)
+    np.testing.assert_array_equal(out, _want(records, gains, 300, 1000, offset_binary=True))
+    assert out.min() < -30000 * 0.195 and out.max() > 30000 * 0.195
+
+
+def test_bad_records_and_ranges_are_refused():
+    records = _records(2, 3, seed=5)
+    channels = ChannelRecords(records)
+    gains = np.ones(3, np.float32)
+    with pytest.raises(
+        ValueError, match=r"samples 1000\.\.1100 are outside the records' 0\.\.1024"
+    ):
+        channels.gather(gains, 1000, np.empty((100, 3), np.float32))
+    with pytest.raises(ValueError, match="samples -1"):
+        channels.gather(gains, -1, np.empty((1, 3), np.float32))
+    with pytest.raises(ValueError, match="3 channels, 2 gains"):
+        channels.gather(gains[:2], 0, np.empty((1, 3), np.float32))
+    with pytest.raises(ValueError, match="differ in length"):
+        ChannelRecords([records[0], records[1][:, :256]])
+    with pytest.raises(ValueError, match="2-D int16 or uint16"):
+        ChannelRecords([records[0].astype(np.float32)])
+    with pytest.raises(ValueError, match="2-D int16 or uint16"):
+        ChannelRecords([records[0][:, ::2]])  # rows not contiguous
+    with pytest.raises(ValueError, match="raw must be one of"):
+        ChannelRecords(records, raw="int24")
+    with pytest.raises(ValueError, match="no channel"):
+        ChannelRecords([])
+
+
+def test_neuralynx_sessions_read_through_records_as_neo_reads_them(tmp_path):
+    """The same samples as neo's get_analogsignal_chunk (the fallback), bit for bit: dropped
+    records (two segments), an inverted channel, a partial last record, channels picked out of
+    order."""
+    pytest.importorskip("neo")
+    from rtdecode.offline.recordings import open_recording
+    from rtdecode.simulator.rig_files import write_ncs_session
+
+    rng = np.random.default_rng(6)
+    counts = rng.integers(-20000, 20000, (20 * 512 + 88, 18)).astype(np.int16)
+    write_ncs_session(tmp_path, counts, 32000.0, inverted=["CSC3"], dropped_records=[5, 6])
+    for channels in (None, ["CSC10", "CSC2", "CSC18"]):
+        fast = open_recording(tmp_path, channels=channels)
+        slow = open_recording(tmp_path, channels=channels)
+        assert fast._records is not None and sorted(fast._records) == [0, 1]
+        slow._records = None  # neo's own reading, as before the records were read directly
+        for start, stop in [(0, fast.n_samples), (2500, 2700), (fast.n_samples - 100, 10**9)]:
+            got, want = fast.read(start, stop), slow.read(start, stop)
+            assert got.shape == want.shape and got.shape[0] > 0
+            np.testing.assert_array_equal(got, want)
