@@ -292,10 +292,11 @@ class NeoRecording(Recording):
         self._offsets = offsets_all if np.any(offsets_all != 0.0) else None
         self._pieces = _pieces(self._readers, fmt, self._streams, fs_hz, path)
         self._piece_firsts = np.array([p.first for p in self._pieces], dtype=np.int64)
-        # Neuralynx: each channel's records where neo mapped them, read in one compiled pass
+        # formats of one file or field per channel (Neuralynx, Intan, legacy Open Ephys):
+        # each channel's records where neo mapped them, read in one compiled pass
         self._records = (
-            _ncs_records(self._readers, self._streams, self._pieces)
-            if fmt.name == "neuralynx" and self._offsets is None
+            _channel_records(self._readers, fmt, self._streams, self._pieces)
+            if self._offsets is None
             else None
         )
         self._mappings = [m for reader in self._readers for m in _file_mappings(reader)]
@@ -344,7 +345,7 @@ class NeoRecording(Recording):
                     out[a - start : b - start, s.columns] = _scaled(raw, s.gains, s.offsets)
             else:
                 # streams of one raw type (Neuralynx files when neo does not hold their records
-                # as _ncs_records expects): the raw columns side by side, then one scaling
+                # as _channel_records expects): the raw columns side by side, then one scaling
                 # pass, a block of samples at a time
                 raws = [(s.columns, self._raw(piece, s, i0, i0 + b - a)) for s in self._streams]
                 self._assemble(raws, out[a - start : b - start])
@@ -359,7 +360,7 @@ class NeoRecording(Recording):
 
     def _gather(self, piece: _Piece, i0: int, out: np.ndarray) -> None:
         """A piece's samples from ``i0`` of its segment into ``out``, from the channels'
-        records (``_ncs_records``)."""
+        records (``_channel_records``)."""
         try:
             self._records[piece.segment].gather(self._gains, i0, out)
         except ValueError as exc:
@@ -472,44 +473,77 @@ def _open_readers(path: Path, fmt: NeoFormat) -> list:
     return readers
 
 
-def _ncs_records(
-    readers: list, streams: list[_StreamRead], pieces: list[_Piece]
+def _channel_records(
+    readers: list, fmt: NeoFormat, streams: list[_StreamRead], pieces: list[_Piece]
 ) -> dict[int, ChannelRecords] | None:
-    """Each segment's records of every output column's ``.ncs`` file, in column order: the
-    ``(n_records, 512)`` int16 views of neo's maps of the files; None when neo does not hold
-    them as this expects (then ``get_analogsignal_chunk`` reads, three times slower).
+    """Each segment's records of every output column, in column order, for ``ChannelRecords``;
+    None when the format stores no records per channel, or neo does not hold them as this
+    expects (then ``get_analogsignal_chunk`` reads them, copied, three times slower).
 
-    neo keeps them in ``NeuralynxRawIO._sigs_memmaps[segment][(name, id)]`` and reads sample
-    ``i`` of a segment as ``records["samples"].flatten()[i]``: this reads the same words.
+    The records are neo's own maps of the files, read as neo reads them (sample ``i`` of a
+    segment is ``records.flatten()[i]``): Neuralynx ``_sigs_memmaps[segment][(name, id)]``
+    (records of 512 int16), Intan ``_raw_data[id]`` (data blocks of 60 or 128 uint16 words,
+    offset binary), legacy Open Ephys ``_sigs_memmap[segment][channel]`` (records of 1024
+    big-endian int16, when neo is not filling gaps).
     """
-    by_column = sorted(
-        streams, key=lambda s: s.columns.start if isinstance(s.columns, slice) else -1
+    raw = {"neuralynx": "int16", "intan": "offset_binary", "openephys-legacy": "int16_be"}.get(
+        fmt.name
     )
+    if raw is None or (raw == "offset_binary") != all(s.offset_binary for s in streams):
+        return None
+    by_column: dict[int, tuple[object, int, tuple[str, str, int]]] = {}
+    for s in streams:
+        header = readers[s.reader].header
+        stream_id = header["signal_streams"][s.stream_index]["id"]
+        (in_stream,) = np.nonzero(header["signal_channels"]["stream_id"] == stream_id)
+        picked = in_stream[s.channel_indexes]
+        if isinstance(s.columns, slice):
+            columns = range(s.columns.start, s.columns.stop)
+        else:
+            columns = [int(c) for c in s.columns]
+        if len(columns) != len(picked):
+            return None
+        for column, index in zip(columns, picked):
+            channel = header["signal_channels"][index]
+            key = (str(channel["name"]), str(channel["id"]), int(index))
+            by_column[column] = (readers[s.reader], s.stream_index, key)
+    if sorted(by_column) != list(range(len(by_column))):
+        return None
     records: dict[int, ChannelRecords] = {}
     for segment in sorted({p.segment for p in pieces}):
-        arrays = []
-        for s in by_column:
-            reader = readers[s.reader]
-            header = reader.header
-            stream_id = header["signal_streams"][s.stream_index]["id"]
-            channels = header["signal_channels"][
-                header["signal_channels"]["stream_id"] == stream_id
-            ]
-            channels = channels[s.channel_indexes]
-            if len(channels) != 1 or not isinstance(s.columns, slice):
-                return None
-            key = (channels["name"][0], channels["id"][0])
-            try:
-                samples = reader._sigs_memmaps[segment][key]["samples"]
-            except (AttributeError, KeyError, IndexError, TypeError, ValueError):
-                return None
-            if samples.ndim != 2 or samples.dtype != np.int16 or samples.strides[1] != 2:
-                return None
-            arrays.append(samples)
-        records[segment] = ChannelRecords(arrays)
-    if [s.columns.start for s in by_column] != list(range(len(by_column))):
-        return None
+        arrays = [
+            _records_of(reader, fmt.name, segment, key)
+            for reader, _, key in (by_column[c] for c in range(len(by_column)))
+        ]
+        if any(a is None for a in arrays):
+            return None
+        try:
+            records[segment] = ChannelRecords(arrays, raw=raw)
+        except ValueError:
+            return None
     return records
+
+
+def _records_of(reader, fmt_name: str, segment: int, key: tuple[str, str, int]):
+    """One channel's records in neo's maps (see ``_channel_records``), or None."""
+    name, channel_id, index = key
+    try:
+        if fmt_name == "neuralynx":
+            array = reader._sigs_memmaps[segment][(name, channel_id)]["samples"]
+        elif fmt_name == "intan":
+            if reader.file_format != "header-attached" or segment != 0:
+                return None
+            array = reader._raw_data[channel_id]
+        else:
+            if reader._gap_mode:
+                return None
+            array = reader._sigs_memmap[segment][index]["samples"]
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        return None
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or array.strides[1] != 2:
+        return None
+    expected = {"neuralynx": "<i2", "intan": "<u2", "openephys-legacy": ">i2"}[fmt_name]
+    return array if array.dtype == np.dtype(expected) else None
 
 
 def _release(mappings: list[mmap.mmap]) -> None:

@@ -72,23 +72,79 @@ def test_bad_records_and_ranges_are_refused():
         ChannelRecords([])
 
 
+def _fast_and_neo(path, **options):
+    """The recording read through its records, and the same read as neo reads it."""
+    from rtdecode.offline.recordings import open_recording
+
+    fast, slow = open_recording(path, **options), open_recording(path, **options)
+    assert fast._records is not None
+    slow._records = None  # neo's own reading, as before the records were read directly
+    return fast, slow
+
+
+def _assert_same_reads(fast, slow):
+    for start, stop in [(0, fast.n_samples), (250, 700), (fast.n_samples - 100, 10**9)]:
+        got, want = fast.read(start, stop), slow.read(start, stop)
+        assert got.shape == want.shape and got.shape[0] > 0
+        np.testing.assert_array_equal(got, want)
+
+
 def test_neuralynx_sessions_read_through_records_as_neo_reads_them(tmp_path):
     """The same samples as neo's get_analogsignal_chunk (the fallback), bit for bit: dropped
     records (two segments), an inverted channel, a partial last record, channels picked out of
     order."""
     pytest.importorskip("neo")
-    from rtdecode.offline.recordings import open_recording
     from rtdecode.simulator.rig_files import write_ncs_session
 
     rng = np.random.default_rng(6)
     counts = rng.integers(-20000, 20000, (20 * 512 + 88, 18)).astype(np.int16)
     write_ncs_session(tmp_path, counts, 32000.0, inverted=["CSC3"], dropped_records=[5, 6])
     for channels in (None, ["CSC10", "CSC2", "CSC18"]):
-        fast = open_recording(tmp_path, channels=channels)
-        slow = open_recording(tmp_path, channels=channels)
-        assert fast._records is not None and sorted(fast._records) == [0, 1]
-        slow._records = None  # neo's own reading, as before the records were read directly
-        for start, stop in [(0, fast.n_samples), (2500, 2700), (fast.n_samples - 100, 10**9)]:
-            got, want = fast.read(start, stop), slow.read(start, stop)
-            assert got.shape == want.shape and got.shape[0] > 0
-            np.testing.assert_array_equal(got, want)
+        fast, slow = _fast_and_neo(tmp_path, channels=channels)
+        assert sorted(fast._records) == [0, 1]  # the dropped records split the session
+        _assert_same_reads(fast, slow)
+
+
+@pytest.mark.parametrize(("suffix", "version"), [("rhd", (1, 3)), ("rhd", (3, 0)), ("rhs", None)])
+def test_intan_files_read_through_records_as_neo_reads_them(tmp_path, suffix, version):
+    """Data blocks of 60 or 128 offset-binary words per channel, a timestamp jump, channels out
+    of order."""
+    pytest.importorskip("neo")
+    from rtdecode.simulator.rig_files import write_intan
+
+    counts = np.random.default_rng(7).integers(-20000, 20000, (3840, 3)).astype(np.int16)
+    path = write_intan(
+        tmp_path / f"session.{suffix}", counts, 30000.0, version=version, missing=[(1920, 300)]
+    )
+    fast, slow = _fast_and_neo(path)
+    assert fast.runs() == [(0, 1920), (1920, 3840)]
+    _assert_same_reads(fast, slow)
+    fast, slow = _fast_and_neo(path, channels=[2, 0])
+    _assert_same_reads(fast, slow)
+
+
+def test_open_ephys_legacy_reads_through_records_as_neo_reads_them(tmp_path):
+    """Records of 1024 big-endian samples (with missing records neo fills the gaps itself:
+    then its own reading is used)."""
+    pytest.importorskip("neo")
+    from rtdecode.offline.recordings import open_recording
+    from rtdecode.simulator.rig_files import write_open_ephys_legacy
+
+    counts = np.random.default_rng(8).integers(-20000, 20000, (3 * 1024, 5)).astype(np.int16)
+    write_open_ephys_legacy(tmp_path / "whole", counts, 30000.0)
+    fast, slow = _fast_and_neo(tmp_path / "whole")
+    _assert_same_reads(fast, slow)
+    np.testing.assert_array_equal(
+        fast.read(0, 3 * 1024), counts.astype(np.float32) * np.float32(0.195)
+    )
+    longer = np.concatenate([counts] * 4)[: 10 * 1024]
+    write_open_ephys_legacy(
+        tmp_path / "gaps",
+        longer,
+        30000.0,
+        adc_channels=1,
+        first_sample_number=5000,
+        missing=[(3 * 1024, 300), (6 * 1024, 2048)],
+    )
+    gaps = open_recording(tmp_path / "gaps")
+    assert gaps._records is None and len(gaps.runs()) == 3

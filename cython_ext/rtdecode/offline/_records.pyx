@@ -1,11 +1,13 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Rigs' per-channel records, gathered into scaled samples x channels in one compiled pass.
 
-Neuralynx writes one file per channel, in records of 512 samples between 20-byte headers; neo
-maps each file and returns a channel's samples as a copy (``get_analogsignal_chunk``), which a
-reader then interleaves with the other channels' and scales: three passes over the data, 9 ms
-per second of 64 ch x 32 kHz. Here each channel's records are read where neo mapped them and
-written once, scaled, into their column of the output.
+Neuralynx writes one file per channel, in records of 512 samples between 20-byte headers (legacy
+Open Ephys likewise, 1024 big-endian samples; Intan a field of 60 or 128 words per channel in
+each data block); neo maps the files and returns a channel's samples as a copy
+(``get_analogsignal_chunk``), which a reader then interleaves with the other channels' and
+scales: three passes over the data, 9 ms per second of 64 ch x 32 kHz for Neuralynx. Here each
+channel's records are read where neo mapped them and written once, scaled, into their column of
+the output.
 """
 import numpy as np
 from libc.stdint cimport int16_t, uint16_t
@@ -14,8 +16,19 @@ from libc.stdlib cimport free, malloc
 cdef enum:
     _GROUP = 16  # channels written together: 16 floats, one cache line of an output row
 
-# raw words: native int16, or uint16 offset by 32768 counts (read as the int16 they hold)
-RAW_KINDS = ("int16", "offset_binary")
+# raw words: native int16; uint16 offset by 32768 counts (read as the int16 they hold: Intan);
+# big-endian int16 (legacy Open Ephys)
+RAW_KINDS = ("int16", "offset_binary", "int16_be")
+
+
+cdef inline float _word(const int16_t* src, Py_ssize_t i, int kind) noexcept nogil:
+    """Word ``i`` as the count it holds (``kind``: the index in RAW_KINDS)."""
+    cdef uint16_t w = <uint16_t>src[i]
+    if kind == 1:
+        return <float>(<int16_t>(w ^ 0x8000))
+    if kind == 2:
+        return <float>(<int16_t>(<uint16_t>((w >> 8) | (w << 8))))
+    return <float>src[i]
 
 
 cdef class ChannelRecords:
@@ -27,7 +40,7 @@ cdef class ChannelRecords:
         Channel ``j``'s records, rows contiguous (any row stride: the records' fields between
         them are skipped); sample ``i`` is ``records[j][i // record_samples, i % record_samples]``.
         All have the same ``record_samples``. Kept (referenced) while this exists.
-    raw : {"int16", "offset_binary"}
+    raw : {"int16", "offset_binary", "int16_be"}
         How to read the words (see ``RAW_KINDS``).
     """
     cdef list _records
@@ -35,7 +48,7 @@ cdef class ChannelRecords:
     cdef Py_ssize_t* _strides
     cdef Py_ssize_t _n_ch, _record_samples
     cdef long long _n_samples
-    cdef bint _offset_binary
+    cdef int _kind
 
     def __cinit__(self, list records, str raw="int16"):
         self._bases = NULL
@@ -44,7 +57,7 @@ cdef class ChannelRecords:
             raise ValueError(f"raw must be one of {RAW_KINDS}, got {raw!r}")
         if not records:
             raise ValueError("ChannelRecords: no channel")
-        self._offset_binary = raw == "offset_binary"
+        self._kind = RAW_KINDS.index(raw)
         self._records = list(records)
         self._n_ch = len(records)
         self._record_samples = -1
@@ -90,7 +103,7 @@ cdef class ChannelRecords:
         cdef const int16_t* srcs[_GROUP]
         cdef float g[_GROUP]
         cdef float* dst
-        cdef bint offset_binary = self._offset_binary
+        cdef int kind = self._kind
         if out.shape[1] != n_ch or gains.shape[0] != n_ch:
             raise ValueError(
                 f"ChannelRecords.gather: {n_ch} channels, {gains.shape[0]} gains, out "
@@ -119,17 +132,23 @@ cdef class ChannelRecords:
                         srcs[j] = <const int16_t*>(self._bases[j0 + j] + k * self._strides[j0 + j]) + i
                         g[j] = gains[j0 + j]
                     dst = &out[t, j0]
-                    if width == _GROUP and not offset_binary:
+                    # whole groups spelled out for each kind (a constant width and kind:
+                    # unrolled, no branch per word)
+                    if width == _GROUP and kind == 0:
                         for i2 in range(run):
                             for j in range(_GROUP):
-                                dst[i2 * n_ch + j] = g[j] * <float>srcs[j][i2]
+                                dst[i2 * n_ch + j] = g[j] * _word(srcs[j], i2, 0)
+                    elif width == _GROUP and kind == 1:
+                        for i2 in range(run):
+                            for j in range(_GROUP):
+                                dst[i2 * n_ch + j] = g[j] * _word(srcs[j], i2, 1)
+                    elif width == _GROUP:
+                        for i2 in range(run):
+                            for j in range(_GROUP):
+                                dst[i2 * n_ch + j] = g[j] * _word(srcs[j], i2, 2)
                     else:
                         for i2 in range(run):
                             for j in range(width):
-                                if offset_binary:
-                                    dst[i2 * n_ch + j] = g[j] * <float>(
-                                        <int16_t>(<uint16_t>srcs[j][i2] ^ 0x8000))
-                                else:
-                                    dst[i2 * n_ch + j] = g[j] * <float>srcs[j][i2]
+                                dst[i2 * n_ch + j] = g[j] * _word(srcs[j], i2, kind)
                     j0 += _GROUP
                 t += run
