@@ -2,12 +2,16 @@
 byte arriving at the device, beside the floor of the same run.
 
     python benchmarks/bench_stim.py [--seconds 120] [--channels 64] [--rate 32000]
-                                    [--chunk-ms 1] [--stamps push|nominal]
-                                    [--realtime PRIORITY] [--record]
+                                    [--chunk-ms 1] [--stamps push|nominal] [--stalls]
+                                    [--player] [--realtime PRIORITY] [--record]
     python benchmarks/bench_stim.py idle [--record]
 
 Four processes, as on a rig: a source (``bench_stim.py source``) pushing 64 ch x 32 kHz of noise
-in 1 ms chunks (``--chunk-ms``) stamped at their push (``--stamps``), whose amplitude switches between two levels every 0.5 s; a
+in 1 ms chunks (``--chunk-ms``) stamped at their push (``--stamps``), whose amplitude switches
+between two levels every 0.5 s (``--stalls``: its pushing thread stalls 20-50 ms about every
+second, as a lab's source that makes or reads the next block of data does, then catches up;
+``--player``: MNE-LSL's ``PlayerLSL`` plays the same noise from a FIF file, its own timing and
+stamps; ``--rate``/``--channels``: EEG rates); a
 real ``rtdecode run --stim`` with a model trained here to tell the two levels apart (state model,
 no hysteresis: a state change at every switch) and a rule per state (``enter:``: a pulse at each
 change); a floor relay (``bench_stim.py relay``) that reads the same stream and computes nothing,
@@ -116,11 +120,21 @@ def make_model(path: Path, n_channels: int, fs_hz: float) -> Path:
 
 
 def run_source(
-    name: str, n_channels: int, fs_hz: float, chunk: int, seconds: float, stamps: str = "push"
+    name: str,
+    n_channels: int,
+    fs_hz: float,
+    chunk: int,
+    seconds: float,
+    stamps: str = "push",
+    stalls: bool = False,
 ) -> None:
     """Push the noise in ``chunk``-sample chunks at the nominal rate, each chunk's last sample
-    stamped at its push (``push``) or at its nominal time from the first push (``nominal``)."""
+    stamped at its push (``push``) or at its nominal time from the first push (``nominal``);
+    with ``stalls``, the pushing thread stops 20-50 ms about every second (uniform 0.5-1.5 s
+    apart) and then pushes what is due at once."""
     rng = np.random.default_rng(1)
+    stall_rng = np.random.default_rng(2)
+    next_stall = time.monotonic() + stall_rng.uniform(0.5, 1.5)
     pool_n = int(2 * SWITCH_S * fs_hz)  # one quiet and one loud half, looped
     pool = noise(pool_n, n_channels, 0, fs_hz, rng)
     outlet = pylsl.StreamOutlet(
@@ -135,6 +149,9 @@ def run_source(
         delay = t0 + (k + 1) * chunk / fs_hz - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        if stalls and time.monotonic() >= next_stall:
+            time.sleep(stall_rng.uniform(0.020, 0.050))
+            next_stall = time.monotonic() + stall_rng.uniform(0.5, 1.5)
         at = (k * chunk) % pool_n
         block = (
             pool.take(np.arange(at, at + chunk) % pool_n, axis=0)
@@ -146,6 +163,35 @@ def run_source(
         k += 1
 
 
+def run_player(name: str, n_channels: int, fs_hz: float, chunk: int, seconds: float) -> None:
+    """MNE-LSL's ``PlayerLSL``, its code untouched, playing the noise from a FIF file (made once
+    in the temporary folder) in ``chunk``-sample chunks, for ``seconds``.
+
+    The file holds 8 switches and one sample more: mne-lsl 1.14's player, when a loop brings it
+    exactly to the file's end, pushes the whole file again as one chunk (see bench_sources). Its
+    channels are ``misc``, so MNE keeps the values as written (microvolts, as the model learnt
+    them), not as volts."""
+    import mne
+    from mne_lsl.player import PlayerLSL
+
+    fif = Path(tempfile.gettempdir()) / f"bench_stim_{n_channels}x{fs_hz:g}_raw.fif"
+    if not fif.is_file():
+        n = int(8 * SWITCH_S * fs_hz) + 1
+        x = noise(n, n_channels, 0, fs_hz, np.random.default_rng(1))
+        info = mne.create_info([f"ch{i:03d}" for i in range(n_channels)], fs_hz, "misc")
+        mne.io.RawArray(x.T.astype(np.float64), info, verbose="error").save(
+            fif, fmt="single", overwrite=True, verbose="error"
+        )
+    player = PlayerLSL(fif, chunk_size=chunk, name=name, source_id=name)
+    player.start()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds and not _STOP:
+        time.sleep(0.1)
+        if not player.running:
+            raise SystemExit("PlayerLSL stopped (its log says why)")
+    player.stop()
+
+
 def run_relay(name: str, out: str, floor_port: str) -> None:
     """The floor: read the stream, compute nothing, and republish each pull's first and last
     timestamps on ``floor_port`` (a pseudo-terminal, as the device's), noting when each pull
@@ -153,7 +199,9 @@ def run_relay(name: str, out: str, floor_port: str) -> None:
     info = pylsl.resolve_byprop("name", name, timeout=20)[0]
     inlet = pylsl.StreamInlet(info, max_buflen=30, processing_flags=0)
     n = info.channel_count()
-    buf = np.empty((4096, n), dtype=np.float32)
+    # the stream's own sample type (PlayerLSL sends double64)
+    dtype = {pylsl.cf_double64: np.float64, pylsl.cf_int32: np.int32, pylsl.cf_int16: np.int16}
+    buf = np.empty((4096, n), dtype=dtype.get(info.channel_format(), np.float32))
     port = os.open(floor_port, os.O_WRONLY | os.O_NOCTTY)
     pulls = []
     while not _STOP:
@@ -275,6 +323,14 @@ def main() -> None:
         default="push",
         help="the source stamps each chunk at its push (default) or at its nominal time",
     )
+    ap.add_argument(
+        "--stalls",
+        action="store_true",
+        help="the source's pushing thread stalls 20-50 ms about every second, then catches up",
+    )
+    ap.add_argument(
+        "--player", action="store_true", help="MNE-LSL's PlayerLSL is the source (its own stamps)"
+    )
     ap.add_argument("--name", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--floor-port", default=None)
@@ -290,8 +346,11 @@ def main() -> None:
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
     chunk = max(1, round(a.chunk_ms * 1e-3 * a.rate))
+    if a.role == "source" and a.player:
+        run_player(a.name, a.channels, a.rate, chunk, a.seconds + 60)
+        return
     if a.role == "source":
-        run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60, a.stamps)
+        run_source(a.name, a.channels, a.rate, chunk, a.seconds + 60, a.stamps, a.stalls)
         return
     rt = [] if a.realtime is None else ["--realtime", str(a.realtime)]
     if a.role == "idle":
@@ -307,7 +366,9 @@ def main() -> None:
     print(machine(), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_stim-"))
     model = make_model(
-        Path(tempfile.gettempdir()) / f"bench_stim_{a.channels}.onnx", a.channels, a.rate
+        Path(tempfile.gettempdir()) / f"bench_stim_{a.channels}x{a.rate:g}.onnx",
+        a.channels,
+        a.rate,
     )
     name = f"bench-stim-{time.monotonic_ns()}"
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -316,6 +377,8 @@ def main() -> None:
         me
         + ["source", *common, "--seconds", str(a.seconds), "--chunk-ms", str(a.chunk_ms)]
         + ["--stamps", a.stamps]
+        + (["--stalls"] if a.stalls else [])
+        + (["--player"] if a.player else [])
     )
     relay_out = tmp / "relay.json"
     floor_port = FloorPort()
@@ -412,9 +475,14 @@ def main() -> None:
         "write_to_device_p50_ms": pct(wire_ms, 50),
         "write_to_device_p99_ms": pct(wire_ms, 99),
     }
+    source_kind = (
+        "PlayerLSL"
+        if a.player
+        else f"stamped {a.stamps}" + (", stalling 20-50 ms about every second" if a.stalls else "")
+    )
     print(
-        f"\n{a.channels} ch x {a.rate / 1000:g} kHz, {a.chunk_ms:g} ms chunks stamped "
-        f"{a.stamps}, {a.seconds:g} s: "
+        f"\n{a.channels} ch x {a.rate / 1000:g} kHz, {a.chunk_ms:g} ms chunks, {source_kind}, "
+        f"{a.seconds:g} s: "
         f"{len(triggers)} triggers, {len(received)} commands at the device, {acked} acknowledged"
     )
     print(
@@ -446,7 +514,9 @@ def main() -> None:
                 "channels": a.channels,
                 "rate_hz": a.rate,
                 "chunk_ms": a.chunk_ms,
-                "stamps": a.stamps,
+                "stamps": "player" if a.player else a.stamps,
+                "stalls": a.stalls,
+                "source": "PlayerLSL" if a.player else "pylsl outlet",
                 "seconds": a.seconds,
                 "device": "PtyTriggerDevice (pseudo-terminal)",
                 "realtime_priority": a.realtime,
