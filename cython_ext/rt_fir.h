@@ -40,8 +40,8 @@ RT_ALWAYS_INLINE void rt_fir_block_scalar(const float *h, ptrdiff_t L, const flo
         for (c = 0; c < RT_FIR_LANES; c++) a[c] = 0.0f;
         for (k = 0; k < L; k++) {
             const float hk = h[k];
-            for (c = 0; c < RT_FIR_LANES; c++) a[c] += hk * row[c];
-            row -= S;
+            const float *r = row - k * S;
+            for (c = 0; c < RT_FIR_LANES; c++) a[c] += hk * r[c];
         }
         /* a variable bound would keep `a` out of registers: copy it first */
         {
@@ -65,13 +65,14 @@ static void rt_fir_block_portable(const float *h, ptrdiff_t L, const float *x0, 
 #define RT_FIR_HAVE_AVX2 1
 
 /* 8 floats, loaded from any float's address: 16 channels are two of them (GCC/Clang vector
- * extensions: one AVX register each) */
-typedef float rt_v8f __attribute__((vector_size(32), aligned(4)));
+ * extensions: one AVX register each; may alias the floats it is loaded from) */
+typedef float rt_v8f __attribute__((vector_size(32), aligned(4), __may_alias__));
 #define RT_V8(p) (*(const rt_v8f *)(p))
 
-/* Store one output's two vectors: `width` channels, `out_c` apart. */
-RT_ALWAYS_INLINE void rt_fir_store(rt_v8f lo, rt_v8f hi, float *dst, ptrdiff_t width,
-                                   ptrdiff_t out_c) {
+/* Store one output's two vectors: `width` channels, `out_c` apart. (Compiled for AVX, as its
+ * only caller: 256-bit vectors passed by value need it.) */
+__attribute__((target("avx2,fma"))) RT_ALWAYS_INLINE void
+rt_fir_store(rt_v8f lo, rt_v8f hi, float *dst, ptrdiff_t width, ptrdiff_t out_c) {
     float sums[RT_FIR_LANES];
     ptrdiff_t c;
     memcpy(sums, &lo, sizeof lo);
@@ -83,10 +84,10 @@ RT_ALWAYS_INLINE void rt_fir_store(rt_v8f lo, rt_v8f hi, float *dst, ptrdiff_t w
  * chains of dependent multiply-adds, and the core would wait on their latency (measured: 2.1 ms
  * per second of 64 ch x 32 kHz one at a time, 1.5 ms four at a time). Each output's additions
  * stay in the scalar loop's order, so the grouping does not change them. */
-RT_ALWAYS_INLINE void rt_fir_block_vector(const float *h, ptrdiff_t L, const float *x0,
-                                          ptrdiff_t S, ptrdiff_t width, ptrdiff_t first,
-                                          ptrdiff_t step, ptrdiff_t n_out, float *out,
-                                          ptrdiff_t out_i, ptrdiff_t out_c) {
+__attribute__((target("avx2,fma"))) RT_ALWAYS_INLINE void
+rt_fir_block_vector(const float *h, ptrdiff_t L, const float *x0, ptrdiff_t S, ptrdiff_t width,
+                    ptrdiff_t first, ptrdiff_t step, ptrdiff_t n_out, float *out, ptrdiff_t out_i,
+                    ptrdiff_t out_c) {
     const ptrdiff_t gap = step * S; /* from one output's newest input row to the next's */
     ptrdiff_t i = 0, k;
     for (; i + 4 <= n_out; i += 4) {
@@ -94,15 +95,15 @@ RT_ALWAYS_INLINE void rt_fir_block_vector(const float *h, ptrdiff_t L, const flo
         rt_v8f a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0}, c0 = {0}, c1 = {0}, d0 = {0}, d1 = {0};
         for (k = 0; k < L; k++) {
             const rt_v8f hk = (rt_v8f){0} + h[k];
-            a0 += hk * RT_V8(row);
-            a1 += hk * RT_V8(row + 8);
-            b0 += hk * RT_V8(row + gap);
-            b1 += hk * RT_V8(row + gap + 8);
-            c0 += hk * RT_V8(row + 2 * gap);
-            c1 += hk * RT_V8(row + 2 * gap + 8);
-            d0 += hk * RT_V8(row + 3 * gap);
-            d1 += hk * RT_V8(row + 3 * gap + 8);
-            row -= S;
+            const float *r = row - k * S;
+            a0 += hk * RT_V8(r);
+            a1 += hk * RT_V8(r + 8);
+            b0 += hk * RT_V8(r + gap);
+            b1 += hk * RT_V8(r + gap + 8);
+            c0 += hk * RT_V8(r + 2 * gap);
+            c1 += hk * RT_V8(r + 2 * gap + 8);
+            d0 += hk * RT_V8(r + 3 * gap);
+            d1 += hk * RT_V8(r + 3 * gap + 8);
         }
         rt_fir_store(a0, a1, out + i * out_i, width, out_c);
         rt_fir_store(b0, b1, out + (i + 1) * out_i, width, out_c);
@@ -114,9 +115,8 @@ RT_ALWAYS_INLINE void rt_fir_block_vector(const float *h, ptrdiff_t L, const flo
         rt_v8f a0 = {0}, a1 = {0};
         for (k = 0; k < L; k++) {
             const rt_v8f hk = (rt_v8f){0} + h[k];
-            a0 += hk * RT_V8(row);
-            a1 += hk * RT_V8(row + 8);
-            row -= S;
+            a0 += hk * RT_V8(row - k * S);
+            a1 += hk * RT_V8(row - k * S + 8);
         }
         rt_fir_store(a0, a1, out + i * out_i, width, out_c);
     }

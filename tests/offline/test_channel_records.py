@@ -22,7 +22,7 @@ def _want(records, gains, first, n, offset_binary=False):
     flat = np.stack([r.reshape(-1) for r in records], axis=1)[first : first + n]
     if offset_binary:
         flat = (flat.astype(np.uint16) ^ 0x8000).view(np.int16)
-    return flat.astype(np.float32) * gains
+    return flat.astype(np.int16).astype(np.float32) * gains
 
 
 @pytest.mark.parametrize("n_ch", [1, 16, 37, 64])  # written sixteen channels at a time
@@ -48,6 +48,18 @@ def test_offset_binary_words_are_read_as_the_counts_they_hold():
     assert out.min() < -30000 * 0.195 and out.max() > 30000 * 0.195
 
 
+@pytest.mark.parametrize("n_ch", [5, 20])  # a group of sixteen channels, and what is left
+def test_big_endian_words_are_read_as_their_values(n_ch):
+    """Legacy Open Ephys records hold big-endian int16."""
+    big = np.dtype([("timestamp", "<i8"), ("samples", ">i2", 1024), ("marker", "u1", 10)])
+    records = _records(3, n_ch, seed=9, dtype=big)
+    assert records[0].dtype == np.dtype(">i2")
+    gains = np.linspace(0.1, 2.0, n_ch).astype(np.float32)
+    out = np.empty((2000, n_ch), np.float32)
+    ChannelRecords(records, raw="int16_be").gather(gains, 700, out)
+    np.testing.assert_array_equal(out, _want(records, gains, 700, 2000))
+
+
 def test_bad_records_and_ranges_are_refused():
     records = _records(2, 3, seed=5)
     channels = ChannelRecords(records)
@@ -58,6 +70,8 @@ def test_bad_records_and_ranges_are_refused():
         channels.gather(gains, 1000, np.empty((100, 3), np.float32))
     with pytest.raises(ValueError, match="samples -1"):
         channels.gather(gains, -1, np.empty((1, 3), np.float32))
+    with pytest.raises(ValueError, match="outside the records"):  # first + n would wrap
+        channels.gather(gains, 2**63 - 1, np.empty((100, 3), np.float32))
     with pytest.raises(ValueError, match="3 channels, 2 gains"):
         channels.gather(gains[:2], 0, np.empty((1, 3), np.float32))
     with pytest.raises(ValueError, match="differ in length"):
@@ -103,6 +117,24 @@ def test_neuralynx_sessions_read_through_records_as_neo_reads_them(tmp_path):
         fast, slow = _fast_and_neo(tmp_path, channels=channels)
         assert sorted(fast._records) == [0, 1]  # the dropped records split the session
         _assert_same_reads(fast, slow)
+
+
+def test_records_that_neo_would_not_read_alike_are_not_used(tmp_path, monkeypatch):
+    """A neo whose private maps hold something else (here: shifted by a record) is caught at
+    open, and neo's own reading is used."""
+    pytest.importorskip("neo")
+    from rtdecode.offline import neo_recordings
+    from rtdecode.offline.recordings import open_recording
+    from rtdecode.simulator.rig_files import write_ncs_session
+
+    counts = np.random.default_rng(10).integers(-2000, 2000, (8 * 512, 3)).astype(np.int16)
+    write_ncs_session(tmp_path, counts, 32000.0)
+    original = neo_recordings._records_of
+    monkeypatch.setattr(neo_recordings, "_records_of", lambda *args: original(*args)[1:])
+    rec = open_recording(tmp_path)
+    assert rec._records is None
+    want = counts.astype(np.float32) * np.float32(1e6 / 32e6)
+    np.testing.assert_allclose(rec.read(0, rec.n_samples), want, rtol=2**-22)
 
 
 @pytest.mark.parametrize(("suffix", "version"), [("rhd", (1, 3)), ("rhd", (3, 0)), ("rhs", None)])

@@ -109,7 +109,8 @@ cdef class ChannelRecords:
                 f"ChannelRecords.gather: {n_ch} channels, {gains.shape[0]} gains, out "
                 f"({out.shape[0]}, {out.shape[1]})"
             )
-        if first < 0 or first + n > self._n_samples:
+        # (first + n could wrap: compared without the sum)
+        if first < 0 or n > self._n_samples or first > self._n_samples - n:
             raise ValueError(
                 f"samples {first}..{first + n} are outside the records' 0..{self._n_samples}"
             )
