@@ -1,6 +1,8 @@
 """Ring buffer against a plain numpy reference: random chunk sizes, wrap-around, overrun."""
 
+import contextlib
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -146,6 +148,17 @@ def test_wait_for_wakes_on_write_and_on_close():
 
 
 @pytest.mark.timeout(60)
+@contextlib.contextmanager
+def _switch_interval(seconds: float):
+    """The interpreter's thread switch interval set to ``seconds`` within the block."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
 def test_concurrent_writer_reader_never_returns_torn_data():
     """A writer thread hammers a small ring; every successful read is exactly the reference."""
     n_channels, capacity = 4, 512
@@ -166,26 +179,30 @@ def test_concurrent_writer_reader_never_returns_torn_data():
             pos += n
         done.set()
 
-    thread = threading.Thread(target=write)
-    thread.start()
-    out = np.empty((200, n_channels), np.float32)
-    out_ts = np.empty(200)
-    good = failed = 0
-    while not done.is_set() or good == 0:
-        end = ring.written
-        if end < 200:
-            continue
-        try:
-            ring.read(end, out, out_ts)
-        except OverrunError:
-            failed += 1
-            continue
-        expected = np.arange(end - 200, end, dtype=np.float32)
-        np.testing.assert_array_equal(out[:, 0], expected)
-        np.testing.assert_array_equal(out[:, -1], expected)
-        np.testing.assert_array_equal(out_ts, expected.astype(np.float64))
-        good += 1
-    thread.join()
+    # Both threads run Python between their compiled calls: with the default 5 ms switch
+    # interval the spinning reader held the GIL while the writer waited, ~15 ms a write (50-60 s
+    # here, at the test's timeout); switching every 20 us keeps them interleaved.
+    with _switch_interval(2e-5):
+        thread = threading.Thread(target=write)
+        thread.start()
+        out = np.empty((200, n_channels), np.float32)
+        out_ts = np.empty(200)
+        good = failed = 0
+        while not done.is_set() or good == 0:
+            end = ring.written
+            if end < 200:
+                continue
+            try:
+                ring.read(end, out, out_ts)
+            except OverrunError:
+                failed += 1
+                continue
+            expected = np.arange(end - 200, end, dtype=np.float32)
+            np.testing.assert_array_equal(out[:, 0], expected)
+            np.testing.assert_array_equal(out[:, -1], expected)
+            np.testing.assert_array_equal(out_ts, expected.astype(np.float64))
+            good += 1
+        thread.join()
     assert good > 0
     assert ring.overruns == failed
 
