@@ -49,6 +49,7 @@ from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
 
 LATENCY_S = 0.002  # assumed decision -> output latency of the dry runs (the live one is measured)
 FINE_STEP_S = 0.01
+AASM_SLOW_WAVE_UV = 75.0  # the AASM's slow wave: 0.5-2 Hz, >= 75 uV peak to peak (frontal)
 RHYTHMS = {
     # rhythm: (simulator phase name, state, band, window lengths tried)
     "theta": ("theta", "rem", (6.0, 9.0), (0.5, 1.0, 2.0)),
@@ -106,14 +107,18 @@ def schedule_errors(
     target_rad: float,
     step_samples: int,
     min_share: float = 0.0,
+    min_amplitude: float = 0.0,
 ) -> dict:
     """Errors of the crossings each estimate schedules, as the engine does; ``truth_at(samples)``
-    gives the true phase at input-sample indices. Estimates every ``step_samples``."""
+    gives the true phase at input-sample indices. Estimates every ``step_samples``. ``method``
+    ``"echt/peak"`` or ``"echt/centre"``: the ecHT with that ``echt_frequency``."""
     fs = config.fs_hz
     features = StreamingFeatures(config, data.shape[1])
+    method, _, echt_frequency = method.partition("/")
     tracker = PhaseTracker(
-        config, list(range(data.shape[1])), band, window_s=window_s, method=method
-    )
+        config, list(range(data.shape[1])), band, window_s=window_s, method=method,
+        echt_frequency=echt_frequency or "blend",
+    )  # fmt: skip
     chunk = step_samples
     landed, shares, cost, n_estimates = [], [], 0.0, 0
     for pos in range(0, data.shape[0] - chunk + 1, chunk):
@@ -131,7 +136,7 @@ def schedule_errors(
         est = tracker.estimate(end)
         cost += time.perf_counter() - t0
         n_estimates += 1
-        if est is None or est.band_share < min_share:
+        if est is None or est.band_share < min_share or est.amplitude < min_amplitude:
             continue
         arrival = end - 1 + LATENCY_S * fs
         c = est.next_crossing(target_rad, arrival, fs)
@@ -182,32 +187,41 @@ def cmd_methods(args) -> dict:
     for name, x, in_state, fs, band, windows, truth_at in sets:
         config = _config(fs)
         print(f"\n{name} ({in_state.mean() * 100:.0f}% of {x.shape[0] / fs / 60:.1f} min):")
-        for method in ("echt", "ar"):
-            for window_s in windows:
-                for cadence, step in (("hop", config.hop_samples), ("10ms", int(FINE_STEP_S * fs))):
-                    rows = []
-                    for target_deg in TARGETS_DEG:
-                        s, _, _ = schedule_errors(
-                            x, in_state, truth_at, config, band, method, window_s,
-                            math.radians(target_deg), step,
-                        )  # fmt: skip
-                        rows.append(s)
-                    key = f"{name} | {method} | window {window_s:g} s | {cadence}"
-                    figures[key] = rows
-                    text = "; ".join(
-                        f"target {t:g}: {_summary_text(r)}" for t, r in zip(TARGETS_DEG, rows)
-                    )
-                    print(f"  {method:<4} {window_s:>3g} s {cadence:>4}: {text}; "
-                          f"{rows[0]['estimate_ms']:.2f} ms/estimate", flush=True)  # fmt: skip
+        default_window = max(0.5, 2.0 / band[0])  # the rules' default: two cycles
+        runs = [(m, w, c, 0.0) for m in args.methods.split(",")
+                for w in (windows if m in ("echt", "ar") else (default_window,))
+                for c in ("hop", "10ms")]  # fmt: skip
+        if name.startswith("DREAMS"):
+            # the AASM's slow wave is >= 75 uV peak to peak: an envelope of 37.5 uV
+            runs += [(m, 4.0, "hop", AASM_SLOW_WAVE_UV / 2) for m in args.methods.split(",")]
+        for method, window_s, cadence, min_amplitude in runs:
+            step = config.hop_samples if cadence == "hop" else int(FINE_STEP_S * fs)
+            rows = []
+            for target_deg in TARGETS_DEG:
+                s, _, _ = schedule_errors(
+                    x, in_state, truth_at, config, band, method, window_s,
+                    math.radians(target_deg), step, min_amplitude=min_amplitude,
+                )  # fmt: skip
+                rows.append(s)
+            gate = f" | amplitude >= {min_amplitude:g}" if min_amplitude else ""
+            key = f"{name} | {method} | window {window_s:g} s | {cadence}{gate}"
+            figures[key] = rows
+            text = "; ".join(f"target {t:g}: {_summary_text(r)}" for t, r in zip(TARGETS_DEG, rows))
+            print(f"  {method:<11} {window_s:>3g} s {cadence:>4}{gate}: {text}; "
+                  f"{rows[0]['estimate_ms']:.2f} ms/estimate", flush=True)  # fmt: skip
     return figures
 
 
-def _rule(name: str, state: str, channels: list[str], band: str, target_deg: int, output: int):
-    """One phase rule of a rules file (5 ms pulses on the device's output ``output``)."""
+def _rule(
+    name: str, state: str, channels: list[str], band: str, target_deg: int, output: int,
+    extra: str = "",
+):  # fmt: skip
+    """One phase rule of a rules file (5 ms pulses on the device's output ``output``); ``extra``
+    adds keys to its phase table."""
     listed = ", ".join(f'"{c}"' for c in channels)
     return (
         f'[[rule]]\nname = "{name}"\nwhen = "in:{state}"\npulse_ms = 5\nchannel = {output}\n'
-        f"phase = {{ channels = [{listed}], band = {band}, target_deg = {target_deg} }}\n\n"
+        f"phase = {{ channels = [{listed}], band = {band}, target_deg = {target_deg}{extra} }}\n\n"
     )
 
 
@@ -216,7 +230,10 @@ SIM_RULES = (
     + _rule("theta-trough", "rem", ["ch001"], "[6, 9]", 180, 1)
     + _rule("so-up", "nrem", ["ch000", "ch010"], "[0.5, 2]", 0, 2)
 )
-DREAMS_RULES = _rule("so-up", "nrem", ["C3-A1"], "[0.5, 2]", 0, 0)
+# scalp EEG: pulses only on slow waves as the AASM scores them (>= 75 uV peak to peak)
+DREAMS_RULES = _rule(
+    "so-up", "nrem", ["C3-A1"], "[0.5, 2]", 0, 0, f", min_amplitude = {AASM_SLOW_WAVE_UV / 2:g}"
+)
 TARGET_MEAN_DEG = 10.0
 TARGET_WITHIN_45 = 0.8
 
@@ -266,6 +283,8 @@ def _print_rules(title, report, states, truth=None):
         line += f"; decided outside {r['state']}: {r['outside_state']}"
         line += f"; landed outside a labelled {r['state']}: {r.get('landed_outside_label')}"
         line += f"; {100 * (states[name].get('inside_target_share') or 0):.1f}% decided in it"
+        if r.get("inside_label", {}).get("pulses"):
+            line += f"\n  {'':<13} those that landed in it: {_summary_text(r['inside_label'])}"
         if truth is not None:
             line += f"\n  {'':<13} against the simulator's true phase: {_summary_text(truth[name])}"
         line += "  MEETS the targets" if _meets(truth[name] if truth else r) else "  misses"
@@ -349,12 +368,15 @@ def cmd_targets(args) -> dict:
             # the estimator alone, gated by the hypnogram instead of a decoder's states
             x, lab, fs2, _ = dreams(data_dir)
             ref, rate = reference_phase(x[:, 0], fs2, (0.5, 2.0))
-            oracle, _, _ = schedule_errors(
-                x, lab == 1, lambda s: phase_at(ref, rate, fs2, s), _config(fs2), (0.5, 2.0),
-                "echt", 4.0, 0.0, _config(fs2).hop_samples,
-            )  # fmt: skip
-            print(f"  the same rule gated by the hypnogram's S3/S4: {_summary_text(oracle)}")
-            figures["dreams"]["hypnogram_gated"] = oracle
+            for key, min_amplitude in (("hypnogram_gated", AASM_SLOW_WAVE_UV / 2),
+                                       ("hypnogram_gated_any_amplitude", 0.0)):  # fmt: skip
+                oracle, _, _ = schedule_errors(
+                    x, lab == 1, lambda s: phase_at(ref, rate, fs2, s), _config(fs2), (0.5, 2.0),
+                    "echt", 4.0, 0.0, _config(fs2).hop_samples, min_amplitude=min_amplitude,
+                )  # fmt: skip
+                print(f"  the same rule gated by the hypnogram's S3/S4, amplitude >= "
+                      f"{min_amplitude:g} uV: {_summary_text(oracle)}")  # fmt: skip
+                figures["dreams"][key] = oracle
     return figures
 
 
@@ -481,6 +503,10 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--no-real-data", action="store_true")
     parser.add_argument("--rhythm", choices=tuple(RHYTHMS), default=None, help="only this one")
+    parser.add_argument(
+        "--methods", default="echt,echt/peak,echt/centre,ar",
+        help="methods: estimators compared (echt/peak, echt/centre: the ecHT's frequency)",
+    )  # fmt: skip
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args(argv)
     print(machine_info())

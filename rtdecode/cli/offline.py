@@ -1146,6 +1146,13 @@ def _print_phase_report(report: dict, rose_plot: Path | None) -> None:
             )
         if r.get("landed_outside_label"):
             line += f"; {r['landed_outside_label']} landed outside a labelled {r['state']} episode"
+            inside = r["inside_label"]
+            if inside["pulses"]:
+                line += (
+                    f" (the {inside['pulses']} inside: mean error "
+                    f"{inside['mean_error_deg']:+.1f} deg, {100 * inside['within_45']:.1f}% "
+                    "within +-45 deg)"
+                )
         print(line)
     if rose_plot is not None:
         print(f"rose plot: {rose_plot}")

@@ -467,7 +467,8 @@ def phase_report(
     dict
         Per phase rule: ``pulses``, ``mean_error_deg`` (circular), ``vector_length``,
         ``within_45`` (share), ``target_deg``, ``band_hz``, ``outside_state`` (pulses decided
-        outside the rule's state: always 0, checked), and with labels ``landed_outside_label``.
+        outside the rule's state: always 0, checked), and with labels ``landed_outside_label`` and
+        ``inside_label`` (the same summary over the pulses that landed in a labelled episode).
     """
     from rtdecode.phase.reference import ReferencePhase, circular_summary, write_rose_plot
 
@@ -495,8 +496,10 @@ def phase_report(
             episodes = event_episodes(segments, rule.state)
             ends = np.clip(np.floor(landing).astype(np.int64) + 1, 1, recording.n_samples)
             times = recording.end_time_s(ends)
-            inside = [any(a <= ts <= b for a, b in episodes) for ts in times]
-            entry["landed_outside_label"] = int(len(inside) - sum(inside))
+            inside = np.array([any(a <= ts <= b for a, b in episodes) for ts in times], bool)
+            entry["landed_outside_label"] = int(inside.size - inside.sum())
+            # the estimator's own accuracy, apart from the decoder's mistakes about the state
+            entry["inside_label"] = circular_summary(np.asarray(errors)[inside])
         report[rule.name] = entry
         errors_by_rule[rule.name] = np.asarray(errors)
     if rose_plot is not None and errors_by_rule:

@@ -6,7 +6,9 @@ Two methods, compared in ``benchmarks/bench_phase.py``:
   12:363): the window's analytic signal is computed by FFT and multiplied, in the frequency
   domain, by a causal 2nd-order band-pass filter centred on the rhythm, whose impulse response
   weighs the window's end, so the phase at the last sample is not bent by the FFT's implicit
-  wrap-around. The filter's own phase shift at the estimated frequency is subtracted.
+  wrap-around. The filter's own phase shift is undone at the rhythm's frequency: the window's
+  spectral peak when the band's power gathers there (theta), the band's centre when it is
+  spread over the band (slow oscillations on the scalp), in proportion between.
 - ``ar``: autoregressive forward prediction (Zrenner et al. 2018; the Open Ephys Phase
   Calculator): the window is band-passed without phase shift, the samples its end distorts
   are dropped, an AR model fitted to the rest predicts them and the time beyond, and the
@@ -27,11 +29,19 @@ import numpy as np
 import scipy.linalg
 import scipy.signal
 
-__all__ = ["METHODS", "WindowPhase", "estimate_window_phase", "band_share"]
+__all__ = ["METHODS", "ECHT_FREQUENCIES", "WindowPhase", "estimate_window_phase", "band_share"]
 
 #: The estimators :func:`estimate_window_phase` knows.
 METHODS = ("echt", "ar")
 _ZERO_PAD = 8  # the spectrum is zero-padded this much to find the peak frequency
+# The in-band power within this ratio of the peak frequency (either side) is the share that
+# weighs the peak against the band's centre as the ecHT's frequency (bench_phase.py methods:
+# 1.1-1.3 gave the same within +-45 deg to 2 points on the simulator and on DREAMS)
+_PEAK_RATIO = 1.2
+#: What the ecHT's phase correction and the extrapolation take as the rhythm's frequency:
+#: ``"blend"`` (default), ``"peak"`` (the window's spectral peak: before 2026-12-04),
+#: ``"centre"`` (the band's geometric centre, where the filter shifts no phase).
+ECHT_FREQUENCIES = ("blend", "peak", "centre")
 # order and edge measured on noisy sinusoids in the theta band (200 Hz): edge 0.5 cycle left
 # +-35 degrees of bias at the band's edges, 2 cycles +-7
 _AR_ORDER = 30
@@ -43,7 +53,7 @@ class WindowPhase(NamedTuple):
     """The rhythm at the last sample of a window."""
 
     phase_rad: float  # in (-pi, pi]; 0 at a peak of the band-passed signal, -pi/2 at its rise
-    freq_hz: float  # the rhythm's frequency (peak of the window's spectrum in the band)
+    freq_hz: float  # the rhythm's frequency, for extrapolating its phase (see echt_frequency)
     amplitude: float  # envelope at the last sample, input units
     band_share: float  # the band's share of the window's power (DC excluded), 0-1
 
@@ -57,15 +67,18 @@ def band_share(spectrum_power: np.ndarray, freqs: np.ndarray, band: tuple[float,
     return float(spectrum_power[inside].sum()) / total
 
 
-def _peak_frequency(x: np.ndarray, fs_hz: float, band: tuple[float, float]) -> tuple[float, float]:
-    """The window's peak frequency in ``band`` (Hann, zero-padded, parabolic interpolation)
-    and the band's share of its power."""
+def _peak_frequency(
+    x: np.ndarray, fs_hz: float, band: tuple[float, float]
+) -> tuple[float, float, float]:
+    """The window's peak frequency in ``band`` (Hann, zero-padded, parabolic interpolation),
+    the band's share of its power, and how much of the band's power lies within
+    ``_PEAK_RATIO`` of the peak, relative to a pure sinusoid's at that frequency (1: a
+    sinusoid; small: power spread over the band)."""
     n = x.size
-    n_fft = _ZERO_PAD * n
-    power = np.abs(np.fft.rfft(x * np.hanning(n), n_fft)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / fs_hz)
+    power, freqs = _hann_power(x, fs_hz)
     share = band_share(power, freqs, band)
-    inside = np.flatnonzero((freqs >= band[0]) & (freqs <= band[1]))
+    in_band = (freqs >= band[0]) & (freqs <= band[1])
+    inside = np.flatnonzero(in_band)
     k = int(inside[np.argmax(power[inside])])
     freq = freqs[k]
     if 0 < k < power.size - 1:
@@ -73,7 +86,34 @@ def _peak_frequency(x: np.ndarray, fs_hz: float, band: tuple[float, float]) -> t
         denom = a - 2.0 * b + c
         if denom < 0:
             freq += 0.5 * (a - c) / denom * (freqs[1] - freqs[0])
-    return float(np.clip(freq, band[0], band[1])), share
+    freq = float(np.clip(freq, band[0], band[1]))
+    return freq, share, min(1.0, _near_peak(power, freqs, band, freq) / _pure_near_peak(
+        n, fs_hz, band, round(freq, 4)
+    ))  # fmt: skip
+
+
+def _hann_power(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    n_fft = _ZERO_PAD * x.size
+    power = np.abs(np.fft.rfft(x * np.hanning(x.size), n_fft)) ** 2
+    return power, np.fft.rfftfreq(n_fft, 1.0 / fs_hz)
+
+
+def _near_peak(
+    power: np.ndarray, freqs: np.ndarray, band: tuple[float, float], freq: float
+) -> float:
+    """The share of the band's power within ``_PEAK_RATIO`` of ``freq``."""
+    in_band = (freqs >= band[0]) & (freqs <= band[1])
+    band_power = float(power[in_band].sum())
+    near = in_band & (freqs >= freq / _PEAK_RATIO) & (freqs <= freq * _PEAK_RATIO)
+    return float(power[near].sum()) / band_power if band_power > 0 else 0.0
+
+
+@lru_cache(maxsize=4096)
+def _pure_near_peak(n: int, fs_hz: float, band: tuple[float, float], freq: float) -> float:
+    """:func:`_near_peak` of a pure cosine at ``freq``: below 1 when the window's spectral
+    lobe is wider than the ratio (a 4 s window at 0.6 Hz holds ~0.5 of it there)."""
+    power, freqs = _hann_power(np.cos(2.0 * math.pi * freq / fs_hz * np.arange(n)), fs_hz)
+    return max(_near_peak(power, freqs, band, freq), 1e-12)
 
 
 @lru_cache(maxsize=64)
@@ -106,12 +146,25 @@ def _echt_weights(n: int, fs_hz: float, centre_hz: float, width_hz: float) -> np
     return c
 
 
-def _echt(x: np.ndarray, fs_hz: float, band: tuple[float, float]) -> WindowPhase:
-    freq, share = _peak_frequency(x, fs_hz, band)
+def _echt(
+    x: np.ndarray, fs_hz: float, band: tuple[float, float], frequency: str = "blend"
+) -> WindowPhase:
+    peak, share, concentration = _peak_frequency(x, fs_hz, band)
+    centre = math.sqrt(band[0] * band[1])  # where the band-pass shifts no phase
+    if frequency == "peak":
+        freq = peak
+    elif frequency == "centre":
+        freq = centre
+    else:
+        # A single sinusoid's correction at the window's peak fits a narrow rhythm; over a
+        # broad one (scalp slow oscillations: the peak wanders 0.5-1 Hz from window to window)
+        # it adds the peak's scatter to the phase (DREAMS: 60 % within +-45 deg at the peak,
+        # 71 % uncorrected). Geometric blend, weighted by how much of the band the peak holds.
+        freq = centre ** (1.0 - concentration) * peak**concentration
     n = x.size
     c = _echt_weights(n, fs_hz, round(0.5 * (band[0] + band[1]), 6), round(band[1] - band[0], 6))
     z = complex(c @ x)
-    # A sinusoid at the rhythm's frequency, x[k] = Re(u e^{jwk}), gives z = (u A + conj(u) B)/2
+    # A sinusoid at frequency freq, x[k] = Re(u e^{jwk}), gives z = (u A + conj(u) B)/2
     # with A, B the weights' response to e^{+jwk} and e^{-jwk}: solved for u, which undoes the
     # filter's gain and phase shift at that frequency (A) and the window's leak from negative
     # frequencies (B). Dividing by the filter's response alone left a lead of 4-9 degrees near
@@ -144,7 +197,7 @@ def _ar_fit(y: np.ndarray, order: int) -> np.ndarray:
 
 
 def _ar(x: np.ndarray, fs_hz: float, band: tuple[float, float]) -> WindowPhase:
-    freq, share = _peak_frequency(x, fs_hz, band)
+    freq, share, _ = _peak_frequency(x, fs_hz, band)
     hi = min(band[1], 0.45 * fs_hz)
     y = scipy.signal.sosfiltfilt(_zero_phase_sos(fs_hz, band[0], hi), x)
     centre = 0.5 * (band[0] + band[1])
@@ -168,7 +221,12 @@ def _ar(x: np.ndarray, fs_hz: float, band: tuple[float, float]) -> WindowPhase:
 
 
 def estimate_window_phase(
-    x: np.ndarray, fs_hz: float, band: tuple[float, float], method: str = "echt"
+    x: np.ndarray,
+    fs_hz: float,
+    band: tuple[float, float],
+    method: str = "echt",
+    *,
+    echt_frequency: str = "blend",
 ) -> WindowPhase:
     """The rhythm's phase at the last sample of ``x``.
 
@@ -181,6 +239,10 @@ def estimate_window_phase(
     band : (float, float)
         The rhythm's band, Hz.
     method : {"echt", "ar"}
+    echt_frequency : {"blend", "peak", "centre"}
+        The ecHT's frequency for undoing its filter's phase shift, and the one returned for
+        extrapolation: the window's spectral peak, the band's geometric centre, or (default)
+        between the two by the share of the band's power near the peak.
 
     Returns
     -------
@@ -190,11 +252,15 @@ def estimate_window_phase(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if echt_frequency not in ECHT_FREQUENCIES:
+        raise ValueError(
+            f"echt_frequency must be one of {ECHT_FREQUENCIES}, got {echt_frequency!r}"
+        )
     x = np.asarray(x, dtype=np.float64)
     x = x - x.mean()
     if not np.any(x):
         return WindowPhase(0.0, 0.5 * (band[0] + band[1]), 0.0, 0.0)
-    return _echt(x, fs_hz, band) if method == "echt" else _ar(x, fs_hz, band)
+    return _echt(x, fs_hz, band, echt_frequency) if method == "echt" else _ar(x, fs_hz, band)
 
 
 def wrap(rad: np.ndarray | float) -> np.ndarray | float:

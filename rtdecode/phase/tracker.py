@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rtdecode.config import FeatureConfig
-from rtdecode.phase.estimators import METHODS, estimate_window_phase
+from rtdecode.phase.estimators import ECHT_FREQUENCIES, METHODS, estimate_window_phase
 
 __all__ = ["PhaseEstimate", "PhaseTracker", "phase_rate_factor", "analysis_delay_samples"]
 
@@ -81,6 +81,8 @@ class PhaseTracker:
     window_s : float
         Seconds of signal each estimate looks at (a few cycles of the band's bottom).
     method : {"echt", "ar"}
+    echt_frequency : {"blend", "peak", "centre"}
+        The ecHT's frequency (:func:`rtdecode.phase.estimators.estimate_window_phase`).
 
     Notes
     -----
@@ -96,9 +98,15 @@ class PhaseTracker:
         *,
         window_s: float,
         method: str = "echt",
+        echt_frequency: str = "blend",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if echt_frequency not in ECHT_FREQUENCIES:
+            raise ValueError(
+                f"echt_frequency must be one of {ECHT_FREQUENCIES}, got {echt_frequency!r}"
+            )
+        self.echt_frequency = echt_frequency
         lo, hi = (float(b) for b in band_hz)
         fs_a = config.analysis_fs_hz
         if not 0 < lo < hi < fs_a / 2:
@@ -205,7 +213,9 @@ class PhaseTracker:
         if end - self._window < 0:
             return None
         x = self._buf[end - self._window : end]
-        est = estimate_window_phase(x, self.phase_fs_hz, self.band_hz, self.method)
+        est = estimate_window_phase(
+            x, self.phase_fs_hz, self.band_hz, self.method, echt_frequency=self.echt_frequency
+        )
         time_sample = self._run0 + newest * per + self._offset
         return PhaseEstimate(
             int(at_sample), time_sample, est.phase_rad, est.freq_hz, est.amplitude, est.band_share

@@ -68,6 +68,10 @@ def test_evaluate_reports_the_phase_of_each_pulse_and_a_rose_plot(recording, cap
     assert theta["pulses"] > 200  # ~7.5 a second for most of 45 s of REM
     assert abs(theta["mean_error_deg"]) <= 10 and theta["within_45"] >= 0.8
     assert theta["outside_state"] == 0
+    # the pulses that landed in labelled REM, apart from the decoder's late or early switches
+    inside = theta["inside_label"]
+    assert inside["pulses"] == theta["pulses"] - theta["landed_outside_label"] > 200
+    assert abs(inside["mean_error_deg"]) <= 10 and inside["within_45"] >= 0.8
     assert report["slow"]["pulses"] > 15 and report["slow"]["target_deg"] == 180
     assert rose.read_bytes()[:4] == b"\x89PNG"
     assert main(argv) == 0
