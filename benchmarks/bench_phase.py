@@ -46,6 +46,7 @@ from rtdecode.phase.estimators import wrap
 from rtdecode.phase.reference import circular_summary, phase_at, reference_phase
 from rtdecode.phase.tracker import PhaseTracker
 from rtdecode.simulator.generator import LfpSimulator, SimulatorConfig
+from rtdecode.stimulation.engine import PHASE_STEP_S
 
 LATENCY_S = 0.002  # assumed decision -> output latency of the dry runs (the live one is measured)
 FINE_STEP_S = 0.01
@@ -370,9 +371,11 @@ def cmd_targets(args) -> dict:
             ref, rate = reference_phase(x[:, 0], fs2, (0.5, 2.0))
             for key, min_amplitude in (("hypnogram_gated", AASM_SLOW_WAVE_UV / 2),
                                        ("hypnogram_gated_any_amplitude", 0.0)):  # fmt: skip
+                # an estimate every PHASE_STEP_S, as the engine's between its decisions
                 oracle, _, _ = schedule_errors(
                     x, lab == 1, lambda s: phase_at(ref, rate, fs2, s), _config(fs2), (0.5, 2.0),
-                    "echt", 4.0, 0.0, _config(fs2).hop_samples, min_amplitude=min_amplitude,
+                    "echt", 4.0, 0.0, max(1, round(PHASE_STEP_S * fs2)),
+                    min_amplitude=min_amplitude,
                 )  # fmt: skip
                 print(f"  the same rule gated by the hypnogram's S3/S4, amplitude >= "
                       f"{min_amplitude:g} uV: {_summary_text(oracle)}")  # fmt: skip

@@ -170,6 +170,9 @@ class Decoder:
                 ),
             )
         )
+        if stimulator is not None and stimulator.phase_step_samples:
+            # phase rules estimate between decisions: wake at their steps
+            self._step = min(self._step, stimulator.phase_step_samples)
         # Wake when all of a window but its tail has arrived: the head's FFT runs then, and only
         # the tail's small DFT is left for when the last sample arrives.
         self._pre_boundary = self.features.tail_input_samples
@@ -435,7 +438,9 @@ class Decoder:
                         # a stall's backlog is not left to decimate after it
                         self._jump_rows.append((self._origin + end_sample, stamp, row, quality))
                     else:
+                        self._phase_steps(self._origin + end_sample - 1)
                         self._decide(self._origin + end_sample, stamp, row, quality)
+                self._phase_steps(self._origin + features.analysis_samples * self.config.decimation)
                 if self._telemetry is not None:
                     made = features.analysis_samples - self._signal_sent
                     if made > 0:
@@ -445,6 +450,26 @@ class Decoder:
                     # The window's end is next: warm the model's trees in cache now (a cold
                     # row costs ~0.2 ms instead of ~0.01 ms on the latency path).
                     self.model.predict_proba(self._warm_row)
+
+    def _phase_steps(self, to_sample: int) -> None:
+        """The phase rules' estimates between decisions, up to ``to_sample`` (absolute)."""
+        if self._stim is None or self._jump_at or not self._stim.phase_step_samples:
+            return  # (a jump awaiting its verdict: its rows are decided first)
+        ring = self.acquisition.ring
+        self._stim.advance(
+            to_sample,
+            lambda sample: ring.timestamp(sample - 1) + self._ts_offset,
+            self._step_stale,
+        )
+
+    def _step_stale(self, sample: int, stamp: float) -> bool:
+        """Whether a phase step is too old to act on (``_age_s`` without its bookkeeping)."""
+        if self.max_age_s is None:
+            return False
+        age = pylsl.local_clock() - (stamp - self._ts_offset)
+        if abs(age) >= 60.0:  # not this machine's clock: the backlog says it
+            age = (self.acquisition.ring.written - sample) / self.acquisition.fs_hz
+        return age > self.max_age_s
 
     def _gaps_and_resets(self) -> int:
         acq = self.acquisition

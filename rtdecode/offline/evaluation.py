@@ -305,6 +305,10 @@ def decode_recording(
         )
     )
     phase = engine is not None and engine.has_phase_rules
+
+    def stamp_of(sample: int) -> float:
+        return float(recording.end_time_s(np.array([sample]))[0])
+
     triggers = []
     ends, probas, states, changed, goods = [], [], [], [], []
     with one_blas_thread():  # see its notes
@@ -335,6 +339,10 @@ def decode_recording(
                     rows = features.push_blocks(blocks)
                 for row_end, row, verdict in rows:
                     end_sample = origin + row_end
+                    if phase:
+                        # the phase rules' steps between decisions, each as its samples complete
+                        # (live: Decoder._phase_steps, as they arrive)
+                        triggers += engine.advance_each(end_sample - 1, stamp_of=stamp_of)
                     if engine is not None and engine.blanked(end_sample):
                         continue
                     result = step.decide(row, verdict.good_fraction)
@@ -349,6 +357,9 @@ def decode_recording(
                     probas.append(probs)
                     states.append(state)
                     changed.append(did_change)
+                if phase:
+                    pushed = origin + features.analysis_samples * config.decimation
+                    triggers += engine.advance_each(pushed, stamp_of=stamp_of)
     end_samples = np.array(ends, dtype=np.int64)
     return DecodedRecording(
         end_samples=end_samples,

@@ -10,12 +10,14 @@ Safety, whatever the rules say: nothing fires from a stale decision, during ``no
 ``bad_signal``, while disarmed, or after :meth:`StimEngine.stop`; gates go off on each of these.
 
 Phase rules (``in:STATE`` with a ``phase`` table) are fed the decoder's analysis-rate samples
-(:meth:`StimEngine.push_signal`); at each decision in the state, each predicts the next crossing
-of its target phase (:class:`rtdecode.phase.tracker.PhaseTracker`) and, when that crossing comes
-before the next decision's pulse could (within one hop after this decision's pulse can land),
-sends a pulse whose device-side delay puts it there: ``delay_ms`` = crossing - the decision's
-last sample - the latency the caller gives (the decoder's delay so far plus the output's, live;
-a nominal one offline). The crossing, not the latency, is what live and offline runs share.
+(:meth:`StimEngine.push_signal`); at each decision in the state, and between decisions every
+``PHASE_STEP_S`` of samples (:meth:`StimEngine.advance`, the state being the last decision's),
+each predicts the next crossing of its target phase (:class:`rtdecode.phase.tracker.PhaseTracker`)
+and, when that crossing comes before the next estimate's pulse could (within one step after this
+one's pulse can land), sends a pulse whose device-side delay puts it there: ``delay_ms`` =
+crossing - the estimate's last sample - the latency the caller gives (the decoder's delay so far
+plus the output's, live; a nominal one offline). The crossing, not the latency, is what live and
+offline runs share: the steps fall on fixed samples, whatever the chunking.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from rtdecode.phase.tracker import PhaseEstimate, PhaseTracker
 from rtdecode.stimulation.rules import RulesError, StimProtocol, StimRule
 from rtdecode.streams import SPECIAL_STATES
 
-__all__ = ["Trigger", "StimEngine", "yoked_offsets", "DEFAULT_LATENCY_S"]
+__all__ = ["Trigger", "StimEngine", "yoked_offsets", "DEFAULT_LATENCY_S", "PHASE_STEP_S"]
+
+# Phase estimates between decisions, this often: a crossing predicted at most this far ahead.
+# bench_phase.py methods: on DREAMS's slow oscillations an estimate every 10-20 ms instead of
+# every 0.1 s decision gained 5-9 points within +-45 deg (the rhythm drifts from its
+# extrapolation); it costs an estimate (~0.15 ms) per step while a phase rule's state holds.
+PHASE_STEP_S = 0.02
 
 # Added to each blanked interval: a pulse lands after the decision by the output's latency too.
 _BLANK_MARGIN_S = 0.02
@@ -161,6 +169,7 @@ class _RuleState:
         self.offsets = deque(offsets or ())
         self.tracker: PhaseTracker | None = None
         self.last_crossing: float | None = None  # the last crossing a pulse was sent for
+        self.seen_crossing: float | None = None  # the last crossing counted (sent or not)
         self.pulse_end: float = -math.inf  # input sample at which that pulse (train) ends
         self.cycles = 0  # crossings seen in this episode (every Nth)
 
@@ -203,6 +212,15 @@ class StimEngine:
             for r in protocol.rules
         ]
         self._hop = 0 if features is None else features.hop_samples
+        # phase estimates between decisions every _step input samples (0: at decisions only),
+        # on whole analysis samples
+        self._step = 0
+        if features is not None:
+            d = features.decimation
+            step = max(d, int(round(PHASE_STEP_S * self.fs_hz / d)) * d)
+            self._step = step if step < self._hop else 0
+        self._next_step = 0  # the input sample of the next estimate between decisions
+        self._decided_at = -1  # the last decision's end sample
         for rs in self._rules:
             target = rs.rule.phase
             if target is None:
@@ -249,6 +267,80 @@ class StimEngine:
         for rs in self._rules:
             if rs.tracker is not None:
                 rs.tracker.push(block, stop_sample)
+
+    @property
+    def phase_step_samples(self) -> int:
+        """Input samples between phase estimates (0: at decisions only)."""
+        return self._step if self.has_phase_rules else 0
+
+    def advance(
+        self,
+        to_sample: int,
+        *,
+        stamp_of: Callable[[int], float],
+        latency_of: Callable[[int], float | Callable[[], float]] | None = None,
+        stale_of: Callable[[int], bool] | None = None,
+    ) -> list[Trigger]:
+        """A phase estimate between decisions, at the newest step up to ``to_sample``.
+
+        The newest step past the last decision's end and at most ``to_sample`` (its samples
+        pushed, :meth:`push_signal`) runs the phase rules whose condition held at that decision,
+        with its state; older steps not yet run are passed over (their samples came in the same
+        read: the newest step predicts from fresher ones). Live, the decode thread calls it with
+        ``end_sample - 1`` before each decision and with the newest sample after each read;
+        offline, with each step's sample (as if every read were one step).
+
+        Parameters
+        ----------
+        to_sample : int
+            The newest input sample whose analysis samples were pushed (count since the start).
+        stamp_of : callable
+            A step's sample -> its timestamp (for the record).
+        latency_of : callable, optional
+            A step's sample -> the latency for its pulses (as :meth:`decide`'s); default
+            ``DEFAULT_LATENCY_S``.
+        stale_of : callable, optional
+            A step's sample -> whether it is too old to act on; default never.
+        """
+        out: list[Trigger] = []
+        if not self._step or self.stopped or self._decided_at < 0:
+            return out
+        rules = [rs for rs in self._rules if rs.tracker is not None and rs.since_t is not None]
+        if not rules:
+            if to_sample >= self._next_step:
+                self._next_step = (to_sample // self._step + 1) * self._step
+            return out
+        if to_sample < self._next_step:
+            return out
+        at = to_sample // self._step * self._step
+        self._next_step = at + self._step
+        t = at / self.fs_hz
+        held = [rs for rs in rules if t - rs.since_t >= rs.rule.after_s - 1e-9]
+        if held:
+            self._stamp = stamp_of(at)
+            stale = stale_of(at) if stale_of is not None else False
+            latency = latency_of(at) if latency_of is not None else DEFAULT_LATENCY_S
+            for rs in held:
+                self._phase(rs, at, t, self._last_state, stale, latency, out, between=True)
+        for trig in out:
+            self._count(trig)
+        return out
+
+    def advance_each(
+        self,
+        to_sample: int,
+        *,
+        stamp_of: Callable[[int], float],
+        stale_of: Callable[[int], bool] | None = None,
+    ) -> list[Trigger]:
+        """:meth:`advance` at every step up to ``to_sample`` in turn, none passed over: a
+        recording's dry run, as if each step's samples arrived alone (offline, where the whole
+        recording is at hand). Call it before each decision (``end_sample - 1``) and after."""
+        out: list[Trigger] = []
+        if self.phase_step_samples:
+            for at in range(max(self._next_step, 0), to_sample + 1, self._step):
+                out += self.advance(at, stamp_of=stamp_of, stale_of=stale_of)
+        return out
 
     # Blanking --------------------------------------------------------------------------------
     def blanked(self, end_sample: int) -> bool:
@@ -308,6 +400,10 @@ class StimEngine:
         t = end_sample / self.fs_hz  # the rules' clock
         if self._t0 is None:
             self._t0 = t
+        self._decided_at = end_sample
+        if self._step:
+            # the steps between decisions start after this one (none is run twice, or late)
+            self._next_step = max(self._next_step, (end_sample // self._step + 1) * self._step)
         out: list[Trigger] = []
         prev, self._last_state = self._last_state, state
         for rs in self._rules:
@@ -388,8 +484,9 @@ class StimEngine:
             why = "rate_limit"
         out.append(self._make(rs, "pulse", end_sample, t, state, self._delay(rule), suppressed=why))
 
-    def _phase(self, rs, end_sample, t, state, stale, latency_s, out) -> None:
-        """A pulse at the target phase's next crossing, if this decision is the last before it."""
+    def _phase(self, rs, end_sample, t, state, stale, latency_s, out, between=False) -> None:
+        """A pulse at the target phase's next crossing, if this estimate is the last before it
+        (``between``: a step between decisions, :meth:`advance`)."""
         rule, target = rs.rule, rs.rule.phase
         why = "stale" if stale else "disarmed" if not self.armed else None
         if why is not None:
@@ -406,11 +503,15 @@ class StimEngine:
             latency_s = latency_s()
         arrival = end_sample - 1 + latency_s * fs
         crossing = est.next_crossing(target.target_rad, arrival, fs)
-        if crossing >= arrival + self._hop:
-            return  # the next decision comes before it
+        reach = self._step + self._step // 4 if self._step else self._hop
+        if crossing >= arrival + reach:
+            # the next estimate comes before it (the steps' reaches overlap by a quarter, so
+            # that a crossing the next estimate puts a sample earlier is not missed by both)
+            return
         period = fs / est.freq_hz
-        if rs.last_crossing is not None and crossing - rs.last_crossing < 0.5 * period:
-            return  # this cycle's crossing has its pulse already
+        if rs.seen_crossing is not None and crossing - rs.seen_crossing < 0.5 * period:
+            return  # this cycle's crossing was counted already (several estimates may see it)
+        rs.seen_crossing = crossing
         rs.cycles += 1
         min_gap_s = max(rule.refractory_s, 1.0 / target.max_per_s if target.max_per_s else 0.0)
         if (rs.cycles - 1) % target.every or (
@@ -438,7 +539,7 @@ class StimEngine:
                 t,
                 state,
                 delay_ms,
-                phase=_phase_record(est, crossing, landing, latency_s),
+                phase=_phase_record(est, crossing, landing, latency_s, between),
             )
         )
 
@@ -561,9 +662,12 @@ class StimEngine:
         return out
 
 
-def _phase_record(est: PhaseEstimate, crossing: float, landing: float, latency_s: float) -> dict:
+def _phase_record(
+    est: PhaseEstimate, crossing: float, landing: float, latency_s: float, between: bool
+) -> dict:
     """A phase pulse's fields in its trigger record."""
     return {
+        "between_decisions": between,
         "crossing_sample": round(crossing, 3),
         "landing_sample": round(landing, 3),
         "latency_ms": round(latency_s * 1e3, 3),

@@ -18,6 +18,7 @@ import logging
 import statistics
 import threading
 from collections import deque
+from collections.abc import Callable
 
 import pylsl
 
@@ -156,6 +157,36 @@ class Stimulator:
             self._last = (end_sample, t)
             triggers = self.engine.decide(end_sample, t, state, stale=stale, latency_s=latency_s)
         self._emit(triggers)
+
+    @property
+    def phase_step_samples(self) -> int:
+        """Input samples between the phase rules' estimates (0: none between decisions); the
+        decode thread wakes at least this often."""
+        return self.engine.phase_step_samples
+
+    def advance(
+        self,
+        to_sample: int,
+        stamp_of: Callable[[int], float],
+        stale_of: Callable[[int, float], bool] | None = None,
+    ) -> None:
+        """The phase rules' estimates between decisions up to ``to_sample``
+        (:meth:`StimEngine.advance`); ``stamp_of(sample)`` is the timestamp of the sample
+        before it, ``stale_of(sample, stamp)`` whether that is too old to act on."""
+        if not self.engine.phase_step_samples:
+            return
+
+        def latency_of(sample: int):
+            stamp = stamp_of(sample)
+            return lambda: max(0.0, pylsl.local_clock() - stamp) + self.output_latency_s
+
+        stale = None if stale_of is None else (lambda sample: stale_of(sample, stamp_of(sample)))
+        with self._lock:
+            triggers = self.engine.advance(
+                to_sample, stamp_of=stamp_of, latency_of=latency_of, stale_of=stale
+            )
+        if triggers:
+            self._emit(triggers)
 
     def signal_lost(self, t: float) -> None:
         """The input stalled (``no_signal``): gates off."""

@@ -96,15 +96,22 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
     np.savez(tmp_path / "same.npz", data=data, fs=FS)
     offline = decode_recording(model, open_recording(tmp_path / "same.npz"), stim=_protocol(None))
     planned = {x.end_sample: x.phase for x in offline.triggers if x.suppressed is None}
-    # a crossing near the edge of a decision's reach may be scheduled one decision earlier or
-    # later live (its latency differs from the offline 2 ms): every other pulse is the same one
-    common = set(live) & set(planned)
-    assert len(common) >= 0.9 * len(live)
-    for end in common:
-        assert live[end]["phase"]["crossing_sample"] == pytest.approx(
-            planned[end]["crossing_sample"], abs=1e-3
-        )
-        assert live[end]["phase"]["estimate_sample"] == planned[end]["estimate_sample"]
+    # Live, samples come in reads of several phase steps, and only the newest step of a read
+    # estimates: a crossing may be scheduled from another step than offline (and its latency
+    # differs from the offline 2 ms). Live pulses aim at crossings the dry run aims at too,
+    # predicted within 5 % of a cycle; from the same step, the very same one.
+    crossings = np.array(sorted(p["crossing_sample"] for p in planned.values()))
+    same_step = matched = 0
+    for end, pulse in live.items():
+        c = pulse["phase"]["crossing_sample"]
+        nearest = crossings[np.argmin(np.abs(crossings - c))]
+        matched += abs(nearest - c) <= 0.05 * FS / pulse["phase"]["freq_hz"]
+        if end in planned:
+            same_step += 1
+            assert c == pytest.approx(planned[end]["crossing_sample"], abs=1e-3)
+            assert pulse["phase"]["estimate_sample"] == planned[end]["estimate_sample"]
+    # (a crossing at the edge of two steps' reach may be reached by one run and not the other)
+    assert matched >= 0.9 * len(live) and same_step >= 5
 
     # where the device's edges landed, on the stream's clock (decision t = its last sample's)
     decisions = [d for d in lines if "probs" in d]

@@ -123,6 +123,11 @@ def _run(rule, data, states, *, armed=True, stale=(), latency_s=0.002):
         channel_labels=LABELS,
     )
     triggers = []
+    decided = [0]
+
+    def step_stale(sample):
+        return decided[0] in stale
+
     for i in range(0, len(data), 4000):
         before = features.analysis_samples
         rows = features.push(data[i : i + 4000])
@@ -130,9 +135,16 @@ def _run(rule, data, states, *, armed=True, stale=(), latency_s=0.002):
         eng.push_signal(features.recent_analysis(made), features.analysis_samples * 16)
         for row in rows:
             end = row.end_sample
+            # the estimates between decisions (every PHASE_STEP_S), as decode_recording's,
+            # stale after a stale decision
+            triggers += eng.advance_each(end - 1, stamp_of=lambda s: s / FS, stale_of=step_stale)
             triggers += eng.decide(
                 end, end / FS, states(end), stale=end in stale, latency_s=latency_s
             )
+            decided[0] = end
+        triggers += eng.advance_each(
+            features.analysis_samples * 16, stamp_of=lambda s: s / FS, stale_of=step_stale
+        )
     return eng, triggers
 
 
