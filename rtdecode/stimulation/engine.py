@@ -245,7 +245,7 @@ class StimEngine:
         self._blanks: deque[tuple[int, int]] = deque()  # (first, last) sample of each artefact
         self.counts = {"sent": 0, "sham": 0, "suppressed": 0, "blanked_windows": 0}
         if any(rs.tracker is not None for rs in self._rules):
-            # decisions in a phase rule's state without a pulse, by why
+            # estimates in a phase rule's state without a pulse, by why
             self.counts |= {"phase_weak": 0, "phase_skipped": 0, "phase_held": 0}
 
     @property
