@@ -8,7 +8,7 @@ import pytest
 from rtdecode.config import FeatureConfig
 from rtdecode.features.streaming import StreamingFeatures
 from rtdecode.phase.estimators import wrap
-from rtdecode.stimulation.engine import StimEngine
+from rtdecode.stimulation.engine import PHASE_STEP_S, StimEngine
 from rtdecode.stimulation.rules import (
     OutputConfig,
     PhaseTarget,
@@ -168,9 +168,14 @@ def test_one_pulse_per_cycle_at_the_target_phase_only_while_the_state_holds():
     for x in pulses:
         arrival = x.end_sample - 1 + 0.002 * FS
         assert x.delay_ms == round((x.phase["crossing_sample"] - arrival) / FS * 1e3)
-        assert 0 <= x.delay_ms <= 100  # within the next hop
+        assert 0 <= x.delay_ms <= 1.25 * PHASE_STEP_S * 1e3 + 1  # within the next step's reach
         assert x.phase["landing_sample"] == pytest.approx(arrival + x.delay_ms * FS / 1e3)
     assert eng.counts["sent"] == len(pulses)
+    # estimates between decisions, on the fixed grid of steps (the same whatever the chunks)
+    step = eng.phase_step_samples
+    assert step == round(PHASE_STEP_S * FS) and 3200 % step == 0
+    between = [x for x in pulses if x.phase["between_decisions"]]
+    assert between and all(x.end_sample % step == 0 for x in between)
 
 
 def test_every_nth_cycle_and_max_per_s():
