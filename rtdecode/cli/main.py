@@ -184,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stim.add_argument(
         "--trigger-phase",
-        metavar="CH:LO-HI:DEG",
+        metavar="CH:LO-HI:DEG[:MIN]",
         help="with --trigger-on STATE: while STATE holds, a pulse at phase DEG of the LO-HI Hz "
         "rhythm on channel CH at every cycle (CH001:6-9:0: theta peaks; channels joined by + "
-        "are averaged, 'all' averages every one; 0 peak, 180 trough, -90 rise)",
+        "are averaged, 'all' averages every one; 0 peak, 180 trough, -90 rise); MIN: no pulse "
+        "while the rhythm's envelope is below it, input units (C3:0.5-2:0:37.5: up-states of "
+        "slow waves as the AASM scores them, 75 uV peak to peak)",
     )
     stim.add_argument(
         "--pulse-ms", type=_positive_float, metavar="MS", help="pulse width (default 10 ms)"

@@ -246,25 +246,33 @@ def _phase_from_table(where: str, table: Any) -> PhaseTarget:
 
 
 def parse_phase_flag(text: str) -> PhaseTarget:
-    """``--trigger-phase CHANNELS:LOW-HIGH:DEG`` (``CH001:6-9:0``; channels joined by ``+``
-    are averaged, ``all`` averages every channel)."""
+    """``--trigger-phase CHANNELS:LOW-HIGH:DEG[:MIN_AMPLITUDE]`` (``CH001:6-9:0``; channels
+    joined by ``+`` are averaged, ``all`` averages every channel; ``MIN_AMPLITUDE``, input units,
+    is the phase table's ``min_amplitude``)."""
     parts = str(text).split(":")
     usage = (
-        f"--trigger-phase {text!r}: expected CHANNEL:LOW-HIGH:DEGREES, e.g. CH001:6-9:0 (theta "
-        "peaks on CH001) or CH001+CH002:0.5-2:0"
+        f"--trigger-phase {text!r}: expected CHANNEL:LOW-HIGH:DEGREES[:MIN_AMPLITUDE], e.g. "
+        "CH001:6-9:0 (theta peaks on CH001) or C3:0.5-2:0:37.5 (slow-oscillation up-states of "
+        "at least 37.5 uV, the AASM's 75 uV peak to peak)"
     )
-    if len(parts) != 3 or not parts[0]:
+    if len(parts) not in (3, 4) or not parts[0]:
         raise RulesError(usage)
     low, sep, high = parts[1].partition("-")
     try:
         band = (float(low), float(high))
         target = float(parts[2])
+        min_amplitude = float(parts[3]) if len(parts) == 4 else 0.0
     except ValueError:
         raise RulesError(usage) from None
     if not sep:
         raise RulesError(usage)
     try:
-        return PhaseTarget(channels=tuple(parts[0].split("+")), band_hz=band, target_deg=target)
+        return PhaseTarget(
+            channels=tuple(parts[0].split("+")),
+            band_hz=band,
+            target_deg=target,
+            min_amplitude=min_amplitude,
+        )
     except RulesError as exc:
         raise RulesError(f"--trigger-phase {text!r}: {exc}") from None
 

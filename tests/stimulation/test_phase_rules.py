@@ -79,7 +79,12 @@ def test_bad_phase_tables_name_the_rule_and_the_key(tmp_path, phase_line, when, 
 def test_the_flag():
     assert parse_phase_flag("CH001:6-9:0") == PhaseTarget(("CH001",), (6.0, 9.0), 0.0)
     assert parse_phase_flag("a+b:0.5-2:-90").channels == ("a", "b")
-    for bad in ("CH001", "CH001:6:0", "CH001:x-9:0", ":6-9:0", "CH001:9-6:0", "CH001:6-9:zero"):
+    # the amplitude floor, as the phase table's min_amplitude (scalp slow oscillations)
+    assert parse_phase_flag("C3:0.5-2:0:37.5") == PhaseTarget(
+        ("C3",), (0.5, 2.0), 0.0, min_amplitude=37.5
+    )
+    for bad in ("CH001", "CH001:6:0", "CH001:x-9:0", ":6-9:0", "CH001:9-6:0", "CH001:6-9:zero",
+                "C3:0.5-2:0:-1", "C3:0.5-2:0:big", "C3:0.5-2:0:1:2"):  # fmt: skip
         with pytest.raises(RulesError, match="--trigger-phase"):
             parse_phase_flag(bad)
     protocol = protocol_from_flags(trigger_on="rem", port=None, phase="ch001:6-9:180")
