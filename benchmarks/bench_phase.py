@@ -21,7 +21,8 @@ the issue's targets: |circular mean error| <= 10 degrees, >= 80 % of pulses with
 no pulse decided outside the rule's state.
 
 ``live`` runs it for real: ``rtdecode simulate --phase-rhythms`` (64 ch x 32 kHz) and ``rtdecode
-run --stim`` with the bundled sleep model as separate processes, the trigger device on a
+run --stim`` with the bundled sleep model as separate processes (and then the same samples in a
+dry run, so that the live path's figure can be told from the signal's), the trigger device on a
 pseudo-terminal in this one (:class:`rtdecode.stimulation.emulator.PtyTriggerDevice`, which
 times its output edges as the firmware's clock would). Each output edge is placed on the
 stream's sample clock (from the decision log's timestamps) and scored against the simulator's
@@ -383,6 +384,32 @@ def cmd_targets(args) -> dict:
     return figures
 
 
+def _dry_run_pulses(samples: np.ndarray, fs: float) -> dict[str, list[float]]:
+    """Each rule's pulses' landing samples in a dry run of ``samples`` (the bundled sleep model,
+    SIM_RULES): what the live run is compared with, on the very samples it decoded."""
+    import tempfile
+
+    from rtdecode.decoding.model import OnnxModel
+    from rtdecode.models import bundled_model_path
+    from rtdecode.offline.evaluation import decode_recording
+    from rtdecode.offline.recordings import open_recording
+    from rtdecode.stimulation.rules import load_protocol
+
+    with tempfile.TemporaryDirectory(prefix="bench_phase_dry_") as tmp:
+        np.savez(Path(tmp) / "live.npz", data=samples, fs=fs)
+        (Path(tmp) / "rules.toml").write_text(SIM_RULES)
+        decoded = decode_recording(
+            OnnxModel(bundled_model_path("sleep")),
+            open_recording(Path(tmp) / "live.npz"),
+            stim=load_protocol(Path(tmp) / "rules.toml"),
+        )
+    out: dict[str, list[float]] = {}
+    for x in decoded.triggers:
+        if x.phase and x.suppressed is None:
+            out.setdefault(x.rule, []).append(x.phase["landing_sample"])
+    return out
+
+
 def cmd_live(args) -> dict:
     import json
     import subprocess
@@ -426,18 +453,22 @@ def cmd_live(args) -> dict:
     decisions = [d for d in lines if "probs" in d]
     t0 = float(np.median([d["t"] - (d["end_sample"] - 1) / fs for d in decisions]))
     n = max(d["end_sample"] for d in decisions) + int(fs)
-    # the simulator's true phase and state, regenerated from its seed (its samples not kept)
+    # the simulator's samples, true phase and state, regenerated from its seed
     sim = LfpSimulator(
         SimulatorConfig(scenario="sleep", n_channels=64, fs_hz=fs, seed=seed,
                         phase_rhythms=True, first_state_s=5.0)
     )  # fmt: skip
     phases = {"theta": np.empty(n), "slow": np.empty(n)}
     states = np.empty(n, np.int8)
+    samples = np.empty((n, 64), np.float32)
     for a in range(0, n, 1 << 16):
-        _, lab, ph = sim.generate_with_phase(min(1 << 16, n - a))
+        x, lab, ph = sim.generate_with_phase(min(1 << 16, n - a))
+        samples[a : a + lab.size] = x
         states[a : a + lab.size] = lab
         for k in phases:
             phases[k][a : a + lab.size] = ph[k]
+    dry = _dry_run_pulses(samples, fs)  # the same samples through `evaluate --stim`'s path
+    del samples
     figures = {}
     print(
         f"\nlive, {args.seconds:g} s, 64 ch x 32 kHz, bundled sleep model, {len(decisions)} decisions"
@@ -483,8 +514,12 @@ def cmd_live(args) -> dict:
                 entry["half_round_trip_ms_p50"] = round(float(np.median(half)), 3)
             inside = states[np.clip(on.astype(int), 0, n - 1)] == sim.classes.index(state)
             entry["landed_outside_true_state"] = int((~inside).sum())
+            landing = np.array(dry.get(rule, []))
+            true = np.interp(landing, np.arange(n), np.unwrap(phases[rhythm]))
+            entry["dry_run"] = circular_summary(wrap(true - math.radians(target)))
             print(
-                f"  {rule:<13} {_summary_text(entry)}; edge - meant landing p50 "
+                f"  {rule:<13} {_summary_text(entry)}; the same samples in a dry run: "
+                f"{_summary_text(entry['dry_run'])}; edge - meant landing p50 "
                 f"{entry['landing_vs_meant_ms_p50']:+.2f} ms (|p90| {entry['landing_vs_meant_ms_p90_abs']:.2f});"
                 f" latency made up for p50 {entry['latency_ms_p50']:.2f} ms; landed outside true {state}: "
                 f"{entry['landed_outside_true_state']}; write -> device p50 "
