@@ -303,14 +303,12 @@ class StimEngine:
             A step's sample -> whether it is too old to act on; default never.
         """
         out: list[Trigger] = []
-        if not self._step or self.stopped or self._decided_at < 0:
+        if not self._step or to_sample < self._next_step:
             return out
         rules = [rs for rs in self._rules if rs.tracker is not None and rs.since_t is not None]
-        if not rules:
-            if to_sample >= self._next_step:
-                self._next_step = (to_sample // self._step + 1) * self._step
-            return out
-        if to_sample < self._next_step:
+        if not rules or self.stopped or self._decided_at < 0:
+            # nothing to estimate: these steps are passed (advance_each does not revisit them)
+            self._next_step = (to_sample // self._step + 1) * self._step
             return out
         at = to_sample // self._step * self._step
         self._next_step = at + self._step
