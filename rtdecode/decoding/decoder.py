@@ -322,6 +322,8 @@ class Decoder:
         self._signal_sent = 0
         self._stim_sent = 0
         self.step.reset()
+        if self._stim is not None:
+            self._stim.restart()  # no phase estimate spans it, no step acts on the old state
         self._origin = at_sample
         self._processed = at_sample
         self._recovering = True
@@ -456,17 +458,14 @@ class Decoder:
         if self._stim is None or self._jump_at or not self._stim.phase_step_samples:
             return  # (a jump awaiting its verdict: its rows are decided first)
         ring = self.acquisition.ring
-        self._stim.advance(
-            to_sample,
-            lambda sample: ring.timestamp(sample - 1) + self._ts_offset,
-            self._step_stale,
-        )
+        # the source's own timestamps: the pulses' latency is measured from them
+        self._stim.advance(to_sample, lambda sample: ring.timestamp(sample - 1), self._step_stale)
 
     def _step_stale(self, sample: int, stamp: float) -> bool:
         """Whether a phase step is too old to act on (``_age_s`` without its bookkeeping)."""
         if self.max_age_s is None:
             return False
-        age = pylsl.local_clock() - (stamp - self._ts_offset)
+        age = pylsl.local_clock() - stamp
         if abs(age) >= 60.0:  # not this machine's clock: the backlog says it
             age = (self.acquisition.ring.written - sample) / self.acquisition.fs_hz
         return age > self.max_age_s

@@ -318,6 +318,8 @@ def decode_recording(
                 # as the live decoder does (Decoder._restart_features)
                 features.reset()
                 step.reset()
+                if engine is not None:
+                    engine.restart()
             for chunk in recording.chunks(chunk_samples, origin, stop):
                 n = chunk.shape[0]
                 first = ring.written

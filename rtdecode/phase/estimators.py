@@ -88,7 +88,7 @@ def _peak_frequency(
             freq += 0.5 * (a - c) / denom * (freqs[1] - freqs[0])
     freq = float(np.clip(freq, band[0], band[1]))
     return freq, share, min(1.0, _near_peak(power, freqs, band, freq) / _pure_near_peak(
-        n, fs_hz, band, round(freq, 4)
+        n, float(fs_hz), (float(band[0]), float(band[1])), round(freq, 4)
     ))  # fmt: skip
 
 

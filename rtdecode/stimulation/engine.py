@@ -172,6 +172,7 @@ class _RuleState:
         self.seen_crossing: float | None = None  # the last crossing counted (sent or not)
         self.pulse_end: float = -math.inf  # input sample at which that pulse (train) ends
         self.cycles = 0  # crossings seen in this episode (every Nth)
+        self.cycle_skipped = False  # the latest crossing seen is skipped (every, max_per_s)
 
 
 class StimEngine:
@@ -220,7 +221,10 @@ class StimEngine:
             step = max(d, int(round(PHASE_STEP_S * self.fs_hz / d)) * d)
             self._step = step if step < self._hop else 0
         self._next_step = 0  # the input sample of the next estimate between decisions
-        self._decided_at = -1  # the last decision's end sample
+        self._decided_at = -1  # the last decision's end sample (-1: none since a restart)
+        self._decided_stale = False  # it was stale: no step acts on its state
+        self._last_arrival = -math.inf  # the latest estimate's arrival (input samples)
+        self._arrival_gaps: deque[float] = deque(maxlen=8)
         for rs in self._rules:
             target = rs.rule.phase
             if target is None:
@@ -314,9 +318,9 @@ class StimEngine:
         self._next_step = at + self._step
         t = at / self.fs_hz
         held = [rs for rs in rules if t - rs.since_t >= rs.rule.after_s - 1e-9]
-        if held:
+        if held and not self._holds_artefact(at):  # (an artefact's samples have no phase)
             self._stamp = stamp_of(at)
-            stale = stale_of(at) if stale_of is not None else False
+            stale = self._decided_stale or (stale_of is not None and stale_of(at))
             latency = latency_of(at) if latency_of is not None else DEFAULT_LATENCY_S
             for rs in held:
                 self._phase(rs, at, t, self._last_state, stale, latency, out, between=True)
@@ -346,14 +350,25 @@ class StimEngine:
 
         Counted in ``counts["blanked_windows"]`` when it does.
         """
+        if self._holds_artefact(end_sample):
+            self.counts["blanked_windows"] += 1
+            return True
+        return False
+
+    def _holds_artefact(self, end_sample: int) -> bool:
         start = end_sample - self.window_samples
         while self._blanks and self._blanks[0][1] <= start:
             self._blanks.popleft()
-        for first, last in self._blanks:
-            if first < end_sample and last > start:
-                self.counts["blanked_windows"] += 1
-                return True
-        return False
+        return any(first < end_sample and last > start for first, last in self._blanks)
+
+    def restart(self) -> None:
+        """The signal starts afresh (a gap, a skip): the phase estimates forget the samples
+        before it, and no step acts until the next decision (the state before it is not the
+        state of the samples after it)."""
+        self._decided_at = -1
+        for rs in self._rules:
+            if rs.tracker is not None:
+                rs.tracker.reset()
 
     def _blank(self, trig: Trigger, rule: StimRule) -> None:
         """Hold the windows around a sent pulse train, or around a gate's edge."""
@@ -399,6 +414,7 @@ class StimEngine:
         if self._t0 is None:
             self._t0 = t
         self._decided_at = end_sample
+        self._decided_stale = stale
         if self._step:
             # the steps between decisions start after this one (none is run twice, or late)
             self._next_step = max(self._next_step, (end_sample // self._step + 1) * self._step)
@@ -482,6 +498,20 @@ class StimEngine:
             why = "rate_limit"
         out.append(self._make(rs, "pulse", end_sample, t, state, self._delay(rule), suppressed=why))
 
+    def _reach(self, arrival: float) -> float:
+        """How far after ``arrival`` an estimate schedules crossings: until the next estimate
+        can, with a quarter to spare (so that a crossing the next one puts a sample earlier is
+        not missed by both). The next comes a step later offline; live, when the next samples
+        arrive, which may be later: the longest of the last gaps between estimates counts."""
+        if not self._step:
+            return float(self._hop)
+        gap = arrival - self._last_arrival
+        if 0 < gap < self._hop:
+            self._arrival_gaps.append(gap)
+        self._last_arrival = max(self._last_arrival, arrival)
+        longest = max(self._arrival_gaps, default=0.0)
+        return min(1.25 * max(self._step, longest), float(self._hop))
+
     def _phase(self, rs, end_sample, t, state, stale, latency_s, out, between=False) -> None:
         """A pulse at the target phase's next crossing, if this estimate is the last before it
         (``between``: a step between decisions, :meth:`advance`)."""
@@ -501,21 +531,22 @@ class StimEngine:
             latency_s = latency_s()
         arrival = end_sample - 1 + latency_s * fs
         crossing = est.next_crossing(target.target_rad, arrival, fs)
-        reach = self._step + self._step // 4 if self._step else self._hop
-        if crossing >= arrival + reach:
-            # the next estimate comes before it (the steps' reaches overlap by a quarter, so
-            # that a crossing the next estimate puts a sample earlier is not missed by both)
-            return
+        if crossing >= arrival + self._reach(arrival):
+            return  # the next estimate comes before it
         period = fs / est.freq_hz
-        if rs.seen_crossing is not None and crossing - rs.seen_crossing < 0.5 * period:
-            return  # this cycle's crossing was counted already (several estimates may see it)
-        rs.seen_crossing = crossing
-        rs.cycles += 1
-        min_gap_s = max(rule.refractory_s, 1.0 / target.max_per_s if target.max_per_s else 0.0)
-        if (rs.cycles - 1) % target.every or (
-            rs.last_crossing is not None and crossing - rs.last_crossing < min_gap_s * fs - 1e-6
-        ):
-            self.counts["phase_skipped"] += 1
+        if rs.last_crossing is not None and crossing - rs.last_crossing < 0.5 * period:
+            return  # this cycle's crossing has its pulse already
+        if rs.seen_crossing is None or crossing - rs.seen_crossing >= 0.5 * period:
+            # a new cycle (several estimates may see one: it is counted once)
+            rs.seen_crossing = crossing
+            rs.cycles += 1
+            min_gap_s = max(rule.refractory_s, 1.0 / target.max_per_s if target.max_per_s else 0.0)
+            rs.cycle_skipped = bool((rs.cycles - 1) % target.every) or (
+                rs.last_crossing is not None and crossing - rs.last_crossing < min_gap_s * fs - 1e-6
+            )
+            if rs.cycle_skipped:
+                self.counts["phase_skipped"] += 1
+        if rs.cycle_skipped:
             return
         if arrival < rs.pulse_end + _PULSE_GUARD_S * fs:
             self.counts["phase_held"] += 1  # the command would cut the pulse before it short

@@ -188,6 +188,11 @@ class Stimulator:
         if triggers:
             self._emit(triggers)
 
+    def restart(self) -> None:
+        """The signal starts afresh (a gap, a skip): :meth:`StimEngine.restart`."""
+        with self._lock:
+            self.engine.restart()
+
     def signal_lost(self, t: float) -> None:
         """The input stalled (``no_signal``): gates off."""
         with self._lock:

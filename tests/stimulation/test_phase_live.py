@@ -113,7 +113,10 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
             assert c == pytest.approx(planned[end]["crossing_sample"], abs=1e-3)
             assert pulse["phase"]["estimate_sample"] == planned[end]["estimate_sample"]
     # (a crossing at the edge of two steps' reach may be reached by one run and not the other)
-    assert matched >= 0.9 * len(live) and same_step >= 5
+    assert matched >= 0.9 * len(live) and same_step >= 1
+    # and the live run reaches most of the dry run's cycles: its estimates come when the samples
+    # do, its reach stretched to the gaps between them (not a hole between two estimates)
+    assert len(live) >= 0.5 * len(planned), (len(live), len(planned))
 
     # where the device's edges landed, on the stream's clock (decision t = its last sample's)
     decisions = [d for d in lines if "probs" in d]

@@ -243,3 +243,42 @@ def test_only_phase_pulses_carry_a_phase_record():
     rule = StimRule("t", "in:rem", phase=PhaseTarget(("all",), (6, 9), 0.0))
     _, triggers = _run(rule, _signal(4.0), lambda e: "rem")
     assert set(triggers[0].record()["phase"]) >= {"crossing_sample", "landing_sample", "latency_ms"}
+
+
+def _fed_engine(rule, seconds):
+    """An engine fed ``seconds`` of the theta signal (no decision yet), and its last sample."""
+    config = FeatureConfig(fs_hz=FS, window_s=1.0, hop_s=0.1)
+    features = StreamingFeatures(config, 3)
+    eng = StimEngine(
+        StimProtocol((rule,), OutputConfig()),
+        fs_hz=FS,
+        window_samples=config.window_samples,
+        features=config,
+        channel_labels=LABELS,
+    )
+    features.push(_signal(seconds))
+    eng.push_signal(
+        features.recent_analysis(features.analysis_samples), features.analysis_samples * 16
+    )
+    return eng, features.analysis_samples * 16
+
+
+def test_no_step_acts_after_a_restart_until_the_next_decision():
+    rule = StimRule("t", "in:rem", phase=PhaseTarget(("all",), (6, 9), 0.0))
+    eng, end = _fed_engine(rule, 4.0)
+    decided = end - 3200
+    eng.decide(decided, decided / FS, "rem")
+    assert eng.advance_each(end, stamp_of=lambda s: s / FS)  # steps pulse in REM
+    eng2, end = _fed_engine(rule, 4.0)
+    eng2.decide(decided, decided / FS, "rem")
+    eng2.restart()  # a gap: the state decided before it is not the state after it
+    assert eng2.advance_each(end, stamp_of=lambda s: s / FS) == []
+
+
+def test_no_step_acts_on_a_stale_decisions_state():
+    rule = StimRule("t", "in:rem", phase=PhaseTarget(("all",), (6, 9), 0.0))
+    eng, end = _fed_engine(rule, 4.0)
+    decided = end - 3200
+    triggers = eng.decide(decided, decided / FS, "rem", stale=True)
+    triggers += eng.advance_each(end, stamp_of=lambda s: s / FS)
+    assert [x.suppressed for x in triggers] == ["stale"]
