@@ -498,17 +498,21 @@ class StimEngine:
             why = "rate_limit"
         out.append(self._make(rs, "pulse", end_sample, t, state, self._delay(rule), suppressed=why))
 
-    def _reach(self, arrival: float) -> float:
-        """How far after ``arrival`` an estimate schedules crossings: until the next estimate
+    def _note_estimate(self, arrival: float) -> None:
+        """An estimate whose pulse could land at ``arrival`` (input samples): the gaps between
+        successive estimates, for :meth:`_reach` (every estimate, weak or not, counts)."""
+        gap = arrival - self._last_arrival
+        if 0 < gap < self._hop:
+            self._arrival_gaps.append(gap)
+        self._last_arrival = max(self._last_arrival, arrival)
+
+    def _reach(self) -> float:
+        """How far after its arrival an estimate schedules crossings: until the next estimate
         can, with a quarter to spare (so that a crossing the next one puts a sample earlier is
         not missed by both). The next comes a step later offline; live, when the next samples
         arrive, which may be later: the longest of the last gaps between estimates counts."""
         if not self._step:
             return float(self._hop)
-        gap = arrival - self._last_arrival
-        if 0 < gap < self._hop:
-            self._arrival_gaps.append(gap)
-        self._last_arrival = max(self._last_arrival, arrival)
         longest = max(self._arrival_gaps, default=0.0)
         return min(1.25 * max(self._step, longest), float(self._hop))
 
@@ -520,6 +524,9 @@ class StimEngine:
         if why is not None:
             self._suppress_once(rs, "pulse", end_sample, t, state, why, out)
             return
+        if self._step:
+            early = latency_s() if callable(latency_s) else latency_s
+            self._note_estimate(end_sample - 1 + early * self.fs_hz)
         est = rs.tracker.estimate(end_sample)
         if est is None:
             return  # not a window of signal yet (the start, after a gap)
@@ -531,7 +538,7 @@ class StimEngine:
             latency_s = latency_s()
         arrival = end_sample - 1 + latency_s * fs
         crossing = est.next_crossing(target.target_rad, arrival, fs)
-        if crossing >= arrival + self._reach(arrival):
+        if crossing >= arrival + self._reach():
             return  # the next estimate comes before it
         period = fs / est.freq_hz
         if rs.last_crossing is not None and crossing - rs.last_crossing < 0.5 * period:
