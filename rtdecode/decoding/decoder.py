@@ -462,13 +462,11 @@ class Decoder:
         self._stim.advance(to_sample, lambda sample: ring.timestamp(sample - 1), self._step_stale)
 
     def _step_stale(self, sample: int, stamp: float) -> bool:
-        """Whether a phase step is too old to act on (``_age_s`` without its bookkeeping)."""
-        if self.max_age_s is None:
-            return False
-        age = pylsl.local_clock() - stamp
-        if abs(age) >= 60.0:  # not this machine's clock: the backlog says it
-            age = (self.acquisition.ring.written - sample) / self.acquisition.fs_hz
-        return age > self.max_age_s
+        """Whether a phase step is too old to act on."""
+        return (
+            self.max_age_s is not None
+            and self._plain_age_s(sample, stamp, pylsl.local_clock()) > self.max_age_s
+        )
 
     def _gaps_and_resets(self) -> int:
         acq = self.acquisition
@@ -511,10 +509,10 @@ class Decoder:
         the measure otherwise: after a freeze the samples still queued in liblsl are not in
         it.) Stale decisions while the decoder is not behind are reported once: a clock off by
         less than a minute cannot be told from a late decoder here."""
-        age = now - timestamp
+        age = self._plain_age_s(end_sample, timestamp, now)
+        if abs(now - timestamp) >= 60.0:
+            return age  # (the backlog: not this machine's clock)
         backlog = (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
-        if abs(age) >= 60.0:
-            return backlog
         if self.max_age_s is not None and age > self.max_age_s and backlog < self.config.hop_s:
             self._old_not_behind += 1  # a catch-up after a freeze lasts well under 50 of these
         else:
@@ -531,6 +529,13 @@ class Decoder:
             )
             self.outputs.log_event("clock_behind", age_s=age)
         return age
+
+    def _plain_age_s(self, end_sample: int, timestamp: float, now: float) -> float:
+        """``_age_s`` without its bookkeeping: the sample's age on the LSL clock, or the
+        backlog after it when the source's clock is not this machine's."""
+        if abs(now - timestamp) >= 60.0:
+            return (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
+        return now - timestamp
 
     def _monotonic(self, timestamp: float) -> float:
         """The published timestamp: the window's last sample's plus an offset that is 0 unless

@@ -352,8 +352,7 @@ def decode_recording(
                         continue  # the model gave no probabilities (counted by the step), as live
                     probs, state, did_change = result
                     if engine is not None:
-                        end_s = float(recording.end_time_s(np.array([end_sample]))[0])
-                        triggers += engine.decide(end_sample, end_s, state)
+                        triggers += engine.decide(end_sample, stamp_of(end_sample), state)
                     goods.append(verdict.good_fraction)
                     ends.append(end_sample)
                     probas.append(probs)

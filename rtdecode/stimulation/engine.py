@@ -282,8 +282,8 @@ class StimEngine:
         to_sample: int,
         *,
         stamp_of: Callable[[int], float],
-        latency_of: Callable[[int], float | Callable[[], float]] | None = None,
-        stale_of: Callable[[int], bool] | None = None,
+        latency_of: Callable[[float], float | Callable[[], float]] | None = None,
+        stale_of: Callable[[int, float], bool] | None = None,
     ) -> list[Trigger]:
         """A phase estimate between decisions, at the newest step up to ``to_sample``.
 
@@ -301,10 +301,10 @@ class StimEngine:
         stamp_of : callable
             A step's sample -> its timestamp (for the record).
         latency_of : callable, optional
-            A step's sample -> the latency for its pulses (as :meth:`decide`'s); default
+            A step's timestamp -> the latency for its pulses (as :meth:`decide`'s); default
             ``DEFAULT_LATENCY_S``.
         stale_of : callable, optional
-            A step's sample -> whether it is too old to act on; default never.
+            A step's sample and timestamp -> whether it is too old to act on; default never.
         """
         out: list[Trigger] = []
         if not self._step or to_sample < self._next_step:
@@ -319,9 +319,9 @@ class StimEngine:
         t = at / self.fs_hz
         held = [rs for rs in rules if t - rs.since_t >= rs.rule.after_s - 1e-9]
         if held and not self._holds_artefact(at):  # (an artefact's samples have no phase)
-            self._stamp = stamp_of(at)
-            stale = self._decided_stale or (stale_of is not None and stale_of(at))
-            latency = latency_of(at) if latency_of is not None else DEFAULT_LATENCY_S
+            self._stamp = stamp = stamp_of(at)
+            stale = self._decided_stale or (stale_of is not None and stale_of(at, stamp))
+            latency = latency_of(stamp) if latency_of is not None else DEFAULT_LATENCY_S
             for rs in held:
                 self._phase(rs, at, t, self._last_state, stale, latency, out, between=True)
         for trig in out:
@@ -333,7 +333,7 @@ class StimEngine:
         to_sample: int,
         *,
         stamp_of: Callable[[int], float],
-        stale_of: Callable[[int], bool] | None = None,
+        stale_of: Callable[[int, float], bool] | None = None,
     ) -> list[Trigger]:
         """:meth:`advance` at every step up to ``to_sample`` in turn, none passed over: a
         recording's dry run, as if each step's samples arrived alone (offline, where the whole

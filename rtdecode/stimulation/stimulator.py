@@ -176,14 +176,12 @@ class Stimulator:
         if not self.engine.phase_step_samples:
             return
 
-        def latency_of(sample: int):
-            stamp = stamp_of(sample)
+        def latency_of(stamp: float):
             return lambda: max(0.0, pylsl.local_clock() - stamp) + self.output_latency_s
 
-        stale = None if stale_of is None else (lambda sample: stale_of(sample, stamp_of(sample)))
         with self._lock:
             triggers = self.engine.advance(
-                to_sample, stamp_of=stamp_of, latency_of=latency_of, stale_of=stale
+                to_sample, stamp_of=stamp_of, latency_of=latency_of, stale_of=stale_of
             )
         if triggers:
             self._emit(triggers)

@@ -130,7 +130,7 @@ def _run(rule, data, states, *, armed=True, stale=(), latency_s=0.002):
     triggers = []
     decided = [0]
 
-    def step_stale(sample):
+    def step_stale(sample, stamp):
         return decided[0] in stale
 
     for i in range(0, len(data), 4000):
