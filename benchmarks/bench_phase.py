@@ -2,7 +2,8 @@
 
     python benchmarks/bench_phase.py methods [--minutes 4] [--no-real-data] [--record]
     python benchmarks/bench_phase.py targets [--minutes 10] [--no-real-data] [--record]
-    python benchmarks/bench_phase.py live [--seconds 150] [--record]
+    python benchmarks/bench_phase.py live [--seconds 150] [--source KIND] [--record]
+    python benchmarks/bench_phase.py live --dreams [--seconds 900] [--record]
 
 ``methods`` compares the estimators of :mod:`rtdecode.phase.estimators` (endpoint-corrected
 Hilbert transform, AR forward prediction + Hilbert) and their window lengths, through the
@@ -27,7 +28,12 @@ pseudo-terminal in this one (:class:`rtdecode.stimulation.emulator.PtyTriggerDev
 times its output edges as the firmware's clock would). Each output edge is placed on the
 stream's sample clock (from the decision log's timestamps) and scored against the simulator's
 true phase there (the simulator regenerated from its seed); also reported: how far the edge
-landed from where the engine meant it to (the latency compensation's error).
+landed from where the engine meant it to (the latency compensation's error). ``--source``
+chooses what pushes the simulator's samples (``LIVE_SOURCES``: the simulator's own steady
+pushing, Open Ephys's 1024-sample blocks, a stalling Python source stamped at push, MNE-LSL's
+``PlayerLSL`` with its own stamps); ``--dreams`` replays the real recording instead, by
+``PlayerLSL``, decoded by a model trained on it and scored against its non-causal reference
+phase.
 """
 
 from __future__ import annotations
@@ -293,8 +299,21 @@ def _print_rules(title, report, states, truth=None):
         print(line)
 
 
-def cmd_targets(args) -> dict:
+def _train_dreams(data_dir: Path, model: Path) -> None:
+    """``rtdecode train`` on the DREAMS excerpt (S1/S2 as light, S3/S4 as nrem) into ``model``."""
     import subprocess
+
+    mapping = ",".join(f"{k}={v}" for k, v in DREAMS_MAP.items())
+    subprocess.run(
+        [sys.executable, "-m", "rtdecode", "train", "--data",
+         str(data_dir / "dreams" / "excerpt1.edf"), "--labels",
+         str(data_dir / "dreams" / "excerpt1_hypnogram.csv"), "--label-column", "stage",
+         "--map", mapping, "--out", str(model), "--folds", "3", "--no-progress"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def cmd_targets(args) -> dict:
     import tempfile
 
     from rtdecode.models import bundled_model_path
@@ -351,13 +370,7 @@ def cmd_targets(args) -> dict:
             edf = data_dir / "dreams" / "excerpt1.edf"
             hyp = data_dir / "dreams" / "excerpt1_hypnogram.csv"
             model = folder / "dreams.onnx"
-            mapping = ",".join(f"{k}={v}" for k, v in DREAMS_MAP.items())
-            subprocess.run(
-                [sys.executable, "-m", "rtdecode", "train", "--data", str(edf), "--labels",
-                 str(hyp), "--label-column", "stage", "--map", mapping, "--out", str(model),
-                 "--folds", "3", "--no-progress"],
-                check=True, capture_output=True,
-            )  # fmt: skip
+            _train_dreams(data_dir, model)
             d2, report2, states2, rec2, wall2, rose2 = _dry_run(
                 model, edf, hyp, DREAMS_RULES, folder, column="stage", mapping=DREAMS_MAP
             )
@@ -410,54 +423,32 @@ def _dry_run_pulses(samples: np.ndarray, fs: float) -> dict[str, list[float]]:
     return out
 
 
-def cmd_live(args) -> dict:
-    import json
-    import subprocess
-    import tempfile
+# the live sources: what pushes the simulator's samples (regenerated from the seed to score)
+LIVE_SOURCES = {
+    "simulate": "rtdecode simulate: 1 ms chunks generated ahead on a thread of its own, "
+    "stamped at push",
+    "blocks": "rtdecode simulate --chunk 1024: Open Ephys's ~1024-sample blocks (32 ms), "
+    "stamped at push",
+    "stalls": "a lab's own Python source: each 100 ms block generated in the pushing thread, "
+    "which also stalls 20-50 ms about every second, then catches up; pylsl stamps at push",
+    "player": "MNE-LSL's PlayerLSL playing the simulator's samples from a FIF file, 10 ms "
+    "chunks, its own nominal stamps",
+}
+DREAMS_LIVE_FROM_S = 900.0  # the excerpt's S3/S4 epochs are all after minute 16
+DREAMS_PLAYER_CHUNK = 4  # 40 ms at 100 Hz: an EEG amplifier's block
 
-    from rtdecode.cli.common import PACKAGE_PARENT
-    from rtdecode.stimulation.emulator import PtyTriggerDevice
 
-    fs, seed, name = 32000.0, 41, f"bench-phase-{time.monotonic_ns()}"
-    rt = [sys.executable, "-m", "rtdecode"]
-    with tempfile.TemporaryDirectory(prefix="bench_phase_") as tmp, PtyTriggerDevice() as device:
-        folder = Path(tmp)
-        rules = folder / "rules.toml"
-        rules.write_text(f'[output]\nport = "{device.port}"\n\n' + SIM_RULES)
-        log = folder / "run.jsonl"
-        source = subprocess.Popen(
-            rt + ["simulate", "--scenario", "sleep", "--channels", "64", "--rate", f"{fs:g}",
-                  "--seed", str(seed), "--phase-rhythms", "--name", name, "--first-state-s", "5",
-                  "--duration", f"{args.seconds:g}", "--wait-for-consumer", "60"],
-            cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            run = subprocess.run(
-                rt + ["run", "--model", "sleep", "--source", name, "--headless",
-                      "--status-every", "0", "--log", str(log), "--stim", str(rules),
-                      "--duration", f"{args.seconds + 3:g}"],
-                cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=args.seconds + 120,
-            )  # fmt: skip
-        finally:
-            source.kill()
-            source.wait()
-        if run.returncode != 0:
-            raise SystemExit(f"rtdecode run failed ({run.returncode}): {run.stderr[-2000:]}")
-        time.sleep(0.5)  # the last pulses' edges
-        edges = {ch: device.pulses(ch) for ch in range(3)}
-        # when each pulse command's first byte reached the device, by output channel
-        read_t = {ch: [r.first_byte_t for r in device.received
-                       if r.command.command == b"P" and r.command.channel == ch]
-                  for ch in range(3)}  # fmt: skip
-        lines = [json.loads(x) for x in log.read_text().splitlines()]
-    decisions = [d for d in lines if "probs" in d]
-    t0 = float(np.median([d["t"] - (d["end_sample"] - 1) / fs for d in decisions]))
-    n = max(d["end_sample"] for d in decisions) + int(fs)
-    # the simulator's samples, true phase and state, regenerated from its seed
-    sim = LfpSimulator(
-        SimulatorConfig(scenario="sleep", n_channels=64, fs_hz=fs, seed=seed,
-                        phase_rhythms=True, first_state_s=5.0)
+def _sim_config(fs: float, seed: int) -> SimulatorConfig:
+    """The simulator as ``rtdecode simulate --phase-rhythms --first-state-s 5`` runs it."""
+    return SimulatorConfig(
+        scenario="sleep", n_channels=64, fs_hz=fs, seed=seed, phase_rhythms=True,
+        first_state_s=5.0,
     )  # fmt: skip
+
+
+def _regenerate(fs: float, seed: int, n: int):
+    """The simulator's first ``n`` samples, their true phases and states, and its classes."""
+    sim = LfpSimulator(_sim_config(fs, seed))
     phases = {"theta": np.empty(n), "slow": np.empty(n)}
     states = np.empty(n, np.int8)
     samples = np.empty((n, 64), np.float32)
@@ -467,15 +458,174 @@ def cmd_live(args) -> dict:
         states[a : a + lab.size] = lab
         for k in phases:
             phases[k][a : a + lab.size] = ph[k]
-    dry = _dry_run_pulses(samples, fs)  # the same samples through `evaluate --stim`'s path
-    del samples
-    figures = {}
-    print(
-        f"\nlive, {args.seconds:g} s, 64 ch x 32 kHz, bundled sleep model, {len(decisions)} decisions"
+    return samples, phases, states, sim.classes
+
+
+def run_stalling_source(name: str, seed: int, fs: float, seconds: float) -> None:
+    """The simulator pushed as labs' own Python sources push: each 100 ms block generated in
+    the pushing thread, 1 ms chunks paced at the nominal rate, a stall of 20-50 ms about every
+    second (uniform 0.5-1.5 s apart), then what is due at once; pylsl stamps each chunk at its
+    push."""
+    import pylsl
+
+    sim = LfpSimulator(_sim_config(fs, seed))
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(name, "EEG", 64, fs, "float32", name), chunk_size=32, max_buffered=60
     )
-    # what the phase rules cost the decisions: the decision's age as published (the trigger goes
-    # first), where two phase rules estimate (REM), one (NREM) and none (wake)
-    for state, estimating in (("rem", 2), ("nrem", 1), ("wake", 0)):
+    if not outlet.wait_for_consumers(60):
+        raise SystemExit("no consumer came")
+    rng = np.random.default_rng(2)
+    block, chunk, total, pushed = int(0.1 * fs), 32, int(seconds * fs), 0
+    t0 = time.monotonic()
+    next_stall = t0 + rng.uniform(0.5, 1.5)
+    while pushed < total:
+        data, _ = sim.generate(block)
+        for a in range(0, block, chunk):
+            delay = t0 + (pushed + chunk) / fs - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if time.monotonic() >= next_stall:
+                time.sleep(rng.uniform(0.020, 0.050))
+                next_stall = time.monotonic() + rng.uniform(0.5, 1.5)
+            outlet.push_chunk(data[a : a + chunk])
+            pushed += chunk
+
+
+def run_player_source(name: str, fif: str, chunk: int, seconds: float) -> None:
+    """MNE-LSL's ``PlayerLSL``, its code untouched, playing ``fif`` for ``seconds``."""
+    from mne_lsl.player import PlayerLSL
+
+    player = PlayerLSL(fif, chunk_size=chunk, name=name, source_id=name)
+    player.start()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        time.sleep(0.1)
+        if not player.running:
+            raise SystemExit("PlayerLSL stopped (its log says why)")
+    player.stop()
+
+
+def _write_fif(path: Path, samples: np.ndarray, fs: float, names: list[str]) -> None:
+    """``samples`` (n, channels, microvolts) as a FIF file of ``misc`` channels, so MNE keeps
+    the values as written (as the model learnt them), not as volts."""
+    import mne
+
+    info = mne.create_info(names, fs, "misc")
+    raw = mne.io.RawArray(samples.T.astype(np.float64), info, verbose="error")
+    raw.save(path, fmt="single", overwrite=True, verbose="error")
+
+
+def _stamp_clock(name: str, file_rows: np.ndarray, fs: float, seconds: float = 3.0) -> float:
+    """Where a player's stamps put the file's samples: reads ``seconds`` of the stream, finds
+    them in the file (exact values) and returns ``c`` such that file sample ``i`` is stamped
+    ``c + i / fs`` (the median over what was read)."""
+    import pylsl
+
+    info = pylsl.resolve_byprop("name", name, timeout=30)
+    if not info:
+        raise SystemExit(f"no stream {name!r} came")
+    inlet = pylsl.StreamInlet(info[0], max_buflen=30, processing_flags=0)
+    buf = np.empty((8192, info[0].channel_count()), np.float64)
+    rows, stamps = [], []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        _, ts = inlet.pull_chunk(timeout=0.0, max_samples=8192, dest_obj=buf)
+        if ts:
+            rows.append(buf[: len(ts)].astype(np.float32))
+            stamps += ts
+        else:
+            time.sleep(0.002)
+    inlet.close_stream()
+    got = np.concatenate(rows)
+    k = min(len(got), 256)
+    matches = [
+        c for c in np.flatnonzero(file_rows[:, 0] == got[0, 0])
+        if c + k <= len(file_rows) and np.array_equal(file_rows[c : c + k], got[:k])
+    ]  # fmt: skip
+    if len(matches) != 1:
+        raise SystemExit(f"the stream's first samples are found {len(matches)} times in the file")
+    index = matches[0] + np.arange(len(stamps))
+    return float(np.median(np.asarray(stamps) - index / fs))
+
+
+def _run_live(folder: Path, device, rules_text: str, model: str, name: str, seconds: float):
+    """``rtdecode run --stim`` for ``seconds`` on the stream ``name`` (already there or coming),
+    the device on its port: the decision log's lines, and each output's edges and the first
+    bytes' times of its pulse commands at the device."""
+    import json
+    import subprocess
+
+    from rtdecode.cli.common import PACKAGE_PARENT
+
+    rules = folder / "rules.toml"
+    rules.write_text(f'[output]\nport = "{device.port}"\n\n' + rules_text)
+    log = folder / "run.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-m", "rtdecode", "run", "--model", model, "--source", name,
+         "--headless", "--status-every", "0", "--log", str(log), "--stim", str(rules),
+         "--duration", f"{seconds:g}"],
+        cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=seconds + 120,
+    )  # fmt: skip
+    if run.returncode != 0:
+        raise SystemExit(f"rtdecode run failed ({run.returncode}): {run.stderr[-2000:]}")
+    time.sleep(0.5)  # the last pulses' edges
+    edges = {ch: device.pulses(ch) for ch in range(3)}
+    read_t = {ch: [r.first_byte_t for r in device.received
+                   if r.command.command == b"P" and r.command.channel == ch]
+              for ch in range(3)}  # fmt: skip
+    return [json.loads(x) for x in log.read_text().splitlines()], edges, read_t
+
+
+def _pulses(lines: list[dict], rule: str) -> list[dict]:
+    return [d for d in lines if d.get("event") == "trigger" and d["rule"] == rule
+            and d["suppressed"] is None and d["action"] == "pulse"]  # fmt: skip
+
+
+def _score_live(
+    trig: list[dict], on: np.ndarray, offset: int, fs: float, phase: np.ndarray,
+    target_deg: float, read_t: list[float],
+) -> dict:  # fmt: skip
+    """A rule's live pulses: ``on`` their output edges as sample indices of the recording whose
+    unwrapped phase is ``phase``, ``trig`` their log lines (landing samples counted from the
+    decoder's first sample, the recording's ``offset``)."""
+    entry = {"pulses_logged": len(trig), "edges": int(on.size)}
+    if not on.size or on.size != len(trig):
+        return entry
+    true = np.interp(on, np.arange(phase.size), phase)
+    entry |= circular_summary(wrap(true - math.radians(target_deg)))
+    meant = offset + np.array([d["phase"]["landing_sample"] for d in trig])
+    off_ms = (on - meant) / fs * 1e3
+    entry["landing_vs_meant_ms_p50"] = round(float(np.median(off_ms)), 3)
+    entry["landing_vs_meant_ms_p90_abs"] = round(float(np.percentile(np.abs(off_ms), 90)), 3)
+    entry["latency_ms_p50"] = round(float(np.median([d["phase"]["latency_ms"] for d in trig])), 3)
+    # the output's latency as the device saw it (write -> its first byte read) beside the
+    # estimate the engine used (half the acknowledgement's round trip)
+    if len(read_t) == len(trig):
+        one_way = [(r - d["written_t"]) * 1e3 for r, d in zip(read_t, trig)]
+        entry["write_to_device_ms_p50"] = round(float(np.median(one_way)), 3)
+        half = [d["round_trip_ms"] / 2 for d in trig if d.get("round_trip_ms") is not None]
+        entry["half_round_trip_ms_p50"] = round(float(np.median(half)), 3)
+    return entry
+
+
+def _live_text(entry: dict) -> str:
+    if "pulses" not in entry:
+        return f"{entry['pulses_logged']} pulses logged, {entry['edges']} edges at the device"
+    return (
+        f"{_summary_text(entry)}; the same samples in a dry run: "
+        f"{_summary_text(entry['dry_run'])}; edge - meant landing p50 "
+        f"{entry['landing_vs_meant_ms_p50']:+.2f} ms (|p90| "
+        f"{entry['landing_vs_meant_ms_p90_abs']:.2f}); latency made up for p50 "
+        f"{entry['latency_ms_p50']:.2f} ms; write -> device p50 "
+        f"{entry.get('write_to_device_ms_p50')} ms, half round trip p50 "
+        f"{entry.get('half_round_trip_ms_p50')} ms"
+    )
+
+
+def _decision_ages(decisions: list[dict], figures: dict, counts: dict[str, int]) -> None:
+    """The decision's age as published (the trigger goes first), per state, where the phase
+    rules estimating in it are ``counts[state]``: what the phase rules cost the decisions."""
+    for state, estimating in counts.items():
         ages = [d["age_ms"] for d in decisions if d.get("state") == state and "age_ms" in d]
         if ages:
             p50, p99 = np.percentile(ages, [50, 99])
@@ -486,57 +636,189 @@ def cmd_live(args) -> dict:
                 f"  decisions in {state} ({estimating} phase rules estimating): age p50 "
                 f"{p50:.2f} ms, p99 {p99:.2f} ms (n={len(ages)})"
             )
+
+
+def _source_process(*args: str):
+    import subprocess
+
+    from rtdecode.cli.common import PACKAGE_PARENT
+
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "_source", *args],
+        cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def cmd_live(args) -> dict:
+    import subprocess
+    import tempfile
+
+    from rtdecode.cli.common import PACKAGE_PARENT
+    from rtdecode.stimulation.emulator import PtyTriggerDevice
+
+    if args.dreams:
+        return cmd_live_dreams(args)
+    args.seconds = args.seconds or 150.0
+    fs, seed, name = 32000.0, 41, f"bench-phase-{time.monotonic_ns()}"
+    kind = args.source
+    with tempfile.TemporaryDirectory(prefix="bench_phase_") as tmp, PtyTriggerDevice() as device:
+        folder = Path(tmp)
+        clock = None  # player: file sample i is stamped clock + i / fs
+        if kind == "player":
+            # the player starts before the decoder and loops: a file longer than the run
+            n_file = int((args.seconds + 40) * fs)
+            samples, phases, states, classes = _regenerate(fs, seed, n_file)
+            fif = folder / "sim_raw.fif"
+            _write_fif(fif, samples, fs, [f"ch{i:03d}" for i in range(64)])
+            source = _source_process("player", name, str(fif), "320", f"{args.seconds + 30:g}")
+            clock = _stamp_clock(name, samples, fs)
+        elif kind == "stalls":
+            source = _source_process("stalls", name, str(seed), f"{fs:g}", f"{args.seconds:g}")
+        else:
+            source = subprocess.Popen(
+                [sys.executable, "-m", "rtdecode", "simulate", "--scenario", "sleep",
+                 "--channels", "64", "--rate", f"{fs:g}", "--seed", str(seed), "--phase-rhythms",
+                 "--name", name, "--first-state-s", "5", "--duration", f"{args.seconds:g}",
+                 "--wait-for-consumer", "60", "--chunk", "1024" if kind == "blocks" else "32"],
+                cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        try:
+            lines, edges, read_t = _run_live(
+                folder, device, SIM_RULES, "sleep", name, args.seconds + 3
+            )
+        finally:
+            source.kill()
+            source.wait()
+    decisions = [d for d in lines if "probs" in d]
+    # the decoder's first sample in the played samples, and the stamps' clock
+    if clock is None:
+        offset = 0
+        clock = float(np.median([d["t"] - (d["end_sample"] - 1) / fs for d in decisions]))
+    else:
+        offset = int(round(float(np.median(
+            [(d["t"] - clock) * fs - (d["end_sample"] - 1) for d in decisions]
+        ))))  # fmt: skip
+    n = offset + max(d["end_sample"] for d in decisions) + int(fs)
+    if kind != "player":
+        samples, phases, states, classes = _regenerate(fs, seed, n)
+    # the very samples the decoder read, through `evaluate --stim`'s path
+    dry = _dry_run_pulses(samples[offset:n], fs)
+    del samples
+    figures = {"source": kind}
+    print(
+        f"\nlive, {args.seconds:g} s, 64 ch x 32 kHz, bundled sleep model, {len(decisions)} "
+        f"decisions; source: {LIVE_SOURCES[kind]}"
+    )
+    _decision_ages(decisions, figures, {"rem": 2, "nrem": 1, "wake": 0})
     for ch, rule in enumerate(("theta-peak", "theta-trough", "so-up")):
-        trig = [d for d in lines if d.get("event") == "trigger" and d["rule"] == rule
-                and d["suppressed"] is None and d["action"] == "pulse"]  # fmt: skip
+        trig = _pulses(lines, rule)
         target = {"theta-peak": 0.0, "theta-trough": 180.0, "so-up": 0.0}[rule]
         rhythm, state = ("slow", "nrem") if rule == "so-up" else ("theta", "rem")
-        on = (np.array([e[0] for e in edges[ch]]) - t0) * fs
-        entry = {"pulses_logged": len(trig), "edges": int(on.size)}
-        if on.size and on.size == len(trig):
-            true = np.interp(on, np.arange(n), np.unwrap(phases[rhythm]))
-            entry |= circular_summary(wrap(true - math.radians(target)))
-            meant = np.array([d["phase"]["landing_sample"] for d in trig])
-            off_ms = (on - meant) / fs * 1e3
-            entry["landing_vs_meant_ms_p50"] = round(float(np.median(off_ms)), 3)
-            entry["landing_vs_meant_ms_p90_abs"] = round(
-                float(np.percentile(np.abs(off_ms), 90)), 3
-            )
-            entry["latency_ms_p50"] = round(
-                float(np.median([d["phase"]["latency_ms"] for d in trig])), 3
-            )
-            # the output's latency as the device saw it (write -> its first byte read) beside
-            # the estimate the engine used (half the acknowledgement's round trip)
-            if len(read_t[ch]) == len(trig):
-                one_way = [(r - d["written_t"]) * 1e3 for r, d in zip(read_t[ch], trig)]
-                entry["write_to_device_ms_p50"] = round(float(np.median(one_way)), 3)
-                half = [d["round_trip_ms"] / 2 for d in trig if d.get("round_trip_ms") is not None]
-                entry["half_round_trip_ms_p50"] = round(float(np.median(half)), 3)
-            inside = states[np.clip(on.astype(int), 0, n - 1)] == sim.classes.index(state)
+        on = (np.array([e[0] for e in edges[ch]]) - clock) * fs
+        phase = np.unwrap(phases[rhythm])
+        entry = _score_live(trig, on, offset, fs, phase, target, read_t[ch])
+        if "pulses" in entry:
+            inside = states[np.clip(on.astype(int), 0, states.size - 1)] == classes.index(state)
             entry["landed_outside_true_state"] = int((~inside).sum())
-            landing = np.array(dry.get(rule, []))
-            true = np.interp(landing, np.arange(n), np.unwrap(phases[rhythm]))
+            landing = offset + np.array(dry.get(rule, []))
+            true = np.interp(landing, np.arange(phase.size), phase)
             entry["dry_run"] = circular_summary(wrap(true - math.radians(target)))
-            print(
-                f"  {rule:<13} {_summary_text(entry)}; the same samples in a dry run: "
-                f"{_summary_text(entry['dry_run'])}; edge - meant landing p50 "
-                f"{entry['landing_vs_meant_ms_p50']:+.2f} ms (|p90| {entry['landing_vs_meant_ms_p90_abs']:.2f});"
-                f" latency made up for p50 {entry['latency_ms_p50']:.2f} ms; landed outside true {state}: "
-                f"{entry['landed_outside_true_state']}; write -> device p50 "
-                f"{entry.get('write_to_device_ms_p50')} ms, half round trip p50 "
-                f"{entry.get('half_round_trip_ms_p50')} ms"
-                + ("  MEETS the targets" if _meets(entry) else "  misses")
-            )
-        else:
-            print(f"  {rule}: {len(trig)} pulses logged, {on.size} edges at the device")
+        print(
+            f"  {rule:<13} {_live_text(entry)}"
+            + (f"; landed outside true {state}: {entry['landed_outside_true_state']}"
+               if "pulses" in entry else "")
+            + ("  MEETS the targets" if "pulses" in entry and _meets(entry) else "  misses")
+        )  # fmt: skip
         figures[rule] = entry
+    return figures
+
+
+def cmd_live_dreams(args) -> dict:
+    """The DREAMS excerpt replayed by MNE-LSL's PlayerLSL from minute 15 (every S3/S4 epoch
+    is after it) in 40 ms blocks, decoded live by a model trained on it, the slow-oscillation
+    up-state rule at the AASM amplitude; pulses scored against the non-causal reference phase
+    of the whole recording, and the same samples in a dry run."""
+    import tempfile
+
+    from rtdecode.decoding.model import OnnxModel
+    from rtdecode.offline.evaluation import decode_recording
+    from rtdecode.offline.recordings import open_recording
+    from rtdecode.stimulation.emulator import PtyTriggerDevice
+    from rtdecode.stimulation.rules import load_protocol
+
+    data_dir = shared_data(args.data)
+    x, labels, fs, _ = dreams(data_dir)
+    start = int(DREAMS_LIVE_FROM_S * fs)
+    played = x[start:]
+    seconds = min(args.seconds or math.inf, played.shape[0] / fs - 30.0)
+    name = f"bench-phase-dreams-{time.monotonic_ns()}"
+    with tempfile.TemporaryDirectory(prefix="bench_phase_") as tmp, PtyTriggerDevice() as device:
+        folder = Path(tmp)
+        model = folder / "dreams.onnx"
+        _train_dreams(data_dir, model)
+        fif = folder / "dreams_raw.fif"
+        _write_fif(fif, played, fs, ["C3-A1"])
+        source = _source_process(
+            "player", name, str(fif), str(DREAMS_PLAYER_CHUNK), f"{seconds + 20:g}"
+        )
+        try:
+            clock = _stamp_clock(name, played, fs)
+            lines, edges, read_t = _run_live(
+                folder, device, DREAMS_RULES, str(model), name, seconds
+            )
+        finally:
+            source.kill()
+            source.wait()
+        decisions = [d for d in lines if "probs" in d]
+        offset = int(round(float(np.median(
+            [(d["t"] - clock) * fs - (d["end_sample"] - 1) for d in decisions]
+        ))))  # fmt: skip
+        n = offset + max(d["end_sample"] for d in decisions)
+        np.savez(folder / "played.npz", data=played[offset:n], fs=fs, channel_names=["C3-A1"])
+        (folder / "dry.toml").write_text(DREAMS_RULES)
+        decoded = decode_recording(
+            OnnxModel(model), open_recording(folder / "played.npz"),
+            stim=load_protocol(folder / "dry.toml"),
+        )  # fmt: skip
+    dry = [t.phase["landing_sample"] for t in decoded.triggers if t.phase and t.suppressed is None]
+    ref, rate = reference_phase(x[:, 0], fs, (0.5, 2.0))
+    # the reference phase of the whole recording, unwrapped, on the played file's samples
+    phase = np.unwrap(phase_at(ref, rate, fs, np.arange(start, x.shape[0])))
+    deep = labels[start:] == 1
+    trig = _pulses(lines, "so-up")
+    on = (np.array([e[0] for e in edges[0]]) - clock) * fs
+    entry = _score_live(trig, on, offset, fs, phase, 0.0, read_t[0])
+    figures: dict = {"source": "PlayerLSL, DREAMS excerpt 1 from minute 15, 40 ms blocks"}
+    print(
+        f"\nlive, DREAMS excerpt 1 (C3-A1, 100 Hz) from minute {DREAMS_LIVE_FROM_S / 60:g}, "
+        f"{seconds:.0f} s replayed by PlayerLSL in {DREAMS_PLAYER_CHUNK}-sample blocks, a model "
+        f"trained on it, {len(decisions)} decisions"
+    )
+    _decision_ages(decisions, figures, {"nrem": 1, "light": 0, "wake": 0})
+    if "pulses" in entry:
+        landing = offset + np.array(dry)
+        true = np.interp(landing, np.arange(phase.size), phase)
+        entry["dry_run"] = circular_summary(wrap(true - 0.0))
+        true_on = np.interp(on, np.arange(phase.size), phase)
+        in_deep = deep[np.clip(on.astype(int), 0, deep.size - 1)]
+        entry["inside_label"] = circular_summary(wrap(true_on[in_deep]))
+    print(
+        f"  so-up         {_live_text(entry)}"
+        + (f"\n  {'':<13} those that landed in labelled S3/S4: "
+           f"{_summary_text(entry['inside_label'])}" if "pulses" in entry else "")
+        + ("  MEETS the targets" if "pulses" in entry and _meets(entry) else "  misses")
+    )  # fmt: skip
+    figures["so-up"] = entry
     return figures
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=("methods", "targets", "live"))
-    parser.add_argument("--seconds", type=float, default=150.0, help="live: run length")
+    parser.add_argument(
+        "--seconds", type=float, default=None,
+        help="live: run length (default 150; --dreams: the replayed part, 14.5 min)",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--no-real-data", action="store_true")
@@ -545,7 +827,22 @@ def main(argv=None) -> int:
         "--methods", default="echt,echt/peak,echt/centre,ar",
         help="methods: estimators compared (echt/peak, echt/centre: the ecHT's frequency)",
     )  # fmt: skip
+    parser.add_argument(
+        "--source", choices=tuple(LIVE_SOURCES), default="simulate",
+        help="live: what pushes the simulator's samples (default simulate)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dreams", action="store_true",
+        help="live: the DREAMS excerpt replayed by PlayerLSL instead of the simulator",
+    )  # fmt: skip
     parser.add_argument("--record", action="store_true")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_source":  # a live source, in a process of its own
+        if argv[1] == "player":
+            run_player_source(argv[2], argv[3], int(argv[4]), float(argv[5]))
+        else:
+            run_stalling_source(argv[2], int(argv[3]), float(argv[4]), float(argv[5]))
+        return 0
     args = parser.parse_args(argv)
     print(machine_info())
     if args.what == "methods":
@@ -555,7 +852,11 @@ def main(argv=None) -> int:
     else:
         figures = cmd_live(args)
     if args.record:
-        setup = {"seconds": args.seconds} if args.what == "live" else {"minutes": args.minutes}
+        setup = (
+            {"seconds": args.seconds, "source": "dreams" if args.dreams else args.source}
+            if args.what == "live"
+            else {"minutes": args.minutes}
+        )
         record(f"bench_phase_{args.what}", figures, setup=setup)
     return 0
 

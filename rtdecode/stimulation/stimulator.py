@@ -35,6 +35,10 @@ logger = logging.getLogger("rtdecode")
 
 _DEFAULT_OUTPUT_S = 0.001  # until the device has acknowledged a command: a USB device's ~1 ms
 _ROUND_TRIPS = 32  # the output latency is measured over this many acknowledgements
+# Some sources stamp samples ahead of their arrival (MNE-LSL's PlayerLSL stamps each block with
+# its last sample's time as it starts the block's wait: a block ahead). Pulses keep to the
+# stamps' time, in which the recording has them, up to this lead; beyond it a clock is wrong.
+_MAX_STAMP_LEAD_S = 0.1
 
 
 def marker_text(trig: Trigger) -> str:
@@ -145,13 +149,20 @@ class Stimulator:
         trips = list(self._half_trips)
         return statistics.median(trips) if trips else _DEFAULT_OUTPUT_S
 
+    def latency_after(self, stamp: float) -> float:
+        """The latency a phase pulse makes up for, predicted from the sample stamped ``stamp``:
+        the sample's age now and the output's. Negative when the source stamps its samples ahead
+        of their arrival (by at most ``_MAX_STAMP_LEAD_S``): the pulse then waits for the
+        stamps' time, where a floor at zero would send it early by the lead."""
+        age = max(-_MAX_STAMP_LEAD_S, pylsl.local_clock() - stamp)
+        return age + self.output_latency_s
+
     def on_decision(self, end_sample: int, t: float, state: str, *, stale: bool) -> None:
         """Apply the rules to a published (or stale) decision."""
 
         def latency_s() -> float:
-            # the decision's age when a phase pulse's delay is computed (its last sample's
-            # timestamp is t), and the output's
-            return max(0.0, pylsl.local_clock() - t) + self.output_latency_s
+            # when a phase pulse's delay is computed (the decision's last sample is stamped t)
+            return self.latency_after(t)
 
         with self._lock:
             self._last = (end_sample, t)
@@ -177,7 +188,7 @@ class Stimulator:
             return
 
         def latency_of(stamp: float):
-            return lambda: max(0.0, pylsl.local_clock() - stamp) + self.output_latency_s
+            return lambda: self.latency_after(stamp)
 
         with self._lock:
             triggers = self.engine.advance(

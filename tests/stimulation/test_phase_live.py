@@ -200,3 +200,27 @@ def test_the_output_latency_is_half_the_median_acknowledgement_round_trip(unique
     wired._on_result(CommandResult(trig, 1.0, None, None, "no acknowledgement"))  # not counted
     assert wired.output_latency_s == pytest.approx(0.002)  # half the median round trip
     outputs.close()
+
+
+def test_a_pulse_keeps_to_stamps_that_lead_the_samples_arrival(unique_name):
+    """A source that stamps samples ahead of their arrival (PlayerLSL stamps a block with its
+    last sample's time as it starts waiting for it): the latency made up for is negative by the
+    lead, so the pulse waits for the stamps' time; a lead beyond 0.1 s is a wrong clock, held
+    at 0.1 s. A stamp in the past: its age."""
+    import pylsl
+
+    from rtdecode.outputs.decisions import DecisionOutputs
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    outputs = DecisionOutputs(
+        ("wake", "rem"), input_source_id=unique_name, input_name=unique_name, hop_s=0.1
+    )
+    stim = Stimulator(
+        StimProtocol((StimRule("g", "in:rem"),)), outputs, fs_hz=FS, window_samples=4000,
+        input_source_id=unique_name,
+    )  # fmt: skip
+    now = pylsl.local_clock()
+    assert stim.latency_after(now + 0.030) == pytest.approx(-0.030, abs=0.005)
+    assert stim.latency_after(now + 5.0) == pytest.approx(-0.1)
+    assert stim.latency_after(now - 0.020) == pytest.approx(0.020, abs=0.005)
+    outputs.close()
