@@ -132,6 +132,84 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
     assert np.mean(np.abs(errors) <= math.pi / 4) >= 0.7
 
 
+def _push_stamped_ahead(outlet, data, chunk, stop):
+    """Push ``data`` in ``chunk``-sample blocks paced at the nominal rate, each stamped as
+    MNE-LSL's PlayerLSL stamps: its last sample's nominal time, reached only when the next
+    block goes out (the stamps lead the pushes by a block). Sample ``i`` is stamped
+    ``t0 + (i + 1) / FS``; returns ``t0``."""
+    import time
+
+    import pylsl
+
+    t0 = pylsl.local_clock()
+    for k in range(data.shape[0] // chunk):
+        delay = t0 + k * chunk / FS - pylsl.local_clock()
+        if delay > 0:
+            time.sleep(delay)
+        if stop.is_set():
+            break
+        outlet.push_chunk(data[k * chunk : (k + 1) * chunk], t0 + (k + 1) * chunk / FS)
+    return t0
+
+
+def test_pulses_keep_to_stamps_that_lead_the_pushes(unique_name, tmp_path):
+    """A source whose stamps lead its pushes by a 40 ms block (PlayerLSL's): the pulses wait
+    for the stamps' time (a negative latency made up for), and land on the target phase of the
+    sample stamped then. Floored at zero latency, they went out up to a block early: 108 deg at
+    7.5 Hz."""
+    import pylsl
+
+    from rtdecode.acquisition.acquisition import LslAcquisition
+    from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
+    from rtdecode.decoding.decoder import Decoder
+    from rtdecode.decoding.model import OnnxModel
+    from rtdecode.models import bundled_model_path
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    chunk = int(0.040 * FS)
+    data, _, phases = LfpSimulator(CONFIG).generate_with_phase(int(SECONDS * FS))
+    info = pylsl.StreamInfo(unique_name, "EEG", 64, FS, "float32", unique_name)
+    labels = info.desc().append_child("channels")
+    for i in range(64):
+        labels.append_child("channel").append_child_value("label", f"ch{i:03d}")
+    outlet = pylsl.StreamOutlet(info, chunk_size=chunk)
+    model = OnnxModel(bundled_model_path("sleep"))
+    stop, started = threading.Event(), {}
+
+    def source():
+        outlet.wait_for_consumers(20)
+        started["t0"] = _push_stamped_ahead(outlet, data, chunk, stop)
+
+    thread = threading.Thread(target=source, daemon=True)
+    thread.start()
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), timeout_s=10))
+    log = tmp_path / "ahead.jsonl"
+    outputs = decision_outputs(model, acquisition, unique_name, log)
+    config = model.stream_features(acquisition.fs_hz)
+    with PtyTriggerDevice() as device:
+        stim = Stimulator(
+            _protocol(device.port), outputs, fs_hz=acquisition.fs_hz,
+            window_samples=config.window_samples, input_source_id=acquisition.source_id,
+            features=config, channel_labels=acquisition.channel_labels,
+        ).start()  # fmt: skip
+        with Decoder(model, acquisition, outputs, stimulator=stim):
+            thread.join(SECONDS + 30)
+        stop.set()
+        edges = device.pulses(0)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    pulses = [
+        d for d in lines
+        if d.get("event") == "trigger" and d["action"] == "pulse" and d["suppressed"] is None
+    ]  # fmt: skip
+    assert len(pulses) > 40 and len(edges) == len(pulses)
+    landed = (np.array([on for on, _ in edges]) - started["t0"]) * FS - 1
+    errors = wrap(np.interp(landed, np.arange(data.shape[0]), np.unwrap(phases["theta"])))
+    assert np.mean(np.abs(errors) <= math.pi / 4) >= 0.7, math.degrees(
+        np.angle(np.mean(np.exp(1j * errors)))
+    )
+    assert np.median([d["phase"]["latency_ms"] for d in pulses]) < 0  # they waited
+
+
 def test_run_with_the_phase_flag_sends_phase_pulses(small_model, unique_name, tmp_path):
     """`rtdecode simulate --phase-rhythms` and `rtdecode run --trigger-on rem --trigger-phase
     ... --trigger-port PTY`: the flag reaches the engine with the stream's channels and features;
