@@ -36,16 +36,37 @@ def _protocol(port):
     return StimProtocol((rule,), OutputConfig(port=port))
 
 
-def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_name, tmp_path):
+def _decode_with_pulses(model, name, source, stop, log):
+    """Decode the stream ``name`` (pushed by the thread ``source``, started) with the theta
+    rule's pulses to a device on a pseudo-terminal, until the source ends: the log's lines and
+    the device's (on, off) pulses."""
     from rtdecode.acquisition.acquisition import LslAcquisition
     from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
     from rtdecode.decoding.decoder import Decoder
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=name), timeout_s=10))
+    outputs = decision_outputs(model, acquisition, name, log)
+    config = model.stream_features(acquisition.fs_hz)
+    with PtyTriggerDevice() as device:
+        stim = Stimulator(
+            _protocol(device.port), outputs, fs_hz=acquisition.fs_hz,
+            window_samples=config.window_samples, input_source_id=acquisition.source_id,
+            features=config, channel_labels=acquisition.channel_labels,
+        ).start()  # fmt: skip
+        with Decoder(model, acquisition, outputs, stimulator=stim):
+            source.join(SECONDS + 30)
+        stop.set()
+        edges = device.pulses(0)
+    return [json.loads(x) for x in log.read_text().splitlines()], edges
+
+
+def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_name, tmp_path):
     from rtdecode.decoding.model import OnnxModel
     from rtdecode.models import bundled_model_path
     from rtdecode.offline.evaluation import decode_recording
     from rtdecode.offline.recordings import open_recording
     from rtdecode.simulator.source import run_lsl_source
-    from rtdecode.stimulation.stimulator import Stimulator
 
     model = OnnxModel(bundled_model_path("sleep"))
     stop = threading.Event()
@@ -61,25 +82,7 @@ def test_live_phase_pulses_equal_the_offline_ones_and_land_on_the_phase(unique_n
         daemon=True,
     )  # fmt: skip
     source.start()
-    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), timeout_s=10))
-    log = tmp_path / "live.jsonl"
-    outputs = decision_outputs(model, acquisition, unique_name, log)
-    config = model.stream_features(acquisition.fs_hz)
-    with PtyTriggerDevice() as device:
-        stim = Stimulator(
-            _protocol(device.port),
-            outputs,
-            fs_hz=acquisition.fs_hz,
-            window_samples=config.window_samples,
-            input_source_id=acquisition.source_id,
-            features=config,
-            channel_labels=acquisition.channel_labels,
-        ).start()
-        with Decoder(model, acquisition, outputs, stimulator=stim):
-            source.join(SECONDS + 30)
-        stop.set()
-        edges = device.pulses(0)
-    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    lines, edges = _decode_with_pulses(model, unique_name, source, stop, tmp_path / "live.jsonl")
     live = {
         d["end_sample"]: d
         for d in lines
@@ -159,12 +162,8 @@ def test_pulses_keep_to_stamps_that_lead_the_pushes(unique_name, tmp_path):
     7.5 Hz."""
     import pylsl
 
-    from rtdecode.acquisition.acquisition import LslAcquisition
-    from rtdecode.acquisition.inlet import StreamSelector, resolve_stream
-    from rtdecode.decoding.decoder import Decoder
     from rtdecode.decoding.model import OnnxModel
     from rtdecode.models import bundled_model_path
-    from rtdecode.stimulation.stimulator import Stimulator
 
     chunk = int(0.040 * FS)
     data, _, phases = LfpSimulator(CONFIG).generate_with_phase(int(SECONDS * FS))
@@ -182,21 +181,7 @@ def test_pulses_keep_to_stamps_that_lead_the_pushes(unique_name, tmp_path):
 
     thread = threading.Thread(target=source, daemon=True)
     thread.start()
-    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), timeout_s=10))
-    log = tmp_path / "ahead.jsonl"
-    outputs = decision_outputs(model, acquisition, unique_name, log)
-    config = model.stream_features(acquisition.fs_hz)
-    with PtyTriggerDevice() as device:
-        stim = Stimulator(
-            _protocol(device.port), outputs, fs_hz=acquisition.fs_hz,
-            window_samples=config.window_samples, input_source_id=acquisition.source_id,
-            features=config, channel_labels=acquisition.channel_labels,
-        ).start()  # fmt: skip
-        with Decoder(model, acquisition, outputs, stimulator=stim):
-            thread.join(SECONDS + 30)
-        stop.set()
-        edges = device.pulses(0)
-    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    lines, edges = _decode_with_pulses(model, unique_name, thread, stop, tmp_path / "ahead.jsonl")
     pulses = [
         d for d in lines
         if d.get("event") == "trigger" and d["action"] == "pulse" and d["suppressed"] is None
