@@ -685,7 +685,6 @@ def cmd_live(args) -> dict:
             fif = folder / "sim_raw.fif"
             _write_fif(fif, samples, fs, [f"ch{i:03d}" for i in range(64)])
             source = _source_process("player", name, str(fif), "320", f"{args.seconds + 30:g}")
-            clock = _stamp_clock(name, samples, fs)
         elif kind == "stalls":
             source = _source_process("stalls", name, str(seed), f"{fs:g}", f"{args.seconds:g}")
         else:
@@ -697,6 +696,8 @@ def cmd_live(args) -> dict:
                 cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         try:
+            if kind == "player":
+                clock = _stamp_clock(name, samples, fs)
             lines, edges, read_t = _run_live(
                 folder, device, SIM_RULES, "sleep", name, args.seconds + 3
             )

@@ -709,7 +709,7 @@ class Decoder:
         counters["age_ms"] = round((now - raw_timestamp) * 1e3, 3)
         if self._stim is not None:
             # the trigger first: the device's command is the loop's shortest path to the animal
-            self._stim.on_decision(end_sample, timestamp, state, stale=stale)
+            self._stim.on_decision(end_sample, timestamp, state, stale=stale, stamp=raw_timestamp)
         self.outputs.publish(
             Decision(
                 end_sample=end_sample,

@@ -37,8 +37,10 @@ _DEFAULT_OUTPUT_S = 0.001  # until the device has acknowledged a command: a USB 
 _ROUND_TRIPS = 32  # the output latency is measured over this many acknowledgements
 # Some sources stamp samples ahead of their arrival (MNE-LSL's PlayerLSL stamps each block with
 # its last sample's time as it starts the block's wait: a block ahead). Pulses keep to the
-# stamps' time, in which the recording has them, up to this lead; beyond it a clock is wrong.
+# stamps' time, in which the recording has them, up to this lead.
 _MAX_STAMP_LEAD_S = 0.1
+# Timestamps this far from the LSL clock are a device's own clock (as the decoder judges ages)
+_OTHER_CLOCK_S = 60.0
 
 
 def marker_text(trig: Trigger) -> str:
@@ -150,19 +152,29 @@ class Stimulator:
         return statistics.median(trips) if trips else _DEFAULT_OUTPUT_S
 
     def latency_after(self, stamp: float) -> float:
-        """The latency a phase pulse makes up for, predicted from the sample stamped ``stamp``:
-        the sample's age now and the output's. Negative when the source stamps its samples ahead
-        of their arrival (by at most ``_MAX_STAMP_LEAD_S``): the pulse then waits for the
-        stamps' time, where a floor at zero would send it early by the lead."""
-        age = max(-_MAX_STAMP_LEAD_S, pylsl.local_clock() - stamp)
+        """The latency a phase pulse makes up for, predicted from the sample stamped ``stamp``
+        (the source's own timestamp): the sample's age now and the output's.
+
+        Negative when the source stamps its samples ahead of their arrival, by up to
+        ``_MAX_STAMP_LEAD_S``: the pulse then waits for the stamps' time, where a floor at zero
+        would send it early by the lead. A stamp further ahead, or a minute or more behind, is
+        on a clock that is not the LSL clock: its age is unknown and taken as none."""
+        age = pylsl.local_clock() - stamp
+        if not -_MAX_STAMP_LEAD_S <= age < _OTHER_CLOCK_S:
+            age = 0.0
         return age + self.output_latency_s
 
-    def on_decision(self, end_sample: int, t: float, state: str, *, stale: bool) -> None:
-        """Apply the rules to a published (or stale) decision."""
+    def on_decision(
+        self, end_sample: int, t: float, state: str, *, stale: bool, stamp: float | None = None
+    ) -> None:
+        """Apply the rules to a published (or stale) decision stamped ``t``; ``stamp`` is its
+        last sample's own timestamp when ``t`` differs from it (the decoder moves ``t`` forward
+        after the source's clock went back), from which phase pulses take their latency."""
+        source_stamp = t if stamp is None else stamp
 
         def latency_s() -> float:
-            # when a phase pulse's delay is computed (the decision's last sample is stamped t)
-            return self.latency_after(t)
+            # when a phase pulse's delay is computed
+            return self.latency_after(source_stamp)
 
         with self._lock:
             self._last = (end_sample, t)

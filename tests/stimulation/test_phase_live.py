@@ -268,8 +268,9 @@ def test_the_output_latency_is_half_the_median_acknowledgement_round_trip(unique
 def test_a_pulse_keeps_to_stamps_that_lead_the_samples_arrival(unique_name):
     """A source that stamps samples ahead of their arrival (PlayerLSL stamps a block with its
     last sample's time as it starts waiting for it): the latency made up for is negative by the
-    lead, so the pulse waits for the stamps' time; a lead beyond 0.1 s is a wrong clock, held
-    at 0.1 s. A stamp in the past: its age."""
+    lead, so the pulse waits for the stamps' time. A stamp in the past: its age. A lead beyond
+    0.1 s, or a stamp a minute behind, is another clock (a device's): no age known, none taken
+    (a minute's latency would leave no crossing within reach)."""
     import pylsl
 
     from rtdecode.outputs.decisions import DecisionOutputs
@@ -284,6 +285,37 @@ def test_a_pulse_keeps_to_stamps_that_lead_the_samples_arrival(unique_name):
     )  # fmt: skip
     now = pylsl.local_clock()
     assert stim.latency_after(now + 0.030) == pytest.approx(-0.030, abs=0.005)
-    assert stim.latency_after(now + 5.0) == pytest.approx(-0.1)
     assert stim.latency_after(now - 0.020) == pytest.approx(0.020, abs=0.005)
+    assert stim.latency_after(now + 5.0) == pytest.approx(0.0, abs=0.005)
+    assert stim.latency_after(now - 3600.0) == pytest.approx(0.0, abs=0.005)
+    outputs.close()
+
+
+def test_a_decision_moved_forward_takes_its_latency_from_its_own_sample(unique_name):
+    """After the source's clock went back the decoder publishes decisions a hop after the last
+    (``t`` ahead of the window's last sample): the phase pulses' latency is still that sample's
+    age (``stamp``), not a lead of the published time."""
+    import pylsl
+
+    from rtdecode.outputs.decisions import DecisionOutputs
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    outputs = DecisionOutputs(
+        ("wake", "rem"), input_source_id=unique_name, input_name=unique_name, hop_s=0.1
+    )
+    stim = Stimulator(
+        StimProtocol((StimRule("g", "in:rem"),)), outputs, fs_hz=FS, window_samples=4000,
+        input_source_id=unique_name,
+    )  # fmt: skip
+    decide, latencies = stim.engine.decide, []
+
+    def noting_latency(*args, latency_s, **kwargs):
+        latencies.append(latency_s())  # as a phase rule reads it
+        return decide(*args, latency_s=latency_s, **kwargs)
+
+    stim.engine.decide = noting_latency
+    now = pylsl.local_clock()
+    stim.on_decision(4000, now + 0.08, "rem", stale=False, stamp=now - 0.010)
+    stim.on_decision(4200, now - 0.010, "rem", stale=False)  # t is the sample's own stamp
+    assert latencies == [pytest.approx(0.010, abs=0.005)] * 2
     outputs.close()
