@@ -265,6 +265,20 @@ def test_the_output_latency_is_half_the_median_acknowledgement_round_trip(unique
     outputs.close()
 
 
+def _stimulator_without_device(name):
+    """A stimulator with one gate rule and no device (its port never opened), and its
+    outputs (close them)."""
+    from rtdecode.outputs.decisions import DecisionOutputs
+    from rtdecode.stimulation.stimulator import Stimulator
+
+    outputs = DecisionOutputs(("wake", "rem"), input_source_id=name, input_name=name, hop_s=0.1)
+    stim = Stimulator(
+        StimProtocol((StimRule("g", "in:rem"),)), outputs, fs_hz=FS, window_samples=4000,
+        input_source_id=name,
+    )  # fmt: skip
+    return stim, outputs
+
+
 def test_a_pulse_keeps_to_stamps_that_lead_the_samples_arrival(unique_name):
     """A source that stamps samples ahead of their arrival (PlayerLSL stamps a block with its
     last sample's time as it starts waiting for it): the latency made up for is negative by the
@@ -273,16 +287,7 @@ def test_a_pulse_keeps_to_stamps_that_lead_the_samples_arrival(unique_name):
     (a minute's latency would leave no crossing within reach)."""
     import pylsl
 
-    from rtdecode.outputs.decisions import DecisionOutputs
-    from rtdecode.stimulation.stimulator import Stimulator
-
-    outputs = DecisionOutputs(
-        ("wake", "rem"), input_source_id=unique_name, input_name=unique_name, hop_s=0.1
-    )
-    stim = Stimulator(
-        StimProtocol((StimRule("g", "in:rem"),)), outputs, fs_hz=FS, window_samples=4000,
-        input_source_id=unique_name,
-    )  # fmt: skip
+    stim, outputs = _stimulator_without_device(unique_name)
     now = pylsl.local_clock()
     assert stim.latency_after(now + 0.030) == pytest.approx(-0.030, abs=0.005)
     assert stim.latency_after(now - 0.020) == pytest.approx(0.020, abs=0.005)
@@ -297,16 +302,7 @@ def test_a_decision_moved_forward_takes_its_latency_from_its_own_sample(unique_n
     age (``stamp``), not a lead of the published time."""
     import pylsl
 
-    from rtdecode.outputs.decisions import DecisionOutputs
-    from rtdecode.stimulation.stimulator import Stimulator
-
-    outputs = DecisionOutputs(
-        ("wake", "rem"), input_source_id=unique_name, input_name=unique_name, hop_s=0.1
-    )
-    stim = Stimulator(
-        StimProtocol((StimRule("g", "in:rem"),)), outputs, fs_hz=FS, window_samples=4000,
-        input_source_id=unique_name,
-    )  # fmt: skip
+    stim, outputs = _stimulator_without_device(unique_name)
     decide, latencies = stim.engine.decide, []
 
     def noting_latency(*args, latency_s, **kwargs):
