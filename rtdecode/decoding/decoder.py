@@ -24,6 +24,7 @@ import pylsl
 
 from rtdecode.acquisition._ringbuffer import OverrunError
 from rtdecode.acquisition.acquisition import LslAcquisition
+from rtdecode.acquisition.timing import OTHER_CLOCK_S
 from rtdecode.common.channels import labels_or_default
 from rtdecode.common.memory import resident_zeros
 from rtdecode.common.threads import realtime_record
@@ -510,7 +511,7 @@ class Decoder:
         it.) Stale decisions while the decoder is not behind are reported once: a clock off by
         less than a minute cannot be told from a late decoder here."""
         age = self._plain_age_s(end_sample, timestamp, now)
-        if abs(now - timestamp) >= 60.0:
+        if abs(now - timestamp) >= OTHER_CLOCK_S:
             return age  # (the backlog: not this machine's clock)
         backlog = (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
         if self.max_age_s is not None and age > self.max_age_s and backlog < self.config.hop_s:
@@ -533,7 +534,7 @@ class Decoder:
     def _plain_age_s(self, end_sample: int, timestamp: float, now: float) -> float:
         """``_age_s`` without its bookkeeping: the sample's age on the LSL clock, or the
         backlog after it when the source's clock is not this machine's."""
-        if abs(now - timestamp) >= 60.0:
+        if abs(now - timestamp) >= OTHER_CLOCK_S:
             return (self.acquisition.ring.written - end_sample) / self.acquisition.fs_hz
         return now - timestamp
 

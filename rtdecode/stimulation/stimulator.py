@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import pylsl
 
+from rtdecode.acquisition.timing import OTHER_CLOCK_S
 from rtdecode.config import FeatureConfig
 from rtdecode.outputs.decisions import DecisionOutputs
 from rtdecode.stimulation.device import CommandResult, TriggerDevice
@@ -39,8 +40,6 @@ _ROUND_TRIPS = 32  # the output latency is measured over this many acknowledgeme
 # its last sample's time as it starts the block's wait: a block ahead). Pulses keep to the
 # stamps' time, in which the recording has them, up to this lead.
 _MAX_STAMP_LEAD_S = 0.1
-# Timestamps this far from the LSL clock are a device's own clock (as the decoder judges ages)
-_OTHER_CLOCK_S = 60.0
 
 
 def marker_text(trig: Trigger) -> str:
@@ -160,7 +159,7 @@ class Stimulator:
         would send it early by the lead. A stamp further ahead, or a minute or more behind, is
         on a clock that is not the LSL clock: its age is unknown and taken as none."""
         age = pylsl.local_clock() - stamp
-        if not -_MAX_STAMP_LEAD_S <= age < _OTHER_CLOCK_S:
+        if not -_MAX_STAMP_LEAD_S <= age < OTHER_CLOCK_S:
             age = 0.0
         return age + self.output_latency_s
 
