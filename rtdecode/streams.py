@@ -1,4 +1,5 @@
-"""The names rtdecode publishes under: LSL streams, their source ids, and the special states.
+"""The names rtdecode publishes under (LSL streams, their source ids, the special states), and
+what a timestamp on the LSL clock may be taken to mean.
 
 Every stage and every observer (monitor, tests, benchmarks, other programs) takes these names from
 here, so a stream is renamed in one place.
@@ -21,7 +22,12 @@ __all__ = [
     "SPECIAL_STATES",
     "truth_stream_name",
     "output_source_id",
+    "OTHER_CLOCK_S",
 ]
+
+OTHER_CLOCK_S = 60.0
+"""Timestamps this far (s) from the LSL clock are a device's own clock, not this machine's: a
+sample's age cannot be read from them."""
 
 #: Class probabilities then the quality channel, one sample per decision (type ``Scores``).
 SCORES_STREAM_NAME = "rtdecode-scores"

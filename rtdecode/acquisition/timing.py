@@ -45,7 +45,6 @@ from numpy.typing import ArrayLike
 __all__ = [
     "COUNTERS",
     "MAX_PENDING_S",
-    "OTHER_CLOCK_S",
     "EventKind",
     "PendingJump",
     "TimingEvent",
@@ -73,10 +72,6 @@ COUNTERS: tuple[str, ...] = (
 
 MAX_PENDING_S = 0.5
 """The longest forward jump (s) that waits for the next samples' verdict."""
-
-OTHER_CLOCK_S = 60.0
-"""Timestamps this far (s) from the LSL clock are a device's own clock, not this machine's: a
-sample's age cannot be read from them."""
 
 # A pending jump is a stall once the steps back make up this share of it, ...
 _STALL_SHARE = 0.5

@@ -24,7 +24,6 @@ import pylsl
 
 from rtdecode.acquisition._ringbuffer import OverrunError
 from rtdecode.acquisition.acquisition import LslAcquisition
-from rtdecode.acquisition.timing import OTHER_CLOCK_S
 from rtdecode.common.channels import labels_or_default
 from rtdecode.common.memory import resident_zeros
 from rtdecode.common.threads import realtime_record
@@ -35,7 +34,7 @@ from rtdecode.decoding.watchdog import DecoderStalledError, DecodeWatchdog
 from rtdecode.features.quality import QualityConfig
 from rtdecode.features.streaming import StreamingFeatures, one_blas_thread
 from rtdecode.outputs.decisions import Decision, DecisionOutputs
-from rtdecode.streams import DECODER_STALLED, NO_SIGNAL
+from rtdecode.streams import DECODER_STALLED, NO_SIGNAL, OTHER_CLOCK_S
 
 __all__ = ["Decoder"]
 

@@ -22,13 +22,17 @@ from collections.abc import Callable
 
 import pylsl
 
-from rtdecode.acquisition.timing import OTHER_CLOCK_S
 from rtdecode.config import FeatureConfig
 from rtdecode.outputs.decisions import DecisionOutputs
 from rtdecode.stimulation.device import CommandResult, TriggerDevice
 from rtdecode.stimulation.engine import StimEngine, Trigger
 from rtdecode.stimulation.rules import StimProtocol
-from rtdecode.streams import CONTROL_STREAM_NAME, STIM_STREAM_NAME, output_source_id
+from rtdecode.streams import (
+    CONTROL_STREAM_NAME,
+    OTHER_CLOCK_S,
+    STIM_STREAM_NAME,
+    output_source_id,
+)
 
 __all__ = ["Stimulator", "marker_text"]
 
