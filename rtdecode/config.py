@@ -118,12 +118,19 @@ DEFAULT_RATIOS: tuple[Ratio, ...] = (
 NORMALISATIONS = ("none", "relative", "baseline")
 
 
+_MAX_PIECE_SAMPLES = 1024
+
+
 def _auto_decimation(fs_hz: float, top_hz: float, hop_samples: int) -> int:
     """Largest decimation factor that keeps >= 4x ``top_hz`` and divides the hop exactly."""
+    limit = fs_hz / (4.0 * top_hz)
     best = 1
-    for factor in range(2, int(fs_hz // (4.0 * top_hz)) + 1):
-        if hop_samples % factor == 0:
-            best = factor
+    # the hop's divisors in pairs (d, hop / d): sqrt(hop) steps, whatever the rates and bands
+    for d in range(1, math.isqrt(hop_samples) + 1):
+        if hop_samples % d == 0:
+            for factor in (d, hop_samples // d):
+                if best < factor <= limit:
+                    best = factor
     return best
 
 
@@ -157,6 +164,18 @@ class FeatureConfig:
         seconds of the stream so far (a cumulative mean until then, an exponential one after).
     baseline_s : float
         Time constant of the ``"baseline"`` running mean, seconds.
+    short_windows_from_hz : float or None
+        Bands whose lower edge is at or above this frequency (default 80 Hz), and which span
+        at least two bins of ``1 / hop_s`` Hz, take their power from the window's hop-long
+        pieces: the mean of their periodograms (each piece's linear trend removed; a strong
+        slow rhythm leaks into them about 65 dB down). The other bands take it from one FFT of
+        the whole window at the lowest rate that holds them (a second decimation that divides
+        the hop). Both cover the same window; a fast band needs no 0.5 Hz bins, and one FFT of
+        the whole window at the analysis rate was most of the features' cost. ``None``, a
+        window that is not two or more whole hops, a hop of more than 1024 analysis samples,
+        no band on either side, or no rate to shed for the slow bands (EEG rates): every band
+        from one FFT of the whole window at the analysis rate (models saved before this
+        option).
 
     Notes
     -----
@@ -173,6 +192,7 @@ class FeatureConfig:
     fir_taps_per_phase: int = 12
     normalisation: str = "none"
     baseline_s: float = 300.0
+    short_windows_from_hz: float | None = 80.0
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
@@ -183,6 +203,13 @@ class FeatureConfig:
             _check_real(name, getattr(self, name))
         _check_whole("decimation", self.decimation)
         _check_whole("fir_taps_per_phase", self.fir_taps_per_phase)
+        if self.short_windows_from_hz is not None:
+            _check_real("short_windows_from_hz", self.short_windows_from_hz)
+            if not (math.isfinite(self.short_windows_from_hz) and self.short_windows_from_hz > 0):
+                raise ValueError(
+                    "short_windows_from_hz must be a positive number or None, got "
+                    f"{self.short_windows_from_hz!r}"
+                )
         if not (math.isfinite(self.baseline_s) and self.baseline_s > 0):
             raise ValueError(f"baseline_s must be a positive number, got {self.baseline_s!r}")
         if not (math.isfinite(self.fs_hz) and self.fs_hz > 0):
@@ -313,6 +340,61 @@ class FeatureConfig:
         return self.window_samples_analysis * self.decimation
 
     @property
+    def hop_samples_analysis(self) -> int:
+        """Analysis samples between decisions."""
+        return self.hop_samples // self.decimation
+
+    @property
+    def short_window_bands(self) -> tuple[int, ...]:
+        """Indices of the bands computed from hop-long pieces (``short_windows_from_hz``);
+        empty when every band comes from one FFT of the whole window at the analysis rate."""
+        if self.short_windows_from_hz is None:
+            return ()
+        hop_a = self.hop_samples_analysis
+        # pieces: two or more to a window, each at most _MAX_PIECE_SAMPLES (their transform is
+        # a matrix product, as cheap as an FFT only for short pieces)
+        n_pieces, rest = divmod(self.window_samples_analysis, hop_a)
+        if rest or n_pieces < 2 or hop_a > _MAX_PIECE_SAMPLES:
+            return ()
+        # at least two of a piece's bins, or the band's power would be one bin's
+        piece_bin_hz = self.analysis_fs_hz / self.hop_samples_analysis
+        short = tuple(
+            j
+            for j, b in enumerate(self.bands)
+            if b.lo_hz >= self.short_windows_from_hz and b.hi_hz - b.lo_hz >= 2 * piece_bin_hz
+        )
+        if not 0 < len(short) < len(self.bands):
+            return ()
+        # ... and only where the other bands' FFT gets cheaper: a rate above theirs to shed
+        return short if self._long_window_decimation(short) > 1 else ()
+
+    def _long_window_decimation(self, short: tuple[int, ...]) -> int:
+        """The second decimation of the bands not in ``short``."""
+        top_hz = max(b.hi_hz for j, b in enumerate(self.bands) if j not in short)
+        return _auto_decimation(self.analysis_fs_hz, top_hz, self.hop_samples_analysis)
+
+    def long_window_config(self) -> FeatureConfig:
+        """How the other bands are computed: from the analysis-rate stream, decimated again by
+        the largest factor that divides the hop and keeps >= 4x their top edge; no ratios, no
+        normalisation (both are applied to all the bands together). ``self`` when no band is
+        computed from short pieces."""
+        short = self.short_window_bands
+        if not short:
+            return self
+        bands = tuple(b for j, b in enumerate(self.bands) if j not in short)
+        factor = self._long_window_decimation(short)
+        return FeatureConfig(
+            fs_hz=self.analysis_fs_hz,
+            window_s=self.window_s,
+            hop_s=self.hop_s,
+            bands=bands,
+            ratios=(),
+            decimation=factor,
+            fir_taps_per_phase=self.fir_taps_per_phase,
+            short_windows_from_hz=None,
+        )
+
+    @property
     def features_per_channel(self) -> int:
         return len(self.bands) + len(self.ratios)
 
@@ -335,7 +417,8 @@ class FeatureConfig:
             raise ValueError(
                 f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}"
             )
-        return cls(**d)
+        # a config saved before short windows existed computed every band from the whole window
+        return cls(**{"short_windows_from_hz": None, **d})
 
 
 def _fft_bin_hz(n: int, fs_hz: float) -> float:

@@ -3,7 +3,9 @@
 The input stream is decimated (anti-aliased, causal, stateful polyphase FIR in Cython) to an
 analysis rate a few times the top band edge, then every hop a Hann-tapered FFT of the last
 window gives the power in each band per channel (log10, in input units squared), plus log band
-ratios. Each window's spectrum is computed in two parts that add up: an FFT of all but its last
+ratios. The fast bands (from ``short_windows_from_hz``, 80 Hz by default) take theirs from the
+window's hop-long pieces instead, each transformed once as it ends, and the FFT of the whole
+window runs on the samples decimated again for the slow bands alone. Each window's spectrum is computed in two parts that add up: an FFT of all but its last
 4 ms, run as soon as those samples have arrived (with the terms that tie it to the tail), and, when
 the window ends, a small quadratic form per band and channel over the tail's samples (compiled:
 only that is on the live latency path). Decisions are clocked by input samples: one feature row
@@ -30,7 +32,7 @@ from rtdecode.common.memory import resident_zeros
 from rtdecode.config import FeatureConfig
 from rtdecode.features._bandpower import finish_bands, head_terms, taper_head
 from rtdecode.features._decimate import FirDecimator
-from rtdecode.features.quality import ChannelQuality, QualityConfig, WindowQuality
+from rtdecode.features.quality import NONFINITE, ChannelQuality, QualityConfig, WindowQuality
 
 __all__ = [
     "design_decimation_filter",
@@ -58,6 +60,9 @@ _TAIL_S = 0.004
 # for ~0.01 core more.
 _TAIL_MIN_S = 0.012
 _TAIL_CHANNELS = 170
+# The second decimator's working block (samples): its input is already decimated, so a smaller
+# block than the first one's does as well, in less memory.
+_LONG_BLOCK = 1024
 
 
 def design_decimation_filter(config: FeatureConfig) -> np.ndarray:
@@ -245,6 +250,106 @@ class BandPower:
         return out
 
 
+class PiecePower:
+    """Power of the bands taken from a window's hop-long pieces (``short_windows_from_hz``).
+
+    Parameters
+    ----------
+    config : FeatureConfig
+    n_channels : int
+    tail_samples : int
+        Analysis samples of each piece left for the moment it ends (``finish``); the rest is
+        transformed before (``prepare``), as :class:`BandPower` does with the window.
+
+    Notes
+    -----
+    A piece's periodogram in the fast bands, its linear trend removed and a Hann taper applied,
+    density-scaled as in :class:`BandPower` (a sinusoid of amplitude ``A`` inside a band gives
+    ``A**2 / 2``), is computed once, when the piece ends; a window's band power is the mean
+    over its pieces (``window_power``). Trend removal, taper and the DFT of the fast bands' bins
+    are one linear map of the piece's samples, applied as a matrix product split at the tail:
+    the head's share when it has arrived, the tail's (a few samples) at the end.
+    """
+
+    def __init__(self, config: FeatureConfig, n_channels: int, tail_samples: int) -> None:
+        self.bands = config.short_window_bands
+        if not self.bands:
+            raise ValueError("the config computes no band from short pieces")
+        n = config.hop_samples_analysis
+        self.n_pieces = config.window_samples_analysis // n
+        self.tail_samples = min(n, max(1, int(tail_samples)))
+        taper = scipy.signal.get_window("hann", n, fftbins=True).astype(np.float32)
+        freqs = scipy.fft.rfftfreq(n, d=1.0 / config.analysis_fs_hz)
+        scale = np.full(freqs.size, 2.0 / (n * float(np.sum(taper.astype(np.float64) ** 2))))
+        scale[0] /= 2.0
+        if n % 2 == 0:
+            scale[-1] /= 2.0
+        bins, owner = [], []
+        for j, band_index in enumerate(self.bands):
+            band = config.bands[band_index]
+            for k in np.flatnonzero((freqs >= band.lo_hz) & (freqs < band.hi_hz)):
+                bins.append(k)
+                owner.append(j)
+        k = np.array(bins, dtype=np.float64)
+        t = np.arange(n, dtype=np.float64)
+        root = np.sqrt(scale[bins])[:, None]
+        # rows: each bin's scaled cos and -sin, times the taper (bins x samples) ...
+        dft = np.concatenate(
+            [
+                root * np.cos(2 * np.pi * np.outer(k, t) / n),
+                -root * np.sin(2 * np.pi * np.outer(k, t) / n),
+            ]
+        )
+        dft *= taper.astype(np.float64)
+        # ... after the piece's constant and linear trend are removed (an orthogonal
+        # projection): a piece is a tenth of a slow wave, whose Hann sidelobes would otherwise
+        # reach the fast bands at -64 dB
+        ramp = t - (n - 1) / 2.0
+        trend = np.stack([np.full(n, 1.0 / math.sqrt(n)), ramp / np.linalg.norm(ramp)], axis=1)
+        linear_map = (dft - (dft @ trend) @ trend.T).T.astype(np.float32)  # samples x rows
+        m = self.tail_samples
+        self._head_map = np.ascontiguousarray(linear_map[: n - m])
+        self._tail_map = np.ascontiguousarray(linear_map[n - m :])
+        rows = 2 * len(bins)
+        self._band_sum = np.zeros((rows, len(self.bands)), dtype=np.float32)
+        self._band_sum[np.arange(rows), np.tile(owner, 2)] = 1.0
+        self._head = np.zeros((n_channels, rows), dtype=np.float32)
+        self._spectrum = np.empty((n_channels, rows), dtype=np.float32)
+        self._pieces = np.zeros((self.n_pieces, n_channels, len(self.bands)), dtype=np.float32)
+        self._next = 0
+
+    def reset(self) -> None:
+        """Forget the pieces (a new stream: a window is whole again ``n_pieces`` hops later)."""
+        self._next = 0
+
+    def prepare(self, head: np.ndarray) -> None:
+        """The share of the newest piece's head, ``(n_channels, hop - tail_samples)`` float32."""
+        if self._head_map.shape[0]:
+            np.matmul(head, self._head_map, out=self._head)
+
+    def finish(self, tail: np.ndarray) -> None:
+        """The newest piece's band powers, from its tail ``(n_channels, tail_samples)``."""
+        spectrum = np.matmul(tail, self._tail_map, out=self._spectrum)
+        spectrum += self._head
+        np.square(spectrum, out=spectrum)
+        np.matmul(spectrum, self._band_sum, out=self._pieces[self._next % self.n_pieces])
+        self._next += 1
+
+    def add(self, piece: np.ndarray) -> None:
+        """The band powers of a whole piece, ``(n_channels, hop)``: ``prepare`` then
+        ``finish``, the same arithmetic whichever way a piece arrives."""
+        head = piece.shape[1] - self.tail_samples
+        self.prepare(piece[:, :head])
+        self.finish(piece[:, head:])
+
+    def window_power(self) -> np.ndarray:
+        """Mean band power (input units squared) of the last ``n_pieces`` pieces, ``(n_channels,
+        n_bands)`` float32."""
+        total = self._pieces.sum(axis=0)
+        total *= np.float32(1.0 / self.n_pieces)
+        return total
+
+
 def _tail_samples(config: FeatureConfig, n_channels: int) -> int:
     """Analysis samples of each window left for its end (see ``BandPower``)."""
     tail_s = max(_TAIL_MIN_S, _TAIL_S * n_channels / _TAIL_CHANNELS)
@@ -264,23 +369,53 @@ def feature_memory_bytes(config: FeatureConfig, n_channels: int) -> int:
         Bytes.
     """
     n = config.window_samples_analysis
+    hop_a = config.hop_samples_analysis
+    per_channel = (
+        4 * (2 * n + hop_a)  # the window store
+        + 21 * (n // math.gcd(n, hop_a))  # the channel checks' bins
+    )
+    total = n_channels * per_channel + _decimator_bytes(config, n_channels)
+    long = config.long_window_config()
+    total += _band_power_bytes(long, n_channels)
+    if long is not config:
+        n_long = long.window_samples_analysis
+        freqs = np.fft.rfftfreq(hop_a, d=1.0 / config.analysis_fs_hz)
+        bands = [config.bands[j] for j in config.short_window_bands]
+        rows = 2 * sum(int(np.count_nonzero((freqs >= b.lo_hz) & (freqs < b.hi_hz))) for b in bands)
+        short = len(config.short_window_bands)
+        total += n_channels * (
+            4 * (2 * n_long + long.hop_samples_analysis)  # the whole-window bands' store
+            + 4 * hop_a  # their analysis samples, transposed for the second decimator
+            + 4 * short * (n // hop_a + 1)  # the pieces' band powers and their mean
+            + 8 * rows  # a piece's head terms and spectrum
+            + 8 * config.features_per_channel  # the joined row, the whole-window bands' row
+        )
+        # the pieces' linear map, built in float64 (cos, sin, their join, the product)
+        total += _decimator_bytes(long, n_channels, _LONG_BLOCK)
+        total += 48 * rows * hop_a + 4 * rows * short
+    return int(total)
+
+
+def _decimator_bytes(config: FeatureConfig, n_channels: int, block: int = 4096) -> int:
+    """A ``FirDecimator``'s history and block, its rows padded to 16 channels and one more 16."""
+    # without decimation the filter is one tap (design_decimation_filter)
+    n_taps = config.decimation * config.fir_taps_per_phase if config.decimation > 1 else 1
+    return 4 * (n_taps + block) * (-(-n_channels // 16) * 16 + 16) + 16 * n_taps
+
+
+def _band_power_bytes(config: FeatureConfig, n_channels: int) -> int:
+    """What a :class:`BandPower` of ``config`` allocates, its constructor's temporaries included."""
+    n = config.window_samples_analysis
     m = _tail_samples(config, n_channels)
     n_bins = n // 2 + 1
     n_bands = len(config.bands)
     bin_hz = config.analysis_fs_hz / n
     band_bins = [min(n_bins, (b.hi_hz - b.lo_hz) / bin_hz + 2) for b in config.bands]
-    hop_a = config.hop_samples // config.decimation
-    # without decimation the filter is one tap (design_decimation_filter)
-    n_taps = config.decimation * config.fir_taps_per_phase if config.decimation > 1 else 1
     per_channel = (
-        4 * (2 * n + hop_a)  # the window store
-        + 4 * n  # its tapered copy
+        4 * n  # the tapered window
         + 8 * n_bins  # the head's spectrum (complex64)
         + 12 * n_bands * m  # the head's cross terms, the tail's quadratic forms
-        + 21 * (n // math.gcd(n, hop_a))  # the channel checks' bins
     )
-    # the decimator's history and block, its rows padded to 16 channels and one more 16
-    decimator = 4 * (n_taps + 4096) * (-(-n_channels // 16) * 16 + 16)
     shared = (
         8 * 2 * n_bins  # bin frequencies and scales (float64)
         + 4 * n_bins * n_bands  # the band matrix
@@ -288,9 +423,8 @@ def feature_memory_bytes(config: FeatureConfig, n_channels: int) -> int:
         # the tail's DFT basis in float32, twice while joined; one band's built in float64
         + 16 * sum(band_bins) * m
         + 32 * max(band_bins) * m
-        + 16 * n_taps  # the decimation filter's design
     )
-    return int(n_channels * per_channel + decimator + shared)
+    return int(n_channels * per_channel + shared)
 
 
 class FeatureRow(NamedTuple):
@@ -323,8 +457,12 @@ class StreamingFeatures:
     ) -> None:
         self.config = config
         self.n_channels = n_channels
-        self.band_power = BandPower(config, n_channels)
-        self.n_features = self.band_power.n_features
+        # The whole-window bands: all of them, or (short windows) those below
+        # short_windows_from_hz, from a second decimation of the analysis-rate samples.
+        self._long = config.long_window_config()
+        self.band_power = BandPower(self._long, n_channels)
+        self._pieces = None
+        self.n_features = n_channels * config.features_per_channel
         self._taps = design_decimation_filter(config)
         self._decimator = FirDecimator(self._taps, config.decimation, n_channels)
         self._window_a = config.window_samples_analysis
@@ -340,9 +478,43 @@ class StreamingFeatures:
         self._fill = 0
         self._n_in = 0
         self._n_a = 0
+        if not config.short_window_bands:
+            self._long_decimator = None
+            self._long_store = self._store
+        else:
+            self._pieces = PiecePower(
+                config, n_channels, self.band_power.tail_samples * self._long.decimation
+            )
+            self._long_decimator = FirDecimator(
+                design_decimation_filter(self._long),
+                self._long.decimation,
+                n_channels,
+                block=_LONG_BLOCK,
+            )
+            self._long_store = resident_zeros(
+                (
+                    n_channels,
+                    2 * self._long.window_samples_analysis + self._long.hop_samples_analysis,
+                ),
+                np.float32,
+            )
+            self._long_row = np.empty(self.band_power.n_features, dtype=np.float32)
+            long_bands = [j for j in range(len(config.bands)) if j not in self._pieces.bands]
+            self._long_bands = np.array(long_bands, dtype=np.intp)
+            self._short_bands = np.array(self._pieces.bands, dtype=np.intp)
+            names = [b.name for b in config.bands]
+            self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], np.intp)
+            self._ratio_den = np.array([names.index(r.denominator) for r in config.ratios], np.intp)
+        self._long_fill = 0
+        # the whole-window bands' windows, in their own stream's samples
+        self._long_window = self._long.window_samples_analysis
         self._tail_a = self.band_power.tail_samples
-        self._head_a = self._window_a - self._tail_a
-        self._tail_in = self._tail_a * config.decimation
+        self._head_a = self._long_window - self._tail_a
+        self._tail_in = (
+            self._tail_a
+            * self._long.decimation
+            * (config.decimation if self._pieces is not None else 1)
+        )
         self._prepared_for = -1  # the boundary whose window head band_power holds
         # running mean of every feature ("baseline" normalisation), kept across reset(): it
         # describes the recording and electrodes, which a gap does not change
@@ -391,7 +563,11 @@ class StreamingFeatures:
     def reset(self) -> None:
         """Start over, as at the beginning of a stream (after a gap)."""
         self._decimator.reset()
+        if self._pieces is not None:
+            self._long_decimator.reset()
+            self._pieces.reset()
         self._fill = 0
+        self._long_fill = 0
         self._n_in = 0
         self._n_a = 0
         self._prepared_for = -1
@@ -428,18 +604,46 @@ class StreamingFeatures:
             stop = min(n, start + (step_end - self._n_in))
             self._consume(samples[start:stop])
             start = stop
+            pieces = self._pieces
             if emits and self._n_in == prepare_at:
-                band_power.prepare(self._store[:, self._fill - self._head_a : self._fill])
+                fill = self._long_fill
+                band_power.prepare(self._long_store[:, fill - self._head_a : fill])
+                if pieces is not None:
+                    fill = self._fill
+                    pieces.prepare(self._store[:, fill - self._hop_a + pieces.tail_samples : fill])
                 self._prepared_for = boundary
-            elif emits and self._n_in == boundary:
-                end = self._fill
+            elif self._n_in == boundary:
+                if not emits:
+                    if pieces is not None:
+                        pieces.add(self._store[:, self._fill - self._hop_a : self._fill])
+                    continue
+                end = self._long_fill
                 if self._prepared_for != boundary:
-                    band_power.prepare(self._store[:, end - self._window_a : end - self._tail_a])
-                row = band_power.finish(self._store[:, end - self._tail_a : end])
+                    band_power.prepare(
+                        self._long_store[:, end - self._long_window : end - self._tail_a]
+                    )
+                if pieces is None:
+                    row = band_power.finish(self._long_store[:, end - self._tail_a : end])
+                else:
+                    fill = self._fill
+                    if self._prepared_for != boundary:
+                        pieces.prepare(
+                            self._store[:, fill - self._hop_a : fill - pieces.tail_samples]
+                        )
+                    pieces.finish(self._store[:, fill - pieces.tail_samples : fill])
+                    row = self._join(
+                        band_power.finish(
+                            self._long_store[:, end - self._tail_a : end], self._long_row
+                        )
+                    )
                 self._prepared_for = -1
                 quality = self._quality.window(
-                    self._store, end, self._n_in // self.config.decimation
+                    self._store, self._fill, self._n_in // self.config.decimation
                 )
+                if self._pieces is not None:
+                    # the second decimator's history outlasts the window by its filter: a NaN
+                    # the checks no longer see can still be in the slow bands' window
+                    quality = _flag_nonfinite(row, quality)
                 bad = quality.flags != 0 if quality.good_fraction < 1.0 else None
                 if self._baseline is not None:
                     # a bad channel neither enters its running mean nor keeps its own values
@@ -448,6 +652,23 @@ class StreamingFeatures:
                     self._replace_bad_channels(row, bad)
                 rows.append(FeatureRow(self._n_in, row, quality))
         return rows
+
+    def _join(self, long_logs: np.ndarray) -> np.ndarray:
+        """The row from the whole-window bands' log powers and the pieces' powers: every band in
+        the config's order, the normalisation, the ratios (as ``finish_bands`` makes them)."""
+        n_bands = len(self.config.bands)
+        row = np.empty(self.n_features, dtype=np.float32)
+        per_channel = row.reshape(self.n_channels, self.config.features_per_channel)
+        logs = per_channel[:, :n_bands]
+        logs[:, self._long_bands] = long_logs.reshape(self.n_channels, -1)
+        short = self._pieces.window_power()
+        # np.maximum keeps NaN, as finish_bands does
+        logs[:, self._short_bands] = np.log10(np.maximum(short, _POWER_FLOOR))
+        if self.config.normalisation == "relative":
+            total = np.sum(10.0 ** logs.astype(np.float64), axis=1, keepdims=True)
+            logs -= np.log10(total).astype(np.float32)
+        per_channel[:, n_bands:] = logs[:, self._ratio_num] - logs[:, self._ratio_den]
+        return row
 
     def push_blocks(self, blocks: Iterable[np.ndarray]) -> list[FeatureRow]:
         """``push`` each of consecutive blocks (e.g. the views of a ring buffer's range, which
@@ -486,9 +707,32 @@ class StreamingFeatures:
             self._fill = keep
         # the decimator writes each channel's row of the store directly (no transposed copy)
         made = self._decimator.process_columns(samples, self._store, self._fill)
+        if self._long_decimator is not None and made:
+            analysis = np.ascontiguousarray(self._store[:, self._fill : self._fill + made].T)
+            n_long = self._long_decimator.n_out_for(made)
+            if self._long_fill + n_long > self._long_store.shape[1]:
+                keep = self._long_window
+                fill = self._long_fill
+                self._long_store[:, :keep] = self._long_store[:, fill - keep : fill]
+                self._long_fill = keep
+            self._long_fill += self._long_decimator.process_columns(
+                analysis, self._long_store, self._long_fill
+            )
         self._fill += made
+        if self._long_decimator is None:
+            self._long_fill = self._fill
         self._n_a += made
         self._n_in += samples.shape[0]
+
+
+def _flag_nonfinite(row: np.ndarray, quality: WindowQuality) -> WindowQuality:
+    """``quality`` with the channels whose features are not all finite flagged ``NONFINITE``."""
+    finite = np.isfinite(row.reshape(quality.flags.size, -1)).all(axis=1)
+    if finite.all():
+        return quality
+    flags = quality.flags.copy()
+    flags[~finite] |= NONFINITE
+    return WindowQuality(float(np.mean(flags == 0)), flags)
 
 
 def one_blas_thread() -> threadpool_limits:

@@ -12,7 +12,7 @@ import numpy as np
 
 from rtdecode.common.files import commit_files, discard_staged, staging_path
 from rtdecode.common.jsonable import json_default
-from rtdecode.config import hysteresis_from_dict
+from rtdecode.config import FeatureConfig, hysteresis_from_dict
 from rtdecode.decoding.model import describe_hysteresis
 
 __all__ = ["write_model_card", "stage_model_card", "model_card_markdown"]
@@ -21,6 +21,20 @@ logger = logging.getLogger("rtdecode")
 
 
 # Model card -------------------------------------------------------------------------------
+
+
+def _short_windows(features: dict) -> str:
+    """What the card says of the bands taken from hop-long pieces (nothing when none are)."""
+    try:
+        config = FeatureConfig.from_dict(dict(features))
+    except (TypeError, ValueError):
+        return ""
+    short = [config.bands[j].name for j in config.short_window_bands]
+    if not short:
+        return ""
+    return f"; {', '.join(short)} from {config.hop_s:g} s pieces"
+
+
 def write_model_card(card: dict, model_path: Path, **plot_options) -> None:
     """Write ``<model>.json``, ``<model>.md`` and (with matplotlib) ``<model>.png`` beside it,
     all or none; ``plot_options`` as :func:`stage_model_card` takes them."""
@@ -105,7 +119,7 @@ def model_card_markdown(card: dict) -> str:
         f"- features: {card['n_features']} (window {card['features']['window_s']:g} s, hop "
         f"{card['features']['hop_s']:g} s, bands "
         f"{', '.join(b['name'] for b in card['features']['bands'])}; normalisation "
-        f"{card['features'].get('normalisation', 'none')})",
+        f"{card['features'].get('normalisation', 'none')}" + _short_windows(card["features"]) + ")",
         f"- hysteresis: {describe_hysteresis(hysteresis_from_dict(card['hysteresis']))}",
         f"- trained {t.get('date', '')} with rtdecode {t.get('rtdecode_version', '')}"
         + (f"; rebuild: `{t['script']}`" if t.get("script") else ""),
