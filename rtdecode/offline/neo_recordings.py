@@ -389,7 +389,8 @@ class NeoRecording(Recording):
         """A piece's samples from ``i0`` of its segment into ``out``, from the channels'
         records (``_channel_records``)."""
         try:
-            self._records[piece.segment].gather(self._gains, i0, out)
+            records, begin = self._records[piece]
+            records.gather(self._gains, i0 - begin, out)
         except ValueError as exc:
             raise DataError(
                 f"{self.path}: samples {i0}..{i0 + len(out)} of segment {piece.segment} could "
@@ -472,6 +473,10 @@ def _open_readers(path: Path, fmt: NeoFormat) -> list:
             "rtdecode's 'files' extra)"
         ) from None
     cls = getattr(neo.rawio, fmt.rawio)
+    if fmt.name == "openephys-legacy":
+        # neo says a legacy session with missing records "will be slow" to read: its own
+        # reading is; rtdecode reads each run of records directly (_channel_records)
+        logging.getLogger(f"{cls.__module__}.{cls.__name__}").addFilter(_not_slow_gap_note)
     targets = [path]
     if fmt.name == "neuralynx" and path.is_dir():
         targets = sorted(
@@ -500,18 +505,25 @@ def _open_readers(path: Path, fmt: NeoFormat) -> list:
     return readers
 
 
+def _not_slow_gap_note(record: logging.LogRecord) -> bool:
+    return "the read will be slow" not in record.getMessage()
+
+
 def _channel_records(
     readers: list, fmt: NeoFormat, streams: list[_StreamRead], pieces: list[_Piece]
-) -> dict[int, ChannelRecords] | None:
-    """Each segment's records of every output column, in column order, for ``ChannelRecords``;
-    None when the format stores no records per channel, or neo does not hold them as this
-    expects (then ``get_analogsignal_chunk`` reads them, copied, three times slower).
+) -> dict[_Piece, tuple[ChannelRecords, int]] | None:
+    """Each piece's records of every output column, in column order, for ``ChannelRecords``,
+    with the segment's sample at which they begin; None when the format stores no records per
+    channel, or neo does not hold them as this expects (then ``get_analogsignal_chunk`` reads
+    them, copied, three times slower).
 
     The records are neo's own maps of the files, read as neo reads them (sample ``i`` of a
     segment is ``records.flatten()[i]``): Neuralynx ``_sigs_memmaps[segment][(name, id)]``
     (records of 512 int16), Intan ``_raw_data[id]`` (data blocks of 60 or 128 uint16 words,
     offset binary), legacy Open Ephys ``_sigs_memmap[segment][channel]`` (records of 1024
-    big-endian int16, when neo is not filling gaps).
+    big-endian int16). Where legacy records are missing, neo fills them in its own reading, so
+    sample ``i`` of a segment is in the record stamped ``i`` after the first: each piece (a run
+    of records with none missing) then reads its own records.
     """
     raw = {"neuralynx": "int16", "intan": "offset_binary", "openephys-legacy": "int16_be"}.get(
         fmt.name
@@ -538,7 +550,7 @@ def _channel_records(
             by_column[column] = (readers[s.reader], s.stream_index, key)
     if sorted(by_column) != list(range(len(by_column))):
         return None
-    records: dict[int, ChannelRecords] = {}
+    records: dict[_Piece, tuple[ChannelRecords, int]] = {}
     for segment in sorted({p.segment for p in pieces}):
         arrays = [
             _records_of(reader, fmt.name, segment, key)
@@ -546,11 +558,50 @@ def _channel_records(
         ]
         if any(a is None for a in arrays):
             return None
+        in_segment = [p for p in pieces if p.segment == segment]
+        stamps = _legacy_gap_stamps(readers, fmt, segment, by_column[0])
         try:
-            records[segment] = ChannelRecords(arrays, raw=raw)
+            if stamps is None:
+                whole = ChannelRecords(arrays, raw=raw)
+                records.update((p, (whole, 0)) for p in in_segment)
+                continue
+            for p in in_segment:
+                span = _record_span(stamps, p.seg_start, p.seg_stop, _OE_LEGACY_RECORD_SAMPLES)
+                if span is None:
+                    return None
+                a, b = span
+                records[p] = (ChannelRecords([x[a:b] for x in arrays], raw=raw), p.seg_start)
         except ValueError:
             return None
     return records
+
+
+def _legacy_gap_stamps(
+    readers: list, fmt: NeoFormat, segment: int, first_column
+) -> np.ndarray | None:
+    """The records' timestamps of a legacy Open Ephys segment read in neo's gap mode (the
+    first column's: ``_oe_legacy_splits`` refused channels that lost different records);
+    None for every other case."""
+    reader, _, (_, _, index) = first_column
+    if fmt.name != "openephys-legacy" or not getattr(reader, "_gap_mode", False):
+        return None
+    return np.asarray(reader._sigs_memmap[segment][index]["timestamp"], dtype=np.int64)
+
+
+def _record_span(
+    stamps: np.ndarray, seg_start: int, seg_stop: int, record_samples: int
+) -> tuple[int, int] | None:
+    """Records ``a..b-1`` holding samples ``seg_start..seg_stop-1`` of a segment whose sample
+    ``i`` is stamped ``stamps[0] + i``; None unless a record begins at ``seg_start`` and the
+    records up to ``seg_stop`` follow one another with none missing."""
+    offsets = stamps - stamps[0]
+    a = int(np.searchsorted(offsets, seg_start))
+    b = a + -(-(seg_stop - seg_start) // record_samples)
+    if a >= offsets.size or offsets[a] != seg_start or b > offsets.size:
+        return None
+    if not np.all(np.diff(offsets[a:b]) == record_samples):
+        return None
+    return a, b
 
 
 def _records_of(reader, fmt_name: str, segment: int, key: tuple[str, str, int]):
@@ -564,8 +615,6 @@ def _records_of(reader, fmt_name: str, segment: int, key: tuple[str, str, int]):
                 return None
             array = reader._raw_data[channel_id]
         else:
-            if reader._gap_mode:
-                return None
             array = reader._sigs_memmap[segment][index]["samples"]
     except (AttributeError, KeyError, IndexError, TypeError, ValueError):
         return None

@@ -115,7 +115,8 @@ def test_neuralynx_sessions_read_through_records_as_neo_reads_them(tmp_path):
     write_ncs_session(tmp_path, counts, 32000.0, inverted=["CSC3"], dropped_records=[5, 6])
     for channels in (None, ["CSC10", "CSC2", "CSC18"]):
         fast, slow = _fast_and_neo(tmp_path, channels=channels)
-        assert sorted(fast._records) == [0, 1]  # the dropped records split the session
+        # the dropped records split the session
+        assert sorted({piece.segment for piece in fast._records}) == [0, 1]
         _assert_same_reads(fast, slow)
 
 
@@ -155,11 +156,10 @@ def test_intan_files_read_through_records_as_neo_reads_them(tmp_path, suffix, ve
     _assert_same_reads(fast, slow)
 
 
-def test_open_ephys_legacy_reads_through_records_as_neo_reads_them(tmp_path):
-    """Records of 1024 big-endian samples (with missing records neo fills the gaps itself:
-    then its own reading is used)."""
+def test_open_ephys_legacy_reads_through_records_as_neo_reads_them(tmp_path, caplog):
+    """Records of 1024 big-endian samples; with missing records (neo fills the gaps in its own
+    reading) each run of records with none missing is read from its own records."""
     pytest.importorskip("neo")
-    from rtdecode.offline.recordings import open_recording
     from rtdecode.simulator.rig_files import write_open_ephys_legacy
 
     counts = np.random.default_rng(8).integers(-20000, 20000, (3 * 1024, 5)).astype(np.int16)
@@ -178,5 +178,28 @@ def test_open_ephys_legacy_reads_through_records_as_neo_reads_them(tmp_path):
         first_sample_number=5000,
         missing=[(3 * 1024, 300), (6 * 1024, 2048)],
     )
-    gaps = open_recording(tmp_path / "gaps")
-    assert gaps._records is None and len(gaps.runs()) == 3
+    fast, slow = _fast_and_neo(tmp_path / "gaps")
+    assert len(fast.runs()) == 3 and len(fast._records) == 3
+    assert "will be slow" not in caplog.text  # neo's note, no longer true
+    _assert_same_reads(fast, slow)
+    for start, stop in fast.runs():  # each run from its own records, across record edges
+        for a, b in [(start, stop), (start + 1000, start + 1100), (stop - 1030, stop)]:
+            np.testing.assert_array_equal(fast.read(a, b), slow.read(a, b))
+    # what was written (the records' timestamps skip the missing samples; none is lost)
+    assert fast.runs() == [(0, 3072), (3072, 6144), (6144, 10240)]
+    np.testing.assert_array_equal(
+        fast.read(0, 10240), longer[:, :4].astype(np.float32) * np.float32(0.195)
+    )
+
+
+def test_a_record_span_is_refused_unless_its_records_follow_one_another():
+    from rtdecode.offline.neo_recordings import _record_span
+
+    stamps = np.array([5000, 6024, 7348, 8372, 9396, 12468])  # missing: 300 samples, 2 records
+    assert _record_span(stamps, 0, 2048, 1024) == (0, 2)
+    assert _record_span(stamps, 2348, 5420, 1024) == (2, 5)
+    assert _record_span(stamps, 2348, 5000, 1024) == (2, 5)  # a partial last record
+    assert _record_span(stamps, 7468, 8492, 1024) == (5, 6)
+    assert _record_span(stamps, 0, 3000, 1024) is None  # across the missing samples
+    assert _record_span(stamps, 100, 1124, 1024) is None  # not at a record's start
+    assert _record_span(stamps, 7468, 9000, 1024) is None  # past the last record
