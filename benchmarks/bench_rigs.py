@@ -17,6 +17,11 @@
    releases the pages.
 
 Each measurement runs in its own process (``--child``), so the writer's memory is not counted.
+``--repeats N`` runs N whole rounds and shows each figure's median and range.
+``--memory-limit-mb M`` (root, cgroup-v1) runs each child in a memory group of M MB from a
+cold page cache: the file pages neo maps while parsing (the whole of an Intan or legacy Open
+Ephys session) are charged to it and reclaimed at the limit, as on a machine with that much
+memory; the group's peak is shown beside the peak RSS.
 The figures go in ``benchmarks/RESULTS.md``; ``--record`` appends the run to
 ``benchmarks/results/bench_rigs.jsonl``.
 """
@@ -24,6 +29,7 @@ The figures go in ``benchmarks/RESULTS.md``; ``--record`` appends the run to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -208,12 +214,55 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(mode: str, path: Path, fs_hz: float) -> dict:
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median speed per CPU-second (all its figures, as measured), with every
+    run's speeds beside it."""
+    speeds = sorted(r["x_realtime_per_cpu_s"] for r in runs)
+    median = min(runs, key=lambda r: abs(r["x_realtime_per_cpu_s"] - speeds[len(speeds) // 2]))
+    return {
+        **median,
+        "x_realtime_per_cpu_s_range": (speeds[0], speeds[-1]),
+        "x_realtime_per_cpu_s_all": [r["x_realtime_per_cpu_s"] for r in runs],
+    }
+
+
+_CGROUP = Path("/sys/fs/cgroup/memory/rtdecode-bench-rigs")
+
+
+def memory_cgroup(limit_mb: int) -> Path:
+    """A cgroup-v1 memory group limited to ``limit_mb`` (file pages the children read are
+    charged to it and reclaimed at the limit, as on a machine with that much memory)."""
+    try:
+        _CGROUP.mkdir(exist_ok=True)
+        (_CGROUP / "memory.limit_in_bytes").write_text(str(limit_mb << 20))
+    except OSError as exc:
+        raise SystemExit(
+            f"--memory-limit-mb: cannot make a memory cgroup at {_CGROUP} ({exc}); it needs "
+            "root and the cgroup-v1 memory controller"
+        ) from None
+    return _CGROUP
+
+
+def measure(mode: str, path: Path, fs_hz: float, cgroup: Path | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, str(path), "--rate", str(fs_hz)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    enter = None
+    if cgroup is not None:
+        # the files' pages must be read by the child to be charged to its group: none cached
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("1")
+        (cgroup / "memory.max_usage_in_bytes").write_text("0")
+
+        def enter() -> None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, preexec_fn=enter)
     if out.returncode != 0:
         raise SystemExit(f"{mode} {path}: failed\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if cgroup is not None:
+        result["cgroup_peak_mb"] = int((cgroup / "memory.max_usage_in_bytes").read_text()) / 2**20
+        result["cgroup_limit_hits"] = int((cgroup / "memory.failcnt").read_text())
+    return result
 
 
 def main() -> int:
@@ -225,6 +274,15 @@ def main() -> int:
     ap.add_argument("--drops", type=int, default=3, help="dropped records in each session")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/rtdecode-bench-rigs"))
     ap.add_argument("--keep", action="store_true", help="keep the sessions for another run")
+    ap.add_argument(
+        "--repeats", type=int, default=1, help="rounds of every measurement; the median is shown"
+    )
+    ap.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        help="run each measurement in a memory cgroup of this limit, from a cold page cache "
+        "(root; drops the machine's page cache before each)",
+    )
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -242,19 +300,28 @@ def main() -> int:
     t0 = time.perf_counter()
     paths = write_sessions(a.dir, a.minutes, a.short_minutes, a.channels, a.rate, a.drops)
     print(f"sessions ready in {time.perf_counter() - t0:.0f} s", flush=True)
-    runs = {}
+    plan = {
+        "neuralynx_long_features": ("features", paths["neuralynx_long"]),
+        "neuralynx_long_read": ("read", paths["neuralynx_long"]),
+    }
+    for fmt in ("neuralynx", "openephys", "nwb", "intan", "openephys-legacy"):
+        plan[f"{fmt}_short_features"] = ("features", paths[f"{fmt}_short"])
+        plan[f"{fmt}_short_read"] = ("read", paths[f"{fmt}_short"])
+    plan["neo_naive_short_read"] = ("neo", paths["neuralynx_short"])
+    # seconds of data, passed as the path's name
+    plan["features_only_short"] = ("features_only", Path(str(a.short_minutes * 60)))
+    rounds: dict[str, list[dict]] = {name: [] for name in plan}
+    cgroup = memory_cgroup(a.memory_limit_mb) if a.memory_limit_mb else None
     try:
-        runs["neuralynx_long_features"] = measure("features", paths["neuralynx_long"], a.rate)
-        runs["neuralynx_long_read"] = measure("read", paths["neuralynx_long"], a.rate)
-        for fmt in ("neuralynx", "openephys", "nwb", "intan", "openephys-legacy"):
-            runs[f"{fmt}_short_features"] = measure("features", paths[f"{fmt}_short"], a.rate)
-            runs[f"{fmt}_short_read"] = measure("read", paths[f"{fmt}_short"], a.rate)
-        runs["neo_naive_short_read"] = measure("neo", paths["neuralynx_short"], a.rate)
-        # seconds of data, passed as the path's name
-        runs["features_only_short"] = measure(
-            "features_only", Path(str(a.short_minutes * 60)), a.rate
-        )
+        # whole rounds one after the other: a slow spell of the VM (its speed moves by up to
+        # 1.8x within minutes) then touches every measurement of a round, not one reader
+        for _ in range(a.repeats):
+            for name, (mode, path) in plan.items():
+                rounds[name].append(measure(mode, path, a.rate, cgroup))
     finally:
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
         if not a.keep:
             shutil.rmtree(a.dir, ignore_errors=True)
     size_gb = a.minutes * 60 * a.rate * a.channels * 2 * (1044 / 1024) / 1e9
@@ -262,15 +329,19 @@ def main() -> int:
         f"\n{a.channels} ch x {a.rate / 1000:g} kHz; long: Neuralynx {a.minutes:g} min "
         f"(~{size_gb:.1f} GB), {a.drops} dropped records; short: {a.short_minutes:g} min\n"
     )
+    runs = {name: _median_run(rs) for name, rs in rounds.items()}
     print(
-        "| what | data | x real time per CPU-second | x real time (wall) | peak RSS "
-        "| start-up (imports, not included) |"
+        f"| what | data | x real time per CPU-second (median of {a.repeats}: range) "
+        "| x real time (wall) | peak RSS | start-up (imports, not included) |"
     )
     print("|---|---|---|---|---|---|")
     for name, r in runs.items():
+        lo, hi = r["x_realtime_per_cpu_s_range"]
         print(
             f"| {name} | {r['seconds_of_data'] / 60:.1f} min | {r['x_realtime_per_cpu_s']:.0f}x "
-            f"| {r['x_realtime_wall']:.0f}x | {r['peak_rss_mb']:.0f} MB "
+            f"({lo:.0f}-{hi:.0f}x) | {r['x_realtime_wall']:.0f}x | {r['peak_rss_mb']:.0f} MB"
+            + (f" (group: {r['cgroup_peak_mb']:.0f} MB)" if "cgroup_peak_mb" in r else "")
+            + " "
             f"| {r['startup_cpu_s']:.2f} s |"
         )
     if a.record:
@@ -283,6 +354,8 @@ def main() -> int:
                 "long_minutes": a.minutes,
                 "short_minutes": a.short_minutes,
                 "dropped_records": a.drops,
+                "repeats": a.repeats,
+                "memory_limit_mb": a.memory_limit_mb,
             },
         )
     return 0
