@@ -121,9 +121,12 @@ NORMALISATIONS = ("none", "relative", "baseline")
 _MAX_PIECE_SAMPLES = 1024
 
 
-def _auto_decimation(fs_hz: float, top_hz: float, hop_samples: int) -> int:
-    """Largest decimation factor that keeps >= 4x ``top_hz`` and divides the hop exactly."""
-    limit = fs_hz / (4.0 * top_hz)
+def _auto_decimation(
+    fs_hz: float, top_hz: float, hop_samples: int, max_factor: float = math.inf
+) -> int:
+    """Largest decimation factor that keeps >= 4x ``top_hz``, divides the hop exactly and is
+    at most ``max_factor``."""
+    limit = min(fs_hz / (4.0 * top_hz), max_factor)
     best = 1
     # the hop's divisors in pairs (d, hop / d): sqrt(hop) steps, whatever the rates and bands
     for d in range(1, math.isqrt(hop_samples) + 1):
@@ -170,12 +173,15 @@ class FeatureConfig:
         pieces: the mean of their periodograms (each piece's linear trend removed; a strong
         slow rhythm leaks into them about 65 dB down). The other bands take it from one FFT of
         the whole window at the lowest rate that holds them (a second decimation that divides
-        the hop). Both cover the same window; a fast band needs no 0.5 Hz bins, and one FFT of
-        the whole window at the analysis rate was most of the features' cost. ``None``, a
-        window that is not two or more whole hops, a hop of more than 1024 analysis samples,
-        no band on either side, or no rate to shed for the slow bands (EEG rates): every band
-        from one FFT of the whole window at the analysis rate (models saved before this
-        option).
+        the hop, its filter's delay at most a quarter hop, the window at least 64 samples of
+        it). Their window ends that filter's delay earlier than the pieces' (14.75 ms for the
+        defaults at 32 kHz: 60 taps at 2 kHz), a lag of no weight for bands under 80 Hz; a
+        fast band needs no 0.5 Hz bins, and one FFT of the whole window at the analysis rate
+        was most of the features' cost. ``None``, a window that is not two or more whole hops,
+        a hop of more than 1024 analysis samples, no band on either side, or no rate to shed
+        for the slow bands (the default bands at 512 Hz and below; from 1 kHz the pieces
+        apply): every band from one FFT of the whole window at the analysis rate (models saved
+        before this option).
 
     Notes
     -----
@@ -369,9 +375,15 @@ class FeatureConfig:
         return short if self._long_window_decimation(short) > 1 else ()
 
     def _long_window_decimation(self, short: tuple[int, ...]) -> int:
-        """The second decimation of the bands not in ``short``."""
+        """The second decimation of the bands not in ``short``: its filter's delay at most a
+        quarter hop and the slow bands' window at least 64 samples (a slow top edge of 5 Hz
+        would otherwise ask for x100: a window of 4 samples, 0.3 s late at 2 kHz)."""
         top_hz = max(b.hi_hz for j, b in enumerate(self.bands) if j not in short)
-        return _auto_decimation(self.analysis_fs_hz, top_hz, self.hop_samples_analysis)
+        hop_a = self.hop_samples_analysis
+        # delay (taps - 1) / 2 analysis samples, taps = factor * fir_taps_per_phase
+        by_delay = (hop_a / 2 + 1) / self.fir_taps_per_phase
+        by_window = self.window_samples_analysis / 64
+        return _auto_decimation(self.analysis_fs_hz, top_hz, hop_a, min(by_delay, by_window))
 
     def long_window_config(self) -> FeatureConfig:
         """How the other bands are computed: from the analysis-rate stream, decimated again by

@@ -283,8 +283,8 @@ def _features_from_dict(d: Any) -> FeatureConfig:
     """
     if isinstance(d, dict):
         decimation = d.get("decimation", 0)
-        # 0 asks FeatureConfig to search for a factor, one candidate per step up to the rate
-        # over the top band edge: a hostile rate or band would hang it
+        # 0 asks FeatureConfig to choose a factor: a model must say the one it was trained
+        # with, not leave it to a search this version may make differently
         if not isinstance(decimation, bool) and decimation == 0:
             raise ValueError(
                 "decimation must be the factor the model was trained with (>= 1), got "

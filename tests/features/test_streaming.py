@@ -157,7 +157,13 @@ def test_short_windows_give_the_whole_windows_powers(normalisation):
 def test_short_windows_apply_only_where_they_can():
     # a window that is not a whole number of hops, or no band on one side: the whole window
     assert FeatureConfig(fs_hz=32000.0, window_s=1.05, hop_s=0.1).short_window_bands == ()
-    assert FeatureConfig(fs_hz=250.0).short_window_bands == ()  # EEG: no band from 80 Hz
+    # EEG at 250 and 512 Hz: no rate to shed for the slow bands (from 1 kHz there is)
+    assert FeatureConfig(fs_hz=250.0).short_window_bands == ()
+    assert FeatureConfig(fs_hz=512.0, hop_s=0.125).short_window_bands == ()
+    assert FeatureConfig(fs_hz=1000.0).long_window_config().decimation == 2
+    # a hop of more than 1024 analysis samples (pieces are a matrix product: short ones only)
+    assert FeatureConfig(fs_hz=32000.0, window_s=2.0, hop_s=1.0).short_window_bands == ()
+    assert FeatureConfig(fs_hz=32000.0, window_s=1.0, hop_s=0.5).short_window_bands != ()
     high = (Band("ripple", 150.0, 250.0), Band("fast_ripple", 250.0, 500.0))
     assert FeatureConfig(fs_hz=32000.0, bands=high, ratios=()).short_window_bands == ()
     # a model saved before the option computed every band from the whole window
@@ -167,6 +173,21 @@ def test_short_windows_apply_only_where_they_can():
     config = FeatureConfig(fs_hz=32000.0, short_windows_from_hz=100.0)
     assert FeatureConfig.from_dict(config.to_dict()) == config
     assert [config.bands[j].name for j in config.short_window_bands] == ["ripple", "fast_ripple"]
+
+
+def test_the_slow_bands_second_decimation_stays_short_and_late_by_at_most_a_quarter_hop():
+    """A slow top edge of 5 Hz with a 0.2 s window asked for x100 (4 samples: refused when the
+    features were built; 0.3 s late)."""
+    bands = (Band("low", 0.0, 5.0), Band("high", 100.0, 500.0))
+    config = FeatureConfig(fs_hz=2000.0, window_s=0.2, hop_s=0.1, bands=bands, ratios=())
+    slow = config.long_window_config()
+    taps = slow.decimation * config.fir_taps_per_phase
+    assert (taps - 1) / 2 <= config.hop_samples_analysis / 4
+    assert slow.window_samples_analysis >= 64
+    _, rows = extract_features(_sines(2000.0, 2.0, [(3.0, 10.0), (200.0, 10.0)]), config)
+    assert rows.shape[0] > 0 and np.isfinite(rows).all()
+    # the defaults at 32 kHz keep x5 to 400 Hz
+    assert FeatureConfig(fs_hz=32000.0).long_window_config().decimation == 5
 
 
 def test_config_drops_bands_above_nyquist_and_their_ratios():
