@@ -363,7 +363,7 @@ class FeatureConfig:
         if rest or n_pieces < 2 or hop_a > _MAX_PIECE_SAMPLES:
             return ()
         # at least two of a piece's bins, or the band's power would be one bin's
-        piece_bin_hz = self.analysis_fs_hz / self.hop_samples_analysis
+        piece_bin_hz = self.analysis_fs_hz / hop_a
         short = tuple(
             j
             for j, b in enumerate(self.bands)

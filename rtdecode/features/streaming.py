@@ -5,7 +5,8 @@ analysis rate a few times the top band edge, then every hop a Hann-tapered FFT o
 window gives the power in each band per channel (log10, in input units squared), plus log band
 ratios. The fast bands (from ``short_windows_from_hz``, 80 Hz by default) take theirs from the
 window's hop-long pieces instead, each transformed once as it ends, and the FFT of the whole
-window runs on the samples decimated again for the slow bands alone. Each window's spectrum is computed in two parts that add up: an FFT of all but its last
+window runs on the samples decimated again for the slow bands alone. Each window's spectrum is
+computed in two parts that add up: an FFT of all but its last
 4 ms, run as soon as those samples have arrived (with the terms that tie it to the tail), and, when
 the window ends, a small quadratic form per band and channel over the tail's samples (compiled:
 only that is on the live latency path). Decisions are clocked by input samples: one feature row
@@ -123,11 +124,7 @@ class BandPower:
                     f"{config.window_s} s window at {fs_a} Hz: widen the band or lengthen the window"
                 )
             matrix[in_band, j] = scale[in_band]
-        names = [b.name for b in config.bands]
-        self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], dtype=np.intp)
-        self._ratio_den = np.array(
-            [names.index(r.denominator) for r in config.ratios], dtype=np.intp
-        )
+        self._ratio_num, self._ratio_den = _ratio_indices(config)
         # The window's spectrum is computed in two parts that add up (the DFT is linear): the
         # head (all but the last ``tail_samples``, zero-padded) with an FFT *before* the window
         # ends, and the tail once its last sample arrives. Per band,
@@ -279,17 +276,11 @@ class PiecePower:
         self.n_pieces = config.window_samples_analysis // n
         self.tail_samples = min(n, max(1, int(tail_samples)))
         taper = scipy.signal.get_window("hann", n, fftbins=True).astype(np.float32)
-        freqs = scipy.fft.rfftfreq(n, d=1.0 / config.analysis_fs_hz)
+        freqs, bins, owner = _piece_bins(config)
         scale = np.full(freqs.size, 2.0 / (n * float(np.sum(taper.astype(np.float64) ** 2))))
         scale[0] /= 2.0
         if n % 2 == 0:
             scale[-1] /= 2.0
-        bins, owner = [], []
-        for j, band_index in enumerate(self.bands):
-            band = config.bands[band_index]
-            for k in np.flatnonzero((freqs >= band.lo_hz) & (freqs < band.hi_hz)):
-                bins.append(k)
-                owner.append(j)
         k = np.array(bins, dtype=np.float64)
         t = np.arange(n, dtype=np.float64)
         root = np.sqrt(scale[bins])[:, None]
@@ -350,6 +341,27 @@ class PiecePower:
         return total
 
 
+def _ratio_indices(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each ratio's numerator and denominator band, as indices into ``config.bands``."""
+    names = [b.name for b in config.bands]
+    num = np.array([names.index(r.numerator) for r in config.ratios], dtype=np.intp)
+    den = np.array([names.index(r.denominator) for r in config.ratios], dtype=np.intp)
+    return num, den
+
+
+def _piece_bins(config: FeatureConfig) -> tuple[np.ndarray, list[int], list[int]]:
+    """A piece's bin frequencies, and the bins in the fast bands with the band (its position
+    in ``short_window_bands``) each belongs to."""
+    freqs = scipy.fft.rfftfreq(config.hop_samples_analysis, d=1.0 / config.analysis_fs_hz)
+    bins, owner = [], []
+    for j, band_index in enumerate(config.short_window_bands):
+        band = config.bands[band_index]
+        for k in np.flatnonzero((freqs >= band.lo_hz) & (freqs < band.hi_hz)):
+            bins.append(int(k))
+            owner.append(j)
+    return freqs, bins, owner
+
+
 def _tail_samples(config: FeatureConfig, n_channels: int) -> int:
     """Analysis samples of each window left for its end (see ``BandPower``)."""
     tail_s = max(_TAIL_MIN_S, _TAIL_S * n_channels / _TAIL_CHANNELS)
@@ -379,9 +391,7 @@ def feature_memory_bytes(config: FeatureConfig, n_channels: int) -> int:
     total += _band_power_bytes(long, n_channels)
     if long is not config:
         n_long = long.window_samples_analysis
-        freqs = np.fft.rfftfreq(hop_a, d=1.0 / config.analysis_fs_hz)
-        bands = [config.bands[j] for j in config.short_window_bands]
-        rows = 2 * sum(int(np.count_nonzero((freqs >= b.lo_hz) & (freqs < b.hi_hz))) for b in bands)
+        rows = 2 * len(_piece_bins(config)[1])
         short = len(config.short_window_bands)
         total += n_channels * (
             4 * (2 * n_long + long.hop_samples_analysis)  # the whole-window bands' store
@@ -478,10 +488,8 @@ class StreamingFeatures:
         self._fill = 0
         self._n_in = 0
         self._n_a = 0
-        if not config.short_window_bands:
-            self._long_decimator = None
-            self._long_store = self._store
-        else:
+        self._long_decimator = None
+        if config.short_window_bands:
             self._pieces = PiecePower(
                 config, n_channels, self.band_power.tail_samples * self._long.decimation
             )
@@ -499,13 +507,14 @@ class StreamingFeatures:
                 np.float32,
             )
             self._long_row = np.empty(self.band_power.n_features, dtype=np.float32)
+            # a step's analysis samples, samples x channels as the second decimator reads them
+            # (a step is at most a hop: push stops at every hop boundary)
+            self._analysis_t = np.empty((self._hop_a, n_channels), dtype=np.float32)
             long_bands = [j for j in range(len(config.bands)) if j not in self._pieces.bands]
             self._long_bands = np.array(long_bands, dtype=np.intp)
             self._short_bands = np.array(self._pieces.bands, dtype=np.intp)
-            names = [b.name for b in config.bands]
-            self._ratio_num = np.array([names.index(r.numerator) for r in config.ratios], np.intp)
-            self._ratio_den = np.array([names.index(r.denominator) for r in config.ratios], np.intp)
-        self._long_fill = 0
+            self._ratio_num, self._ratio_den = _ratio_indices(config)
+        self._long_fill = 0  # the second decimator's samples in _long_store (none without it)
         # the whole-window bands' windows, in their own stream's samples
         self._long_window = self._long.window_samples_analysis
         self._tail_a = self.band_power.tail_samples
@@ -606,8 +615,8 @@ class StreamingFeatures:
             start = stop
             pieces = self._pieces
             if emits and self._n_in == prepare_at:
-                fill = self._long_fill
-                band_power.prepare(self._long_store[:, fill - self._head_a : fill])
+                store, fill = self._whole_window_samples()
+                band_power.prepare(store[:, fill - self._head_a : fill])
                 if pieces is not None:
                     fill = self._fill
                     pieces.prepare(self._store[:, fill - self._hop_a + pieces.tail_samples : fill])
@@ -617,13 +626,11 @@ class StreamingFeatures:
                     if pieces is not None:
                         pieces.add(self._store[:, self._fill - self._hop_a : self._fill])
                     continue
-                end = self._long_fill
+                store, end = self._whole_window_samples()
                 if self._prepared_for != boundary:
-                    band_power.prepare(
-                        self._long_store[:, end - self._long_window : end - self._tail_a]
-                    )
+                    band_power.prepare(store[:, end - self._long_window : end - self._tail_a])
                 if pieces is None:
-                    row = band_power.finish(self._long_store[:, end - self._tail_a : end])
+                    row = band_power.finish(store[:, end - self._tail_a : end])
                 else:
                     fill = self._fill
                     if self._prepared_for != boundary:
@@ -632,9 +639,7 @@ class StreamingFeatures:
                         )
                     pieces.finish(self._store[:, fill - pieces.tail_samples : fill])
                     row = self._join(
-                        band_power.finish(
-                            self._long_store[:, end - self._tail_a : end], self._long_row
-                        )
+                        band_power.finish(store[:, end - self._tail_a : end], self._long_row)
                     )
                 self._prepared_for = -1
                 quality = self._quality.window(
@@ -699,30 +704,44 @@ class StreamingFeatures:
         self._baseline += step.reshape(-1)
         row -= self._baseline.astype(np.float32)
 
+    def _whole_window_samples(self) -> tuple[np.ndarray, int]:
+        """The store the whole-window bands read and its fill: the analysis-rate samples, or
+        those decimated again for the slow bands."""
+        if self._long_decimator is None:
+            return self._store, self._fill
+        return self._long_store, self._long_fill
+
     def _consume(self, samples: np.ndarray) -> None:
-        n_out = self._decimator.n_out_for(samples.shape[0])
-        if self._fill + n_out > self._store.shape[1]:
-            keep = self._window_a
-            self._store[:, :keep] = self._store[:, self._fill - keep : self._fill]
-            self._fill = keep
+        self._fill = _make_room(
+            self._store, self._fill, self._decimator.n_out_for(samples.shape[0]), self._window_a
+        )
         # the decimator writes each channel's row of the store directly (no transposed copy)
         made = self._decimator.process_columns(samples, self._store, self._fill)
         if self._long_decimator is not None and made:
-            analysis = np.ascontiguousarray(self._store[:, self._fill : self._fill + made].T)
-            n_long = self._long_decimator.n_out_for(made)
-            if self._long_fill + n_long > self._long_store.shape[1]:
-                keep = self._long_window
-                fill = self._long_fill
-                self._long_store[:, :keep] = self._long_store[:, fill - keep : fill]
-                self._long_fill = keep
+            analysis = self._analysis_t[:made]
+            np.copyto(analysis, self._store[:, self._fill : self._fill + made].T)
+            self._long_fill = _make_room(
+                self._long_store,
+                self._long_fill,
+                self._long_decimator.n_out_for(made),
+                self._long_window,
+            )
             self._long_fill += self._long_decimator.process_columns(
                 analysis, self._long_store, self._long_fill
             )
         self._fill += made
-        if self._long_decimator is None:
-            self._long_fill = self._fill
         self._n_a += made
         self._n_in += samples.shape[0]
+
+
+def _make_room(store: np.ndarray, fill: int, n_new: int, keep: int) -> int:
+    """The fill after making room for ``n_new`` samples in a channel-major store: when they
+    would not fit, its newest ``keep`` samples are moved to the front (one copy per sample:
+    every window stays a slice with contiguous rows)."""
+    if fill + n_new > store.shape[1]:
+        store[:, :keep] = store[:, fill - keep : fill]
+        return keep
+    return fill
 
 
 def _flag_nonfinite(row: np.ndarray, quality: WindowQuality) -> WindowQuality:

@@ -559,7 +559,7 @@ def _channel_records(
         if any(a is None for a in arrays):
             return None
         in_segment = [p for p in pieces if p.segment == segment]
-        stamps = _legacy_gap_stamps(readers, fmt, segment, by_column[0])
+        stamps = _legacy_gap_stamps(fmt, segment, by_column[0])
         try:
             if stamps is None:
                 whole = ChannelRecords(arrays, raw=raw)
@@ -581,9 +581,7 @@ def _channel_records(
     return records
 
 
-def _legacy_gap_stamps(
-    readers: list, fmt: NeoFormat, segment: int, first_column
-) -> np.ndarray | None:
+def _legacy_gap_stamps(fmt: NeoFormat, segment: int, first_column) -> np.ndarray | None:
     """The records' timestamps of a legacy Open Ephys segment read in neo's gap mode (the
     first column's: ``_oe_legacy_splits`` refused channels that lost different records);
     None for every other case."""
