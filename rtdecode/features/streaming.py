@@ -31,7 +31,13 @@ from threadpoolctl import threadpool_limits
 
 from rtdecode.common.memory import resident_zeros
 from rtdecode.config import FeatureConfig
-from rtdecode.features._bandpower import finish_bands, head_terms, taper_head
+from rtdecode.features._bandpower import (
+    finish_bands,
+    finish_piece,
+    head_terms,
+    join_row,
+    taper_head,
+)
 from rtdecode.features._decimate import FirDecimator
 from rtdecode.features.quality import NONFINITE, ChannelQuality, QualityConfig, WindowQuality
 
@@ -302,8 +308,7 @@ class PiecePower:
         self._head_map = np.ascontiguousarray(linear_map[: n - m])
         self._tail_map = np.ascontiguousarray(linear_map[n - m :])
         rows = 2 * len(bins)
-        self._band_sum = np.zeros((rows, len(self.bands)), dtype=np.float32)
-        self._band_sum[np.arange(rows), np.tile(owner, 2)] = 1.0
+        self._owner = np.array(owner, dtype=np.intp)
         self._head = np.zeros((n_channels, rows), dtype=np.float32)
         self._spectrum = np.empty((n_channels, rows), dtype=np.float32)
         self._pieces = np.zeros((self.n_pieces, n_channels, len(self.bands)), dtype=np.float32)
@@ -320,10 +325,16 @@ class PiecePower:
 
     def finish(self, tail: np.ndarray) -> None:
         """The newest piece's band powers, from its tail ``(n_channels, tail_samples)``."""
-        spectrum = np.matmul(tail, self._tail_map, out=self._spectrum)
-        spectrum += self._head
-        np.square(spectrum, out=spectrum)
-        np.matmul(spectrum, self._band_sum, out=self._pieces[self._next % self.n_pieces])
+        # one compiled call: it ends a window on the live path, where each numpy call would
+        # run on caches gone cold while the decode thread slept
+        finish_piece(
+            tail,
+            self._tail_map,
+            self._head,
+            self._owner,
+            self._spectrum,
+            self._pieces[self._next % self.n_pieces],
+        )
         self._next += 1
 
     def add(self, piece: np.ndarray) -> None:
@@ -333,12 +344,12 @@ class PiecePower:
         self.prepare(piece[:, :head])
         self.finish(piece[:, head:])
 
-    def window_power(self) -> np.ndarray:
-        """Mean band power (input units squared) of the last ``n_pieces`` pieces, ``(n_channels,
-        n_bands)`` float32."""
-        total = self._pieces.sum(axis=0)
-        total *= np.float32(1.0 / self.n_pieces)
-        return total
+    @property
+    def powers(self) -> np.ndarray:
+        """The last ``n_pieces`` pieces' band powers (input units squared), ``(n_pieces,
+        n_channels, n_bands)`` float32, in no particular order: a window's power is their
+        mean."""
+        return self._pieces
 
 
 def _ratio_indices(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -514,6 +525,7 @@ class StreamingFeatures:
             self._long_bands = np.array(long_bands, dtype=np.intp)
             self._short_bands = np.array(self._pieces.bands, dtype=np.intp)
             self._ratio_num, self._ratio_den = _ratio_indices(config)
+            self._nonfinite = np.zeros(n_channels, dtype=np.uint8)
         self._long_fill = 0  # the second decimator's samples in _long_store (none without it)
         # the whole-window bands' windows, in their own stream's samples
         self._long_window = self._long.window_samples_analysis
@@ -638,17 +650,17 @@ class StreamingFeatures:
                             self._store[:, fill - self._hop_a : fill - pieces.tail_samples]
                         )
                     pieces.finish(self._store[:, fill - pieces.tail_samples : fill])
-                    row = self._join(
+                    row, n_nonfinite = self._join(
                         band_power.finish(store[:, end - self._tail_a : end], self._long_row)
                     )
                 self._prepared_for = -1
                 quality = self._quality.window(
                     self._store, self._fill, self._n_in // self.config.decimation
                 )
-                if self._pieces is not None:
+                if pieces is not None and n_nonfinite:
                     # the second decimator's history outlasts the window by its filter: a NaN
                     # the checks no longer see can still be in the slow bands' window
-                    quality = _flag_nonfinite(row, quality)
+                    quality = _flag_nonfinite(self._nonfinite.astype(bool), quality)
                 bad = quality.flags != 0 if quality.good_fraction < 1.0 else None
                 if self._baseline is not None:
                     # a bad channel neither enters its running mean nor keeps its own values
@@ -658,22 +670,24 @@ class StreamingFeatures:
                 rows.append(FeatureRow(self._n_in, row, quality))
         return rows
 
-    def _join(self, long_logs: np.ndarray) -> np.ndarray:
+    def _join(self, long_logs: np.ndarray) -> tuple[np.ndarray, int]:
         """The row from the whole-window bands' log powers and the pieces' powers: every band in
-        the config's order, the normalisation, the ratios (as ``finish_bands`` makes them)."""
-        n_bands = len(self.config.bands)
+        the config's order, the normalisation, the ratios (as ``finish_bands`` makes them); and
+        how many channels hold a non-finite feature (marked in ``self._nonfinite``)."""
         row = np.empty(self.n_features, dtype=np.float32)
-        per_channel = row.reshape(self.n_channels, self.config.features_per_channel)
-        logs = per_channel[:, :n_bands]
-        logs[:, self._long_bands] = long_logs.reshape(self.n_channels, -1)
-        short = self._pieces.window_power()
-        # np.maximum keeps NaN, as finish_bands does
-        logs[:, self._short_bands] = np.log10(np.maximum(short, _POWER_FLOOR))
-        if self.config.normalisation == "relative":
-            total = np.sum(10.0 ** logs.astype(np.float64), axis=1, keepdims=True)
-            logs -= np.log10(total).astype(np.float32)
-        per_channel[:, n_bands:] = logs[:, self._ratio_num] - logs[:, self._ratio_den]
-        return row
+        n_nonfinite = join_row(
+            long_logs.reshape(self.n_channels, -1),
+            self._pieces.powers,
+            self._long_bands,
+            self._short_bands,
+            self._ratio_num,
+            self._ratio_den,
+            self.config.normalisation == "relative",
+            _POWER_FLOOR,
+            row.reshape(self.n_channels, self.config.features_per_channel),
+            self._nonfinite,
+        )
+        return row, n_nonfinite
 
     def push_blocks(self, blocks: Iterable[np.ndarray]) -> list[FeatureRow]:
         """``push`` each of consecutive blocks (e.g. the views of a ring buffer's range, which
@@ -744,13 +758,13 @@ def _make_room(store: np.ndarray, fill: int, n_new: int, keep: int) -> int:
     return fill
 
 
-def _flag_nonfinite(row: np.ndarray, quality: WindowQuality) -> WindowQuality:
-    """``quality`` with the channels whose features are not all finite flagged ``NONFINITE``."""
-    finite = np.isfinite(row.reshape(quality.flags.size, -1)).all(axis=1)
-    if finite.all():
+def _flag_nonfinite(nonfinite: np.ndarray, quality: WindowQuality) -> WindowQuality:
+    """``quality`` with the channels in ``nonfinite`` (bool, per channel) flagged
+    ``NONFINITE``."""
+    if not nonfinite.any():
         return quality
     flags = quality.flags.copy()
-    flags[~finite] |= NONFINITE
+    flags[nonfinite] |= NONFINITE
     return WindowQuality(float(np.mean(flags == 0)), flags)
 
 

@@ -9,6 +9,8 @@ import pytest
 import scipy.signal
 
 from rtdecode.config import Band, FeatureConfig, Ratio
+from rtdecode.features._bandpower import join_row
+from rtdecode.features.quality import NONFINITE
 from rtdecode.features.streaming import (
     StreamingFeatures,
     design_decimation_filter,
@@ -364,3 +366,60 @@ def test_offline_features_keep_blas_on_the_calling_thread():
     others, mine = _other_threads_cpu_s() - others_before, time.thread_time() - mine_before
     assert mine > 0.02
     assert others < 0.2 * mine, f"other threads used {others:.3f} s beside {mine:.3f} s"
+
+
+def test_a_nan_is_flagged_while_any_band_of_its_channel_still_holds_it():
+    """A NaN leaves the checked window before it leaves the slow bands' second decimator: the
+    windows in between still flag its channel (not a NaN feature), and only its channel."""
+    fs = 32000.0
+    config = FeatureConfig(fs_hz=fs)
+    assert config.short_window_bands
+    x = (np.random.default_rng(1).standard_normal((int(fs * 5), 3)) * 10).astype(np.float32)
+    nan_at = int(fs * 1.08)
+    x[nan_at, 1] = np.nan
+    extractor = StreamingFeatures(config, 3)
+    rows = []
+    for start in range(0, x.shape[0], 320):
+        rows += extractor.push(x[start : start + 320])
+    flagged = [bool(r.quality.flags[1] & NONFINITE) for r in rows]
+    holds = [r.end_sample - config.window_samples <= nan_at < r.end_sample for r in rows]
+    assert all(np.isfinite(r.features).all() for r in rows)
+    assert not any(r.quality.flags[[0, 2]].any() for r in rows)
+    assert all(f for f, h in zip(flagged, holds) if h)
+    first_clean = holds.index(False)
+    assert flagged[first_clean]  # in the second decimator's history only
+    assert not any(flagged[first_clean + 2 :])
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_join_row_matches_numpy(relative):
+    """The compiled end of a window with pieces against the same arithmetic in numpy: band
+    order, floor, normalisation, ratios, and the channels it reports non-finite."""
+    rng = np.random.default_rng(5)
+    n_ch, n_pieces = 6, 20
+    long_bands, short_bands = np.array([0, 2, 3]), np.array([1, 4])
+    ratio_num, ratio_den = np.array([2, 4]), np.array([0, 1])
+    long_logs = rng.uniform(-3, 3, (n_ch, 3)).astype(np.float32)
+    pieces = rng.uniform(0, 100, (n_pieces, n_ch, 2)).astype(np.float32)
+    pieces[:, 1, 0] = 0.0  # below the floor
+    pieces[3, 2, 1] = np.nan
+    pieces[4, 3, 0] = np.inf
+    long_logs[4, 1] = np.nan
+    out = np.empty((n_ch, 7), np.float32)
+    nonfinite = np.zeros(n_ch, np.uint8)
+    n_bad = join_row(
+        long_logs, pieces, long_bands, short_bands, ratio_num, ratio_den,
+        relative, 1e-20, out, nonfinite,
+    )  # fmt: skip
+    logs = np.empty((n_ch, 5), np.float64)
+    logs[:, long_bands] = long_logs
+    with np.errstate(invalid="ignore"):
+        logs[:, short_bands] = np.log10(np.maximum(pieces.astype(np.float64).mean(axis=0), 1e-20))
+        if relative:
+            logs -= np.log10((10.0**logs).sum(axis=1, keepdims=True))
+        want = np.concatenate([logs, logs[:, ratio_num] - logs[:, ratio_den]], axis=1)
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
+    expected_bad = ~np.isfinite(want).all(axis=1)
+    assert list(np.flatnonzero(expected_bad)) == [2, 3, 4]
+    np.testing.assert_array_equal(nonfinite.astype(bool), expected_bad)
+    assert n_bad == 3

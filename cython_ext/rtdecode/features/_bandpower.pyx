@@ -211,3 +211,144 @@ def head_terms(const float[:, ::1] spectrum, const double[::1] bin_scale,
                                                + spec_row[2 * k + 1] * spec_row[2 * k + 1])
                     k += 1
                 head[c, b] = <float>((a0 + a1) + (a2 + a3))
+
+
+def finish_piece(const float[:, :] tail, const float[:, ::1] tail_map, const float[:, ::1] head,
+                 const Py_ssize_t[::1] owner, float[:, ::1] spectrum, float[:, ::1] out):
+    """One piece's fast-band powers (``rtdecode.features.streaming.PiecePower``), from its tail
+    and the share its head gave, in one call without the GIL.
+
+    Parameters
+    ----------
+    tail : (n_channels, m) float32
+        The piece's last ``m`` samples (rows contiguous, any row stride).
+    tail_map : (m, rows) float32
+        The tail samples' share of the piece's linear map (trend removal, taper, scaled DFT).
+    head : (n_channels, rows) float32
+        The head samples' share, computed when they arrived.
+    owner : (rows // 2,) intp
+        The band (column of ``out``) of each bin; rows are every bin's cosine, then every
+        bin's sine.
+    spectrum : (n_channels, rows) float32
+        Scratch: the piece's scaled spectrum.
+    out : (n_channels, n_bands) float32
+        The piece's band powers: each band's squared spectrum summed (in double).
+    """
+    cdef Py_ssize_t n_ch = tail.shape[0], m = tail.shape[1], rows = tail_map.shape[1]
+    cdef Py_ssize_t n_bins = owner.shape[0], n_bands = out.shape[1]
+    cdef Py_ssize_t c, k, b
+    cdef int gm, gn, gk, lda, ldb, ldc
+    cdef float one = 1.0, zero = 0.0
+    cdef char no = b'N'
+    cdef double re, im
+    cdef double power[64]
+    if (tail_map.shape[0] != m or head.shape[0] != n_ch or head.shape[1] != rows
+            or rows != 2 * n_bins or spectrum.shape[0] != n_ch or spectrum.shape[1] != rows
+            or out.shape[0] != n_ch
+            or (m > 0 and n_ch > 0 and (tail.strides[1] != 4 or tail.strides[0] < 4 * m))):
+        raise ValueError("finish_piece: inconsistent shapes")
+    if n_bands > 64:
+        raise ValueError("finish_piece: at most 64 bands")
+    for k in range(n_bins):
+        if not (0 <= owner[k] < n_bands):
+            raise ValueError("finish_piece: bin owner out of range")
+    if n_ch == 0 or m == 0 or n_bins == 0:
+        raise ValueError("finish_piece: no channel, tail sample or bin")
+    with nogil:
+        # spectrum = tail @ tail_map; column-major: spectrum^T = tail_map^T . tail^T
+        gm, gn, gk = <int>rows, <int>n_ch, <int>m
+        lda, ldb, ldc = <int>rows, <int>(tail.strides[0] // 4), <int>rows
+        sgemm(&no, &no, &gm, &gn, &gk, &one, <float*>&tail_map[0, 0], &lda,
+              <float*>&tail[0, 0], &ldb, &zero, &spectrum[0, 0], &ldc)
+        for c in range(n_ch):
+            for b in range(n_bands):
+                power[b] = 0.0
+            for k in range(n_bins):
+                re = <double>spectrum[c, k] + head[c, k]
+                im = <double>spectrum[c, n_bins + k] + head[c, n_bins + k]
+                power[owner[k]] += re * re + im * im
+            for b in range(n_bands):
+                out[c, b] = <float>power[b]
+
+
+def join_row(const float[:, ::1] long_logs, const float[:, :, ::1] pieces,
+             const Py_ssize_t[::1] long_bands, const Py_ssize_t[::1] short_bands,
+             const Py_ssize_t[::1] ratio_num, const Py_ssize_t[::1] ratio_den,
+             bint relative, double floor, float[:, ::1] out, unsigned char[::1] nonfinite):
+    """A window's row from its whole-window bands' logs and its pieces' powers, with the
+    normalisation and the ratios (as ``finish_bands`` makes them), and which channels are not
+    all finite; one call without the GIL.
+
+    Parameters
+    ----------
+    long_logs : (n_channels, n_long) float32
+        log10 power of the bands taken from the whole window.
+    pieces : (n_pieces, n_channels, n_short) float32
+        Each piece's fast-band powers: a band's window power is their mean.
+    long_bands, short_bands : (n_long,) and (n_short,) intp
+        Each column's band in the row (the config's band order).
+    ratio_num, ratio_den : (n_ratios,) intp
+        Band indices of each ratio's numerator and denominator.
+    relative : bool
+        Divide each channel's band powers by their sum before the log.
+    floor : float
+        Mean powers below this are taken as this; NaN stays NaN.
+    out : (n_channels, n_bands + n_ratios) float32
+    nonfinite : (n_channels,) uint8
+        Out: 1 where a channel's row holds a NaN or an infinity.
+
+    Returns
+    -------
+    int
+        The number of channels flagged in ``nonfinite``.
+    """
+    cdef Py_ssize_t n_pieces = pieces.shape[0], n_ch = pieces.shape[1]
+    cdef Py_ssize_t n_short = pieces.shape[2], n_long = long_logs.shape[1]
+    cdef Py_ssize_t n_bands = n_long + n_short, n_ratios = ratio_num.shape[0]
+    cdef Py_ssize_t c, b, p, r, n_bad = 0
+    cdef double acc, total, shift
+    cdef float value
+    cdef unsigned char bad
+    if (long_logs.shape[0] != n_ch or long_bands.shape[0] != n_long
+            or short_bands.shape[0] != n_short or ratio_den.shape[0] != n_ratios
+            or out.shape[0] != n_ch or out.shape[1] != n_bands + n_ratios
+            or nonfinite.shape[0] != n_ch or n_pieces == 0):
+        raise ValueError("join_row: inconsistent shapes")
+    for b in range(n_long):
+        if not 0 <= long_bands[b] < n_bands:
+            raise ValueError("join_row: band index out of range")
+    for b in range(n_short):
+        if not 0 <= short_bands[b] < n_bands:
+            raise ValueError("join_row: band index out of range")
+    for r in range(n_ratios):
+        if not (0 <= ratio_num[r] < n_bands and 0 <= ratio_den[r] < n_bands):
+            raise ValueError("join_row: ratio band index out of range")
+    with nogil:
+        for c in range(n_ch):
+            for b in range(n_long):
+                out[c, long_bands[b]] = long_logs[c, b]
+            for b in range(n_short):
+                acc = 0.0
+                for p in range(n_pieces):
+                    acc = acc + pieces[p, c, b]
+                acc = acc / n_pieces
+                if acc < floor:  # false for NaN, which stays NaN
+                    acc = floor
+                out[c, short_bands[b]] = <float>log10(acc)
+            if relative:
+                total = 0.0
+                for b in range(n_bands):
+                    total = total + 10.0 ** (<double>out[c, b])
+                shift = log10(total)
+                for b in range(n_bands):
+                    out[c, b] = <float>(out[c, b] - shift)
+            for r in range(n_ratios):
+                out[c, n_bands + r] = out[c, ratio_num[r]] - out[c, ratio_den[r]]
+            bad = 0
+            for b in range(n_bands + n_ratios):
+                value = out[c, b]
+                if value != value or value - value != 0.0:  # NaN, or an infinity
+                    bad = 1
+            nonfinite[c] = bad
+            n_bad += bad
+    return n_bad
