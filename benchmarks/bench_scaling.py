@@ -46,6 +46,19 @@ HERE = Path(__file__).resolve().parent
 _STOP: list = []  # set by SIGTERM in the source process
 
 
+def model_is_current(path: Path, config: FeatureConfig) -> bool:
+    """Whether the model cached at ``path`` computes the features ``config`` asks for today (a
+    file made before a default changed would measure the old feature code)."""
+    from rtdecode.decoding.model import OnnxModel
+
+    if not path.is_file():
+        return False
+    try:
+        return OnnxModel(path).contract.features == config
+    except Exception:  # an unreadable cache is made again
+        return False
+
+
 def make_model(
     path: Path,
     *,
@@ -57,11 +70,9 @@ def make_model(
     n_trees: int = 200,
 ) -> Path:
     """A normal/seizure model of the bundled model's shape (depth 4) for these settings (the
-    file at ``path`` is reused when it exists)."""
+    file at ``path`` is reused when it holds these features)."""
     from rtdecode.training.boosting import XGBParams, export_onnx, fit_xgboost
 
-    if path.is_file():
-        return path
     bands = tuple(DEFAULT_BANDS[:n_bands])
     names = {b.name for b in bands}
     config = FeatureConfig(
@@ -71,6 +82,8 @@ def make_model(
         bands=bands,
         ratios=tuple(r for r in DEFAULT_RATIOS if {r.numerator, r.denominator} <= names),
     )
+    if model_is_current(path, config):
+        return path
     n_features = n_channels * config.features_per_channel
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, n_features)).astype(np.float32)

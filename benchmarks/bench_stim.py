@@ -62,6 +62,7 @@ import numpy as np
 import pylsl
 from _record import record  # noqa: E402  (benchmarks/ is the script's folder)
 from bench_decoder import machine  # noqa: E402
+from bench_scaling import model_is_current  # noqa: E402
 
 from rtdecode.cli.common import PACKAGE_PARENT
 from rtdecode.common.channels import default_channel_labels
@@ -89,14 +90,15 @@ def noise(n: int, n_channels: int, start: int, fs_hz: float, rng) -> np.ndarray:
 
 def make_model(path: Path, n_channels: int, fs_hz: float) -> Path:
     """A quiet/loud state model of the decoder's real shape (trained on features of this
-    benchmark's noise, computed by rtdecode's own feature code; reused when the file exists)."""
+    benchmark's noise, computed by rtdecode's own feature code; reused when the file at
+    ``path`` holds these features)."""
     from rtdecode.training.boosting import XGBParams, export_onnx, fit_xgboost
 
-    if path.is_file():
-        return path
     # a short window (a state change in every window of SWITCH_S): the bands it resolves
     bands = tuple(b for b in DEFAULT_BANDS if b.lo_hz >= 15.0)
     config = FeatureConfig(fs_hz=fs_hz, window_s=0.25, hop_s=0.05, bands=bands, ratios=())
+    if model_is_current(path, config):
+        return path
     rng = np.random.default_rng(0)
     n = int(8 * SWITCH_S * fs_hz)
     ends, X = extract_features(noise(n, n_channels, 0, fs_hz, rng), config)
