@@ -142,6 +142,7 @@ def child(mode: str, path: Path, fs_hz: float) -> dict:
     import neo.rawio  # noqa: F401
     import pynwb  # noqa: F401
 
+    from rtdecode.offline.datasets import _READ_CHUNK_SAMPLES as CHUNK
     from rtdecode.offline.datasets import Source, recording_features
     from rtdecode.offline.recordings import open_recording
 
@@ -159,18 +160,18 @@ def child(mode: str, path: Path, fs_hz: float) -> dict:
         block = next(_blocks(fs_hz, 64, BLOCK_S)).astype(np.float32) * np.float32(UV_PER_COUNT)
         c0, t0 = os.times(), time.perf_counter()
         extractor = StreamingFeatures(FeatureConfig(fs_hz=fs_hz), block.shape[1])
-        n_chunks = int(float(path.name) * fs_hz) // 65536
+        n_chunks = int(float(path.name) * fs_hz) // CHUNK
         rows = []
         with one_blas_thread():  # as recording_features
             for k in range(n_chunks):
-                at = k * 65536 % (block.shape[0] - 65536)
-                rows += [row for _, row, _ in extractor.push(block[at : at + 65536])]
+                at = k * CHUNK % (block.shape[0] - CHUNK)
+                rows += [row for _, row, _ in extractor.push(block[at : at + CHUNK])]
         np.stack(rows)
-        seconds, extra = n_chunks * 65536 / fs_hz, {"windows": len(rows)}
+        seconds, extra = n_chunks * CHUNK / fs_hz, {"windows": len(rows)}
     elif mode == "read":
         rec = open_recording(path)
         for start, stop in rec.runs():
-            for _ in rec.chunks(65536, start, stop):
+            for _ in rec.chunks(CHUNK, start, stop):  # the chunks the features read
                 pass
         seconds, extra = rec.duration_s, {"runs": len(rec.runs())}
     elif mode == "neo":

@@ -480,6 +480,41 @@ def test_an_urgent_sample_in_a_late_sources_catch_up_is_not_napped_through(uniqu
     assert arrived["t"] - catch_up < 0.005
 
 
+@pytest.mark.timeout(60)
+def test_an_urgent_sample_late_in_the_next_block_is_not_napped_through(unique_name):
+    """A source that sends 32 ms blocks (Open Ephys: 1024 samples at 32 kHz) brings nothing
+    between two. Before the arrival delays are learnt, the wait for an urgent sample is
+    predicted from the sample count: counted from the newest write, not from each wake, the
+    loop napped twice its 24 ms through a sample 30 ms into the next block and wrote it ~16 ms
+    after it came (bench_stim, 32 ms blocks: decisions 9-17 ms late)."""
+    fs, n_ch, block = 32000.0, 8, 1024
+    outlet = pylsl.StreamOutlet(
+        pylsl.StreamInfo(unique_name, "EEG", n_ch, fs, "float32", unique_name), chunk_size=block
+    )
+    acquisition = LslAcquisition(resolve_stream(StreamSelector(name=unique_name), 5.0))
+    data = np.arange(12 * block * n_ch, dtype=np.float32).reshape(-1, n_ch)
+    late_by = []
+    acquisition.set_urgent_at(10**12)  # far away from the start: naps, no wait learns a delay
+    with acquisition:
+        _wait_for_consumer(outlet)
+        t0 = time.monotonic()
+        for k in range(12):
+            wait = t0 + k * block / fs - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            pushed = pylsl.local_clock()
+            outlet.push_chunk(data[k * block : (k + 1) * block], pushed)
+            if k >= 2:
+                assert acquisition.ring.wait_for(k * block + 960, 1.0)
+                late_by.append(pylsl.local_clock() - pushed)
+            assert acquisition.ring.wait_for((k + 1) * block, 1.0)
+            # the next urgent sample: 30 ms into the next block (then none near)
+            acquisition.set_urgent_at((k + 1) * block + 960, 10**12)
+        _assert_all_arrived(acquisition, data)
+    # loopback delivers a block in about a millisecond; napped through, ~16 ms
+    assert np.median(late_by) < 0.005
+
+
 @pytest.mark.timeout(90)
 def test_the_decoder_names_its_next_two_wake_points_urgent(unique_name, make_model):
     """The acquisition is told the decoder's next two latency-critical samples, in order: a

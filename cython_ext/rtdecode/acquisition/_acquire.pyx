@@ -51,6 +51,9 @@ cdef double _EARLY_S = 0.0005
 # A forward jump in the timestamps up to this long waits for the next samples' verdict (gap or
 # source stall); longer ones are gaps at once.
 cdef double _MAX_PENDING_S = 0.5
+# Samples drained this soon after a wait returned belong to the packet it began with; the
+# packet's delay is noted after.
+cdef double _BURST_S = 0.001
 
 # _sock_fd when there is no socket to mark: none given, or the one given went.
 cdef enum:
@@ -360,6 +363,10 @@ cdef class AcquisitionLoop:
     cdef double _lag_offset       # the time offset those ages were measured under
     cdef long long _lead
     cdef double _lazy_s
+    cdef double _last_write    # clock time of the newest write to the ring (0: none yet)
+    cdef double _cand_lag, _cand_phase   # a wait's delays, until the rest of its packet is in
+    cdef double _cand_t        # ... and when that wait returned (0: none pending)
+    cdef bint _cand_settle     # ... and whether the rest of its packet may still be coming
     cdef object _keepalive
     cdef int _sock_fd            # the inlet's data socket, or SOCK_NONE / SOCK_LOST
     cdef unsigned long _sock_inode
@@ -407,6 +414,9 @@ cdef class AcquisitionLoop:
         self._urgent_then = 0
         # (rtdecode.acquisition.inlet.lazy_nap_s: 24 ms at 64 ch, 8 ms from 256 ch at 32 kHz)
         self._lazy_s = lazy_s
+        self._last_write = 0.0
+        self._cand_t = 0.0
+        self._cand_settle = 0
         self._clock = <clock_fn>clock_addr if clock_addr != 0 else NULL
         self._n_lags = 0
         self._lag_next = 0
@@ -516,8 +526,10 @@ cdef class AcquisitionLoop:
         cdef double mark
         cdef double until_block   # seconds until blocking should start (when far from it)
         cdef bint blocking        # waiting in pull_sample from now (near an urgent sample)
+        cdef bint settling        # ... or for the rest of the packet a wait returned with
+        cdef double settle_s
         cdef long long then
-        cdef double now
+        cdef double now, lag, phase, known
         while not rt_load_int(&self._stop):
             urgent = rt_load(&self._urgent_at)
             then = rt_load(&self._urgent_then)
@@ -527,9 +539,16 @@ cdef class AcquisitionLoop:
             if then > 0 and written >= urgent:
                 urgent = then
             until_block = self._until_block(urgent, written) if urgent > 0 else 0.0
+            # the rest of the packet a wait returned with comes in pieces right after it (liblsl
+            # queues a 32 ms block so): take it before any nap, whatever the prediction says
+            settle_s = 0.0
+            if self._cand_settle and self._cand_t > 0.0 and self._clock != NULL:
+                settle_s = _BURST_S - (self._clock() - self._cand_t)
             # a source catching up after a forward jump delivers in a burst whose end no
             # prediction from the timestamps or the count knows: no naps until it is over
             blocking = until_block <= 0.0 or written < self._timing.catch_up_until
+            settling = settle_s > 0.0 and not blocking
+            blocking = blocking or settling
             if blocking:
                 # from the blocking part on, liblsl's receiver wakes at every byte (the mark is
                 # released before the drain below, so the drain finds what the mark held back)
@@ -544,10 +563,10 @@ cdef class AcquisitionLoop:
                 return ec
             n = <Py_ssize_t>(got // C)
             rest = 0
-            if (n > 0 and (not blocking or self._blocking_for != urgent)
+            if (n > 0 and (not blocking or self._blocking_for != urgent) and not settling
                     and written < urgent <= written + n):
                 # the urgent sample came before its wait began (far from it, or in the first
-                # drain of its blocking part)
+                # drain of its blocking part; in the rest of a packet it is no sign of that)
                 self._prediction_late()
             if not blocking:
                 if n == 0:
@@ -581,11 +600,13 @@ cdef class AcquisitionLoop:
                     continue
             else:
                 if n == 0:
-                    ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C, wait_s,
-                                            &ec)
+                    ts0 = self._pull_sample(self._inlet, self._stage_ptr, <int32_t>C,
+                                            settle_s if settling else wait_s, &ec)
                     if ec != 0:
                         self._counters[I_ERROR] = ec
                         return ec
+                    if ts0 == 0.0 and settling:
+                        continue  # the packet was whole
                     if ts0 == 0.0:
                         # nothing for wait_s: the stream paused, so no catch-up is coming for a
                         # jump still awaiting its verdict
@@ -616,11 +637,33 @@ cdef class AcquisitionLoop:
             self._convert(n)
             # the offset is read once per chunk (the clock thread may change it meanwhile)
             self._timing._classify(&self._stage_ts[0], n, self._offset)
-            if waited and self._clock != NULL:
-                # a pull that waited returns as a sample arrives: the newest sample's age now is
-                # about the delay between a timestamp and its arrival
+            if self._clock != NULL:
                 now = self._clock()
-                self._note_lag(now - self._counters[I_LAST_TS], now - (written + n) * self._period)
+                lag = now - self._counters[I_LAST_TS]
+                phase = now - (written + n) * self._period
+                if self._cand_t > 0.0 and now - self._cand_t < _BURST_S:
+                    # more of the packet a wait began with: liblsl queues a big one (a 32 ms
+                    # block) in pieces, and the wait returns at the first, whose newest sample
+                    # is older than the packet's by the pieces still to come (noted at once, a
+                    # delay late by up to a block: so were the waits predicted from it)
+                    if lag < self._cand_lag:
+                        self._cand_lag = lag
+                    if phase < self._cand_phase:
+                        self._cand_phase = phase
+                else:
+                    if self._cand_t > 0.0:
+                        self._note_lag(self._cand_lag, self._cand_phase)
+                        self._cand_t = 0.0
+                    if waited:
+                        # a pull that waited returns as a sample arrives: the newest sample's
+                        # age now is about the delay between a timestamp and its arrival (once
+                        # the rest of its packet is in)
+                        self._cand_lag, self._cand_phase, self._cand_t = lag, phase, now
+                        # ... which, when its newest sample is older than the delays known say
+                        # (or none is known), may have come in part: wait for the rest then
+                        known = self._arrival_lag(0)
+                        self._cand_settle = not (lag - known <= _EARLY_S)
+                self._last_write = now
             self._ring.write_ptr(&self._stage_f32[0, 0], &self._stage_ts[0], n)
             self._counters[I_CHUNKS] += 1
             self._counters[I_SAMPLES] += n
@@ -631,7 +674,7 @@ cdef class AcquisitionLoop:
         """Seconds from now until blocking for sample count ``urgent`` should start (<= 0:
         now)."""
         cdef long long unseen
-        cdef double due, on_pace
+        cdef double due, on_pace, behind, since
         cdef double lag = self._arrival_lag(1)
         if lag == lag:
             # the urgent sample's timestamp, as the newest one's plus the periods between them
@@ -648,7 +691,15 @@ cdef class AcquisitionLoop:
         # With a receive low-water mark set, up to that many bytes' samples may have arrived
         # unseen (held by the kernel): count them as arrived.
         unseen = self._lowat // self._wire_bytes if self._sock_fd >= 0 else 0
-        return (urgent - written - self._lead - unseen) * self._period
+        behind = <double>unseen
+        if self._clock != NULL and self._last_write > 0.0:
+            # ... and those due at the nominal rate since the newest write: counted from now,
+            # a source that sends blocks (32 ms from Open Ephys) brings no sample between two,
+            # so the wait for a sample late in the next block began a lazy nap too late
+            since = (self._clock() - self._last_write) / self._period
+            if since > behind:
+                behind = since
+        return (urgent - written - self._lead - behind) * self._period
 
     cdef double _arrival_lag(self, bint forget_stale) noexcept nogil:
         """The smallest recent delay from a sample's timestamp to its arrival (s), or NaN when
