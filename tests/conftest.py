@@ -1,6 +1,7 @@
 """Shared fixtures: small real models and unique LSL names per test."""
 
 import os
+import signal
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 from rtdecode.common.channels import default_channel_labels
 from rtdecode.config import FeatureConfig, StateHysteresis
 from rtdecode.decoding.model import ModelContract
+
+# A suite started in the background (nohup, "cmd &" in a script) inherits SIGINT ignored, and so
+# would every rtdecode it starts: the tests of Ctrl-C need it as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Qt widgets are tested offscreen; without a display Qt would abort the whole run.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

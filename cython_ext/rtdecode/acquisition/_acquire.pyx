@@ -693,9 +693,9 @@ cdef class AcquisitionLoop:
         unseen = self._lowat // self._wire_bytes if self._sock_fd >= 0 else 0
         behind = <double>unseen
         if self._clock != NULL and self._last_write > 0.0:
-            # ... and those due at the nominal rate since the newest write: counted from now,
-            # a source that sends blocks (32 ms from Open Ephys) brings no sample between two,
-            # so the wait for a sample late in the next block began a lazy nap too late
+            # ... and those due at the nominal rate since the newest write: a source that sends
+            # blocks (32 ms from Open Ephys) brings none between two, and each wake counting
+            # the same samples still to come napped again through the next block's arrival
             since = (self._clock() - self._last_write) / self._period
             if since > behind:
                 behind = since
