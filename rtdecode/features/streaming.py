@@ -660,7 +660,7 @@ class StreamingFeatures:
                 if pieces is not None and n_nonfinite:
                     # the second decimator's history outlasts the window by its filter: a NaN
                     # the checks no longer see can still be in the slow bands' window
-                    quality = _flag_nonfinite(self._nonfinite.astype(bool), quality)
+                    quality = _flag_nonfinite(self._nonfinite.view(bool), quality)
                 bad = quality.flags != 0 if quality.good_fraction < 1.0 else None
                 if self._baseline is not None:
                     # a bad channel neither enters its running mean nor keeps its own values
@@ -759,10 +759,8 @@ def _make_room(store: np.ndarray, fill: int, n_new: int, keep: int) -> int:
 
 
 def _flag_nonfinite(nonfinite: np.ndarray, quality: WindowQuality) -> WindowQuality:
-    """``quality`` with the channels in ``nonfinite`` (bool, per channel) flagged
-    ``NONFINITE``."""
-    if not nonfinite.any():
-        return quality
+    """``quality`` with the channels in ``nonfinite`` (bool, per channel; ``join_row`` has
+    counted at least one) flagged ``NONFINITE``."""
     flags = quality.flags.copy()
     flags[nonfinite] |= NONFINITE
     return WindowQuality(float(np.mean(flags == 0)), flags)
