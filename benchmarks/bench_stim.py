@@ -3,7 +3,8 @@ byte arriving at the device, beside the floor of the same run.
 
     python benchmarks/bench_stim.py [--seconds 120] [--channels 64] [--rate 32000]
                                     [--chunk-ms 1] [--stamps push|nominal] [--stalls]
-                                    [--player] [--realtime PRIORITY] [--record]
+                                    [--player] [--realtime PRIORITY] [--second-relay]
+                                    [--record]
     python benchmarks/bench_stim.py idle [--record]
 
 Four processes, as on a rig: a source (``bench_stim.py source``) pushing 64 ch x 32 kHz of noise
@@ -27,13 +28,19 @@ times: the excess below is what compares, both sides sharing the stamp);
 arriving at its own pseudo-terminal (read in this process as the device reads its own), minus the
 same timestamp: the LSL hop, an output hop of the same kind and the machine's scheduling, with
 nothing computed; **excess** = latency - floor. Also shown: when the relay's pull returned (the
-floor without an output hop, as recorded before 2026-12-03 19:45).
+floor without an output hop, as recorded before 2026-12-03 19:45), and, at every decision (not
+only the triggers'), when it was made over when the relay's pull returned.
 **Write after decision** = the command's write minus the moment the decision was made
 (``decision_to_write_ms - age_ms`` from the decision log). With ``--realtime N`` the decoder
 (``rtdecode run --realtime N``), the relay and the device's process run at that ``SCHED_FIFO``
 priority, the source at normal priority (as another program on the machine). Every trigger is
 accounted for: the log's trigger lines, the device's commands and their acknowledgements must
 agree. ``--record`` appends the run to ``benchmarks/results/bench_stim.jsonl``.
+
+``--second-relay``: a second floor relay, the same program as the first, reads the same stream
+beside it. Its excess over the first, at the same samples, is what a decoder that computed
+nothing would show: the spread this machine's scheduling alone puts between two processes
+waiting on one stream (measured at every decision's last sample, not only the triggers').
 
 ``idle``: what the decision's own work (the window's last chunk through the features, then the
 model) costs in this process when the thread was idle before it, as the decode thread is
@@ -259,6 +266,19 @@ class FloorPort:
         os.close(self._slave)
 
 
+def frame_arrivals(frames: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+    """When the relay's pull that held each of ``stamps`` returned, or its republished frame
+    reached its port (LSL clock; NaN where none holds it). ``frames`` rows: (returned or
+    arrived, first ts, last ts), in order."""
+    if len(frames) == 0:
+        return np.full(len(stamps), np.nan)
+    k = np.searchsorted(frames[:, 2], stamps - 1e-7)
+    held = k < len(frames)
+    k = np.minimum(k, len(frames) - 1)
+    held &= frames[k, 1] <= stamps + 1e-7
+    return np.where(held, frames[k, 0], np.nan)
+
+
 def run_idle(n_channels: int, fs_hz: float, chunk: int, record_it: bool) -> None:
     """The decision's work, after the thread idled for 0, 1, 10 or 50 ms (see the docstring)."""
     from rtdecode.decoding.model import OnnxModel
@@ -345,6 +365,12 @@ def main() -> None:
         help="the decoder (rtdecode run --realtime), the relay and the device at this SCHED_FIFO "
         "priority",
     )
+    ap.add_argument(
+        "--second-relay",
+        action="store_true",
+        help="a second floor relay beside the first: its excess over the first is the spread of "
+        "a decoder that computes nothing",
+    )
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: _STOP.append(1))
     chunk = max(1, round(a.chunk_ms * 1e-3 * a.rate))
@@ -387,6 +413,16 @@ def main() -> None:
     relay = subprocess.Popen(
         me + ["relay", *common, "--out", str(relay_out), "--floor-port", floor_port.port, *rt]
     )
+    relays = [relay]
+    if a.second_relay:
+        second_port = FloorPort()
+        relays.append(
+            subprocess.Popen(
+                me
+                + ["relay", *common, "--out", str(tmp / "relay2.json")]
+                + ["--floor-port", second_port.port, *rt]
+            )
+        )
     if a.realtime is not None:
         # this process stands in for the board, whose microcontroller waits for nobody
         run_at_realtime_priority(a.realtime)
@@ -408,10 +444,12 @@ def main() -> None:
             text=True,
         )
         received = [r for r in device.received if r.command.command == b"P"]
-    for proc in (relay, source):
+    for proc in (*relays, source):
         proc.terminate()
         proc.wait(20)
     floor_port.close()
+    if a.second_relay:
+        second_port.close()
     if decoder.returncode != 0:
         raise SystemExit(f"rtdecode run failed:\n{decoder.stderr[-3000:]}")
     lines = [json.loads(x) for x in log.read_text().splitlines()]
@@ -423,30 +461,32 @@ def main() -> None:
 
     # drop the first 5 s (connections, caches)
     t_start = triggers[0]["t"] + 5.0 if triggers else 0.0
-    lat, floor, port_floor, write, age_at, wire = [], [], [], [], [], []
-    for d, r in zip(triggers, received):
-        if d["t"] < t_start:
-            continue
-        lat.append(r.first_byte_t - d["t"])
-        k = np.searchsorted(pulls[:, 2], d["t"] - 1e-7)  # the pull that held the sample
-        if k < len(pulls) and pulls[k, 1] <= d["t"] + 1e-7:
-            floor.append(pulls[k, 0] - d["t"])
-        else:
-            floor.append(np.nan)
-        k = np.searchsorted(frames[:, 2], d["t"] - 1e-7)  # its republished frame
-        if k < len(frames) and frames[k, 1] <= d["t"] + 1e-7:
-            port_floor.append(frames[k, 0] - d["t"])
-        else:
-            port_floor.append(np.nan)
-        write.append(d["decision_to_write_ms"] - age[d["end_sample"]])
-        age_at.append(age[d["end_sample"]])
-        wire.append((r.first_byte_t - d["written_t"]) * 1e3)
-    lat_ms, floor_ms, write_ms = np.array(lat) * 1e3, np.array(floor) * 1e3, np.array(write)
-    age_ms, wire_ms = np.array(age_at), np.array(wire)
-    port_floor_ms = np.array(port_floor) * 1e3
+    kept = [(d, r) for d, r in zip(triggers, received) if d["t"] >= t_start]
+    at = np.array([d["t"] for d, _ in kept])
+    lat_ms = (np.array([r.first_byte_t for _, r in kept]) - at) * 1e3
+    floor_ms = (frame_arrivals(pulls, at) - at) * 1e3  # the relay's pull that held the sample
+    port_floor_ms = (frame_arrivals(frames, at) - at) * 1e3  # its republished frame at its port
+    age_ms = np.array([age[d["end_sample"]] for d, _ in kept])
+    write_ms = np.array([d["decision_to_write_ms"] for d, _ in kept]) - age_ms
+    wire_ms = np.array([(r.first_byte_t - d["written_t"]) * 1e3 for d, r in kept])
     excess = lat_ms - floor_ms
     port_excess = lat_ms - port_floor_ms
     ok = np.isfinite(port_excess)
+    # every decision, not only the triggers: made (its timestamp plus its age) over the relay's
+    # pull of its last sample (no output hop on either side)
+    decided = [d for d in lines if "probs" in d and d["t"] >= t_start]
+    stamps = np.array([d["t"] for d in decided])
+    made = stamps + np.array([d["age_ms"] for d in decided]) * 1e-3
+    decision_excess = (made - frame_arrivals(pulls, stamps)) * 1e3
+    second = {}
+    if a.second_relay:
+        # the second relay's excess over the first at every decision's last sample after the
+        # first 5 s, and at the triggers' (the decoder's own excess is measured at these)
+        frames2 = np.array(second_port.frames)
+        second["decisions"] = (
+            frame_arrivals(frames2, stamps) - frame_arrivals(frames, stamps)
+        ) * 1e3
+        second["triggers"] = (frame_arrivals(frames2, at) - frame_arrivals(frames, at)) * 1e3
 
     def pct(x, q):
         x = x[np.isfinite(x)]
@@ -476,7 +516,15 @@ def main() -> None:
         "decision_age_p99_ms": pct(age_ms, 99),
         "write_to_device_p50_ms": pct(wire_ms, 50),
         "write_to_device_p99_ms": pct(wire_ms, 99),
+        "decisions_measured": int(np.isfinite(decision_excess).sum()),
+        "decision_excess_p50_ms": pct(decision_excess, 50),
+        "decision_excess_p99_ms": pct(decision_excess, 99),
+        "decision_excess_max_ms": pct(decision_excess, 100),
     }
+    for where, x in second.items():
+        figures[f"second_relay_excess_{where}_n"] = int(np.isfinite(x).sum())
+        for q in (50, 99, 100):
+            figures[f"second_relay_excess_{where}_p{q}_ms"] = pct(x, q)
     source_kind = (
         "PlayerLSL"
         if a.player
@@ -503,6 +551,17 @@ def main() -> None:
     ):
         print(f"| {label} | {pct(x, 50):.3f} | {pct(x, 99):.3f} | {pct(x, 100):.3f} |")
     print(
+        f"| every decision ({np.isfinite(decision_excess).sum()}): made, over the relay's pull | "
+        f"{pct(decision_excess, 50):.3f} | {pct(decision_excess, 99):.3f} | "
+        f"{pct(decision_excess, 100):.3f} |"
+    )
+    for where, x in second.items():
+        label = f"a second relay's excess over the floor, at the {where}' last samples"
+        print(
+            f"| {label} ({np.isfinite(x).sum()}) | {pct(x, 50):.3f} | {pct(x, 99):.3f} | "
+            f"{pct(x, 100):.3f} |"
+        )
+    print(
         f"port write after the decision: p50 {figures['write_after_decision_p50_ms']:.3f} ms, "
         f"p99 {figures['write_after_decision_p99_ms']:.3f} ms"
     )
@@ -522,6 +581,7 @@ def main() -> None:
                 "seconds": a.seconds,
                 "device": "PtyTriggerDevice (pseudo-terminal)",
                 "realtime_priority": a.realtime,
+                "second_relay": a.second_relay,
             },
         )
 
