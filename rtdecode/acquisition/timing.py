@@ -19,6 +19,9 @@ step from one sample's timestamp (clock offset added) to the next:
   started over); a pending jump is judged a gap first.
 - A smaller step back is **jitter** (``nonmonotonic``): sources that stamp chunks by their push
   time step back by up to a chunk.
+- A NaN or infinite timestamp, and a finite one whose step would be a reset or a gap at once
+  while the next sample of its chunk steps on as if it had been on time (a lone outlier), is a
+  **bad timestamp**: counted, and put one period after the sample before it (no step).
 - A change of the clock offset between chunks is no step of the data: it is taken off the
   first step it affects, and counted as a **clock jump** when beyond the gap tolerance.
 
@@ -213,6 +216,12 @@ class TimingPolicy:
                         (j, v) for j, v in enumerate(values[i + 1 :], i + 1) if math.isfinite(v)
                     ]
                     t = later[0][1] - (later[0][0] - i) * self.period_s if later else 0.0
+            elif last != 0.0 and self._lone_outlier(values, i, t, last, offset_step):
+                # one finite timestamp far off a line its neighbours keep (a glitch in the
+                # source's clock): repaired as a NaN is, not a reset or a gap of its size
+                c["bad_timestamps"] += 1
+                self._events.append(TimingEvent("bad_timestamp", first + i, t - last))
+                t = last + self.period_s + offset_step
             if last == 0.0:
                 # no sample before: a newest timestamp of exactly 0 reads as none, as in the
                 # kernel
@@ -243,6 +252,23 @@ class TimingPolicy:
         self._events = []
         self._judge_pending_a_gap()
         return self._events
+
+    def _lone_outlier(
+        self, values: list[float], i: int, t: float, last: float, offset_step: float
+    ) -> bool:
+        """Whether the finite timestamp ``t`` of sample ``i`` (offset added) is a lone outlier:
+        its step would be a reset or a gap at once, while the next sample of the chunk steps
+        normally from ``last`` as if ``i`` had been on time. One at a chunk's end has no next
+        sample to tell: it is classified as it steps."""
+        dt = t - last - offset_step
+        limit = self.period_s + self.gap_tolerance_s
+        reset_limit = max(self.gap_tolerance_s, 1.0)
+        held = self.pending.jump_s if self.pending is not None else 0.0
+        if not ((dt > limit and held + dt - self.period_s > MAX_PENDING_S) or dt < -reset_limit):
+            return False
+        if i + 1 >= len(values) or not math.isfinite(values[i + 1]):
+            return False
+        return -reset_limit <= values[i + 1] - last - self.period_s - offset_step <= limit
 
     def _classify_step(self, at: int, dt: float) -> None:
         """Classify the step ``dt`` (s) that ends at sample ``at``."""

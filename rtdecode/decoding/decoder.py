@@ -646,11 +646,13 @@ class Decoder:
         self._stalls_seen = stalls
 
     def _log_bad_timestamps(self, total: int) -> None:
-        """Say that NaN or infinite timestamps came (each was replaced; decoding goes on)."""
+        """Say that bad timestamps came: NaN, infinite or lone outliers (each was replaced;
+        decoding goes on)."""
         if self._bad_ts_seen == 0:
             logger.warning(
-                "%r sent NaN or infinite timestamps (a broken or hostile source under its name?): "
-                "each is replaced by one period after the sample before it, and counted",
+                "%r sent NaN or infinite timestamps, or one far off its neighbours' line (a broken "
+                "or hostile source under its name?): each is replaced by one period after the "
+                "sample before it, and counted",
                 self.acquisition.name,
             )
         self.outputs.log_event("bad_timestamps", new=total - self._bad_ts_seen, total=total)

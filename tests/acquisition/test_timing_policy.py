@@ -48,10 +48,13 @@ class _Both:
     def push(self, stamps: np.ndarray, offset_s: float = 0.0) -> list[TimingEvent]:
         corrected = self.kernel.push(stamps, offset_s)
         events = self.reference.push(stamps, offset_s)
-        # finite timestamps are kept as sent (+ offset); repaired ones alike in both
+        # finite timestamps are kept as sent (+ offset) but for the lone outliers, which are
+        # counted as bad; repaired ones alike in both
         assert np.array_equal(corrected, self.reference.corrected)
         finite = np.isfinite(np.asarray(stamps, np.float64))
-        assert np.array_equal(corrected[finite], np.asarray(stamps, np.float64)[finite] + offset_s)
+        kept = corrected[finite] == np.asarray(stamps, np.float64)[finite] + offset_s
+        bad = sum(e.kind == "bad_timestamp" for e in events)
+        assert (~kept).sum() == bad - (~finite).sum()
         return self._after(events, f"chunk {self.calls}")
 
     def pause(self) -> list[TimingEvent]:
@@ -507,6 +510,53 @@ def test_nan_and_infinite_timestamps_are_counted_repaired_and_no_step(feed, seed
         assert np.isfinite(both.kernel.counters).all(), before
     assert both.counters["bad_timestamps"] == n_bad
     assert all(np.isfinite(v) for v in both.counters.values())
+
+
+@pytest.mark.parametrize("value", [1.0, 0.5, T0 - 3.0, T0 + 3600.0, T0 + 0.8, 1e300])
+@pytest.mark.parametrize("where", [7, 10, 19])
+def test_a_lone_outlying_timestamp_is_a_bad_timestamp_not_a_reset_or_a_gap(value, where):
+    """One finite timestamp far off its neighbours' line (a glitch in the source's clock) was a
+    reset and then a gap of its size: one sample stamped 1.0 in a stream at 1000 s counted 2
+    million samples lost at 2 kHz, and restarted the windows twice. It is repaired as a NaN is,
+    where the next sample in its pull shows the line going on; the last sample of a pull has
+    none, and is classified as it steps (``where`` 19 of 20-sample chunks)."""
+    stamps = _nominal(200)
+    stamps[100 + where] = value
+    both = _Both(FS)
+    _feed(both, stamps)
+    c = both.counters
+    if where == 19:
+        assert c["bad_timestamps"] == 0
+        assert c["timestamp_resets"] + c["gaps"] >= 1
+        return
+    assert c["bad_timestamps"] == 1
+    assert c["gaps"] == c["timestamp_resets"] == c["missing_samples"] == c["nonmonotonic"] == 0
+    assert c["last_gap_sample"] == 0
+    repaired = both.kernel.push(_nominal(1, start=200))  # the line goes on, no step
+    assert repaired[0] == pytest.approx(_nominal(1, start=200)[0])
+
+
+def test_a_real_reset_or_jump_is_not_taken_for_a_lone_outlier():
+    """A clock that started over, or samples lost beyond half a second, move every later
+    timestamp: the next sample follows the jump, so it stays a reset or a gap."""
+    both = _Both(FS)
+    _feed(both, np.concatenate([_nominal(500), _nominal(500, start=500) - 5.0]))
+    assert both.counters["timestamp_resets"] == 1 and both.counters["bad_timestamps"] == 0
+    both = _Both(FS)
+    _feed(both, np.concatenate([_nominal(500), _nominal(500, start=500) + 2.0]))
+    c = both.counters
+    assert c["gaps"] == 1 and c["missing_samples"] == 4000 and c["bad_timestamps"] == 0
+
+
+def test_a_short_lone_jump_ahead_stays_a_stall():
+    """A jump the pending verdict can judge (up to half a second) is left to it, as before:
+    made up by the next step back, it is a source stall, nothing lost."""
+    stamps = _nominal(200)
+    stamps[105] += 0.2
+    both = _Both(FS)
+    _feed(both, stamps)
+    c = both.counters
+    assert c["bad_timestamps"] == 0 and c["gaps"] == 0 and c["source_stalls"] == 1
 
 
 def test_one_infinite_timestamp_in_a_regular_stream_is_counted_and_nothing_else():

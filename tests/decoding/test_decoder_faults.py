@@ -682,6 +682,25 @@ def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique
     assert counters["last_gap_sample"] == _JUMP_AT and counters["source_stalls"] == 0
 
 
+def _run_stamped(small_model, name, tmp_path, stamp):
+    """``rtdecode run`` for 10 s on a 12 s source whose sample i is stamped ``stamp(i)``; its
+    result (exit 0 checked) and decision log lines."""
+    outlet, source, stop = _push_stamped(name, stamp, 12.0)
+    log = tmp_path / "decisions.jsonl"
+    source.start()
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "rtdecode", "run", "--model", str(small_model), "--source",
+             name, "--headless", "--log", str(log), "--duration", "10"],
+            cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        source.join(5)
+    assert res.returncode == 0, res.stderr
+    return res, _lines(log)
+
+
 def test_nan_and_infinite_timestamps_are_counted_and_decoding_goes_on(
     small_model, unique_name, tmp_path
 ):
@@ -695,26 +714,35 @@ def test_nan_and_infinite_timestamps_are_counted_and_decoding_goes_on(
     def stamp(i):
         return bad.get(i, t0 + i / fs)
 
-    outlet, source, stop = _push_stamped(unique_name, stamp, 12.0)
-    log = tmp_path / "decisions.jsonl"
-    source.start()
-    try:
-        res = subprocess.run(
-            [sys.executable, "-m", "rtdecode", "run", "--model", str(small_model), "--source",
-             unique_name, "--headless", "--log", str(log), "--duration", "10"],
-            cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-    finally:
-        stop.set()
-        source.join(5)
-    assert res.returncode == 0, res.stderr
+    res, lines = _run_stamped(small_model, unique_name, tmp_path, stamp)
     assert "NaN or infinite timestamps" in res.stderr
-    lines = _lines(log)
     decisions = [d for d in lines if "probs" in d]
     assert decisions[-1]["end_sample"] > 14000 - decisions[0]["end_sample"]  # past every bad one
     assert decisions[-1]["gaps"] == 0 and decisions[-1]["missing_samples"] == 0
     assert sum(d["new"] for d in lines if d.get("event") == "bad_timestamps") == 4
     assert all(math.isfinite(d["t"]) for d in decisions)
+
+
+def test_a_lone_outlying_timestamp_is_counted_not_a_reset_and_a_gap(
+    small_model, unique_name, tmp_path
+):
+    """One sample stamped 1.0 in the middle of a 20-sample chunk (a glitch in the source's
+    clock) used to be a reset, then a gap of the LSL clock's size: ~10^8 samples "lost" at
+    2 kHz, the windows restarted twice, and the log's timeline shifted by that much."""
+    fs = 2000.0
+    t0 = pylsl.local_clock()
+    bad = {10010: 1.0, 12010: t0 + 3600.0}  # from 5 s on: the decoder has connected by then
+
+    def stamp(i):
+        return bad.get(i, t0 + i / fs)
+
+    res, lines = _run_stamped(small_model, unique_name, tmp_path, stamp)
+    assert "far off its neighbours' line" in res.stderr
+    decisions = [d for d in lines if "probs" in d]
+    assert decisions[-1]["end_sample"] > 12010 - decisions[0]["end_sample"]  # past both
+    assert decisions[-1]["gaps"] == 0 and decisions[-1]["missing_samples"] == 0
+    assert not [d for d in lines if d.get("event") in ("gap", "timestamp_reset")]
+    assert sum(d["new"] for d in lines if d.get("event") == "bad_timestamps") == 2
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
