@@ -685,7 +685,7 @@ def test_a_jump_just_before_the_source_stops_is_judged_a_gap(small_model, unique
 def _run_stamped(small_model, name, tmp_path, stamp):
     """``rtdecode run`` for 10 s on a 12 s source whose sample i is stamped ``stamp(i)``; its
     result (exit 0 checked) and decision log lines."""
-    outlet, source, stop = _push_stamped(name, stamp, 12.0)
+    _outlet, source, stop = _push_stamped(name, stamp, 12.0)  # held: the stream lives on
     log = tmp_path / "decisions.jsonl"
     source.start()
     try:

@@ -243,20 +243,26 @@ cdef class TimestampClassifier:
                 self._counters[I_BAD_TS] += 1
                 if last != 0.0:
                     t = last + self._period + step
+                    dt = t - last - step
                 else:  # no sample before: one period before the next finite one, if any
                     t = 0.0
                     for j in range(i + 1, n):
                         if isfinite(ts[j] + offset):
                             t = ts[j] + offset - (j - i) * self._period
                             break
-            elif last != 0.0 and self._lone_outlier(ts, i, n, offset, t, last, step):
-                # one finite timestamp far off a line its neighbours keep (a glitch in the
-                # source's clock): repaired as a NaN is, not a reset or a gap of its size
-                self._counters[I_BAD_TS] += 1
-                t = last + self._period + step
+            elif last != 0.0:
+                dt = t - last - step
+                if (((dt > limit and self._pend_jump + dt - self._period > _MAX_PENDING_S)
+                        or dt < -reset_limit)
+                        and self._next_on_line(ts, i, n, offset, last, step, limit, reset_limit)):
+                    # a step that would be a reset or a gap at once, from one finite timestamp
+                    # far off a line its neighbours keep (a glitch in the source's clock):
+                    # repaired as a NaN is, not a reset or a gap of its size
+                    self._counters[I_BAD_TS] += 1
+                    t = last + self._period + step
+                    dt = t - last - step
             ts[i] = t
             if last != 0.0:
-                dt = t - last - step
                 step = 0.0  # only the first sample after an offset change carries it
                 at = <long long>self._counters[I_SAMPLES] + i
                 if dt > limit:
@@ -294,25 +300,18 @@ cdef class TimestampClassifier:
         self._counters[I_LAST_TS] = last
         self._offset_used = offset
 
-    cdef bint _lone_outlier(self, const double* ts, Py_ssize_t i, Py_ssize_t n, double offset,
-                            double t, double last, double step) noexcept nogil:
-        """Whether the finite timestamp ``t`` of sample ``i`` (offset added) is a lone outlier:
-        its step would be a reset or a gap at once, while the next sample of the chunk steps
-        normally from ``last`` as if ``i`` had been on time."""
-        cdef double dt = t - last - step
-        cdef double limit = self._period + self._gap_tol
-        cdef double reset_limit = self._gap_tol if self._gap_tol > 1.0 else 1.0
-        cdef double nxt, d2
-        if not ((dt > limit and self._pend_jump + dt - self._period > _MAX_PENDING_S)
-                or dt < -reset_limit):
-            return 0
+    cdef bint _next_on_line(self, const double* ts, Py_ssize_t i, Py_ssize_t n, double offset,
+                            double last, double step, double limit,
+                            double reset_limit) noexcept nogil:
+        """Whether the sample after ``i`` in the chunk steps normally from ``last`` as if sample
+        ``i`` had been on time (so ``i``'s own big step was a lone outlier)."""
+        cdef double nxt
         if i + 1 >= n:
             return 0
         nxt = ts[i + 1] + offset
         if not isfinite(nxt):
             return 0
-        d2 = nxt - last - self._period - step
-        return -reset_limit <= d2 <= limit
+        return -reset_limit <= nxt - last - self._period - step <= limit
 
     cdef void _mark_gap(self, long long at, double jump_s) noexcept nogil:
         self._counters[I_GAPS] += 1
